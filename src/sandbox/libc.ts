@@ -1,0 +1,22 @@
+import koffi from 'koffi';
+
+/** The few libc calls that Node does not expose: entering, creating and mounting namespaces. */
+const libc = koffi.load('libc.so.6');
+
+export const CLONE_NEWNET = 0x40000000;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_SHARED = 1 << 20;
+export const MNT_DETACH = 2;
+
+export const setns = libc.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number;
+export const unshare = libc.func('int unshare(int flags)') as (flags: number) => number;
+export const mount = libc.func(
+  'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)',
+) as (source: string | null, target: string, fstype: string | null, flags: number, data: null) => number;
+export const umount2 = libc.func('int umount2(const char *target, int flags)') as (target: string, flags: number) => number;
+
+/** errno of the last failed call on this thread. */
+export function lastErrno(): number {
+  return koffi.errno();
+}

@@ -1,0 +1,107 @@
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { lastErrno, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, mount, umount2 } from './libc.js';
+import { InvalidSandboxInputError, NamespaceNotFoundError, SyscallError } from './errors.js';
+import { inFreshNetns, withNetns } from './netns-switch.js';
+
+/** Where meshnet bind-mounts its namespaces, as Docker keeps /var/run/docker/netns. */
+export const DEFAULT_NETNS_DIR = '/run/meshnet/netns';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** Rejects names that cannot be a file name under the namespace directory. */
+export function validateNetnsName(name: string): void {
+  if (!NAME.test(name)) {
+    throw new InvalidSandboxInputError(
+      `invalid namespace name ${JSON.stringify(name)}: use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit`,
+    );
+  }
+}
+
+function isMountPoint(dir: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[4] === dir);
+}
+
+/**
+ * Makes `dir` a shared mount point, as iproute2 does for /run/netns, so that unmounting a
+ * namespace here also unmounts the copies that task mount namespaces (slaves) hold; otherwise
+ * a deleted namespace would live on, with its links, inside a task's mount namespace.
+ */
+function ensureSharedMountDir(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  if (!isMountPoint(dir) && mount(dir, dir, null, MS_BIND | MS_REC, null) !== 0) {
+    throw new SyscallError('mount', lastErrno(), `${dir} (bind onto itself)`);
+  }
+  if (mount(null, dir, null, MS_SHARED | MS_REC, null) !== 0) {
+    throw new SyscallError('mount', lastErrno(), `${dir} (make shared)`);
+  }
+}
+
+/** A directory of bind-mounted network namespaces. */
+export class NetnsDir {
+  private prepared = false;
+
+  constructor(readonly dir: string = DEFAULT_NETNS_DIR) {}
+
+  /** Path of the namespace file for `name`. */
+  path(name: string): string {
+    validateNetnsName(name);
+    return join(this.dir, name);
+  }
+
+  /** True when a namespace named `name` is mounted here. */
+  exists(name: string): boolean {
+    const p = this.path(name);
+    return existsSync(p) && isMountPoint(p);
+  }
+
+  /** Creates (or adopts, when it exists) namespace `name` with loopback up; returns its path. */
+  create(name: string): string {
+    const target = this.path(name);
+    if (this.exists(name)) return target;
+    if (!this.prepared) {
+      ensureSharedMountDir(this.dir);
+      this.prepared = true;
+    }
+    closeSync(openSync(target, 'w'));
+    try {
+      inFreshNetns(() => {
+        if (mount('/proc/thread-self/ns/net', target, null, MS_BIND, null) !== 0) {
+          throw new SyscallError('mount', lastErrno(), target);
+        }
+      });
+    } catch (err) {
+      rmSync(target, { force: true });
+      throw err;
+    }
+    return target;
+  }
+
+  /** Unmounts and removes namespace `name`; missing is fine (idempotent). */
+  delete(name: string): void {
+    const target = this.path(name);
+    if (!existsSync(target)) return;
+    if (isMountPoint(target) && umount2(target, MNT_DETACH) !== 0) {
+      throw new SyscallError('umount2', lastErrno(), target);
+    }
+    rmSync(target, { force: true });
+  }
+
+  /** Names of the namespaces mounted here. */
+  list(): string[] {
+    if (!existsSync(this.dir)) return [];
+    return readdirSync(this.dir).filter((n) => isMountPoint(join(this.dir, n))).sort();
+  }
+}
+
+/** Throws unless `path` is a mounted namespace (or any nsfs file such as /proc/<pid>/ns/net). */
+export function assertNetnsExists(path: string): void {
+  try {
+    withNetns(path, () => undefined);
+  } catch (err) {
+    if (err instanceof NamespaceNotFoundError) throw err;
+    throw new NamespaceNotFoundError(path);
+  }
+}
