@@ -1,0 +1,481 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type {
+  Compare,
+  KeyValue,
+  KvStore,
+  LeaseId,
+  PutOptions,
+  RangeResult,
+  TxnOp,
+  TxnRequest,
+  TxnResult,
+  WatchEvent,
+  WatchHandle,
+  WatchOptions,
+} from './kv-store.js';
+import { CompactedError, LeaseNotFoundError, StoreClosedError, StoreRequestError } from './store-errors.js';
+
+// A kine-like store in one SQLite file shared by every agent process on a machine.
+//  - `log` is append-only: one row per put or delete, its INTEGER PRIMARY KEY is the store revision. Watches poll
+//    `revision >= next`; writers are serialized by BEGIN IMMEDIATE, so a reader never sees revision N+1 without N.
+//  - `kv` is the current value of each live key, updated in the same transaction as the log row, so reads and
+//    compare-and-swap never scan history and compaction may drop any log row below the kept window.
+//  - `leases` holds expiry timestamps (ms since epoch, all processes share the machine clock); whichever handle
+//    notices an expired lease deletes its keys as ordinary delete events.
+//  - `meta.compact_revision`: log rows below it may be gone, so a watch from below it fails with CompactedError.
+// Unlike etcd, every op of a multi-op txn gets its own revision; the txn result reports the last one.
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS log (
+  revision INTEGER PRIMARY KEY AUTOINCREMENT,
+  key TEXT NOT NULL,
+  value TEXT,
+  create_revision INTEGER NOT NULL,
+  prev_revision INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  lease TEXT,
+  deleted INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_key_revision ON log(key, revision);
+CREATE TABLE IF NOT EXISTS kv (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  create_revision INTEGER NOT NULL,
+  mod_revision INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  lease TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_lease ON kv(lease) WHERE lease IS NOT NULL;
+CREATE TABLE IF NOT EXISTS leases (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ttl_ms INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_expiry ON leases(expires_at);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('compact_revision', 0);
+`;
+
+/** Tuning of one SQLite store handle. */
+export interface SqliteStoreOptions {
+  /** How often watches poll the log (ms). */
+  pollIntervalMs?: number;
+  /** How long a writer waits for another process's write lock (ms). */
+  busyTimeoutMs?: number;
+  /** How often this handle looks for expired leases (ms). */
+  leaseSweepIntervalMs?: number;
+  /** How often this handle compacts the log (ms); 0 disables periodic compaction. */
+  compactIntervalMs?: number;
+  /** How many recent revisions compaction keeps for watchers that are behind. */
+  compactKeepRevisions?: number;
+}
+
+interface KvRow {
+  key: string;
+  value: string;
+  create_revision: number;
+  mod_revision: number;
+  version: number;
+  lease: string | null;
+}
+
+interface LogRow {
+  revision: number;
+  key: string;
+  value: string | null;
+  deleted: number;
+}
+
+interface SqliteWatcher {
+  prefix: string;
+  next: number;
+  onEvent: (event: WatchEvent) => void;
+  onError: ((err: Error) => void) | undefined;
+  closed: boolean;
+}
+
+const WATCH_BATCH = 512;
+
+/** Upper bound of a prefix scan: every key starting with `prefix` sorts below it (UTF-8 byte order). */
+function prefixUpperBound(prefix: string): string {
+  return `${prefix}\u{10FFFF}`;
+}
+
+function toKeyValue(row: KvRow): KeyValue {
+  const kv: KeyValue = {
+    key: row.key,
+    value: row.value,
+    modRevision: row.mod_revision,
+    createRevision: row.create_revision,
+    version: row.version,
+  };
+  if (row.lease !== null) kv.lease = row.lease;
+  return kv;
+}
+
+function requireKey(key: string): void {
+  if (typeof key !== 'string' || key.length === 0) throw new StoreRequestError('store keys must be non-empty strings');
+}
+
+/** A KvStore over one SQLite file in WAL mode, safe to share between processes on one machine. */
+export class SqliteKvStore implements KvStore {
+  private readonly db: Database.Database;
+  private readonly watchers = new Set<SqliteWatcher>();
+  private readonly pollIntervalMs: number;
+  private readonly compactKeepRevisions: number;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private pollSoon: NodeJS.Immediate | undefined;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly compactTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private readonly stmt: {
+    seq: Database.Statement<[], { seq: number }>;
+    getKv: Database.Statement<[string], KvRow>;
+    rangeKv: Database.Statement<[string, string], KvRow>;
+    insertLog: Database.Statement<[number, string, string | null, number, number, number, string | null, number]>;
+    upsertKv: Database.Statement<[string, string, number, number, number, string | null]>;
+    deleteKv: Database.Statement<[string]>;
+    keysOfLease: Database.Statement<[string], { key: string }>;
+    leaseExists: Database.Statement<[number], { id: number }>;
+    insertLease: Database.Statement<[number, number]>;
+    renewLease: Database.Statement<[number, number, number]>;
+    deleteLease: Database.Statement<[number]>;
+    expiredLeases: Database.Statement<[number], { id: number }>;
+    compactRevision: Database.Statement<[], { value: number }>;
+    setCompactRevision: Database.Statement<[number]>;
+    deleteLogBelow: Database.Statement<[number]>;
+    logSince: Database.Statement<[number, string, string, number], LogRow>;
+  };
+
+  /** Opens (creating if needed) the store file at `path`. */
+  constructor(
+    readonly path: string,
+    options: SqliteStoreOptions = {},
+  ) {
+    this.pollIntervalMs = options.pollIntervalMs ?? 25;
+    this.compactKeepRevisions = options.compactKeepRevisions ?? 10_000;
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
+    this.initialise();
+    this.stmt = {
+      seq: this.db.prepare(`SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'log'), 0) AS seq`),
+      getKv: this.db.prepare('SELECT * FROM kv WHERE key = ?'),
+      rangeKv: this.db.prepare('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
+      insertLog: this.db.prepare(
+        'INSERT INTO log(revision, key, value, create_revision, prev_revision, version, lease, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      upsertKv: this.db.prepare(
+        'INSERT OR REPLACE INTO kv(key, value, create_revision, mod_revision, version, lease) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      deleteKv: this.db.prepare('DELETE FROM kv WHERE key = ?'),
+      keysOfLease: this.db.prepare('SELECT key FROM kv WHERE lease = ? ORDER BY key'),
+      leaseExists: this.db.prepare('SELECT id FROM leases WHERE id = ?'),
+      insertLease: this.db.prepare('INSERT INTO leases(ttl_ms, expires_at) VALUES (?, ?)'),
+      renewLease: this.db.prepare('UPDATE leases SET expires_at = ? + ttl_ms WHERE id = ? AND expires_at > ?'),
+      deleteLease: this.db.prepare('DELETE FROM leases WHERE id = ?'),
+      expiredLeases: this.db.prepare('SELECT id FROM leases WHERE expires_at <= ? ORDER BY id'),
+      compactRevision: this.db.prepare(`SELECT value FROM meta WHERE name = 'compact_revision'`),
+      setCompactRevision: this.db.prepare(`UPDATE meta SET value = ? WHERE name = 'compact_revision'`),
+      deleteLogBelow: this.db.prepare('DELETE FROM log WHERE revision < ?'),
+      logSince: this.db.prepare(
+        'SELECT revision, key, value, deleted FROM log WHERE revision >= ? AND key >= ? AND key < ? ORDER BY revision LIMIT ?',
+      ),
+    };
+    this.sweepTimer = setInterval(() => this.safely(() => this.sweepExpiredLeases()), options.leaseSweepIntervalMs ?? 200);
+    this.sweepTimer.unref();
+    const compactEvery = options.compactIntervalMs ?? 60_000;
+    if (compactEvery > 0) {
+      this.compactTimer = setInterval(() => this.safely(() => this.compactWindow()), compactEvery);
+      this.compactTimer.unref();
+    }
+  }
+
+  private initialise(): void {
+    // Another process may be creating the schema or switching to WAL at the same moment: WAL switching takes
+    // an exclusive lock that busy_timeout does not always cover, so retry briefly.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.db.pragma('journal_mode = WAL');
+        this.db.pragma('synchronous = NORMAL');
+        this.db.transaction(() => this.db.exec(SCHEMA)).immediate();
+        return;
+      } catch (err) {
+        if (attempt >= 50 || (err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      }
+    }
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new StoreClosedError();
+  }
+
+  private safely(work: () => void): void {
+    if (this.closed) return;
+    try {
+      work();
+    } catch (err) {
+      // Housekeeping retries on its next tick; a busy database is not an error worth surfacing.
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') {
+        process.stderr.write(`${JSON.stringify({ event: 'store.sqlite.housekeeping_failed', error: String(err) })}\n`);
+      }
+    }
+  }
+
+  private currentSeq(): number {
+    return this.stmt.seq.get()?.seq ?? 0;
+  }
+
+  // ---- writes (always inside an IMMEDIATE transaction) ----
+
+  private putRow(key: string, value: string, lease: string | null): number {
+    if (lease !== null && this.stmt.leaseExists.get(Number(lease)) === undefined) throw new LeaseNotFoundError(lease);
+    const existing = this.stmt.getKv.get(key);
+    const revision = this.currentSeq() + 1;
+    const createRevision = existing?.create_revision ?? revision;
+    const version = (existing?.version ?? 0) + 1;
+    this.stmt.insertLog.run(revision, key, value, createRevision, existing?.mod_revision ?? 0, version, lease, 0);
+    this.stmt.upsertKv.run(key, value, createRevision, revision, version, lease);
+    return revision;
+  }
+
+  private deleteRow(key: string): boolean {
+    const existing = this.stmt.getKv.get(key);
+    if (existing === undefined) return false;
+    const revision = this.currentSeq() + 1;
+    this.stmt.insertLog.run(revision, key, null, existing.create_revision, existing.mod_revision, 0, null, 1);
+    this.stmt.deleteKv.run(key);
+    return true;
+  }
+
+  private applyOp(op: TxnOp): void {
+    requireKey(op.key);
+    if (op.type === 'put') this.putRow(op.key, op.value, op.lease ?? null);
+    else this.deleteRow(op.key);
+  }
+
+  private holds(compare: Compare): boolean {
+    requireKey(compare.key);
+    const row = this.stmt.getKv.get(compare.key);
+    if ('absent' in compare) return row === undefined;
+    if ('modRevision' in compare) return (row?.mod_revision ?? 0) === compare.modRevision;
+    return (row?.version ?? 0) === compare.version;
+  }
+
+  private write<T>(work: () => T): T {
+    this.ensureOpen();
+    const result = this.db.transaction(work).immediate();
+    this.schedulePoll();
+    return result;
+  }
+
+  private revokeLeaseRows(id: number): void {
+    for (const { key } of this.stmt.keysOfLease.all(String(id))) this.deleteRow(key);
+    this.stmt.deleteLease.run(id);
+  }
+
+  /** Deletes the keys of every expired lease (as delete events) and the leases themselves. */
+  sweepExpiredLeases(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    if (this.stmt.expiredLeases.all(now).length === 0) return;
+    this.write(() => {
+      for (const { id } of this.stmt.expiredLeases.all(Date.now())) this.revokeLeaseRows(id);
+    });
+  }
+
+  private compactWindow(): void {
+    const target = this.currentSeq() - this.compactKeepRevisions;
+    if (target > (this.stmt.compactRevision.get()?.value ?? 0)) this.compactNow(target);
+  }
+
+  private compactNow(revision: number): void {
+    this.write(() => {
+      const current = this.stmt.compactRevision.get()?.value ?? 0;
+      const target = Math.min(revision, this.currentSeq() + 1);
+      if (target <= current) return;
+      this.stmt.deleteLogBelow.run(target);
+      this.stmt.setCompactRevision.run(target);
+    });
+  }
+
+  // ---- KvStore ----
+
+  /** Reads one key. */
+  async get(key: string): Promise<KeyValue | undefined> {
+    this.ensureOpen();
+    requireKey(key);
+    const row = this.stmt.getKv.get(key);
+    return row === undefined ? undefined : toKeyValue(row);
+  }
+
+  /** Writes one key. */
+  async put(key: string, value: string, options: PutOptions = {}): Promise<number> {
+    requireKey(key);
+    return this.write(() => this.putRow(key, value, options.lease ?? null));
+  }
+
+  /** Deletes one key. */
+  async delete(key: string): Promise<{ deleted: boolean; revision: number }> {
+    requireKey(key);
+    return this.write(() => ({ deleted: this.deleteRow(key), revision: this.currentSeq() }));
+  }
+
+  /** Reads every key under a prefix at one revision. */
+  async range(prefix: string): Promise<RangeResult> {
+    this.ensureOpen();
+    return this.db.transaction(() => ({
+      kvs: this.stmt.rangeKv.all(prefix, prefixUpperBound(prefix)).filter((r) => r.key.startsWith(prefix)).map(toKeyValue),
+      revision: this.currentSeq(),
+    }))();
+  }
+
+  /** Atomic compare-and-swap. */
+  async txn(request: TxnRequest): Promise<TxnResult> {
+    return this.write(() => {
+      const succeeded = request.compare.every((c) => this.holds(c));
+      for (const op of succeeded ? request.success : (request.failure ?? [])) this.applyOp(op);
+      return { succeeded, revision: this.currentSeq() };
+    });
+  }
+
+  /** Watches a prefix from a revision by polling the log. */
+  async watch(prefix: string, options: WatchOptions, onEvent: (event: WatchEvent) => void): Promise<WatchHandle> {
+    this.ensureOpen();
+    const { next, compact } = this.db.transaction(() => ({
+      next: options.fromRevision !== undefined && options.fromRevision > 0 ? options.fromRevision : this.currentSeq() + 1,
+      compact: this.stmt.compactRevision.get()?.value ?? 0,
+    }))();
+    if (next < compact) throw new CompactedError(next, compact);
+    const watcher: SqliteWatcher = { prefix, next, onEvent, onError: options.onError, closed: false };
+    this.watchers.add(watcher);
+    this.ensurePolling();
+    this.schedulePoll();
+    return {
+      close: () => {
+        watcher.closed = true;
+        this.watchers.delete(watcher);
+        this.stopPollingIfIdle();
+      },
+      lastRevision: () => watcher.next - 1,
+    };
+  }
+
+  private ensurePolling(): void {
+    if (this.pollTimer === undefined) this.pollTimer = setInterval(() => this.poll(), this.pollIntervalMs);
+  }
+
+  private stopPollingIfIdle(): void {
+    if (this.watchers.size > 0) return;
+    if (this.pollTimer !== undefined) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+
+  private schedulePoll(): void {
+    // Writes from this handle wake its own watchers at once; other processes see them on their next poll.
+    if (this.watchers.size === 0 || this.pollSoon !== undefined) return;
+    this.pollSoon = setImmediate(() => {
+      this.pollSoon = undefined;
+      this.poll();
+    });
+  }
+
+  private poll(): void {
+    if (this.closed) return;
+    for (const watcher of [...this.watchers]) {
+      try {
+        this.pollWatcher(watcher);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_BUSY') continue;
+        this.failWatcher(watcher, err as Error);
+      }
+    }
+  }
+
+  private failWatcher(watcher: SqliteWatcher, err: Error): void {
+    watcher.closed = true;
+    this.watchers.delete(watcher);
+    this.stopPollingIfIdle();
+    if (watcher.onError) watcher.onError(err);
+    else queueMicrotask(() => { throw err; });
+  }
+
+  private pollWatcher(watcher: SqliteWatcher): void {
+    for (;;) {
+      if (watcher.closed) return;
+      const batch = this.db.transaction(() => {
+        const compact = this.stmt.compactRevision.get()?.value ?? 0;
+        if (watcher.next < compact) throw new CompactedError(watcher.next, compact);
+        const rows = this.stmt.logSince.all(watcher.next, watcher.prefix, prefixUpperBound(watcher.prefix), WATCH_BATCH);
+        return { rows, seq: this.currentSeq() };
+      })();
+      for (const row of batch.rows) {
+        if (watcher.closed) return;
+        watcher.next = row.revision + 1;
+        if (!row.key.startsWith(watcher.prefix)) continue;
+        const event: WatchEvent =
+          row.deleted === 1
+            ? { type: 'delete', key: row.key, modRevision: row.revision }
+            : { type: 'put', key: row.key, value: row.value ?? '', modRevision: row.revision };
+        try {
+          watcher.onEvent(event);
+        } catch (err) {
+          queueMicrotask(() => { throw err; });
+        }
+      }
+      if (batch.rows.length < WATCH_BATCH) {
+        // Nothing else under this prefix up to `seq`: skip ahead so a later compaction of unrelated
+        // revisions does not fail an idle watcher.
+        watcher.next = Math.max(watcher.next, batch.seq + 1);
+        return;
+      }
+    }
+  }
+
+  /** Grants a lease. */
+  async grantLease(ttlSeconds: number): Promise<LeaseId> {
+    if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) throw new StoreRequestError(`lease TTL must be a positive number of seconds, got ${ttlSeconds}`);
+    const ttlMs = Math.round(ttlSeconds * 1000);
+    return this.write(() => String(this.stmt.insertLease.run(ttlMs, Date.now() + ttlMs).lastInsertRowid));
+  }
+
+  /** Refreshes a lease once. */
+  async keepAlive(lease: LeaseId): Promise<void> {
+    this.ensureOpen();
+    const now = Date.now();
+    const changes = this.db.transaction(() => this.stmt.renewLease.run(now, Number(lease), now).changes).immediate();
+    if (changes === 0) throw new LeaseNotFoundError(lease);
+  }
+
+  /** Revokes a lease and deletes its keys. */
+  async revokeLease(lease: LeaseId): Promise<void> {
+    this.write(() => this.revokeLeaseRows(Number(lease)));
+  }
+
+  /** The current store revision. */
+  async currentRevision(): Promise<number> {
+    this.ensureOpen();
+    return this.currentSeq();
+  }
+
+  /** Drops log rows below `revision`; watches from below it then fail with CompactedError. */
+  async compact(revision: number): Promise<void> {
+    this.compactNow(revision);
+  }
+
+  /** Closes the handle. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const watcher of this.watchers) watcher.closed = true;
+    this.watchers.clear();
+    if (this.pollTimer !== undefined) clearInterval(this.pollTimer);
+    if (this.pollSoon !== undefined) clearImmediate(this.pollSoon);
+    clearInterval(this.sweepTimer);
+    if (this.compactTimer !== undefined) clearInterval(this.compactTimer);
+    this.db.close();
+  }
+}

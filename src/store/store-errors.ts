@@ -1,0 +1,57 @@
+// Typed store errors: callers switch on `code`, operators read `message`.
+
+/** Base class of all store errors. */
+export class StoreError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The store address could not be parsed or names an unknown backend. */
+export class StoreAddressError extends StoreError {
+  constructor(address: string, why: string) {
+    super(
+      'STORE_ADDRESS',
+      `invalid store address ${JSON.stringify(address)}: ${why}; use sqlite:/path/to/state.db or etcd://host:port[,host:port]`,
+    );
+  }
+}
+
+/** A watch asked for revisions that compaction already removed (etcd's ErrCompacted). */
+export class CompactedError extends StoreError {
+  constructor(
+    readonly requestedRevision: number,
+    /** First revision still in history, when the backend says. */
+    readonly compactRevision?: number,
+  ) {
+    super(
+      'STORE_COMPACTED',
+      `watch from revision ${requestedRevision} is impossible: history ${compactRevision !== undefined ? `before revision ${compactRevision} ` : 'there '}was compacted; re-read the state with range() and watch from its revision + 1`,
+    );
+  }
+}
+
+/** keepAlive on a lease that expired or was revoked. */
+export class LeaseNotFoundError extends StoreError {
+  constructor(readonly lease: string) {
+    super('STORE_LEASE_NOT_FOUND', `lease ${lease} does not exist (expired or revoked); grant a new lease and re-put its keys`);
+  }
+}
+
+/** An operation on a closed store handle. */
+export class StoreClosedError extends StoreError {
+  constructor() {
+    super('STORE_CLOSED', 'the store handle is closed; open a new one with openStore()');
+  }
+}
+
+/** A request the store cannot accept (bad key, bad TTL, ...). */
+export class StoreRequestError extends StoreError {
+  constructor(message: string) {
+    super('STORE_REQUEST', message);
+  }
+}

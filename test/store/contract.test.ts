@@ -1,0 +1,351 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { KvStore, WatchEvent, WatchHandle } from '../../src/store/kv-store.js';
+import { EtcdKvStore } from '../../src/store/etcd-store.js';
+import { openStore } from '../../src/store/open-store.js';
+import { SqliteKvStore } from '../../src/store/sqlite-store.js';
+import { CompactedError, LeaseNotFoundError, StoreAddressError } from '../../src/store/store-errors.js';
+import { EtcdTestServer } from './etcd-server.js';
+
+// The same cases run against both backends: the model layer must not be able to tell them apart.
+
+interface Backend {
+  name: 'sqlite' | 'etcd';
+  setup(): Promise<void>;
+  teardown(): Promise<void>;
+  /** A new, independent handle on the same store. */
+  open(): KvStore;
+  /** Breaks every open connection (sqlite: nothing to break; etcd: kill and restart the server). */
+  restartServer(): Promise<void>;
+}
+
+function sqliteBackend(): Backend {
+  let dir = '';
+  return {
+    name: 'sqlite',
+    async setup() {
+      dir = mkdtempSync(join(tmpdir(), 'meshnet-store-'));
+    },
+    async teardown() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+    open: () => new SqliteKvStore(join(dir, 'state.db'), { pollIntervalMs: 10, leaseSweepIntervalMs: 50 }),
+    async restartServer() {},
+  };
+}
+
+function etcdBackend(): Backend {
+  let server: EtcdTestServer | undefined;
+  return {
+    name: 'etcd',
+    async setup() {
+      server = await EtcdTestServer.start();
+    },
+    async teardown() {
+      await server?.stop();
+    },
+    open: () => new EtcdKvStore({ endpoints: [server!.endpoint] }),
+    async restartServer() {
+      await server!.restart();
+    },
+  };
+}
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+let keyCounter = 0;
+function uniquePrefix(name: string): string {
+  keyCounter += 1;
+  return `/contract/${name}-${keyCounter}/`;
+}
+
+describe.each([sqliteBackend(), etcdBackend()])('KvStore contract: $name', (backend) => {
+  let store: KvStore;
+  const extra: KvStore[] = [];
+
+  function another(): KvStore {
+    const handle = backend.open();
+    extra.push(handle);
+    return handle;
+  }
+
+  beforeAll(async () => {
+    await backend.setup();
+    store = backend.open();
+  });
+
+  afterAll(async () => {
+    await Promise.all([store, ...extra].map((s) => s.close()));
+    await backend.teardown();
+  });
+
+  test('put, get, delete track revisions and versions', async () => {
+    const p = uniquePrefix('basic');
+    const r1 = await store.put(`${p}a`, 'one');
+    const r2 = await store.put(`${p}a`, 'two');
+    expect(r2).toBeGreaterThan(r1);
+    const kv = await store.get(`${p}a`);
+    expect(kv).toMatchObject({ key: `${p}a`, value: 'two', createRevision: r1, modRevision: r2, version: 2 });
+    expect(kv?.lease).toBeUndefined();
+    expect(await store.delete(`${p}a`)).toMatchObject({ deleted: true });
+    expect(await store.get(`${p}a`)).toBeUndefined();
+    expect((await store.delete(`${p}a`)).deleted).toBe(false);
+    const r3 = await store.put(`${p}a`, 'again');
+    expect(await store.get(`${p}a`)).toMatchObject({ createRevision: r3, version: 1 });
+  });
+
+  test('range returns exactly the prefix, sorted, at the current revision', async () => {
+    const p = uniquePrefix('range');
+    await store.put(`${p}b`, '2');
+    await store.put(`${p}a`, '1');
+    await store.put(`${p}a/nested`, '3');
+    await store.put(`${p.slice(0, -1)}x`, 'outside');
+    const last = await store.put(`${p}c`, '4');
+    const result = await store.range(p);
+    expect(result.kvs.map((kv) => [kv.key, kv.value])).toEqual([
+      [`${p}a`, '1'],
+      [`${p}a/nested`, '3'],
+      [`${p}b`, '2'],
+      [`${p}c`, '4'],
+    ]);
+    expect(result.revision).toBeGreaterThanOrEqual(last);
+    expect((await store.range(`${p}zz`)).kvs).toEqual([]);
+  });
+
+  test('txn compare-and-swap: absent, modRevision, version, failure branch', async () => {
+    const p = uniquePrefix('cas');
+    const create = { compare: [{ key: `${p}k`, absent: true as const }], success: [{ type: 'put' as const, key: `${p}k`, value: 'first' }] };
+    const first = await store.txn(create);
+    expect(first.succeeded).toBe(true);
+    const second = await store.txn(create);
+    expect(second.succeeded).toBe(false);
+    expect((await store.get(`${p}k`))?.value).toBe('first');
+
+    const kv = (await store.get(`${p}k`))!;
+    const stale = await store.txn({
+      compare: [{ key: `${p}k`, modRevision: kv.modRevision - 1 }],
+      success: [{ type: 'put', key: `${p}k`, value: 'stale' }],
+      failure: [{ type: 'put', key: `${p}lost`, value: 'yes' }],
+    });
+    expect(stale.succeeded).toBe(false);
+    expect((await store.get(`${p}lost`))?.value).toBe('yes');
+    const fresh = await store.txn({
+      compare: [{ key: `${p}k`, modRevision: kv.modRevision }, { key: `${p}k`, version: 1 }],
+      success: [{ type: 'put', key: `${p}k`, value: 'second' }, { type: 'delete', key: `${p}lost` }],
+    });
+    expect(fresh.succeeded).toBe(true);
+    expect(fresh.revision).toBeGreaterThan(kv.modRevision);
+    expect((await store.get(`${p}k`))?.value).toBe('second');
+    expect(await store.get(`${p}lost`)).toBeUndefined();
+  });
+
+  test('CAS conflicts between handles lose no increment', async () => {
+    const key = `${uniquePrefix('counter')}n`;
+    const handles = [store, another(), another(), another()];
+    let conflicts = 0;
+    await Promise.all(
+      handles.map(async (h) => {
+        for (let done = 0; done < 15; ) {
+          const cur = await h.get(key);
+          const compare = cur === undefined ? { key, absent: true as const } : { key, modRevision: cur.modRevision };
+          const res = await h.txn({ compare: [compare], success: [{ type: 'put', key, value: String(Number(cur?.value ?? 0) + 1) }] });
+          if (res.succeeded) done++;
+          else conflicts++;
+        }
+      }),
+    );
+    expect((await store.get(key))?.value).toBe('60');
+    expect(conflicts).toBeGreaterThan(0);
+  });
+
+  test('watch delivers ordered events from a past revision, then live ones', async () => {
+    const p = uniquePrefix('watch');
+    const from = await store.put(`${p}a`, '1');
+    await store.put(`${p}b`, '2');
+    await store.put(`${uniquePrefix('other')}x`, 'not watched');
+    await store.delete(`${p}a`);
+    const events: WatchEvent[] = [];
+    const watch = await store.watch(p, { fromRevision: from }, (e) => events.push(e));
+    try {
+      await store.put(`${p}c`, '3');
+      await waitFor('4 events', () => events.length >= 4);
+      expect(events.map((e) => [e.type, e.key.slice(p.length), e.value])).toEqual([
+        ['put', 'a', '1'],
+        ['put', 'b', '2'],
+        ['delete', 'a', undefined],
+        ['put', 'c', '3'],
+      ]);
+      const revisions = events.map((e) => e.modRevision);
+      expect([...revisions].sort((x, y) => x - y)).toEqual(revisions);
+      expect(new Set(revisions).size).toBe(revisions.length);
+      expect(revisions[0]).toBe(from);
+      expect(watch.lastRevision()).toBe(revisions[3]);
+    } finally {
+      watch.close();
+    }
+  });
+
+  test('a watch from another handle sees writes of this one', async () => {
+    const p = uniquePrefix('cross');
+    const other = another();
+    const events: WatchEvent[] = [];
+    const watch = await other.watch(p, {}, (e) => events.push(e));
+    try {
+      await store.put(`${p}k`, 'v');
+      await waitFor('cross-handle event', () => events.length === 1);
+      expect(events[0]).toMatchObject({ type: 'put', key: `${p}k`, value: 'v' });
+    } finally {
+      watch.close();
+    }
+  });
+
+  test('a new watcher resumes from last seen revision + 1 without loss or duplicates', async () => {
+    const p = uniquePrefix('resume');
+    const seen: WatchEvent[] = [];
+    let watch: WatchHandle = await store.watch(p, {}, (e) => seen.push(e));
+    for (let i = 0; i < 5; i++) await store.put(`${p}k${i}`, String(i));
+    await waitFor('first 5', () => seen.length === 5);
+    const last = watch.lastRevision();
+    watch.close();
+    const writer = another();
+    for (let i = 5; i < 10; i++) await writer.put(`${p}k${i}`, String(i));
+    const resumed = another();
+    watch = await resumed.watch(p, { fromRevision: last + 1 }, (e) => seen.push(e));
+    try {
+      await waitFor('all 10', () => seen.length >= 10);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(seen.map((e) => e.value)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    } finally {
+      watch.close();
+    }
+  });
+
+  test('a watch keeps its place across a server restart', async () => {
+    const p = uniquePrefix('restart');
+    const seen: WatchEvent[] = [];
+    const watcherStore = another();
+    const watch = await watcherStore.watch(p, {}, (e) => seen.push(e));
+    try {
+      await store.put(`${p}before`, '1');
+      await waitFor('event before restart', () => seen.length === 1);
+      await backend.restartServer();
+      const writer = another();
+      for (let i = 0; i < 3; i++) await writer.put(`${p}after${i}`, String(i));
+      await waitFor('events after restart', () => seen.length >= 4, 20_000);
+      expect(seen.map((e) => e.key.slice(p.length))).toEqual(['before', 'after0', 'after1', 'after2']);
+    } finally {
+      watch.close();
+    }
+  });
+
+  test('watching from a compacted revision fails with CompactedError', async () => {
+    const p = uniquePrefix('compact');
+    const old = await store.put(`${p}a`, '1');
+    await store.put(`${p}a`, '2');
+    const head = await store.put(`${p}a`, '3');
+    await store.compact(head);
+    const err = await store.watch(p, { fromRevision: old }, () => undefined).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CompactedError);
+    expect((err as CompactedError).code).toBe('STORE_COMPACTED');
+    const ok = await store.watch(p, { fromRevision: head }, () => undefined);
+    ok.close();
+    expect((await store.get(`${p}a`))?.value).toBe('3');
+  });
+
+  test('lease expiry deletes attached keys and emits delete events; keepAlive and revoke', async () => {
+    const p = uniquePrefix('lease');
+    const events: WatchEvent[] = [];
+    const watch = await store.watch(p, {}, (e) => events.push(e));
+    try {
+      const expiring = await store.grantLease(1);
+      const kept = await store.grantLease(1);
+      const revoked = await store.grantLease(30);
+      await store.put(`${p}expiring`, 'x', { lease: expiring });
+      await store.put(`${p}kept`, 'y', { lease: kept });
+      await store.put(`${p}revoked`, 'z', { lease: revoked });
+      await store.put(`${p}plain`, 'w');
+      expect((await store.get(`${p}kept`))?.lease).toBe(kept);
+      await store.revokeLease(revoked);
+      expect(await store.get(`${p}revoked`)).toBeUndefined();
+      const deadline = Date.now() + 8000;
+      while ((await store.get(`${p}expiring`)) !== undefined) {
+        if (Date.now() > deadline) throw new Error('lease did not expire');
+        await store.keepAlive(kept);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect((await store.get(`${p}kept`))?.value).toBe('y');
+      expect((await store.get(`${p}plain`))?.value).toBe('w');
+      await waitFor('expiry delete event', () => events.some((e) => e.type === 'delete' && e.key === `${p}expiring`));
+      expect(events.filter((e) => e.type === 'delete').map((e) => e.key)).toEqual([`${p}revoked`, `${p}expiring`]);
+      // Let `kept` run out too: then keepAlive must say so, and puts on it are refused.
+      await waitFor('kept lease expiry', () => events.some((e) => e.type === 'delete' && e.key === `${p}kept`), 8000);
+      await expect(store.keepAlive(kept)).rejects.toBeInstanceOf(LeaseNotFoundError);
+      await expect(store.put(`${p}late`, 'v', { lease: kept })).rejects.toBeInstanceOf(LeaseNotFoundError);
+    } finally {
+      watch.close();
+    }
+  });
+
+  test.runIf(backend.name === 'sqlite')('two processes and this one share the sqlite file without lost updates', async () => {
+    const worker = resolve('dist/test/store/sqlite-cas-worker.js');
+    expect(existsSync(worker), 'run `npm run build` first').toBe(true);
+    const path = (store as SqliteKvStore).path;
+    const key = `${uniquePrefix('procs')}n`;
+    const events: WatchEvent[] = [];
+    const watch = await store.watch(key, {}, (e) => events.push(e));
+    try {
+      const run = promisify(execFile);
+      const local = (async () => {
+        for (let done = 0; done < 50; ) {
+          const cur = await store.get(key);
+          const compare = cur === undefined ? { key, absent: true as const } : { key, modRevision: cur.modRevision };
+          if ((await store.txn({ compare: [compare], success: [{ type: 'put', key, value: String(Number(cur?.value ?? 0) + 1) }] })).succeeded) done++;
+          await new Promise((r) => setImmediate(r));
+        }
+      })();
+      await Promise.all([run(process.execPath, [worker, path, key, '100']), run(process.execPath, [worker, path, key, '100']), local]);
+      expect((await store.get(key))?.value).toBe('250');
+      await waitFor('250 watch events', () => events.length === 250);
+      expect(events.map((e) => e.value)).toEqual(Array.from({ length: 250 }, (_, i) => String(i + 1)));
+    } finally {
+      watch.close();
+    }
+  });
+});
+
+describe('openStore', () => {
+  test('rejects bad addresses with a clear error', () => {
+    for (const bad of ['', 'mysql://x', 'sqlite:relative.db', 'etcd://', 'etcd://host', 'etcd://h:99999']) {
+      expect(() => openStore(bad), bad).toThrow(StoreAddressError);
+    }
+    expect(() => openStore('redis://x')).toThrow(/sqlite:\/path\/to\/state\.db or etcd:\/\/host:port/);
+  });
+
+  test('opens sqlite and etcd addresses', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshnet-open-'));
+    try {
+      const sqlite = openStore(`sqlite:${dir}/nested/state.db`);
+      expect(sqlite).toBeInstanceOf(SqliteKvStore);
+      await sqlite.put('/k', 'v');
+      await sqlite.close();
+      const etcd = openStore('etcd://127.0.0.1:1,127.0.0.1:2');
+      expect(etcd).toBeInstanceOf(EtcdKvStore);
+      await etcd.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

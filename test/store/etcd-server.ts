@@ -1,0 +1,105 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// A throwaway single-member etcd on 127.0.0.1 with random free ports and a temp data dir, for tests and benches.
+// Short heartbeat/election timings make etcd's minimum lease TTL 1 s and leader election near-instant.
+
+/** A free TCP port on 127.0.0.1 (closed again before returning). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') return reject(new Error('no port'));
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+/** A running test etcd. */
+export class EtcdTestServer {
+  private child: ChildProcess | undefined;
+  private output = '';
+
+  private constructor(
+    readonly dataDir: string,
+    readonly clientPort: number,
+    readonly peerPort: number,
+  ) {}
+
+  /** Starts etcd and waits until it answers /health. */
+  static async start(): Promise<EtcdTestServer> {
+    const server = new EtcdTestServer(mkdtempSync(join(tmpdir(), 'meshnet-etcd-')), await freePort(), await freePort());
+    await server.launch();
+    return server;
+  }
+
+  /** host:port of the client endpoint. */
+  get endpoint(): string {
+    return `127.0.0.1:${this.clientPort}`;
+  }
+
+  private async launch(): Promise<void> {
+    const client = `http://${this.endpoint}`;
+    const peer = `http://127.0.0.1:${this.peerPort}`;
+    this.output = '';
+    const child = spawn(
+      'etcd',
+      [
+        '--name', 'meshnet-test',
+        '--data-dir', this.dataDir,
+        '--listen-client-urls', client,
+        '--advertise-client-urls', client,
+        '--listen-peer-urls', peer,
+        '--initial-advertise-peer-urls', peer,
+        '--initial-cluster', `meshnet-test=${peer}`,
+        '--heartbeat-interval', '10',
+        '--election-timeout', '100',
+        '--log-level', 'error',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.child = child;
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}: ${this.output}`);
+      try {
+        const res = await fetch(`${client}/health`);
+        if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`etcd did not become healthy within 15 s: ${this.output}`);
+  }
+
+  /** Kills etcd (SIGKILL) and waits for it to exit. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+
+  /** Kills etcd and starts it again on the same ports and data. */
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.launch();
+  }
+
+  /** Kills etcd and removes its data. */
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
