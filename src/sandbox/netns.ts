@@ -89,6 +89,16 @@ export class NetnsDir {
     rmSync(target, { force: true });
   }
 
+  /** Deletes every namespace here, then the directory itself (and its own mount). */
+  removeAll(): void {
+    for (const name of this.list()) this.delete(name);
+    if (existsSync(this.dir) && isMountPoint(this.dir) && umount2(this.dir, MNT_DETACH) !== 0) {
+      throw new SyscallError('umount2', lastErrno(), this.dir);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    this.prepared = false;
+  }
+
   /** Names of the namespaces mounted here. */
   list(): string[] {
     if (!existsSync(this.dir)) return [];

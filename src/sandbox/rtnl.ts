@@ -1,0 +1,410 @@
+import { closeSync, openSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type * as NL from 'netlink';
+import { HostNamespaceRefusedError, InvalidSandboxInputError, toNetlinkError } from './errors.js';
+import { homeNetnsIdentity, netnsIdentity, withNetns } from './netns-switch.js';
+import { formatMac, ipv4ToBuffer, bufferToIpv4, parseCidr, parseMac } from './addresses.js';
+
+// The netlink package is CommonJS with a native binding.
+const nl = createRequire(import.meta.url)('netlink') as typeof NL;
+
+const AF_INET = 2;
+const AF_BRIDGE = 7;
+const FLAGS_CREATE_EXCL = nl.FlagsNew.CREATE | nl.FlagsNew.EXCL;
+const FLAGS_CREATE_REPLACE = nl.FlagsNew.CREATE | nl.FlagsNew.REPLACE;
+const LINK_NAME = /^[A-Za-z0-9_.@-]{1,15}$/;
+
+/** A link as meshnet sees it. */
+export interface LinkInfo {
+  index: number;
+  name: string;
+  /** veth, bridge, vxlan, ... ; undefined for plain devices such as lo. */
+  kind?: string;
+  /** Index of the bridge this link is enslaved to. */
+  master?: number;
+  mtu: number;
+  up: boolean;
+  mac?: string;
+  /** VXLAN settings when kind is vxlan. */
+  vxlan?: { vni: number; port: number; learning: boolean; proxy: boolean };
+}
+
+export interface AddressInfo {
+  link: string;
+  cidr: string;
+}
+
+export interface NeighborInfo {
+  link: string;
+  ip: string;
+  mac: string;
+  permanent: boolean;
+}
+
+export interface FdbInfo {
+  link: string;
+  mac: string;
+  /** Remote VTEP for VXLAN entries. */
+  dst?: string;
+  permanent: boolean;
+}
+
+export interface VxlanSpec {
+  name: string;
+  vni: number;
+  /** UDP destination port (4789). */
+  port: number;
+  learning: boolean;
+  proxy: boolean;
+  mtu: number;
+  /** Underlay source address. */
+  local?: string;
+  /** Underlay device index. */
+  dev?: number;
+}
+
+export interface OpenOptions {
+  /** Allow writes to the namespace this process runs in (the agent's configured host namespace). */
+  allowHostNamespace?: boolean;
+}
+
+function flatten(data: NL.StreamData): Buffer {
+  const s = new nl.AttrStream();
+  s.emit(data);
+  return Buffer.concat(s.bufs);
+}
+
+function checkLinkName(name: string): void {
+  if (!LINK_NAME.test(name)) {
+    throw new InvalidSandboxInputError(`invalid link name ${JSON.stringify(name)}: 1-15 characters of letters, digits, '_', '.', '-'`);
+  }
+}
+
+/**
+ * rtnetlink for one network namespace: the only code in meshnet that speaks it.
+ * The socket is created inside the namespace and stays there, so every call acts on it.
+ */
+export class Rtnl {
+  private readonly sock: NL.RtNetlinkSocket;
+  private readonly where: string;
+  private readonly writable: boolean;
+
+  private constructor(sock: NL.RtNetlinkSocket, where: string, writable: boolean) {
+    this.sock = sock;
+    this.where = where;
+    this.writable = writable;
+  }
+
+  /** Opens rtnetlink inside the namespace at `netnsPath` (null: the namespace this process runs in). */
+  static open(netnsPath: string | null, opts: OpenOptions = {}): Rtnl {
+    const isHome = netnsPath === null || netnsIdentity(netnsPath) === homeNetnsIdentity();
+    const sock = withNetns(netnsPath, () => nl.createRtNetlink());
+    return new Rtnl(sock, netnsPath ?? 'the home namespace', !isHome || opts.allowHostNamespace === true);
+  }
+
+  /** Closes the socket. */
+  close(): void {
+    this.sock.socket.close();
+  }
+
+  private guard(operation: string): void {
+    if (!this.writable) throw new HostNamespaceRefusedError(operation);
+  }
+
+  private async call<T>(operation: string, object: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toNetlinkError(err, operation, `${object} in ${this.where}`);
+    }
+  }
+
+  // ---- links ----
+
+  /** Every link in the namespace. */
+  async links(): Promise<LinkInfo[]> {
+    const msgs = await this.call('list', 'links', () => this.sock.getLinks());
+    return msgs.map((m) => toLinkInfo(m));
+  }
+
+  /** The link called `name`, or undefined. */
+  async link(name: string): Promise<LinkInfo | undefined> {
+    checkLinkName(name);
+    try {
+      const msgs = await this.sock.getLink({}, { ifname: name });
+      return msgs[0] ? toLinkInfo(msgs[0]) : undefined;
+    } catch (err) {
+      const e = toNetlinkError(err, 'get', `link ${name} in ${this.where}`);
+      if (e.errno === 'ENODEV') return undefined;
+      throw e;
+    }
+  }
+
+  /** The link called `name`; throws when missing. */
+  async requireLink(name: string): Promise<LinkInfo> {
+    const l = await this.link(name);
+    if (!l) throw toNetlinkError(new Error('ENODEV'), 'find', `link ${name} in ${this.where}`);
+    return l;
+  }
+
+  /** Creates a bridge. */
+  async createBridge(name: string, opts: { mtu?: number; mac?: string } = {}): Promise<void> {
+    this.guard(`create bridge ${name}`);
+    checkLinkName(name);
+    const attrs: NL.ifla.LinkAttrs = { ifname: name, linkinfo: flatten(nl.ifla.formatInfo({ kind: 'bridge' })) };
+    if (opts.mtu) attrs.mtu = opts.mtu;
+    if (opts.mac) attrs.address = parseMac(opts.mac);
+    await this.call('create', `bridge ${name}`, () => this.sock.newLink({}, attrs, { flags: FLAGS_CREATE_EXCL }));
+  }
+
+  /** Creates a veth pair; the peer goes straight into `peerNetns` (a namespace path) when given. */
+  async createVeth(name: string, peer: string, opts: { mtu?: number; peerNetns?: string; peerMac?: string } = {}): Promise<void> {
+    this.guard(`create veth ${name}`);
+    checkLinkName(name);
+    checkLinkName(peer);
+    const fd = opts.peerNetns ? openSync(opts.peerNetns, 'r') : undefined;
+    try {
+      const peerAttrs: NL.ifla.LinkAttrs = { ifname: peer };
+      if (fd !== undefined) peerAttrs.netNsFd = fd;
+      if (opts.mtu) peerAttrs.mtu = opts.mtu;
+      if (opts.peerMac) peerAttrs.address = parseMac(opts.peerMac);
+      const peerMsg = Buffer.concat([nl.rt.formatLink({}), flatten(nl.ifla.formatLinkAttrs(peerAttrs))]);
+      const info = flatten(nl.ifla.formatInfo({ kind: 'veth', data: flatten(nl.ifla.formatVethInfo({ peer: peerMsg })) }));
+      const attrs: NL.ifla.LinkAttrs = { ifname: name, linkinfo: info };
+      if (opts.mtu) attrs.mtu = opts.mtu;
+      await this.call('create', `veth ${name}/${peer}`, () => this.sock.newLink({}, attrs, { flags: FLAGS_CREATE_EXCL }));
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+
+  /** Creates a VXLAN device (no multicast group: remote endpoints come from static FDB entries). */
+  async createVxlan(spec: VxlanSpec): Promise<void> {
+    this.guard(`create vxlan ${spec.name}`);
+    checkLinkName(spec.name);
+    const port = Buffer.alloc(2);
+    port.writeUInt16BE(spec.port);
+    const vx: NL.ifla.Vxlan = { id: spec.vni, port, learning: spec.learning ? 1 : 0, proxy: spec.proxy ? 1 : 0, l2miss: 0, l3miss: 0 };
+    if (spec.local) vx.local = ipv4ToBuffer(spec.local);
+    if (spec.dev) vx.link = spec.dev;
+    const info = flatten(nl.ifla.formatInfo({ kind: 'vxlan', data: flatten(nl.ifla.formatVxlan(vx)) }));
+    await this.call('create', `vxlan ${spec.name} (vni ${spec.vni})`, () =>
+      this.sock.newLink({}, { ifname: spec.name, mtu: spec.mtu, linkinfo: info }, { flags: FLAGS_CREATE_EXCL }),
+    );
+  }
+
+  /** Changes a link: up/down, MTU, MAC, bridge master (0 to release), name, or moves it into another namespace. */
+  async setLink(
+    name: string,
+    change: { up?: boolean; mtu?: number; mac?: string; master?: string | 0; rename?: string; netns?: string },
+  ): Promise<void> {
+    this.guard(`change link ${name}`);
+    const link = await this.requireLink(name);
+    const attrs: NL.ifla.LinkAttrs = {};
+    if (change.mtu) attrs.mtu = change.mtu;
+    if (change.mac) attrs.address = parseMac(change.mac);
+    if (change.rename) {
+      checkLinkName(change.rename);
+      attrs.ifname = change.rename;
+    }
+    if (change.master !== undefined) attrs.master = change.master === 0 ? 0 : (await this.requireLink(change.master)).index;
+    const fd = change.netns ? openSync(change.netns, 'r') : undefined;
+    if (fd !== undefined) attrs.netNsFd = fd;
+    const data: NL.rt.Link = { index: link.index };
+    if (change.up !== undefined) {
+      data.flags = change.up ? { up: true } : {};
+      data.change = { up: true };
+    }
+    try {
+      await this.call('change', `link ${name}`, () => this.sock.setLink(data, attrs));
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+
+  /** Deletes a link (a veth's peer goes with it); missing is fine. */
+  async deleteLink(name: string): Promise<boolean> {
+    this.guard(`delete link ${name}`);
+    const link = await this.link(name);
+    if (!link) return false;
+    try {
+      await this.sock.delLink({ index: link.index });
+      return true;
+    } catch (err) {
+      const e = toNetlinkError(err, 'delete', `link ${name} in ${this.where}`);
+      if (e.errno === 'ENODEV') return false;
+      throw e;
+    }
+  }
+
+  // ---- addresses ----
+
+  /** IPv4 addresses, per link. */
+  async addresses(): Promise<AddressInfo[]> {
+    const [msgs, links] = await Promise.all([
+      this.call('list', 'addresses', () => this.sock.getAddresses({ family: AF_INET })),
+      this.links(),
+    ]);
+    const names = new Map(links.map((l) => [l.index, l.name]));
+    return msgs
+      .filter((m) => m.data.family === AF_INET && (m.attrs.local ?? m.attrs.address))
+      .map((m) => ({
+        link: names.get(m.data.index ?? -1) ?? String(m.data.index),
+        cidr: `${bufferToIpv4((m.attrs.local ?? m.attrs.address)!)}/${m.data.prefixlen}`,
+      }));
+  }
+
+  /** Adds an IPv4 address (a.b.c.d/len); present already is fine. */
+  async addAddress(linkName: string, cidr: string): Promise<void> {
+    this.guard(`add address ${cidr}`);
+    const { ip, prefix } = parseCidr(cidr);
+    const link = await this.requireLink(linkName);
+    const addr = ipv4ToBuffer(ip);
+    try {
+      await this.sock.newAddress({ family: AF_INET, prefixlen: prefix, index: link.index }, { local: addr, address: addr }, { flags: FLAGS_CREATE_EXCL });
+    } catch (err) {
+      const e = toNetlinkError(err, 'add', `address ${cidr} on ${linkName} in ${this.where}`);
+      if (e.errno !== 'EEXIST') throw e;
+    }
+  }
+
+  /** Removes an IPv4 address; missing is fine. */
+  async deleteAddress(linkName: string, cidr: string): Promise<void> {
+    this.guard(`delete address ${cidr}`);
+    const { ip, prefix } = parseCidr(cidr);
+    const link = await this.link(linkName);
+    if (!link) return;
+    const addr = ipv4ToBuffer(ip);
+    try {
+      await this.sock.delAddress({ family: AF_INET, prefixlen: prefix, index: link.index }, { local: addr, address: addr });
+    } catch (err) {
+      const e = toNetlinkError(err, 'delete', `address ${cidr} on ${linkName} in ${this.where}`);
+      if (e.errno !== 'EADDRNOTAVAIL' && e.errno !== 'ENODEV') throw e;
+    }
+  }
+
+  // ---- routes ----
+
+  /** Adds or replaces an IPv4 route in the main table (or `table`). */
+  async replaceRoute(route: { dst: string | 'default'; gateway?: string; dev?: string; table?: number; src?: string }): Promise<void> {
+    this.guard(`add route ${route.dst}`);
+    const dst = route.dst === 'default' ? { ip: '0.0.0.0', prefix: 0 } : parseCidr(route.dst);
+    const attrs: NL.rt.RouteAttrs = {};
+    if (dst.prefix > 0) attrs.dst = ipv4ToBuffer(dst.ip);
+    if (route.gateway) attrs.gateway = ipv4ToBuffer(route.gateway);
+    if (route.src) attrs.prefsrc = ipv4ToBuffer(route.src);
+    if (route.dev) attrs.oif = (await this.requireLink(route.dev)).index;
+    const table = route.table ?? 254;
+    if (table > 255) attrs.table = table;
+    await this.call('add', `route ${route.dst}`, () =>
+      this.sock.newRoute(
+        {
+          family: AF_INET,
+          dstLen: dst.prefix,
+          table: table > 255 ? 252 : table,
+          protocol: 'BOOT',
+          scope: route.gateway ? 'UNIVERSE' : 'LINK',
+          type: 'UNICAST',
+        },
+        attrs,
+        { flags: FLAGS_CREATE_REPLACE },
+      ),
+    );
+  }
+
+  // ---- neighbours and FDB ----
+
+  /** Permanent IPv4 neighbour entries on `linkName`. */
+  async neighbors(linkName: string): Promise<NeighborInfo[]> {
+    const link = await this.link(linkName);
+    if (!link) return [];
+    const msgs = await this.call('list', `neighbours of ${linkName}`, () => this.sock.getNeighbors({ family: AF_INET }));
+    return msgs
+      .filter((m) => m.data.ifindex === link.index && m.attrs.dst && m.attrs.lladdr)
+      .map((m) => ({ link: linkName, ip: bufferToIpv4(m.attrs.dst!), mac: formatMac(m.attrs.lladdr!), permanent: !!m.data.state?.permanent }));
+  }
+
+  /** Adds or replaces a permanent neighbour entry (IP -> MAC). */
+  async replaceNeighbor(linkName: string, ip: string, mac: string): Promise<void> {
+    this.guard(`add neighbour ${ip}`);
+    const link = await this.requireLink(linkName);
+    await this.call('add', `neighbour ${ip} -> ${mac} on ${linkName}`, () =>
+      this.sock.newNeighbor(
+        { family: AF_INET, ifindex: link.index, state: { permanent: true } },
+        { dst: ipv4ToBuffer(ip), lladdr: parseMac(mac) },
+        { flags: FLAGS_CREATE_REPLACE },
+      ),
+    );
+  }
+
+  /** Deletes a neighbour entry; missing is fine. */
+  async deleteNeighbor(linkName: string, ip: string): Promise<void> {
+    this.guard(`delete neighbour ${ip}`);
+    const link = await this.link(linkName);
+    if (!link) return;
+    try {
+      await this.sock.delNeighbor({ family: AF_INET, ifindex: link.index }, { dst: ipv4ToBuffer(ip) });
+    } catch (err) {
+      const e = toNetlinkError(err, 'delete', `neighbour ${ip} on ${linkName} in ${this.where}`);
+      if (e.errno !== 'ENOENT' && e.errno !== 'ENODEV') throw e;
+    }
+  }
+
+  /** Bridge FDB entries of `linkName` (for vxlan: MAC -> remote VTEP). */
+  async fdb(linkName: string): Promise<FdbInfo[]> {
+    const link = await this.link(linkName);
+    if (!link) return [];
+    const msgs = await this.call('list', `fdb of ${linkName}`, () => this.sock.getNeighbors({ family: AF_BRIDGE }));
+    return msgs
+      .filter((m) => m.data.ifindex === link.index && m.attrs.lladdr)
+      .map((m) => {
+        const entry: FdbInfo = { link: linkName, mac: formatMac(m.attrs.lladdr!), permanent: !!m.data.state?.permanent };
+        if (m.attrs.dst) entry.dst = bufferToIpv4(m.attrs.dst);
+        return entry;
+      });
+  }
+
+  /** Adds or replaces a static FDB entry on a VXLAN device: frames for `mac` go to VTEP `dst`. */
+  async replaceFdb(linkName: string, mac: string, dst: string): Promise<void> {
+    this.guard(`add fdb ${mac}`);
+    const link = await this.requireLink(linkName);
+    await this.call('add', `fdb ${mac} -> ${dst} on ${linkName}`, () =>
+      this.sock.newNeighbor(
+        { family: AF_BRIDGE, ifindex: link.index, state: { permanent: true }, flags: { self: true } },
+        { lladdr: parseMac(mac), dst: ipv4ToBuffer(dst) },
+        { flags: FLAGS_CREATE_REPLACE },
+      ),
+    );
+  }
+
+  /** Deletes a static FDB entry; missing is fine. */
+  async deleteFdb(linkName: string, mac: string, dst?: string): Promise<void> {
+    this.guard(`delete fdb ${mac}`);
+    const link = await this.link(linkName);
+    if (!link) return;
+    const attrs: NL.rt.NeighborAttrs = { lladdr: parseMac(mac) };
+    if (dst) attrs.dst = ipv4ToBuffer(dst);
+    try {
+      await this.sock.delNeighbor({ family: AF_BRIDGE, ifindex: link.index, flags: { self: true } }, attrs);
+    } catch (err) {
+      const e = toNetlinkError(err, 'delete', `fdb ${mac} on ${linkName} in ${this.where}`);
+      if (e.errno !== 'ENOENT' && e.errno !== 'ENODEV') throw e;
+    }
+  }
+}
+
+function toLinkInfo(m: NL.rt.LinkMessage): LinkInfo {
+  const a = m.attrs;
+  const info: LinkInfo = { index: m.data.index ?? 0, name: a.ifname ?? '', mtu: a.mtu ?? 0, up: !!m.data.flags?.up };
+  if (a.master) info.master = a.master;
+  if (a.address && a.address.length === 6) info.mac = formatMac(a.address);
+  if (a.linkinfo) {
+    const li = nl.ifla.parseInfo(a.linkinfo);
+    if (li.kind) info.kind = li.kind;
+    if (li.kind === 'vxlan' && li.data) {
+      const vx = nl.ifla.parseVxlan(li.data);
+      info.vxlan = { vni: vx.id ?? 0, port: vx.port ? vx.port.readUInt16BE(0) : 0, learning: !!vx.learning, proxy: !!vx.proxy };
+    }
+  }
+  return info;
+}

@@ -1,0 +1,158 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
+import { NetnsDir } from '../../src/sandbox/netns.js';
+import { Rtnl } from '../../src/sandbox/rtnl.js';
+import { execIn, type ExecResult, spawnIn } from '../../src/sandbox/exec.js';
+import { setSysctl } from '../../src/sandbox/sysctl.js';
+
+/** Where every lab puts its namespaces; one folder per lab, named with the owning pid. */
+export const LAB_ROOT = '/run/meshnet-lab';
+const UNDERLAY_PREFIX = '192.0.2.';
+
+/** A simulated host: a namespace with eth0 on the underlay bridge. */
+export interface LabHost {
+  name: string;
+  netns: string;
+  underlayIp: string;
+}
+
+const live = new Set<Lab>();
+let hooksInstalled = false;
+
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  // Synchronous teardown: namespaces are bind mounts, so unmounting them frees every link inside.
+  process.on('exit', () => {
+    for (const lab of live) lab.destroySync();
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      for (const lab of live) lab.destroySync();
+      process.exit(130);
+    });
+  }
+}
+
+/**
+ * N simulated hosts joined by an underlay bridge that lives in its own namespace, on TEST-NET-1
+ * addresses. Every object lives in namespaces under a folder unique to this lab; `destroy`
+ * (also run on exit and on SIGINT/SIGTERM) removes all of it, and `cleanStaleLabs` removes
+ * what a killed run left behind.
+ */
+export class Lab {
+  readonly id: string;
+  readonly dir: NetnsDir;
+  readonly hosts: LabHost[] = [];
+  readonly underlay: string;
+  private readonly children = new Set<ChildProcess>();
+  private destroyed = false;
+
+  private constructor(id: string) {
+    this.id = id;
+    this.dir = new NetnsDir(`${LAB_ROOT}/${id}/netns`);
+    mkdirSync(`${LAB_ROOT}/${id}`, { recursive: true });
+    writeFileSync(`${LAB_ROOT}/${id}/owner`, String(process.pid));
+    this.underlay = this.dir.create('underlay');
+    live.add(this);
+    installExitHooks();
+  }
+
+  /** Builds a lab with `hosts` hosts named host-a, host-b, ... (max 200). */
+  static async create(hosts: number, opts: { tag?: string; mtu?: number } = {}): Promise<Lab> {
+    cleanStaleLabs();
+    const lab = new Lab(`${opts.tag ?? 'lab'}-${process.pid}-${randomBytes(3).toString('hex')}`);
+    try {
+      const ul = Rtnl.open(lab.underlay);
+      try {
+        await ul.setLink('lo', { up: true });
+        await ul.createBridge('ul0', { mtu: opts.mtu ?? 1500 });
+        await ul.setLink('ul0', { up: true });
+        for (let i = 0; i < hosts; i++) await lab.addHost(ul, i, opts.mtu ?? 1500);
+      } finally {
+        ul.close();
+      }
+      return lab;
+    } catch (err) {
+      lab.destroySync();
+      throw err;
+    }
+  }
+
+  private async addHost(ul: Rtnl, i: number, mtu: number): Promise<void> {
+    const name = `host-${String.fromCharCode(97 + (i % 26))}${i >= 26 ? Math.floor(i / 26) : ''}`;
+    const netns = this.dir.create(name);
+    const underlayIp = `${UNDERLAY_PREFIX}${i + 1}`;
+    await ul.createVeth(`ul-${i}`, 'eth0', { peerNetns: netns, mtu });
+    await ul.setLink(`ul-${i}`, { master: 'ul0', up: true });
+    const h = Rtnl.open(netns);
+    try {
+      await h.setLink('lo', { up: true });
+      await h.addAddress('eth0', `${underlayIp}/24`);
+      await h.setLink('eth0', { up: true });
+    } finally {
+      h.close();
+    }
+    setSysctl(netns, 'net.ipv4.ip_forward', 1);
+    this.hosts.push({ name, netns, underlayIp });
+  }
+
+  /** Creates an extra namespace in this lab (a task, a client). */
+  netns(name: string): string {
+    return this.dir.create(name);
+  }
+
+  /** Runs a command inside a lab namespace. */
+  exec(netns: string, argv: string[], opts: { input?: string; timeoutMs?: number; allowFailure?: boolean } = {}): Promise<ExecResult> {
+    return execIn(netns, argv, { timeoutMs: 30_000, ...opts });
+  }
+
+  /** Starts a long-running process in a lab namespace; it is killed on destroy. */
+  spawn(netns: string, argv: string[], env?: Record<string, string>): ChildProcess {
+    const child = spawnIn(netns, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /** Removes everything the lab made. */
+  async destroy(): Promise<void> {
+    this.destroySync();
+  }
+
+  /** Synchronous teardown, usable from exit handlers. */
+  destroySync(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const c of this.children) c.kill('SIGKILL');
+    this.dir.removeAll();
+    rmSync(`${LAB_ROOT}/${this.id}`, { recursive: true, force: true });
+    live.delete(this);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes labs whose owning process is gone (a test run that was killed). Returns the ids removed. */
+export function cleanStaleLabs(): string[] {
+  if (!existsSync(LAB_ROOT)) return [];
+  const removed: string[] = [];
+  for (const id of readdirSync(LAB_ROOT)) {
+    const ownerFile = `${LAB_ROOT}/${id}/owner`;
+    const owner = existsSync(ownerFile) ? Number(readFileSync(ownerFile, 'utf8')) : NaN;
+    if (Number.isFinite(owner) && pidAlive(owner)) continue;
+    const dir = new NetnsDir(`${LAB_ROOT}/${id}/netns`);
+    dir.removeAll();
+    rmSync(`${LAB_ROOT}/${id}`, { recursive: true, force: true });
+    removed.push(id);
+  }
+  return removed;
+}

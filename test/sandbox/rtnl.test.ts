@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { NetnsDir } from '../../src/sandbox/netns.js';
+import { Rtnl } from '../../src/sandbox/rtnl.js';
+import { execIn } from '../../src/sandbox/exec.js';
+import { HostNamespaceRefusedError, NamespaceNotFoundError, NetlinkError, InvalidSandboxInputError } from '../../src/sandbox/errors.js';
+import { getSysctl, setSysctl } from '../../src/sandbox/sysctl.js';
+
+const root = `/run/meshnet-test-rtnl-${randomBytes(3).toString('hex')}`;
+const dir = new NetnsDir(`${root}/netns`);
+let a: string;
+let b: string;
+
+beforeAll(() => {
+  a = dir.create('a');
+  b = dir.create('b');
+});
+afterAll(() => {
+  dir.removeAll();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('namespaces', () => {
+  it('lists, adopts an existing one and deletes idempotently', () => {
+    expect(dir.list()).toEqual(['a', 'b']);
+    expect(dir.create('a')).toBe(a);
+    dir.delete('missing-one');
+    expect(() => dir.path('../etc')).toThrow(InvalidSandboxInputError);
+  });
+
+  it('keeps sysctls per namespace', () => {
+    setSysctl(a, 'net.ipv4.ip_forward', 1);
+    expect(getSysctl(a, 'net.ipv4.ip_forward')).toBe('1');
+    expect(getSysctl(b, 'net.ipv4.ip_forward')).toBe('0');
+  });
+
+  it('refuses a namespace that does not exist', () => {
+    expect(() => Rtnl.open(`${root}/netns/nope`)).toThrow(NamespaceNotFoundError);
+  });
+});
+
+describe('rtnl', () => {
+  it('builds a veth pair across namespaces with addresses and routes, and traffic crosses', async () => {
+    const ra = Rtnl.open(a);
+    const rb = Rtnl.open(b);
+    try {
+      await ra.setLink('lo', { up: true });
+      await ra.createVeth('va', 'vb', { peerNetns: b, mtu: 1400 });
+      await ra.addAddress('va', '198.51.100.1/24');
+      await ra.addAddress('va', '198.51.100.1/24'); // idempotent
+      await ra.setLink('va', { up: true });
+      await rb.addAddress('vb', '198.51.100.2/24');
+      await rb.setLink('vb', { up: true });
+      await rb.replaceRoute({ dst: 'default', gateway: '198.51.100.1' });
+      await rb.replaceRoute({ dst: 'default', gateway: '198.51.100.1' }); // replace, not duplicate
+      const vb = await rb.requireLink('vb');
+      expect(vb.mtu).toBe(1400);
+      expect(vb.kind).toBe('veth');
+      expect(await rb.addresses()).toContainEqual({ link: 'vb', cidr: '198.51.100.2/24' });
+      const ping = await execIn(b, ['ping', '-c1', '-W2', '198.51.100.1']);
+      expect(ping.stdout).toContain('1 received');
+      const routes = await execIn(b, ['ip', 'route', 'show', 'default']);
+      expect(routes.stdout.trim().split('\n')).toHaveLength(1);
+    } finally {
+      ra.close();
+      rb.close();
+    }
+  });
+
+  it('creates a bridge and a vxlan device with static neighbour and FDB entries', async () => {
+    const r = Rtnl.open(a);
+    try {
+      await r.createBridge('br0', { mtu: 1450 });
+      await r.createVxlan({ name: 'vxlan0', vni: 4097, port: 4789, learning: false, proxy: true, mtu: 1450 });
+      await r.setLink('vxlan0', { master: 'br0', up: true });
+      const vx = await r.requireLink('vxlan0');
+      expect(vx.vxlan).toEqual({ vni: 4097, port: 4789, learning: false, proxy: true });
+      expect(vx.master).toBe((await r.requireLink('br0')).index);
+      await r.replaceNeighbor('vxlan0', '10.0.9.5', '02:42:0a:00:09:05');
+      await r.replaceNeighbor('vxlan0', '10.0.9.5', '02:42:0a:00:09:05');
+      await r.replaceFdb('vxlan0', '02:42:0a:00:09:05', '192.0.2.7');
+      expect(await r.neighbors('vxlan0')).toEqual([{ link: 'vxlan0', ip: '10.0.9.5', mac: '02:42:0a:00:09:05', permanent: true }]);
+      expect((await r.fdb('vxlan0')).filter((f) => f.dst)).toEqual([
+        { link: 'vxlan0', mac: '02:42:0a:00:09:05', dst: '192.0.2.7', permanent: true },
+      ]);
+      await r.deleteFdb('vxlan0', '02:42:0a:00:09:05', '192.0.2.7');
+      await r.deleteNeighbor('vxlan0', '10.0.9.5');
+      await r.deleteNeighbor('vxlan0', '10.0.9.5'); // idempotent
+      expect(await r.neighbors('vxlan0')).toEqual([]);
+      expect((await r.fdb('vxlan0')).filter((f) => f.dst)).toEqual([]);
+      expect(await r.deleteLink('vxlan0')).toBe(true);
+      expect(await r.deleteLink('vxlan0')).toBe(false);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('turns kernel refusals into typed errors that name the object', async () => {
+    const r = Rtnl.open(a);
+    try {
+      await r.createBridge('dup0');
+      const err = await r.createBridge('dup0').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NetlinkError);
+      expect((err as NetlinkError).errno).toBe('EEXIST');
+      expect((err as NetlinkError).message).toContain('bridge dup0');
+      const missing = await r.setLink('nosuch0', { up: true }).catch((e: unknown) => e);
+      expect((missing as NetlinkError).errno).toBe('ENODEV');
+      await expect(r.addAddress('dup0', '10.0.0.300/24')).rejects.toThrow(InvalidSandboxInputError);
+      await expect(r.replaceNeighbor('dup0', '10.0.0.1', 'zz:zz')).rejects.toThrow(/invalid MAC/);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('refuses to write to the namespace the process runs in unless told it is the host namespace', async () => {
+    const r = Rtnl.open(null);
+    try {
+      expect((await r.links()).some((l) => l.name === 'lo')).toBe(true);
+      await expect(r.createBridge('mnguard0')).rejects.toThrow(HostNamespaceRefusedError);
+    } finally {
+      r.close();
+    }
+  });
+});
