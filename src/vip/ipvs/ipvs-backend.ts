@@ -1,0 +1,195 @@
+/**
+ * LbBackend on IPVS: computes the difference between the table and what the kernel holds
+ * (pure, in ipvs-plan.ts) and applies it through the IPVS client; firewall-mark frontends
+ * also get their mangle MARK rules through iptables-restore.
+ */
+import type { ApplyReport, LbBackend, LbTable, Scheduler, VirtualService } from '../lb-table.js';
+import type { IpvsTimeouts } from './codec.js';
+import { IpvsClient, type EnterNamespace } from './ipvs-client.js';
+import { ipvsStateFromTable, planIpvs, serviceKeyId, validateLbTable, type IpvsOp, type IpvsState } from './ipvs-plan.js';
+import { ipvsTimeouts, timeoutsLogEvent } from './ipvs-tuning.js';
+import { markRulesFromTable, parseMarkChain, renderMarkChainRemoval, renderMarkRules, type MarkChainState, type MarkRule } from './mark-rules.js';
+
+export { planIpvs, ipvsStateFromTable, validateLbTable } from './ipvs-plan.js';
+export type { IpvsOp, IpvsState, IpvsServiceState } from './ipvs-plan.js';
+export { ipvsSysctls, ipvsTimeouts, sourceNatNeeds, DEFAULT_IPVS_TIMEOUTS } from './ipvs-tuning.js';
+export { probeIpvs, IpvsUnavailableError, IpvsRequestError, IpvsClient } from './ipvs-client.js';
+export type { EnterNamespace } from './ipvs-client.js';
+
+/** Runs a command (in the backend's namespace) and feeds it `input` on stdin. */
+export type CommandRunner = (argv: string[], input?: string) => Promise<{ stdout: string; stderr: string; code: number }>;
+
+/** The IPVS operations the backend uses; IpvsClient implements it. */
+export type IpvsKernel = Pick<
+  IpvsClient,
+  'listServices' | 'listDests' | 'addService' | 'updateService' | 'deleteService' | 'addDest' | 'updateDest' | 'deleteDest' | 'getTimeouts' | 'setTimeouts'
+>;
+
+export interface IpvsBackendOptions {
+  /** Runs iptables-save / iptables-restore in the same namespace as the IPVS socket. */
+  run: CommandRunner;
+  /** Connection timeouts to enforce (defaults: tcp 900, tcpFin 120, udp 300). */
+  timeouts?: Partial<IpvsTimeouts>;
+  /** Receives one structured event per call (JSON-serialisable). */
+  log?: (event: Record<string, unknown>) => void;
+  /** iptables-save / iptables-restore commands; default the `iptables-*` on PATH. */
+  iptablesSave?: string;
+  iptablesRestore?: string;
+}
+
+/** iptables-save or iptables-restore failed; the message carries its stderr. */
+export class MarkRulesError extends Error {
+  readonly code = 'IPVS_MARK_RULES_FAILED';
+  constructor(what: string, stderr: string) {
+    super(`${what} failed: ${stderr.trim() || 'no output'} (is iptables installed, with the mangle table and the MARK target?)`);
+    this.name = 'MarkRulesError';
+  }
+}
+
+const FALLBACK_SCHEDULER: Scheduler = 'rr';
+const KNOWN_SCHEDULERS: readonly string[] = ['rr', 'wrr', 'lc', 'sh', 'mh'];
+
+/** IPVS-backed LbBackend for one network namespace. */
+export class IpvsBackend implements LbBackend {
+  readonly kind = 'ipvs' as const;
+  private readonly timeouts: IpvsTimeouts;
+  private readonly log: (event: Record<string, unknown>) => void;
+  private readonly save: string;
+  private readonly restore: string;
+  /** Table ids by IPVS key, so read() gives back the names apply() was given. */
+  private readonly names = new Map<string, string>();
+  private timeoutsChecked = false;
+
+  constructor(
+    private readonly kernel: IpvsKernel,
+    private readonly opts: IpvsBackendOptions,
+  ) {
+    this.timeouts = ipvsTimeouts(opts.timeouts);
+    this.log = opts.log ?? (() => {});
+    this.save = opts.iptablesSave ?? 'iptables-save';
+    this.restore = opts.iptablesRestore ?? 'iptables-restore';
+  }
+
+  /** Open the IPVS socket (inside the namespace when `enterNamespace` is given) and build a backend on it. */
+  static async open(opts: IpvsBackendOptions & { enterNamespace?: EnterNamespace }): Promise<{ backend: IpvsBackend; close: () => void }> {
+    const client = await IpvsClient.open(opts.enterNamespace);
+    return { backend: new IpvsBackend(client, opts), close: () => client.close() };
+  }
+
+  /** What the kernel holds, as IPVS objects (all services in the namespace are meshnet's). */
+  async readState(): Promise<IpvsState> {
+    const services = await this.kernel.listServices();
+    const out: IpvsState = { services: [] };
+    for (const service of services) {
+      const dests = (await this.kernel.listDests(service.key)).map(({ activeConns: _a, inactiveConns: _i, persistConns: _p, ...d }) => d);
+      out.services.push({ service, dests });
+    }
+    return out;
+  }
+
+  private async readMarks(): Promise<MarkChainState> {
+    const r = await this.opts.run([this.save, '-t', 'mangle']);
+    if (r.code !== 0) throw new MarkRulesError(`${this.save} -t mangle`, r.stderr);
+    return parseMarkChain(r.stdout);
+  }
+
+  private async restoreMarks(input: string): Promise<void> {
+    const r = await this.opts.run([this.restore, '--noflush'], input);
+    if (r.code !== 0) throw new MarkRulesError(`${this.restore} --noflush`, r.stderr);
+  }
+
+  private async ensureTimeouts(): Promise<number> {
+    if (this.timeoutsChecked) return 0;
+    const have = await this.kernel.getTimeouts();
+    let changes = 0;
+    if (have.tcp !== this.timeouts.tcp || have.tcpFin !== this.timeouts.tcpFin || have.udp !== this.timeouts.udp) {
+      await this.kernel.setTimeouts(this.timeouts);
+      changes = 1;
+    }
+    this.log({ ...timeoutsLogEvent(this.timeouts), previous: have });
+    this.timeoutsChecked = true;
+    return changes;
+  }
+
+  private async runOp(op: IpvsOp): Promise<void> {
+    switch (op.op) {
+      case 'addService':
+        return this.kernel.addService(op.service);
+      case 'updateService':
+        return this.kernel.updateService(op.service);
+      case 'addDest':
+        return this.kernel.addDest(op.service, op.dest);
+      case 'updateDest':
+        return this.kernel.updateDest(op.service, op.dest);
+      case 'deleteDest':
+        return this.kernel.deleteDest(op.service, op.dest);
+      case 'deleteService':
+        return this.kernel.deleteService(op.key);
+    }
+  }
+
+  /** Make IPVS and the mark chain match `table`, touching only what differs. */
+  async apply(table: LbTable): Promise<ApplyReport> {
+    const started = performance.now();
+    validateLbTable(table);
+    let changes = await this.ensureTimeouts();
+    const desired = ipvsStateFromTable(table);
+    const ops = planIpvs(await this.readState(), desired);
+    const deletions = ops.filter((o) => o.op === 'deleteService');
+    const rest = ops.filter((o) => o.op !== 'deleteService');
+    for (const op of rest) await this.runOp(op);
+
+    const wantRules = markRulesFromTable(table);
+    const marks = await this.readMarks();
+    const hooksMissing = !marks.hooked.PREROUTING || !marks.hooked.OUTPUT;
+    const rulesDiffer = JSON.stringify(marks.rules) !== JSON.stringify(wantRules);
+    if ((wantRules.length > 0 && (hooksMissing || rulesDiffer)) || (wantRules.length === 0 && marks.rules.length > 0)) {
+      // Marks go in after the services they feed exist, and leave before those services go.
+      await this.restoreMarks(renderMarkRules(wantRules, marks));
+      changes += 1;
+    }
+    for (const op of deletions) await this.runOp(op);
+
+    this.names.clear();
+    for (const vs of table.services) this.names.set(serviceKeyId(desired.services[table.services.indexOf(vs)]!.service.key), vs.id);
+    changes += ops.length;
+    const durationMs = performance.now() - started;
+    this.log({ event: 'ipvs_apply', services: table.services.length, ops: ops.length, changes, durationMs: Math.round(durationMs * 10) / 10 });
+    return { changes, durationMs };
+  }
+
+  /** Read IPVS services and mark rules back as a table (ids from the last apply, else derived from the key). */
+  async read(): Promise<LbTable> {
+    const state = await this.readState();
+    const marks = await this.readMarks();
+    const byMark = new Map<number, MarkRule>(marks.rules.map((r) => [r.mark, r]));
+    const services: VirtualService[] = state.services.map(({ service, dests }) => {
+      const kid = serviceKeyId(service.key);
+      const k = service.key;
+      const rule = k.kind === 'fwmark' ? byMark.get(k.fwmark) : undefined;
+      const id = this.names.get(kid) ?? rule?.id ?? kid.replace(/[^a-z0-9_-]+/g, '-').slice(0, 48);
+      const vs: VirtualService = {
+        id,
+        frontend:
+          k.kind === 'vip'
+            ? { kind: 'vip', address: k.address, protocol: k.protocol === 'udp' ? 'udp' : 'tcp', port: k.port }
+            : { kind: 'fwmark', mark: k.fwmark, protocol: rule?.protocol ?? 'tcp', port: rule?.port ?? 0, ...(rule?.address !== undefined ? { address: rule.address } : {}) },
+        scheduler: (KNOWN_SCHEDULERS.includes(service.scheduler) ? service.scheduler : FALLBACK_SCHEDULER) as Scheduler,
+        backends: dests.map((d) => ({ address: d.address, port: d.port, weight: d.weight })),
+      };
+      if (service.flags & 1) vs.persistenceSeconds = service.timeout;
+      return vs;
+    });
+    return { services };
+  }
+
+  /** Delete every IPVS service in the namespace and the mark chain. */
+  async destroy(): Promise<void> {
+    const marks = await this.readMarks();
+    const removal = renderMarkChainRemoval(marks);
+    if (removal) await this.restoreMarks(removal);
+    for (const s of await this.kernel.listServices()) await this.kernel.deleteService(s.key);
+    this.names.clear();
+    this.log({ event: 'ipvs_destroy' });
+  }
+}

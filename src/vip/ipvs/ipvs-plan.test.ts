@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import type { LbTable, VirtualService } from '../lb-table.js';
+import { IpvsTableError, ipvsStateFromTable, planIpvs, validateLbTable, type IpvsState } from './ipvs-plan.js';
+
+const web: VirtualService = {
+  id: 'web',
+  frontend: { kind: 'vip', address: '10.0.0.10', protocol: 'tcp', port: 80 },
+  scheduler: 'rr',
+  backends: [
+    { address: '10.0.1.2', port: 0, weight: 1 },
+    { address: '10.0.1.3', port: 8080, weight: 1 },
+  ],
+};
+const ingress: VirtualService = {
+  id: 'ingress-web',
+  frontend: { kind: 'fwmark', mark: 256, protocol: 'tcp', port: 8080 },
+  scheduler: 'random',
+  persistenceSeconds: 600,
+  backends: [{ address: '10.255.0.5', port: 0, weight: 2 }],
+};
+
+describe('ipvsStateFromTable', () => {
+  it('maps vip and fwmark frontends, port 0, random -> rr, persistence and masq', () => {
+    expect(ipvsStateFromTable({ services: [web, ingress] })).toEqual({
+      services: [
+        {
+          service: { key: { kind: 'vip', family: 'inet', protocol: 'tcp', address: '10.0.0.10', port: 80 }, scheduler: 'rr', flags: 0, timeout: 0, netmaskPrefix: 32 },
+          dests: [
+            { family: 'inet', address: '10.0.1.2', port: 80, forward: 'masq', weight: 1, upperThreshold: 0, lowerThreshold: 0 },
+            { family: 'inet', address: '10.0.1.3', port: 8080, forward: 'masq', weight: 1, upperThreshold: 0, lowerThreshold: 0 },
+          ],
+        },
+        {
+          service: { key: { kind: 'fwmark', family: 'inet', fwmark: 256 }, scheduler: 'rr', flags: 1, timeout: 600, netmaskPrefix: 32 },
+          dests: [{ family: 'inet', address: '10.255.0.5', port: 0, forward: 'masq', weight: 2, upperThreshold: 0, lowerThreshold: 0 }],
+        },
+      ],
+    });
+  });
+
+  it('uses IPv6 keys and canonical addresses for IPv6 services', () => {
+    const s = ipvsStateFromTable({
+      services: [{ id: 'v6', frontend: { kind: 'vip', address: 'FD00:0::10', protocol: 'udp', port: 53 }, scheduler: 'sh', backends: [{ address: 'fd00:0:0::2', port: 0, weight: 1 }] }],
+    });
+    expect(s.services[0]!.service.key).toEqual({ kind: 'vip', family: 'inet6', protocol: 'udp', address: 'fd00::10', port: 53 });
+    expect(s.services[0]!.service.netmaskPrefix).toBe(128);
+    expect(s.services[0]!.dests[0]!.address).toBe('fd00::2');
+  });
+});
+
+describe('planIpvs', () => {
+  const desired = ipvsStateFromTable({ services: [web, ingress] });
+
+  it('creates everything from nothing: services first, then destinations', () => {
+    const ops = planIpvs({ services: [] }, desired);
+    expect(ops.map((o) => o.op)).toEqual(['addService', 'addService', 'addDest', 'addDest', 'addDest']);
+  });
+
+  it('is empty when the kernel already matches', () => {
+    expect(planIpvs(desired, desired)).toEqual([]);
+  });
+
+  it('drains with weight 0, removes dropped backends, updates schedulers, deletes services last', () => {
+    const current: IpvsState = structuredClone(desired);
+    const table: LbTable = {
+      services: [
+        { ...web, scheduler: 'wrr', backends: [{ address: '10.0.1.2', port: 0, weight: 0 }, { address: '10.0.1.4', port: 0, weight: 5 }] },
+      ],
+    };
+    const ops = planIpvs(current, ipvsStateFromTable(table));
+    const key = desired.services[0]!.service.key;
+    expect(ops).toEqual([
+      { op: 'updateService', service: { ...desired.services[0]!.service, scheduler: 'wrr' } },
+      { op: 'updateDest', service: key, dest: { ...desired.services[0]!.dests[0]!, weight: 0 } },
+      { op: 'addDest', service: key, dest: { family: 'inet', address: '10.0.1.4', port: 80, forward: 'masq', weight: 5, upperThreshold: 0, lowerThreshold: 0 } },
+      { op: 'deleteDest', service: key, dest: { family: 'inet', address: '10.0.1.3', port: 8080 } },
+      { op: 'deleteService', key: { kind: 'fwmark', family: 'inet', fwmark: 256 } },
+    ]);
+  });
+
+  it('treats a new port as a new destination (IPVS keys destinations by address and port)', () => {
+    const moved = ipvsStateFromTable({ services: [{ ...web, backends: [{ address: '10.0.1.2', port: 81, weight: 1 }] }] });
+    expect(planIpvs(ipvsStateFromTable({ services: [web] }), moved).map((o) => `${o.op}${'dest' in o ? ` ${o.dest.address}:${o.dest.port}` : ''}`)).toEqual([
+      'addDest 10.0.1.2:81',
+      'deleteDest 10.0.1.2:80',
+      'deleteDest 10.0.1.3:8080',
+    ]);
+  });
+});
+
+describe('validateLbTable', () => {
+  const bad = (vs: Partial<VirtualService>, re: RegExp) => expect(() => validateLbTable({ services: [{ ...web, ...vs }] })).toThrow(re);
+
+  it('accepts a valid table', () => {
+    expect(() => validateLbTable({ services: [web, ingress] })).not.toThrow();
+  });
+
+  it('names the service and field at fault', () => {
+    bad({ id: 'Bad Id' }, /service id "Bad Id"/);
+    bad({ frontend: { kind: 'vip', address: '10.0.0.999', protocol: 'tcp', port: 80 } }, /web: .*10\.0\.0\.999/);
+    bad({ frontend: { kind: 'vip', address: '10.0.0.1', protocol: 'tcp', port: 0 } }, /port 0/);
+    bad({ frontend: { kind: 'fwmark', mark: 0, protocol: 'tcp', port: 80 } }, /fwmark 0/);
+    bad({ scheduler: 'fifo' as VirtualService['scheduler'] }, /scheduler "fifo"/);
+    bad({ backends: [{ address: '10.0.1.2', port: 0, weight: -1 }] }, /weight -1/);
+    bad({ backends: [{ address: 'fd00::1', port: 0, weight: 1 }] }, /address family/);
+    bad({ backends: [{ address: '10.0.1.2', port: 0, weight: 1 }, { address: '10.0.1.2', port: 80, weight: 1 }] }, /appears twice/);
+    bad({ persistenceSeconds: 1.5 }, /persistenceSeconds/);
+    expect(() => validateLbTable({ services: [web, { ...web, id: 'web2' }] })).toThrow(/both map/);
+    expect(() => validateLbTable({ services: [ingress, { ...ingress, id: 'other', frontend: { ...ingress.frontend, port: 9090 } }] })).toThrow(/share fwmark 256/);
+  });
+});
