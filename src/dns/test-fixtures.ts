@@ -42,3 +42,19 @@ export function queryWire(name: string, type: dnsPacket.RecordType, opts: { id?:
     additionals: opts.edns ? [{ type: 'OPT', name: '.', udpPayloadSize: opts.edns, flags: 0 } as dnsPacket.Answer] : [],
   });
 }
+
+/** A decoded message with the fields the tests read (the dns-packet typings omit rcode, ttl and data). */
+export interface LoosePacket {
+  id: number;
+  flags: number;
+  rcode: string;
+  questions: { name: string; type: string; class: string }[];
+  answers: { name: string; type: string; ttl: number; data: unknown }[];
+  additionals: { name: string; type: string; ttl: number; data: unknown }[];
+}
+
+/** Decodes a reply with dns-packet's general decoder (independent of our hot-path writer). */
+export function decodeLoose(wire: Buffer): LoosePacket {
+  const p = dnsPacket.decode(wire) as unknown as Partial<LoosePacket>;
+  return { id: p.id ?? -1, flags: p.flags ?? 0, rcode: p.rcode ?? '', questions: p.questions ?? [], answers: p.answers ?? [], additionals: p.additionals ?? [] };
+}
