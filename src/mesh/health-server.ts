@@ -1,0 +1,79 @@
+import { createServer, type Server } from 'node:http';
+import type { HealthPortPlan } from './mesh-plan.js';
+import { listenTcpInNetns } from './netns-listener.js';
+
+/**
+ * The health ports of policy=local services (kube-proxy's healthCheckNodePort): an external
+ * load balancer asks each node and skips those answering 503, which have no local task and
+ * so refuse the published port. Counts change in place; a server starts or stops only when a
+ * service's health port appears, moves or goes.
+ */
+export class HealthServers {
+  private readonly servers = new Map<number, { server: Server; entry: HealthPortPlan }>();
+
+  /**
+   * @param netns the node's host namespace (null: the one this process runs in)
+   * @param address the address to listen on (all of the host's addresses by default)
+   */
+  constructor(
+    private readonly netns: string | null,
+    private readonly address = '0.0.0.0',
+  ) {}
+
+  /** Makes the running servers match `entries` (one per port); resolves once new ones listen. */
+  async reconcile(entries: readonly HealthPortPlan[]): Promise<void> {
+    const wanted = new Map(entries.map((e) => [e.port, e]));
+    for (const [port, running] of this.servers) {
+      if (!wanted.has(port)) {
+        this.servers.delete(port);
+        await closeServer(running.server);
+      }
+    }
+    for (const entry of wanted.values()) {
+      const running = this.servers.get(entry.port);
+      if (running) running.entry = { ...entry };
+      else await this.start(entry);
+    }
+  }
+
+  /** Ports currently served, ascending. */
+  ports(): number[] {
+    return [...this.servers.keys()].sort((a, b) => a - b);
+  }
+
+  /** Stops every server. */
+  async close(): Promise<void> {
+    await this.reconcile([]);
+  }
+
+  private async start(entry: HealthPortPlan): Promise<void> {
+    const slot = { server: undefined as unknown as Server, entry: { ...entry } };
+    const server = createServer((req, res) => {
+      const { localTasks, serviceName } = slot.entry;
+      const body = `${JSON.stringify({ service: serviceName, localTasks })}\n`;
+      res.writeHead(localTasks > 0 ? 200 : 503, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        connection: 'close',
+      });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
+    slot.server = server;
+    const fd = listenTcpInNetns(this.netns, this.address, entry.port);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.servers.set(entry.port, slot);
+  }
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
