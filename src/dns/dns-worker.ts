@@ -1,0 +1,129 @@
+/**
+ * Worker thread that serves the resolver in many task namespaces. setns(2) switches only the
+ * calling thread, so this thread steps into a namespace, binds its sockets there, waits until
+ * they are bound and steps back home; the sockets stay in the namespace they were made in.
+ * Every namespace switch goes through one queue, so no socket is ever created while the
+ * thread stands in the wrong namespace. Nothing here may use dns.lookup or async fs (the
+ * libuv threadpool is shared with the main thread and must never start inside a task).
+ */
+import { closeSync, openSync } from 'node:fs';
+import { connect, type Socket as TcpSocket } from 'node:net';
+import { parentPort, workerData } from 'node:worker_threads';
+import { CLONE_NEWNET, lastErrno, setns } from '../sandbox/libc.js';
+import { compileAnswerTable } from './answer-table.js';
+import type { Upstream } from './forwarder.js';
+import { NamespaceServer } from './namespace-server.js';
+import type { WorkerReply, WorkerRequest, WorkerSettings } from './worker-protocol.js';
+
+const settings = workerData as WorkerSettings;
+const port = parentPort!;
+const homeFd = openSync('/proc/thread-self/ns/net', 'r');
+const servers = new Map<string, NamespaceServer>();
+let queue: Promise<unknown> = Promise.resolve();
+
+function log(event: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ component: 'dns', ...event })}\n`);
+}
+
+function enter(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    if (setns(fd, CLONE_NEWNET) !== 0) throw new Error(`setns failed with errno ${lastErrno()}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function leave(): void {
+  if (setns(homeFd, CLONE_NEWNET) !== 0) {
+    // Staying in a task namespace would open the next task's sockets in the wrong place.
+    log({ event: 'fatal', msg: 'cannot return to home netns', errno: lastErrno() });
+    process.abort();
+  }
+}
+
+/** Runs `fn` inside the namespace at `path`, one at a time, returning home even on failure. */
+function inNamespace<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const run = queue.then(async () => {
+    enter(path);
+    try {
+      return await fn();
+    } finally {
+      leave();
+    }
+  });
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+function tcpOpener(path: string) {
+  return (upstream: Upstream): Promise<TcpSocket> =>
+    inNamespace(path, async () => {
+      const sock = connect({ host: upstream.host, port: upstream.port });
+      // net.connect creates the socket on the next tick for an IP literal: wait until it exists.
+      for (let i = 0; i < 10 && !(((sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1) > 0); i++) {
+        await new Promise((r) => setImmediate(r));
+      }
+      return sock;
+    });
+}
+
+async function attach(path: string, view: WorkerRequest & { op: 'attach' }): Promise<void> {
+  if (servers.has(path)) throw new Error('already attached');
+  const table = compileAnswerTable(view.view, { ttlSeconds: settings.ttlSeconds, forwarding: settings.upstreams.length > 0 });
+  const server = await inNamespace(path, () =>
+    NamespaceServer.open({
+      table,
+      address: settings.address,
+      port: settings.port,
+      forward: {
+        upstreams: settings.upstreams,
+        timeoutMs: settings.forwardTimeoutMs,
+        maxConcurrent: settings.maxConcurrentForwards,
+        openTcp: tcpOpener(path),
+      },
+      log: (e) => log({ ...e, netns: path }),
+    }),
+  );
+  servers.set(path, server);
+}
+
+async function handle(req: WorkerRequest): Promise<void> {
+  switch (req.op) {
+    case 'attach':
+      return attach(req.path, req);
+    case 'update': {
+      const server = servers.get(req.path);
+      if (!server) {
+        log({ event: 'dns_update_unknown_netns', netns: req.path });
+        return;
+      }
+      server.setTable(compileAnswerTable(req.view, { ttlSeconds: settings.ttlSeconds, forwarding: settings.upstreams.length > 0 }));
+      return;
+    }
+    case 'detach': {
+      const server = servers.get(req.path);
+      servers.delete(req.path);
+      await server?.close();
+      return;
+    }
+    case 'close': {
+      const all = [...servers.values()];
+      servers.clear();
+      await Promise.all(all.map((s) => s.close()));
+      return;
+    }
+  }
+}
+
+port.on('message', (req: WorkerRequest) => {
+  handle(req).then(
+    () => {
+      if ('reqId' in req) port.postMessage({ reqId: req.reqId, ok: true } satisfies WorkerReply);
+    },
+    (err: Error) => {
+      if ('reqId' in req) port.postMessage({ reqId: req.reqId, ok: false, error: err.message } satisfies WorkerReply);
+      else log({ event: 'dns_request_failed', op: req.op, error: err.message });
+    },
+  );
+});
