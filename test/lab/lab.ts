@@ -15,6 +15,8 @@ export interface LabHost {
   name: string;
   netns: string;
   underlayIp: string;
+  /** This host's own namespace directory (what /run/meshnet/netns is on a real machine). */
+  dir: NetnsDir;
 }
 
 const live = new Set<Lab>();
@@ -95,12 +97,12 @@ export class Lab {
       h.close();
     }
     setSysctl(netns, 'net.ipv4.ip_forward', 1);
-    this.hosts.push({ name, netns, underlayIp });
+    this.hosts.push({ name, netns, underlayIp, dir: new NetnsDir(`${LAB_ROOT}/${this.id}/${name}/netns`) });
   }
 
-  /** Creates an extra namespace in this lab (a task, a client). */
-  netns(name: string): string {
-    return this.dir.create(name);
+  /** Creates an extra namespace in this lab (a client), or on a host (a task) when `host` is given. */
+  netns(name: string, host?: number): string {
+    return host === undefined ? this.dir.create(name) : this.hosts[host]!.dir.create(name);
   }
 
   /** Runs a command inside a lab namespace. */
@@ -116,6 +118,14 @@ export class Lab {
     return child;
   }
 
+  /** Waits until `url` answers from inside `netns` (servers start slowly on a loaded 2-core machine). */
+  async waitForHttp(netns: string, url: string, timeoutMs = 30_000): Promise<void> {
+    const tries = Math.ceil(timeoutMs / 200);
+    const script = `for i in $(seq ${tries}); do curl -s -m 1 -o /dev/null "$1" && exit 0; sleep 0.2; done; exit 1`;
+    const r = await execIn(netns, ['sh', '-c', script, 'wait', url], { allowFailure: true, timeoutMs: timeoutMs + 5_000 });
+    if (r.code !== 0) throw new Error(`${url} did not answer from ${netns} within ${timeoutMs} ms`);
+  }
+
   /** Removes everything the lab made. */
   async destroy(): Promise<void> {
     this.destroySync();
@@ -126,6 +136,7 @@ export class Lab {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const c of this.children) c.kill('SIGKILL');
+    for (const h of this.hosts) h.dir.removeAll();
     this.dir.removeAll();
     rmSync(`${LAB_ROOT}/${this.id}`, { recursive: true, force: true });
     live.delete(this);
@@ -149,8 +160,10 @@ export function cleanStaleLabs(): string[] {
     const ownerFile = `${LAB_ROOT}/${id}/owner`;
     const owner = existsSync(ownerFile) ? Number(readFileSync(ownerFile, 'utf8')) : NaN;
     if (Number.isFinite(owner) && pidAlive(owner)) continue;
-    const dir = new NetnsDir(`${LAB_ROOT}/${id}/netns`);
-    dir.removeAll();
+    for (const sub of readdirSync(`${LAB_ROOT}/${id}`)) {
+      if (existsSync(`${LAB_ROOT}/${id}/${sub}/netns`)) new NetnsDir(`${LAB_ROOT}/${id}/${sub}/netns`).removeAll();
+    }
+    new NetnsDir(`${LAB_ROOT}/${id}/netns`).removeAll();
     rmSync(`${LAB_ROOT}/${id}`, { recursive: true, force: true });
     removed.push(id);
   }

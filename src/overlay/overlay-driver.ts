@@ -1,0 +1,182 @@
+import { NetnsDir } from '../sandbox/netns.js';
+import { Rtnl } from '../sandbox/rtnl.js';
+import { execIn } from '../sandbox/exec.js';
+import type { OverlayInput } from './overlay-spec.js';
+import { desiredOverlayState, type EndpointState, type OverlayState } from './overlay-state.js';
+import { type ObservedOverlay, type OverlayOp, planOverlay } from './overlay-plan.js';
+
+export interface OverlayDriverOptions {
+  /** Where overlay namespaces are bind-mounted. */
+  netnsDir: NetnsDir;
+  /** The host namespace whose underlay carries VXLAN (null: the namespace this process runs in). */
+  hostNetns: string | null;
+  /** Required when hostNetns is null: the operator declared this namespace the host. */
+  allowHostNamespace?: boolean;
+}
+
+/** The result of one apply. */
+export interface OverlayApplyResult {
+  ops: OverlayOp[];
+  netns: string;
+}
+
+const withRtnl = async <T>(netns: string, fn: (r: Rtnl) => Promise<T>): Promise<T> => {
+  const r = Rtnl.open(netns);
+  try {
+    return await fn(r);
+  } finally {
+    r.close();
+  }
+};
+
+/**
+ * The VXLAN data plane adapter: reads what the kernel has for one overlay network, plans the
+ * difference with the pure planner and applies it. A second apply of the same input does nothing.
+ */
+export class OverlayDriver {
+  constructor(private readonly opts: OverlayDriverOptions) {}
+
+  /** Makes the kernel match `input` for its network; returns the operations it performed. */
+  async apply(input: OverlayInput): Promise<OverlayApplyResult> {
+    const desired = desiredOverlayState(input); // validates before anything is touched
+    const observed = await this.observe(desired);
+    const ops = planOverlay(observed, desired);
+    const netns = this.opts.netnsDir.path(desired.netns);
+    for (const op of ops) await this.run(op, desired, netns);
+    return { ops, netns };
+  }
+
+  /** Removes a network's overlay namespace (and with it br0, vxlan0 and every endpoint veth). */
+  async remove(networkName: string): Promise<boolean> {
+    const name = `ov-${networkName}`;
+    if (!this.opts.netnsDir.exists(name)) return false;
+    this.opts.netnsDir.delete(name);
+    return true;
+  }
+
+  /** Reads the kernel state relevant to `desired`. Throws (touching nothing) when an endpoint's sandbox is missing. */
+  async observe(desired: OverlayState): Promise<ObservedOverlay> {
+    const sandboxSides: ObservedOverlay['sandboxSides'] = {};
+    for (const e of desired.endpoints) sandboxSides[e.hostIf] = await this.observeSandboxSide(e);
+    const dir = this.opts.netnsDir;
+    if (!dir.exists(desired.netns)) {
+      return { netnsExists: false, hostIfs: [], sandboxSides, neighbors: [], fdb: [] };
+    }
+    return withRtnl(dir.path(desired.netns), async (r) => {
+      const links = await r.links();
+      const addrs = await r.addresses();
+      const br = links.find((l) => l.name === 'br0');
+      const vx = links.find((l) => l.name === 'vxlan0');
+      const obs: ObservedOverlay = {
+        netnsExists: true,
+        hostIfs: links
+          .filter((l) => l.kind === 'veth' && /^ve[0-9a-f]{11}$/.test(l.name))
+          .map((l) => ({ name: l.name, onBridge: !!br && l.master === br.index, up: l.up })),
+        sandboxSides,
+        neighbors: vx ? (await r.neighbors('vxlan0')).filter((n) => n.permanent).map(({ ip, mac }) => ({ ip, mac })) : [],
+        fdb: vx
+          ? (await r.fdb('vxlan0')).filter((f) => f.dst && f.permanent).map((f) => ({ mac: f.mac, dst: f.dst! }))
+          : [],
+      };
+      if (br) obs.bridge = { cidrs: addrs.filter((a) => a.link === 'br0').map((a) => a.cidr), mtu: br.mtu, up: br.up };
+      if (vx?.vxlan) obs.vxlan = { ...vx.vxlan, mtu: vx.mtu, up: vx.up, onBridge: !!br && vx.master === br.index };
+      return obs;
+    });
+  }
+
+  private async observeSandboxSide(e: EndpointState): Promise<ObservedOverlay['sandboxSides'][string]> {
+    return withRtnl(e.sandbox, async (r) => {
+      const link = await r.link(e.ifname);
+      if (!link) return { present: false, cidrs: [] };
+      const cidrs = (await r.addresses()).filter((a) => a.link === e.ifname).map((a) => a.cidr);
+      const side: ObservedOverlay['sandboxSides'][string] = { present: true, cidrs, mtu: link.mtu, up: link.up };
+      if (link.mac) side.mac = link.mac;
+      if (e.gateway) {
+        const route = await execIn(e.sandbox, ['ip', '-4', 'route', 'show', 'default', 'dev', e.ifname]);
+        const m = /via (\S+)/.exec(route.stdout);
+        if (m?.[1]) side.gateway = m[1];
+      }
+      return side;
+    });
+  }
+
+  private async run(op: OverlayOp, desired: OverlayState, netns: string): Promise<void> {
+    switch (op.op) {
+      case 'createNetns':
+        this.opts.netnsDir.create(desired.netns);
+        await withRtnl(netns, (r) => r.setLink('lo', { up: true }));
+        return;
+      case 'createBridge':
+      case 'fixBridge':
+        return withRtnl(netns, async (r) => {
+          if (op.op === 'createBridge') await r.createBridge('br0', { mtu: op.bridge.mtu });
+          else for (const c of op.removeCidrs) await r.deleteAddress('br0', c);
+          await r.addAddress('br0', op.bridge.cidr);
+          await r.setLink('br0', { mtu: op.bridge.mtu, up: true });
+        });
+      case 'deleteVxlan':
+        await withRtnl(netns, (r) => r.deleteLink('vxlan0'));
+        return;
+      case 'createVxlan':
+        return this.createVxlan(op.vxlan, netns);
+      case 'fixVxlan':
+        return withRtnl(netns, (r) => r.setLink('vxlan0', { mtu: op.vxlan.mtu, master: 'br0', up: true }));
+      case 'attachEndpoint':
+        return this.attach(op.endpoint, netns);
+      case 'detachEndpoint':
+        await withRtnl(netns, (r) => r.deleteLink(op.hostIf));
+        return;
+      case 'setFdb':
+        return withRtnl(netns, (r) => r.replaceFdb('vxlan0', op.peer.mac, op.peer.vtep));
+      case 'setNeighbor':
+        return withRtnl(netns, (r) => r.replaceNeighbor('vxlan0', op.peer.ip, op.peer.mac));
+      case 'deleteNeighbor':
+        return withRtnl(netns, (r) => r.deleteNeighbor('vxlan0', op.ip));
+      case 'deleteFdb':
+        return withRtnl(netns, (r) => r.deleteFdb('vxlan0', op.mac, op.dst));
+    }
+  }
+
+  /**
+   * VXLAN devices are created in the host namespace, so their UDP socket lives on the underlay,
+   * then moved (and renamed vxlan0) into the overlay namespace, as Docker's overlay driver does.
+   */
+  private async createVxlan(vx: OverlayState['vxlan'], netns: string): Promise<void> {
+    const temp = `mnvx${vx.vni}`;
+    const host = Rtnl.open(this.opts.hostNetns, { allowHostNamespace: this.opts.allowHostNamespace ?? false });
+    try {
+      await host.deleteLink(temp); // a leftover of an interrupted apply
+      const spec: Parameters<Rtnl['createVxlan']>[0] = { name: temp, vni: vx.vni, port: vx.port, learning: vx.learning, proxy: vx.proxy, mtu: vx.mtu };
+      if (vx.local) spec.local = vx.local;
+      await host.createVxlan(spec);
+      try {
+        await host.setLink(temp, { netns, rename: 'vxlan0' });
+      } catch (err) {
+        await host.deleteLink(temp);
+        throw err;
+      }
+    } finally {
+      host.close();
+    }
+    await withRtnl(netns, (r) => r.setLink('vxlan0', { master: 'br0', up: true }));
+  }
+
+  /** Creates the veth pair for an endpoint; on any failure the pair is removed again. */
+  private async attach(e: EndpointState, netns: string): Promise<void> {
+    await withRtnl(netns, async (ov) => {
+      await ov.createVeth(e.hostIf, e.ifname, { peerNetns: e.sandbox, mtu: e.mtu, peerMac: e.mac });
+      try {
+        await ov.setLink(e.hostIf, { master: 'br0', up: true });
+        await withRtnl(e.sandbox, async (sb) => {
+          await sb.setLink('lo', { up: true });
+          await sb.addAddress(e.ifname, e.cidr);
+          await sb.setLink(e.ifname, { up: true });
+          if (e.gateway) await sb.replaceRoute({ dst: 'default', gateway: e.gateway, dev: e.ifname });
+        });
+      } catch (err) {
+        await ov.deleteLink(e.hostIf);
+        throw err;
+      }
+    });
+  }
+}

@@ -1,0 +1,99 @@
+import { cidrContains, isIpv4, parseCidr, parseMac } from '../sandbox/addresses.js';
+import { InvalidSandboxInputError } from '../sandbox/errors.js';
+
+/** VXLAN's UDP port (IANA). */
+export const VXLAN_PORT = 4789;
+/** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers. */
+export const VXLAN_OVERHEAD = 50;
+export const VNI_MIN = 1;
+export const VNI_MAX = 16_777_215;
+
+/** An overlay network as the data plane needs it. */
+export interface OverlayNetwork {
+  name: string;
+  vni: number;
+  /** e.g. 10.0.1.0/24 */
+  subnet: string;
+  /** br0's address, e.g. 10.0.1.1 */
+  gateway: string;
+}
+
+/** A task's (or the ingress sandbox's) interface on this host. */
+export interface LocalEndpoint {
+  /** Stable id (task id); names the host-side veth. */
+  id: string;
+  /** Namespace file of the sandbox the endpoint lives in. */
+  sandbox: string;
+  /** Interface name inside the sandbox (eth0, eth1, ...). */
+  ifname: string;
+  ip: string;
+  mac: string;
+  /** Install a default route via the network's gateway. */
+  defaultRoute?: boolean;
+}
+
+/** An endpoint on another host: reached through VXLAN to its host's underlay address. */
+export interface RemoteEndpoint {
+  ip: string;
+  mac: string;
+  /** The remote host's underlay address (VTEP). */
+  vtep: string;
+}
+
+export interface OverlayInput {
+  network: OverlayNetwork;
+  /** MTU of the underlay link the VXLAN packets leave by. */
+  underlayMtu: number;
+  /** Underlay source address of this host. */
+  localVtep?: string;
+  local: LocalEndpoint[];
+  remote: RemoteEndpoint[];
+}
+
+const NET_NAME = /^[a-z0-9][a-z0-9_.-]{0,39}$/;
+
+function fail(msg: string): never {
+  throw new InvalidSandboxInputError(msg);
+}
+
+/** Validates an overlay input completely before anything touches the kernel. */
+export function validateOverlayInput(input: OverlayInput): void {
+  const n = input.network;
+  if (!NET_NAME.test(n.name)) fail(`invalid network name ${JSON.stringify(n.name)}: 1-40 of a-z, 0-9, '_', '.', '-'`);
+  if (!Number.isInteger(n.vni) || n.vni < VNI_MIN || n.vni > VNI_MAX) {
+    fail(`VNI ${n.vni} of network ${n.name} is out of range: use ${VNI_MIN}-${VNI_MAX} (meshnet allocates from 4096)`);
+  }
+  const { prefix } = parseCidr(n.subnet);
+  if (prefix > 30) fail(`subnet ${n.subnet} of network ${n.name} is too small: use /30 or larger`);
+  if (!isIpv4(n.gateway) || !cidrContains(n.subnet, n.gateway)) fail(`gateway ${n.gateway} is not inside ${n.subnet}`);
+  if (!Number.isInteger(input.underlayMtu) || input.underlayMtu - VXLAN_OVERHEAD < 576) {
+    fail(`underlay MTU ${input.underlayMtu} leaves too little for VXLAN: at least ${576 + VXLAN_OVERHEAD} is needed`);
+  }
+  const seenIp = new Map<string, string>([[n.gateway, 'the gateway']]);
+  const seenMac = new Set<string>();
+  const seenIf = new Set<string>();
+  const seenId = new Set<string>();
+  const claim = (ip: string, mac: string, who: string) => {
+    if (!isIpv4(ip) || !cidrContains(n.subnet, ip)) fail(`${who}: address ${ip} is not inside ${n.subnet}`);
+    parseMac(mac);
+    const prev = seenIp.get(ip);
+    if (prev) fail(`duplicate IP ${ip} on network ${n.name}: ${who} and ${prev}`);
+    if (seenMac.has(mac.toLowerCase())) fail(`duplicate MAC ${mac} on network ${n.name} (${who})`);
+    seenIp.set(ip, who);
+    seenMac.add(mac.toLowerCase());
+  };
+  for (const e of input.local) {
+    if (!e.id) fail('a local endpoint has no id');
+    if (seenId.has(e.id)) fail(`endpoint ${e.id} is listed twice on network ${n.name}`);
+    seenId.add(e.id);
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(e.ifname)) fail(`endpoint ${e.id}: invalid interface name ${JSON.stringify(e.ifname)}`);
+    const key = `${e.sandbox}\0${e.ifname}`;
+    if (seenIf.has(key)) fail(`endpoint ${e.id}: ${e.ifname} is already used in ${e.sandbox}`);
+    seenIf.add(key);
+    claim(e.ip, e.mac, `endpoint ${e.id}`);
+  }
+  for (const r of input.remote) {
+    if (!isIpv4(r.vtep)) fail(`remote endpoint ${r.ip}: invalid VTEP address ${JSON.stringify(r.vtep)}`);
+    claim(r.ip, r.mac, `remote endpoint on ${r.vtep}`);
+  }
+}
