@@ -28,7 +28,7 @@ export class PublishedPortConflictError extends MeshError {
   ) {
     super(
       'MESH_PUBLISHED_PORT_CONFLICT',
-      `service ${serviceId} cannot publish ${port}/${protocol}: it is already published by ${heldBy}; ` +
+      `service ${serviceId} cannot publish ${port}/${protocol}: it is already in use by ${heldBy}; ` +
         'choose another published port or unpublish it there first',
     );
   }
