@@ -1,0 +1,584 @@
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
+import { homeNetnsIdentity } from '../sandbox/netns-switch.js';
+import { SupervisorClosedError, TaskError } from './errors.js';
+import { readBootId, readCmdline, readProcessNetnsInode, readProcStat } from './proc-stat.js';
+import { decideAfterExit, DEFAULT_RESTART_POLICY, validateRestartPolicy, type RestartPolicy } from './restart-policy.js';
+import { judgeIdentity, readPidFile, readTaskMeta, taskPaths, writeTaskMeta, type TaskMeta, type TaskPaths, type TaskState } from './task-meta.js';
+import { signalGroup, spawnTask } from './task-process.js';
+import { parseTaskSpec, specFingerprint, TASK_ID, type TaskSpec } from './task-spec.js';
+
+/** Where task state lives unless configured: tmpfs, so a reboot forgets processes that are gone anyway. */
+export const DEFAULT_TASKS_DIR = '/run/meshnet/tasks';
+
+/** A change in a task's life, for the agent to write to the store. */
+export interface TaskStateEvent {
+  taskId: string;
+  state: TaskState;
+  /** For people: why, with exit status and what happens next. */
+  message: string;
+  pid: number | null;
+  /** Exit status of the process that just ended (state `exited`/`failed`); null when unknown (adopted) or killed by a signal. */
+  exitCode: number | null;
+  signal: string | null;
+  /** Times the process was started again after an exit, over the task's life on this node. */
+  restarts: number;
+  at: string;
+}
+
+/** What the supervisor knows about one task. */
+export interface TaskInfo {
+  taskId: string;
+  state: TaskState;
+  pid: number | null;
+  /** True when this supervisor found the process running rather than starting it. */
+  adopted: boolean;
+  restarts: number;
+  startedAt: string | null;
+  lastExit: { code: number | null; signal: string | null; at: string } | null;
+  netnsPath: string;
+  command: string[];
+  logPath: string;
+  /** Why a task found on disk was or was not adopted. */
+  note?: string;
+}
+
+/** Options of a TaskSupervisor. */
+export interface TaskSupervisorOptions {
+  /** State directory (default /run/meshnet/tasks); one supervisor per directory. */
+  stateDir?: string;
+  restartPolicy?: Partial<RestartPolicy>;
+  /** How often processes this supervisor did not start are checked for liveness (default 250 ms). */
+  pollIntervalMs?: number;
+  /** stdout.log is rotated to stdout.log.1 at a (re)start once larger than this (default 16 MiB). */
+  maxLogBytes?: number;
+  onStateChange?: (event: TaskStateEvent) => void;
+  /** Clock for the crash window (tests). */
+  now?: () => number;
+}
+
+/** Options of stop() and reap(). */
+export interface StopOptions {
+  /** Time between SIGTERM and SIGKILL (default 10 s, as `docker stop`). */
+  graceMs?: number;
+  /** Keep stdout.log in the task directory. */
+  keepLogs?: boolean;
+}
+
+interface Entry {
+  spec: TaskSpec;
+  fingerprint: string;
+  paths: TaskPaths;
+  meta: TaskMeta;
+  child: ChildProcess | null;
+  adopted: boolean;
+  restartTimer: NodeJS.Timeout | null;
+  stopping: boolean;
+  note?: string;
+}
+
+const DEFAULT_GRACE_MS = 10_000;
+const KILL_WAIT_MS = 5_000;
+
+function specFromMeta(meta: TaskMeta, resolvConf: string): TaskSpec {
+  return {
+    taskId: meta.taskId,
+    netnsPath: meta.spec.netnsPath,
+    command: meta.spec.command,
+    resolvConf,
+    ...(meta.spec.env ? { env: meta.spec.env } : {}),
+    ...(meta.spec.hostname !== undefined ? { hostname: meta.spec.hostname } : {}),
+    ...(meta.spec.cwd !== undefined ? { cwd: meta.spec.cwd } : {}),
+  };
+}
+
+function describeExit(code: number | null, signal: string | null): string {
+  if (signal) return `was killed by ${signal}`;
+  if (code !== null) return `exited with code ${code}`;
+  return 'disappeared (not started by this supervisor: exit status unknown)';
+}
+
+// nsfs is one device: a namespace file is a file on that device.
+const NSFS_DEV = homeNetnsIdentity().split(':')[0];
+
+function namespaceInode(path: string): string | null {
+  try {
+    const st = statSync(path);
+    return String(st.dev) === NSFS_DEV ? String(st.ino) : null;
+  } catch {
+    return null;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Starts, watches, restarts and stops task processes on one node. Processes outlive the
+ * supervisor: a new one on the same state directory adopts them without restarting them.
+ */
+export class TaskSupervisor {
+  readonly stateDir: string;
+  private readonly policy: RestartPolicy;
+  private readonly pollIntervalMs: number;
+  private readonly maxLogBytes: number;
+  private readonly onStateChange: ((event: TaskStateEvent) => void) | undefined;
+  private readonly now: () => number;
+  private readonly entries = new Map<string, Entry>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private pollTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(options: TaskSupervisorOptions = {}) {
+    this.stateDir = options.stateDir ?? DEFAULT_TASKS_DIR;
+    if (!this.stateDir.startsWith('/')) throw new TaskError('TASK_INVALID_OPTION', `stateDir must be absolute, got ${JSON.stringify(this.stateDir)}`);
+    this.policy = validateRestartPolicy({ ...DEFAULT_RESTART_POLICY, ...options.restartPolicy });
+    this.pollIntervalMs = options.pollIntervalMs ?? 250;
+    this.maxLogBytes = options.maxLogBytes ?? 16 * 1024 * 1024;
+    this.onStateChange = options.onStateChange;
+    this.now = options.now ?? Date.now;
+    mkdirSync(this.stateDir, { recursive: true, mode: 0o755 });
+  }
+
+  /** Starts the task unless it runs already (idempotent); a changed command, env, hostname or namespace replaces the process. */
+  async ensureRunning(input: TaskSpec): Promise<TaskInfo> {
+    this.assertOpen();
+    const spec = parseTaskSpec(input);
+    const fingerprint = specFingerprint(spec);
+    return this.serial(spec.taskId, async () => {
+      let entry = this.entries.get(spec.taskId) ?? this.loadFromDisk(spec.taskId);
+      if (entry && entry.fingerprint !== fingerprint) {
+        this.emit(entry, 'starting', 'the task spec changed: replacing the process', null, null);
+        await this.terminate(entry, DEFAULT_GRACE_MS);
+        this.entries.delete(spec.taskId);
+        entry = undefined;
+      }
+      if (entry) {
+        entry.spec = spec;
+        this.writeResolvConf(entry);
+        return this.info(entry);
+      }
+      const paths = taskPaths(this.stateDir, spec.taskId);
+      const previous = readTaskMetaSafe(paths);
+      const fresh: Entry = {
+        spec,
+        fingerprint,
+        paths,
+        meta: {
+          version: 1,
+          taskId: spec.taskId,
+          fingerprint,
+          spec: {
+            netnsPath: spec.netnsPath,
+            command: spec.command,
+            ...(spec.env ? { env: spec.env } : {}),
+            ...(spec.hostname !== undefined ? { hostname: spec.hostname } : {}),
+            ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
+          },
+          state: 'starting',
+          pid: null,
+          startTime: null,
+          bootId: readBootId(),
+          startedAt: null,
+          crashes: [],
+          restarts: previous?.restarts ?? 0,
+          lastExit: null,
+        },
+        child: null,
+        adopted: false,
+        restartTimer: null,
+        stopping: false,
+      };
+      this.entries.set(spec.taskId, fresh);
+      this.start(fresh);
+      return this.info(fresh);
+    });
+  }
+
+  /** Stops the task: SIGTERM to its process group, SIGKILL after the grace; removes its directory. Idempotent. */
+  async stop(taskId: string, options: StopOptions = {}): Promise<void> {
+    if (!TASK_ID.test(taskId)) throw new TaskError('TASK_INVALID_ID', `invalid task id ${JSON.stringify(taskId)}`);
+    await this.serial(taskId, async () => {
+      const entry = this.entries.get(taskId) ?? this.loadFromDisk(taskId, { watch: false });
+      const paths = taskPaths(this.stateDir, taskId);
+      if (entry) {
+        await this.terminate(entry, options.graceMs ?? DEFAULT_GRACE_MS);
+        this.entries.delete(taskId);
+        this.emit(entry, 'shutdown', `stopped${entry.meta.lastExit ? ` (${describeExit(entry.meta.lastExit.code, entry.meta.lastExit.signal)})` : ''}`, null, null);
+      }
+      this.removeTaskDir(paths, options.keepLogs ?? false);
+      this.updatePolling();
+    });
+  }
+
+  /** Finds the tasks in the state directory, adopts the live processes without restarting them, restarts the dead ones. */
+  async adoptOrphans(): Promise<TaskInfo[]> {
+    this.assertOpen();
+    const found: TaskInfo[] = [];
+    for (const taskId of this.taskIdsOnDisk()) {
+      const info = await this.serial(taskId, async () => {
+        const entry = this.entries.get(taskId) ?? this.loadFromDisk(taskId);
+        return entry ? this.info(entry) : null;
+      });
+      if (info) found.push(info);
+    }
+    return found;
+  }
+
+  /** Stops every task (known or found on disk) whose id is not in `keepIds`; returns the ids stopped. */
+  async reap(keepIds: Iterable<string>, options: StopOptions = {}): Promise<string[]> {
+    const keep = new Set(keepIds);
+    const ids = new Set([...this.entries.keys(), ...this.taskIdsOnDisk()]);
+    const stopped: string[] = [];
+    for (const id of [...ids].sort()) {
+      if (keep.has(id)) continue;
+      await this.stop(id, options);
+      stopped.push(id);
+    }
+    return stopped;
+  }
+
+  /** The tasks this supervisor runs or watches, sorted by id. */
+  list(): TaskInfo[] {
+    return [...this.entries.values()].map((e) => this.info(e)).sort((a, b) => (a.taskId < b.taskId ? -1 : 1));
+  }
+
+  /** One task, or undefined. */
+  get(taskId: string): TaskInfo | undefined {
+    const entry = this.entries.get(taskId);
+    return entry ? this.info(entry) : undefined;
+  }
+
+  /** Stops watching and restarting; the processes keep running for the next supervisor to adopt. */
+  close(): void {
+    this.closed = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    for (const entry of this.entries.values()) {
+      if (entry.restartTimer) clearTimeout(entry.restartTimer);
+      entry.restartTimer = null;
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new SupervisorClosedError();
+  }
+
+  private serial<T>(taskId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(taskId) ?? Promise.resolve();
+    const next = previous.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.locks.set(taskId, tail);
+    void tail.then(() => {
+      if (this.locks.get(taskId) === tail) this.locks.delete(taskId);
+    });
+    return next;
+  }
+
+  private taskIdsOnDisk(): string[] {
+    if (!existsSync(this.stateDir)) return [];
+    return readdirSync(this.stateDir, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && TASK_ID.test(d.name) && existsSync(taskPaths(this.stateDir, d.name).meta))
+      .map((d) => d.name)
+      .sort();
+  }
+
+  /**
+   * Registers a task recorded on disk: adopted when its process still is the recorded one,
+   * otherwise treated as an exit (restart under the policy) unless it had failed.
+   */
+  private loadFromDisk(taskId: string, { watch = true } = {}): Entry | undefined {
+    const paths = taskPaths(this.stateDir, taskId);
+    let meta: TaskMeta | null;
+    try {
+      meta = readTaskMeta(paths);
+    } catch (err) {
+      this.log('task_meta_corrupt', { taskId, error: (err as Error).message });
+      return undefined;
+    }
+    if (meta === null || meta.taskId !== taskId) return undefined;
+    let resolvConf = '';
+    try {
+      resolvConf = readFileSync(paths.resolvConf, 'utf8');
+    } catch {
+      // Rewritten from the next ensureRunning; a restart before then gets an empty one.
+    }
+    const entry: Entry = {
+      spec: specFromMeta(meta, resolvConf),
+      fingerprint: meta.fingerprint,
+      paths,
+      meta,
+      child: null,
+      adopted: false,
+      restartTimer: null,
+      stopping: false,
+    };
+    const pid = meta.pid;
+    const verdict = judgeIdentity(
+      meta,
+      readPidFile(paths),
+      pid === null ? { stat: null, cmdline: null, netnsInode: null } : { stat: readProcStat(pid), cmdline: readCmdline(pid), netnsInode: readProcessNetnsInode(pid) },
+      readBootId(),
+      namespaceInode(meta.spec.netnsPath),
+    );
+    this.entries.set(taskId, entry);
+    if (verdict.alive) {
+      entry.adopted = true;
+      entry.meta.state = 'running';
+      entry.note = `adopted running process ${pid}`;
+      this.emit(entry, 'running', entry.note, null, null);
+      this.updatePolling();
+      return entry;
+    }
+    entry.meta.pid = null;
+    entry.meta.startTime = null;
+    if (meta.state === 'failed') {
+      entry.note = 'failed before the supervisor restarted; not restarted';
+      return entry;
+    }
+    entry.note = `not adopted: ${verdict.reason}`;
+    if (watch) {
+      this.onGone(entry, null, null, null, entry.note);
+    } else {
+      entry.meta.state = 'exited';
+    }
+    return entry;
+  }
+
+  private start(entry: Entry): void {
+    if (this.closed || entry.stopping) return;
+    entry.restartTimer = null;
+    entry.adopted = false;
+    entry.meta.state = 'starting';
+    this.emit(entry, 'starting', entry.meta.restarts > 0 ? `restart #${entry.meta.restarts}` : 'starting', null, null);
+    if (namespaceInode(entry.spec.netnsPath) === null) {
+      this.persist(entry);
+      this.onGone(entry, null, null, null, `network namespace ${entry.spec.netnsPath} does not exist`);
+      return;
+    }
+    let logFd: number;
+    try {
+      mkdirSync(entry.paths.dir, { recursive: true, mode: 0o755 });
+      this.writeResolvConf(entry);
+      this.rotateLog(entry.paths.log);
+      logFd = openSync(entry.paths.log, 'a', 0o640);
+    } catch (err) {
+      this.persist(entry);
+      this.onGone(entry, null, null, null, `cannot prepare ${entry.paths.dir}: ${(err as Error).message}`);
+      return;
+    }
+    let child: ChildProcess;
+    try {
+      child = spawnTask(entry.spec, entry.paths.resolvConf, logFd);
+    } finally {
+      closeSync(logFd);
+    }
+    let settled = false;
+    child.once('error', (err) => {
+      if (settled) return;
+      settled = true;
+      if (entry.child === child) entry.child = null;
+      this.onGone(entry, child.pid ?? null, null, null, `cannot start: ${err.message} (is util-linux installed?)`);
+    });
+    const pid = child.pid;
+    if (pid === undefined) return; // 'error' follows
+    const stat = readProcStat(pid);
+    entry.child = child;
+    entry.meta.pid = pid;
+    entry.meta.startTime = stat?.startTime ?? null;
+    entry.meta.startedAt = new Date(this.now()).toISOString();
+    entry.meta.state = 'running';
+    this.persist(entry);
+    child.once('exit', (code, signal) => {
+      if (settled) return;
+      settled = true;
+      if (entry.child === child) entry.child = null;
+      this.onGone(entry, pid, code, signal, null);
+    });
+    this.emit(entry, 'running', `started process ${pid}`, null, null);
+  }
+
+  /** The task's process ended (or never started): record it and restart or fail under the policy. */
+  private onGone(entry: Entry, pid: number | null, code: number | null, signal: string | null, reason: string | null): void {
+    if (pid !== null && entry.meta.pid !== pid) return; // a process this entry no longer tracks
+    entry.meta.pid = null;
+    entry.meta.startTime = null;
+    entry.adopted = false;
+    if (pid !== null || reason === null) entry.meta.lastExit = { code, signal, at: new Date(this.now()).toISOString() };
+    // A stop or replacement in progress owns the record (and may be deleting the directory).
+    if (entry.stopping || this.closed || this.entries.get(entry.meta.taskId) !== entry) return;
+    const what = reason ?? `process ${pid} ${describeExit(code, signal)}`;
+    const decision = decideAfterExit(this.policy, entry.meta.crashes, this.now());
+    entry.meta.crashes = decision.crashes;
+    const window = `${decision.crashes.length} of ${this.policy.maxCrashes} exits within ${this.policy.windowMs / 1000} s`;
+    if (decision.action === 'fail') {
+      entry.meta.state = 'failed';
+      this.persist(entry);
+      this.emit(entry, 'failed', `${what}; ${window}: not restarting (stop and start the task again once fixed)`, code, signal);
+      this.updatePolling();
+      return;
+    }
+    entry.meta.state = 'exited';
+    this.persist(entry);
+    this.emit(entry, 'exited', `${what}; restarting in ${decision.delayMs} ms (${window})`, code, signal);
+    entry.restartTimer = setTimeout(() => {
+      void this.serial(entry.meta.taskId, async () => {
+        if (entry.restartTimer === null || entry.stopping || this.entries.get(entry.meta.taskId) !== entry) return;
+        entry.restartTimer = null;
+        entry.meta.restarts++;
+        this.start(entry);
+      });
+    }, decision.delayMs);
+    entry.restartTimer.unref();
+    this.updatePolling();
+  }
+
+  /** Stops the entry's process (if any) and cancels restarts; the entry stays registered. */
+  private async terminate(entry: Entry, graceMs: number): Promise<void> {
+    entry.stopping = true;
+    if (entry.restartTimer) clearTimeout(entry.restartTimer);
+    entry.restartTimer = null;
+    const pid = entry.meta.pid;
+    const startTime = entry.meta.startTime;
+    if (pid === null) return;
+    const alive = (): boolean => {
+      const st = readProcStat(pid);
+      return st !== null && st.state !== 'Z' && st.state !== 'X' && (startTime === null || st.startTime === startTime);
+    };
+    if (alive()) {
+      signalGroup(pid, 'SIGTERM');
+      if (!(await waitUntil(() => !alive(), graceMs))) {
+        signalGroup(pid, 'SIGKILL');
+        if (!(await waitUntil(() => !alive(), KILL_WAIT_MS))) {
+          throw new TaskError('TASK_UNKILLABLE', `process ${pid} of task ${entry.meta.taskId} survived SIGKILL for ${KILL_WAIT_MS} ms (stuck in the kernel?); check /proc/${pid}/stack`);
+        }
+      }
+    }
+    // Leftovers of the group (children that ignored SIGTERM) must not outlive the task.
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // the group is empty
+    }
+    if (entry.meta.pid === pid) {
+      entry.meta.pid = null;
+      entry.meta.startTime = null;
+    }
+    entry.child = null;
+  }
+
+  private updatePolling(): void {
+    const needed = !this.closed && [...this.entries.values()].some((e) => e.adopted && e.meta.pid !== null && !e.stopping);
+    if (needed && !this.pollTimer) {
+      this.pollTimer = setInterval(() => this.pollAdopted(), this.pollIntervalMs);
+      this.pollTimer.unref();
+    } else if (!needed && this.pollTimer) {
+      clearInterval(this.pollTimer);
+      this.pollTimer = null;
+    }
+  }
+
+  /** Processes this supervisor did not start send it no exit: look at /proc instead. */
+  private pollAdopted(): void {
+    for (const entry of [...this.entries.values()]) {
+      if (!entry.adopted || entry.stopping || entry.meta.pid === null) continue;
+      const pid = entry.meta.pid;
+      const st = readProcStat(pid);
+      if (st === null || st.state === 'Z' || st.state === 'X' || st.startTime !== entry.meta.startTime) {
+        this.onGone(entry, pid, null, null, null);
+      }
+    }
+  }
+
+  private writeResolvConf(entry: Entry): void {
+    let current: string | null = null;
+    try {
+      current = readFileSync(entry.paths.resolvConf, 'utf8');
+    } catch {
+      // first start
+    }
+    // In place (same inode): a running task's bind mount shows the new content at once.
+    if (current !== entry.spec.resolvConf) writeFileSync(entry.paths.resolvConf, entry.spec.resolvConf, { mode: 0o644 });
+  }
+
+  private rotateLog(path: string): void {
+    try {
+      if (statSync(path).size > this.maxLogBytes) renameSync(path, `${path}.1`);
+    } catch {
+      // no log yet
+    }
+  }
+
+  private persist(entry: Entry): void {
+    try {
+      writeTaskMeta(entry.paths, entry.meta);
+    } catch (err) {
+      this.log('task_meta_write_failed', { taskId: entry.meta.taskId, error: (err as Error).message });
+    }
+  }
+
+  private removeTaskDir(paths: TaskPaths, keepLogs: boolean): void {
+    if (!keepLogs) {
+      rmSync(paths.dir, { recursive: true, force: true });
+      return;
+    }
+    for (const p of [paths.meta, paths.pid, paths.resolvConf, `${paths.meta}.tmp`, `${paths.pid}.tmp`]) rmSync(p, { force: true });
+  }
+
+  private info(entry: Entry): TaskInfo {
+    return {
+      taskId: entry.meta.taskId,
+      state: entry.meta.state,
+      pid: entry.meta.pid,
+      adopted: entry.adopted,
+      restarts: entry.meta.restarts,
+      startedAt: entry.meta.startedAt,
+      lastExit: entry.meta.lastExit,
+      netnsPath: entry.spec.netnsPath,
+      command: entry.spec.command,
+      logPath: entry.paths.log,
+      ...(entry.note !== undefined ? { note: entry.note } : {}),
+    };
+  }
+
+  private emit(entry: Entry, state: TaskState, message: string, exitCode: number | null, signal: string | null): void {
+    const event: TaskStateEvent = {
+      taskId: entry.meta.taskId,
+      state,
+      message,
+      pid: entry.meta.pid,
+      exitCode,
+      signal,
+      restarts: entry.meta.restarts,
+      at: new Date(this.now()).toISOString(),
+    };
+    if (!this.onStateChange) return;
+    try {
+      this.onStateChange(event);
+    } catch (err) {
+      this.log('task_listener_failed', { taskId: event.taskId, error: (err as Error).message });
+    }
+  }
+
+  private log(event: string, fields: Record<string, unknown>): void {
+    process.stderr.write(`${JSON.stringify({ at: new Date().toISOString(), component: 'tasks', event, ...fields })}\n`);
+  }
+}
+
+function readTaskMetaSafe(paths: TaskPaths): TaskMeta | null {
+  try {
+    return readTaskMeta(paths);
+  } catch {
+    return null;
+  }
+}
+
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (done()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(Math.min(20, Math.max(1, deadline - Date.now())));
+  }
+}

@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { TaskSpec } from './task-spec.js';
+
+/**
+ * Runs inside the task's fresh mount namespace, before the task: bind-mounts the prepared
+ * resolv.conf over /etc/resolv.conf, sets the hostname (its own UTS namespace), then execs the
+ * task so that the pid the supervisor holds is the task's own. Every value arrives as a
+ * positional parameter and is only ever quoted, never parsed: no task text becomes shell code.
+ */
+const INIT_SCRIPT = [
+  'mount --bind "$1" /etc/resolv.conf || { echo "meshnet: cannot bind-mount $1 over /etc/resolv.conf" >&2; exit 125; }',
+  'if [ -n "$2" ]; then printf %s "$2" > /proc/sys/kernel/hostname || { echo "meshnet: cannot set hostname $2" >&2; exit 125; }; fi',
+  'shift 2',
+  'exec "$@"',
+].join('\n');
+
+/** Exit status of the launcher itself failing (mount, hostname), as opposed to the task. */
+export const LAUNCH_FAILED_EXIT = 125;
+
+/** PATH given to tasks that do not set their own. */
+export const DEFAULT_TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * argv that starts a task: enter its network namespace, unshare a mount namespace whose
+ * propagation is slave (namespace files unmounted on the host vanish inside too, while the
+ * resolv.conf bind mount stays private), optionally a UTS namespace, then the init script.
+ * nsenter and unshare exec rather than fork, so the spawned pid is the task's process.
+ */
+export function launchArgv(spec: TaskSpec, resolvConfPath: string): string[] {
+  const unshare = ['unshare', '--mount', '--propagation', 'slave'];
+  if (spec.hostname !== undefined) unshare.push('--uts');
+  return [
+    'nsenter', `--net=${spec.netnsPath}`, '--',
+    ...unshare, '--',
+    '/bin/sh', '-c', INIT_SCRIPT, 'meshnet-task-init', resolvConfPath, spec.hostname ?? '',
+    ...spec.command,
+  ];
+}
+
+/** The environment a task starts with: a minimal base, its id, then the spec's own variables. */
+export function taskEnvironment(spec: TaskSpec): Record<string, string> {
+  return {
+    PATH: DEFAULT_TASK_PATH,
+    HOME: '/root',
+    ...(spec.hostname !== undefined ? { HOSTNAME: spec.hostname } : {}),
+    MESHNET_TASK_ID: spec.taskId,
+    ...(spec.env ?? {}),
+  };
+}
+
+/**
+ * Starts the task detached in its own session and process group (so it survives the agent and
+ * can be signalled as a group), stdout and stderr appended to `logFd`.
+ */
+export function spawnTask(spec: TaskSpec, resolvConfPath: string, logFd: number): ChildProcess {
+  const argv = launchArgv(spec, resolvConfPath);
+  const child = spawn(argv[0]!, argv.slice(1), {
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+    env: taskEnvironment(spec),
+    cwd: spec.cwd ?? '/',
+  });
+  child.unref();
+  return child;
+}
+
+/** Sends `signal` to the task's process group; false when no process of the group is left. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') {
+      // The group leader may have changed group; fall back to the process itself.
+      try {
+        process.kill(pid, signal);
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    throw err;
+  }
+}
