@@ -1,0 +1,684 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { Compare, KeyValue, KvStore, TxnOp, WatchEvent, WatchHandle, WatchOptions } from '../store/kv-store.js';
+import { LeaseNotFoundError } from '../store/store-errors.js';
+import {
+  checkOverlaySubnet,
+  checkSubnetFree,
+  chooseAddress,
+  choosePort,
+  chooseSubnet,
+  chooseVni,
+  gatewayOf,
+  INGRESS_NETWORK,
+  INGRESS_SUBNET,
+} from './ipam.js';
+import { macFromIpv4 } from './ipv4.js';
+import * as keys from './keys.js';
+import {
+  AlreadyExistsError,
+  ContentionError,
+  InvalidSpecError,
+  NetworkInUseError,
+  NotFoundError,
+  PortConflictError,
+  RecordInvalidError,
+  TaskReplacedError,
+} from './model-errors.js';
+import {
+  decodeRecord,
+  encodeRecord,
+  NetworkRecordSchema,
+  NetworkSpecSchema,
+  NodeRecordSchema,
+  NodeSpecSchema,
+  ServiceRecordSchema,
+  ServiceSpecSchema,
+  ServiceUpdateSchema,
+  TaskRecordSchema,
+  validate,
+  type NetworkRecord,
+  type NetworkSpec,
+  type NodeRecord,
+  type NodeSpec,
+  type NormalizedServiceSpec,
+  type PortRecord,
+  type ServiceRecord,
+  type ServiceSpec,
+  type ServiceUpdate,
+  type TaskRecord,
+} from './records.js';
+
+// Cluster operations over a KvStore, shared by the CLI and the agents. Every allocation is a compare-and-swap
+// transaction: read what is taken, choose, commit guarded by the revisions read (or `absent` for claim keys);
+// a lost race re-reads and tries again, so concurrent writers never hand out the same subnet, VNI, IP or port.
+
+/** Where the agent bind-mounts task namespaces unless told otherwise (same as src/sandbox). */
+export const DEFAULT_SANDBOX_DIR = '/run/meshnet/netns';
+
+/** Tuning of a Cluster. */
+export interface ClusterOptions {
+  /** Directory of task network namespaces, recorded in each task's `sandbox`. */
+  sandboxDir?: string;
+  /** Clock for `updatedAt` (tests). */
+  now?: () => Date;
+  /** Compare-and-swap rounds before giving up with ContentionError. */
+  maxAttempts?: number;
+}
+
+/** The whole intent at one revision, as plain data for the agent's pure desired-state functions. */
+export interface ClusterSnapshot {
+  revision: number;
+  nodes: NodeRecord[];
+  networks: NetworkRecord[];
+  services: ServiceRecord[];
+  tasks: TaskRecord[];
+  /** Records that failed validation (left out above), so the agent can log them instead of dying. */
+  invalid: { key: string; error: string }[];
+}
+
+/** A live node registration; its lease is kept alive until close(). */
+export interface NodeRegistration {
+  readonly node: NodeRecord;
+  /** The lease currently holding the node record (changes if the lease had to be re-granted). */
+  lease(): string;
+  /** Stops the keepalive and revokes the lease, removing the node record. */
+  close(): Promise<void>;
+}
+
+/** Options of registerNode. */
+export interface RegisterNodeOptions {
+  /** Lease TTL; the node disappears this long after its agent stops refreshing. */
+  ttlSeconds?: number;
+  /** Called when a keepalive fails for a reason other than an expired lease (which is repaired). */
+  onKeepAliveError?: (err: Error) => void;
+}
+
+/** Filter of listTasks. */
+export interface TaskFilter {
+  service?: string;
+  node?: string;
+}
+
+/** State changes an agent reports for its task. */
+export interface TaskStateUpdate {
+  state?: TaskRecord['state'];
+  desiredState?: TaskRecord['desiredState'];
+  restarts?: number;
+  message?: string;
+}
+
+const SubnetTableSchema = z.record(z.string(), z.string());
+const NetUsersSchema = z.array(z.string());
+
+interface Read<T> {
+  record: T;
+  kv: KeyValue;
+}
+
+/** Guard that `key` is still exactly as read (or still absent). */
+function unchanged(key: string, kv: KeyValue | undefined): Compare {
+  return kv === undefined ? { key, absent: true } : { key, modRevision: kv.modRevision };
+}
+
+function newTaskId(): string {
+  return randomBytes(12).toString('hex');
+}
+
+function log(event: string, fields: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
+}
+
+function byServiceThenSlot(a: TaskRecord, b: TaskRecord): number {
+  if (a.service !== b.service) return a.service < b.service ? -1 : 1;
+  return a.slot - b.slot;
+}
+
+/** Networks a service's VIPs and tasks attach to: its own, plus ingress when it publishes in ingress mode. */
+export function attachedNetworks(service: { networks: readonly string[]; ports: readonly { mode: 'ingress' | 'host' }[] }): string[] {
+  const usesIngress = service.ports.some((p) => p.mode === 'ingress');
+  return usesIngress ? [...service.networks, INGRESS_NETWORK] : [...service.networks];
+}
+
+function portClaimKeys(ports: readonly PortRecord[], healthPort: number | undefined): string[] {
+  const claims = ports.map((p) => keys.portKey(p.protocol, p.published));
+  if (healthPort !== undefined) claims.push(keys.portKey('tcp', healthPort));
+  return claims;
+}
+
+/** Intent of a meshnet cluster stored in a KvStore. */
+export class Cluster {
+  private readonly sandboxDir: string;
+  private readonly now: () => Date;
+  private readonly maxAttempts: number;
+
+  constructor(
+    readonly store: KvStore,
+    options: ClusterOptions = {},
+  ) {
+    this.sandboxDir = options.sandboxDir ?? DEFAULT_SANDBOX_DIR;
+    this.now = options.now ?? (() => new Date());
+    this.maxAttempts = options.maxAttempts ?? 200;
+  }
+
+  // ---- plumbing ----
+
+  private async read<S extends z.ZodType>(schema: S, kind: string, key: string): Promise<Read<z.output<S>> | undefined> {
+    const kv = await this.store.get(key);
+    return kv === undefined ? undefined : { record: decodeRecord(schema, kind, key, kv.value), kv };
+  }
+
+  private async list<S extends z.ZodType>(schema: S, kind: string, prefix: string): Promise<z.output<S>[]> {
+    const { kvs } = await this.store.range(prefix);
+    return kvs.map((kv) => decodeRecord(schema, kind, kv.key, kv.value));
+  }
+
+  /** Runs `attempt` until it returns a value; `undefined` means "lost a race, read again". */
+  private async retrying<T>(operation: string, attempt: (n: number) => Promise<T | undefined>): Promise<T> {
+    for (let n = 0; n < this.maxAttempts; n++) {
+      const result = await attempt(n);
+      if (result !== undefined) return result;
+      // Jittered backoff so racing writers stop colliding in lockstep.
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(2 ** n, 25)));
+    }
+    throw new ContentionError(operation, this.maxAttempts);
+  }
+
+  private async commit(compare: Compare[], success: TxnOp[]): Promise<boolean> {
+    return (await this.store.txn({ compare, success })).succeeded;
+  }
+
+  private async usedIps(network: string): Promise<Set<string>> {
+    const prefix = keys.networkIpsPrefix(network);
+    const { kvs } = await this.store.range(prefix);
+    return new Set(kvs.map((kv) => kv.key.slice(prefix.length)));
+  }
+
+  private async netUsers(network: string): Promise<{ kv: KeyValue | undefined; users: string[] }> {
+    const key = keys.netusersKey(network);
+    const kv = await this.store.get(key);
+    return { kv, users: kv ? decodeRecord(NetUsersSchema, 'network users', key, kv.value) : [] };
+  }
+
+  // ---- nodes ----
+
+  /** Registers (or re-registers) a node under a lease and keeps the lease alive until close(). */
+  async registerNode(spec: NodeSpec, options: RegisterNodeOptions = {}): Promise<NodeRegistration> {
+    const input = validate(NodeSpecSchema, 'node spec', 'for registerNode', spec);
+    const ttlSeconds = options.ttlSeconds ?? 10;
+    const id = input.id ?? randomBytes(6).toString('hex');
+    const key = keys.nodeKey(id);
+    const register = async (): Promise<{ node: NodeRecord; lease: string }> => {
+      const lease = await this.store.grantLease(ttlSeconds);
+      const node: NodeRecord = { id, name: input.name, underlayIp: input.underlayIp, lease, ...(input.labels ? { labels: input.labels } : {}) };
+      await this.store.put(key, encodeRecord(NodeRecordSchema, 'node', key, node), { lease });
+      return { node, lease };
+    };
+    let current = await register();
+    let closed = false;
+    let busy = false;
+    const refresh = async (): Promise<void> => {
+      try {
+        await this.store.keepAlive(current.lease);
+      } catch (err) {
+        if (closed || !(err instanceof LeaseNotFoundError)) throw err;
+        // The agent stalled longer than the TTL and its node vanished: register again under a fresh lease.
+        log('cluster.node.lease_lost', { node: id, lease: current.lease });
+        current = await register();
+      }
+    };
+    const timer = setInterval(() => {
+      if (busy || closed) return;
+      busy = true;
+      refresh()
+        .catch((err: unknown) => {
+          if (closed) return;
+          if (options.onKeepAliveError) options.onKeepAliveError(err as Error);
+          else log('cluster.node.keepalive_failed', { node: id, error: String(err) });
+        })
+        .finally(() => {
+          busy = false;
+        });
+    }, Math.max(100, (ttlSeconds * 1000) / 3));
+    return {
+      get node() {
+        return current.node;
+      },
+      lease: () => current.lease,
+      close: async () => {
+        closed = true;
+        clearInterval(timer);
+        await this.store.revokeLease(current.lease);
+      },
+    };
+  }
+
+  /** Live nodes (those whose agent keeps its lease alive). */
+  async listNodes(): Promise<NodeRecord[]> {
+    return this.list(NodeRecordSchema, 'node', keys.NODES);
+  }
+
+  /** One node, or undefined. */
+  async getNode(id: string): Promise<NodeRecord | undefined> {
+    return (await this.read(NodeRecordSchema, 'node', keys.nodeKey(id)))?.record;
+  }
+
+  // ---- networks ----
+
+  /** Creates an overlay network, allocating a subnet (unless given), a VNI and the gateway address. */
+  async createNetwork(spec: NetworkSpec): Promise<NetworkRecord> {
+    const input = validate(NetworkSpecSchema, 'network spec', `for ${JSON.stringify(spec?.name)}`, spec);
+    if (input.subnet !== undefined) checkOverlaySubnet(input.subnet, input.ingress);
+    if (input.ingress) {
+      const other = (await this.listNetworks()).find((n) => n.ingress && n.name !== input.name);
+      if (other) throw new InvalidSpecError(`network ${JSON.stringify(other.name)} is already the ingress network; a cluster has one`);
+    }
+    const key = keys.networkKey(input.name);
+    return this.retrying(`createNetwork(${input.name})`, async () => {
+      if ((await this.store.get(key)) !== undefined) throw new AlreadyExistsError('network', input.name);
+      const tableKv = await this.store.get(keys.SUBNETS_KEY);
+      const table = tableKv ? decodeRecord(SubnetTableSchema, 'subnet table', keys.SUBNETS_KEY, tableKv.value) : {};
+      const wanted = input.subnet ?? (input.ingress ? INGRESS_SUBNET : undefined);
+      if (wanted !== undefined) checkSubnetFree(wanted, table);
+      const subnet = wanted ?? chooseSubnet(table);
+      const { kvs: vniKvs } = await this.store.range(keys.VNIS);
+      const vni = chooseVni(new Set(vniKvs.map((kv) => Number(kv.key.slice(keys.VNIS.length)))));
+      const gateway = gatewayOf(subnet);
+      const record: NetworkRecord = { name: input.name, driver: 'overlay', subnet, gateway, vni, ingress: input.ingress, options: input.options };
+      const ok = await this.commit(
+        [
+          { key, absent: true },
+          unchanged(keys.SUBNETS_KEY, tableKv),
+          { key: keys.vniKey(vni), absent: true },
+          { key: keys.ipKey(input.name, gateway), absent: true },
+        ],
+        [
+          { type: 'put', key, value: encodeRecord(NetworkRecordSchema, 'network', key, record) },
+          { type: 'put', key: keys.SUBNETS_KEY, value: JSON.stringify({ ...table, [subnet]: input.name }) },
+          { type: 'put', key: keys.vniKey(vni), value: input.name },
+          { type: 'put', key: keys.ipKey(input.name, gateway), value: 'gateway' },
+        ],
+      );
+      return ok ? record : undefined;
+    });
+  }
+
+  /** The ingress network, created (10.255.0.0/16) if missing. */
+  async ensureIngressNetwork(): Promise<NetworkRecord> {
+    const existing = await this.getNetwork(INGRESS_NETWORK);
+    if (existing) return existing;
+    try {
+      return await this.createNetwork({ name: INGRESS_NETWORK, ingress: true });
+    } catch (err) {
+      // Another writer created it between our read and our commit.
+      if (err instanceof AlreadyExistsError) return (await this.getNetwork(INGRESS_NETWORK))!;
+      throw err;
+    }
+  }
+
+  /** All networks. */
+  async listNetworks(): Promise<NetworkRecord[]> {
+    return this.list(NetworkRecordSchema, 'network', keys.NETWORKS);
+  }
+
+  /** One network, or undefined. */
+  async getNetwork(name: string): Promise<NetworkRecord | undefined> {
+    return (await this.read(NetworkRecordSchema, 'network', keys.networkKey(name)))?.record;
+  }
+
+  /** Removes a network and releases its subnet, VNI and addresses; refused while services use it. */
+  async removeNetwork(name: string): Promise<void> {
+    const key = keys.networkKey(name);
+    await this.retrying(`removeNetwork(${name})`, async () => {
+      const net = await this.read(NetworkRecordSchema, 'network', key);
+      if (!net) throw new NotFoundError('network', name);
+      const { kv: usersKv, users } = await this.netUsers(name);
+      if (users.length > 0) throw new NetworkInUseError(name, users);
+      const tableKv = await this.store.get(keys.SUBNETS_KEY);
+      const table = tableKv ? decodeRecord(SubnetTableSchema, 'subnet table', keys.SUBNETS_KEY, tableKv.value) : {};
+      const remaining = Object.fromEntries(Object.entries(table).filter(([, owner]) => owner !== name));
+      const ops: TxnOp[] = [
+        { type: 'delete', key },
+        { type: 'put', key: keys.SUBNETS_KEY, value: JSON.stringify(remaining) },
+        { type: 'delete', key: keys.vniKey(net.record.vni) },
+        ...[...(await this.usedIps(name))].map((ip): TxnOp => ({ type: 'delete', key: keys.ipKey(name, ip) })),
+      ];
+      if (usersKv) ops.push({ type: 'delete', key: usersKv.key });
+      const compare = [unchanged(key, net.kv), unchanged(keys.netusersKey(name), usersKv), unchanged(keys.SUBNETS_KEY, tableKv)];
+      return (await this.commit(compare, ops)) ? true : undefined;
+    });
+  }
+
+  // ---- services ----
+
+  /** Creates a service: validates, allocates VIPs (incl. ingress when publishing in ingress mode) and ports. */
+  async createService(spec: ServiceSpec): Promise<ServiceRecord> {
+    const input = validate(ServiceSpecSchema, 'service spec', `for ${JSON.stringify(spec?.name)}`, spec);
+    return this.saveService(input.name, 'create', () => input);
+  }
+
+  /** Changes replicas, command, env, lb, ports or healthPort; scaling down removes the surplus tasks. */
+  async updateService(name: string, update: ServiceUpdate): Promise<ServiceRecord> {
+    const input = validate(ServiceUpdateSchema, 'service update', `for ${JSON.stringify(name)}`, update);
+    const saved = await this.saveService(name, 'update', (current) => {
+      const base = current!;
+      const env = input.env ?? base.env;
+      // New ports without a health port get a fresh one if they need it; otherwise the old one carries over.
+      const healthPort = input.healthPort ?? base.healthPort;
+      return {
+        name: base.name,
+        networks: base.networks,
+        endpointMode: base.endpointMode,
+        ports: input.ports ?? base.ports,
+        replicas: input.replicas ?? base.replicas,
+        command: input.command ?? base.command,
+        lb: input.lb ?? base.lb,
+        ...(env !== undefined ? { env } : {}),
+        ...(healthPort !== undefined ? { healthPort } : {}),
+      } as NormalizedServiceSpec;
+    });
+    for (const task of await this.listTasks({ service: name })) {
+      if (task.slot > saved.replicas) await this.removeTask(name, task.slot, task.id);
+    }
+    return saved;
+  }
+
+  /** Sets the replica count. */
+  async scaleService(name: string, replicas: number): Promise<ServiceRecord> {
+    return this.updateService(name, { replicas });
+  }
+
+  private checkServiceSpec(spec: NormalizedServiceSpec): void {
+    if (new Set(spec.networks).size !== spec.networks.length) throw new InvalidSpecError(`service ${spec.name} lists a network twice`);
+    if (spec.networks.includes(INGRESS_NETWORK)) {
+      throw new InvalidSpecError(`service ${spec.name}: do not list the ${INGRESS_NETWORK} network; publishing a port in ingress mode attaches it`);
+    }
+    if (spec.endpointMode === 'dnsrr' && spec.ports.some((p) => p.mode === 'ingress')) {
+      throw new InvalidSpecError(
+        `service ${spec.name}: endpoint mode dnsrr has no VIP, so it cannot publish in ingress mode; publish with mode "host" or use endpoint mode "vip"`,
+      );
+    }
+    const seen = new Set<string>();
+    for (const p of spec.ports) {
+      if (!p.published) continue;
+      const id = `${p.published}/${p.protocol}`;
+      if (seen.has(id)) throw new InvalidSpecError(`service ${spec.name} publishes ${id} twice`);
+      seen.add(id);
+    }
+  }
+
+  private async saveService(
+    name: string,
+    mode: 'create' | 'update',
+    build: (current: ServiceRecord | undefined) => NormalizedServiceSpec,
+  ): Promise<ServiceRecord> {
+    const key = keys.serviceKey(name);
+    const probe = await this.read(ServiceRecordSchema, 'service', key);
+    if (mode === 'create' && probe) throw new AlreadyExistsError('service', name);
+    if (mode === 'update' && !probe) throw new NotFoundError('service', name);
+    const first = build(probe?.record);
+    this.checkServiceSpec(first);
+    if (first.ports.some((p) => p.mode === 'ingress')) await this.ensureIngressNetwork();
+
+    return this.retrying(`${mode}Service(${name})`, async (attempt) => {
+      const read = await this.read(ServiceRecordSchema, 'service', key);
+      if (mode === 'create' && read) throw new AlreadyExistsError('service', name);
+      if (mode === 'update' && !read) throw new NotFoundError('service', name);
+      const current = read?.record;
+      const spec = build(current);
+      this.checkServiceSpec(spec);
+      const compare: Compare[] = [unchanged(key, read?.kv)];
+      const ops: TxnOp[] = [];
+
+      // Networks must exist, and stay while we attach: their user lists are part of the guard.
+      const attached = attachedNetworks(spec);
+      const networks = new Map<string, NetworkRecord>();
+      for (const netName of attached) {
+        const net = await this.read(NetworkRecordSchema, 'network', keys.networkKey(netName));
+        if (!net) throw new NotFoundError('network', netName, `create it first (createNetwork({name: ${JSON.stringify(netName)}}))`);
+        networks.set(netName, net.record);
+        compare.push(unchanged(net.kv.key, net.kv));
+      }
+      const before = current ? attachedNetworks(current) : [];
+      for (const netName of new Set([...attached, ...before])) {
+        const joins = attached.includes(netName) && !before.includes(netName);
+        const leaves = !attached.includes(netName) && before.includes(netName);
+        if (!joins && !leaves) continue;
+        const { kv: usersKv, users } = await this.netUsers(netName);
+        const next = new Set(users);
+        if (joins) next.add(name);
+        else next.delete(name);
+        const usersKey = keys.netusersKey(netName);
+        compare.push(unchanged(usersKey, usersKv));
+        ops.push(next.size > 0 ? { type: 'put', key: usersKey, value: JSON.stringify([...next].sort()) } : { type: 'delete', key: usersKey });
+      }
+
+      // VIPs: keep those already held, claim one per newly attached network, release the rest.
+      const vips: Record<string, string> = {};
+      if (spec.endpointMode === 'vip') {
+        for (const netName of attached) {
+          const held = current?.vips[netName];
+          if (held !== undefined) {
+            vips[netName] = held;
+            continue;
+          }
+          const ip = chooseAddress(networks.get(netName)!.subnet, await this.usedIps(netName), netName, attempt);
+          vips[netName] = ip;
+          compare.push({ key: keys.ipKey(netName, ip), absent: true });
+          ops.push({ type: 'put', key: keys.ipKey(netName, ip), value: `vip:${name}` });
+        }
+      }
+      for (const [netName, ip] of Object.entries(current?.vips ?? {})) {
+        if (vips[netName] !== ip) ops.push({ type: 'delete', key: keys.ipKey(netName, ip) });
+      }
+
+      // Ports: explicit ones must be free (or already ours); dynamic ones keep their old number or get a free one.
+      const { kvs: portKvs } = await this.store.range(keys.PORTS);
+      const portClaims = new Map(portKvs.map((kv) => [kv.key, kv]));
+      const used = { tcp: new Set<number>(), udp: new Set<number>() };
+      for (const kv of portKvs) {
+        const [protocol, port] = kv.key.slice(keys.PORTS.length).split('/');
+        if (protocol === 'tcp' || protocol === 'udp') used[protocol].add(Number(port));
+      }
+      const requireFree = (protocol: 'tcp' | 'udp', port: number): void => {
+        const owner = portClaims.get(keys.portKey(protocol, port))?.value;
+        if (owner !== undefined && owner !== name) throw new PortConflictError(port, protocol, owner);
+        used[protocol].add(port);
+      };
+      for (const p of spec.ports) if (p.published) requireFree(p.protocol, p.published);
+      if (spec.healthPort !== undefined) requireFree('tcp', spec.healthPort);
+      const reusable = (current?.ports ?? []).filter((c) => !spec.ports.some((p) => p.published === c.published && p.protocol === c.protocol));
+      const ports: PortRecord[] = spec.ports.map((p) => {
+        let published = p.published ?? 0;
+        if (published === 0) {
+          const i = reusable.findIndex((c) => c.target === p.target && c.protocol === p.protocol && c.mode === p.mode);
+          published = i >= 0 ? reusable.splice(i, 1)[0]!.published : choosePort(used[p.protocol], attempt);
+          used[p.protocol].add(published);
+        }
+        return { published, target: p.target, protocol: p.protocol, mode: p.mode, policy: p.policy };
+      });
+      let healthPort = spec.healthPort;
+      if (healthPort === undefined && ports.some((p) => p.policy === 'local')) healthPort = choosePort(used.tcp, attempt);
+      if (!ports.some((p) => p.policy === 'local') && mode === 'update' && spec.healthPort === current?.healthPort) healthPort = undefined;
+      const newClaims = portClaimKeys(ports, healthPort);
+      const oldClaims = current ? portClaimKeys(current.ports, current.healthPort) : [];
+      for (const claim of new Set(newClaims)) {
+        if (oldClaims.includes(claim)) continue;
+        compare.push(unchanged(claim, portClaims.get(claim)));
+        ops.push({ type: 'put', key: claim, value: name });
+      }
+      for (const claim of new Set(oldClaims)) if (!newClaims.includes(claim)) ops.push({ type: 'delete', key: claim });
+
+      const record: ServiceRecord = {
+        name,
+        networks: spec.networks,
+        vips,
+        endpointMode: spec.endpointMode,
+        ports,
+        replicas: spec.replicas,
+        command: spec.command,
+        lb: spec.lb,
+        ...(spec.env !== undefined ? { env: spec.env } : {}),
+        ...(healthPort !== undefined ? { healthPort } : {}),
+      };
+      ops.unshift({ type: 'put', key, value: encodeRecord(ServiceRecordSchema, 'service', key, record) });
+      return (await this.commit(compare, ops)) ? record : undefined;
+    });
+  }
+
+  /** Removes a service, releasing its VIPs and ports, then its tasks and their addresses. */
+  async removeService(name: string): Promise<void> {
+    const key = keys.serviceKey(name);
+    await this.retrying(`removeService(${name})`, async () => {
+      const read = await this.read(ServiceRecordSchema, 'service', key);
+      if (!read) throw new NotFoundError('service', name);
+      const service = read.record;
+      const compare: Compare[] = [unchanged(key, read.kv)];
+      const ops: TxnOp[] = [{ type: 'delete', key }];
+      for (const netName of attachedNetworks(service)) {
+        const { kv: usersKv, users } = await this.netUsers(netName);
+        const rest = users.filter((u) => u !== name);
+        const usersKey = keys.netusersKey(netName);
+        compare.push(unchanged(usersKey, usersKv));
+        ops.push(rest.length > 0 ? { type: 'put', key: usersKey, value: JSON.stringify(rest) } : { type: 'delete', key: usersKey });
+      }
+      for (const [netName, ip] of Object.entries(service.vips)) ops.push({ type: 'delete', key: keys.ipKey(netName, ip) });
+      for (const claim of new Set(portClaimKeys(service.ports, service.healthPort))) {
+        const kv = await this.store.get(claim);
+        if (kv?.value === name) ops.push({ type: 'delete', key: claim });
+      }
+      return (await this.commit(compare, ops)) ? true : undefined;
+    });
+    // Task claims compare the service record, so none can appear after the commit above: clear what is left.
+    for (const task of await this.listTasks({ service: name })) await this.removeTask(name, task.slot);
+  }
+
+  /** All services. */
+  async listServices(): Promise<ServiceRecord[]> {
+    return this.list(ServiceRecordSchema, 'service', keys.SERVICES);
+  }
+
+  /** One service, or undefined. */
+  async getService(name: string): Promise<ServiceRecord | undefined> {
+    return (await this.read(ServiceRecordSchema, 'service', keys.serviceKey(name)))?.record;
+  }
+
+  // ---- tasks ----
+
+  /**
+   * Makes `nodeId` the owner of `service` slot `slot`: returns the existing task when it already runs there,
+   * otherwise writes a new task (new id, new addresses on every attached network) replacing the old one,
+   * whose addresses are released.
+   */
+  async claimTask(serviceName: string, slot: number, nodeId: string): Promise<TaskRecord> {
+    const key = keys.taskKey(serviceName, slot);
+    return this.retrying(`claimTask(${serviceName}.${slot})`, async (attempt) => {
+      const service = await this.read(ServiceRecordSchema, 'service', keys.serviceKey(serviceName));
+      if (!service) throw new NotFoundError('service', serviceName);
+      if (!Number.isInteger(slot) || slot < 1 || slot > service.record.replicas) {
+        throw new InvalidSpecError(`slot ${slot} is outside 1..${service.record.replicas} of service ${serviceName}`);
+      }
+      const node = await this.read(NodeRecordSchema, 'node', keys.nodeKey(nodeId));
+      if (!node) throw new NotFoundError('node', nodeId, 'register it (with a live lease) before claiming tasks');
+      const existing = await this.read(TaskRecordSchema, 'task', key);
+      if (existing && existing.record.node === nodeId && existing.record.desiredState === 'running') return existing.record;
+
+      const id = newTaskId();
+      const compare: Compare[] = [unchanged(service.kv.key, service.kv), unchanged(node.kv.key, node.kv), unchanged(key, existing?.kv)];
+      const ops: TxnOp[] = [];
+      const addresses: TaskRecord['addresses'] = {};
+      for (const netName of attachedNetworks(service.record)) {
+        const net = await this.getNetwork(netName);
+        if (!net) throw new NotFoundError('network', netName);
+        const ip = chooseAddress(net.subnet, await this.usedIps(netName), netName, attempt);
+        addresses[netName] = { ip, mac: macFromIpv4(ip) };
+        compare.push({ key: keys.ipKey(netName, ip), absent: true });
+        ops.push({ type: 'put', key: keys.ipKey(netName, ip), value: `task:${id}` });
+      }
+      for (const [netName, { ip }] of Object.entries(existing?.record.addresses ?? {})) {
+        ops.push({ type: 'delete', key: keys.ipKey(netName, ip) });
+      }
+      const record: TaskRecord = {
+        id,
+        service: serviceName,
+        slot,
+        node: nodeId,
+        addresses,
+        sandbox: join(this.sandboxDir, `t-${id.slice(0, 12)}`),
+        desiredState: 'running',
+        state: 'new',
+        restarts: 0,
+        updatedAt: this.now().toISOString(),
+      };
+      ops.unshift({ type: 'put', key, value: encodeRecord(TaskRecordSchema, 'task', key, record) });
+      return (await this.commit(compare, ops)) ? record : undefined;
+    });
+  }
+
+  /** Records what the agent observed of its task; TaskReplacedError when the slot now holds another task. */
+  async updateTaskState(serviceName: string, slot: number, taskId: string, update: TaskStateUpdate): Promise<TaskRecord> {
+    const key = keys.taskKey(serviceName, slot);
+    return this.retrying(`updateTaskState(${serviceName}.${slot})`, async () => {
+      const read = await this.read(TaskRecordSchema, 'task', key);
+      if (!read || read.record.id !== taskId) throw new TaskReplacedError(serviceName, slot, taskId);
+      // A message describes the state it came with, so a new update without one clears it.
+      const { message: _stale, ...rest } = read.record;
+      const record: TaskRecord = {
+        ...rest,
+        ...(update.state !== undefined ? { state: update.state } : {}),
+        ...(update.desiredState !== undefined ? { desiredState: update.desiredState } : {}),
+        ...(update.restarts !== undefined ? { restarts: update.restarts } : {}),
+        ...(update.message !== undefined ? { message: update.message } : {}),
+        updatedAt: this.now().toISOString(),
+      };
+      const ok = await this.commit([unchanged(key, read.kv)], [{ type: 'put', key, value: encodeRecord(TaskRecordSchema, 'task', key, record) }]);
+      return ok ? record : undefined;
+    });
+  }
+
+  /** Deletes a slot's task (only while it is still `taskId`, when given) and releases its addresses. */
+  async removeTask(serviceName: string, slot: number, taskId?: string): Promise<boolean> {
+    const key = keys.taskKey(serviceName, slot);
+    return this.retrying(`removeTask(${serviceName}.${slot})`, async () => {
+      const read = await this.read(TaskRecordSchema, 'task', key);
+      if (!read || (taskId !== undefined && read.record.id !== taskId)) return false;
+      const ops: TxnOp[] = [{ type: 'delete', key }];
+      for (const [netName, { ip }] of Object.entries(read.record.addresses)) ops.push({ type: 'delete', key: keys.ipKey(netName, ip) });
+      return (await this.commit([unchanged(key, read.kv)], ops)) ? true : undefined;
+    });
+  }
+
+  /** Tasks, optionally of one service and/or one node, ordered by service then slot. */
+  async listTasks(filter: TaskFilter = {}): Promise<TaskRecord[]> {
+    const prefix = filter.service !== undefined ? keys.serviceTasksPrefix(filter.service) : keys.TASKS;
+    const tasks = await this.list(TaskRecordSchema, 'task', prefix);
+    return tasks.filter((t) => filter.node === undefined || t.node === filter.node).sort(byServiceThenSlot);
+  }
+
+  // ---- whole-state views ----
+
+  /** Everything at one revision; invalid records are reported in `invalid` instead of failing the read. */
+  async snapshot(): Promise<ClusterSnapshot> {
+    const { kvs, revision } = await this.store.range(keys.ROOT);
+    const snap: ClusterSnapshot = { revision, nodes: [], networks: [], services: [], tasks: [], invalid: [] };
+    for (const kv of kvs) {
+      try {
+        if (kv.key.startsWith(keys.NODES)) snap.nodes.push(decodeRecord(NodeRecordSchema, 'node', kv.key, kv.value));
+        else if (kv.key.startsWith(keys.NETWORKS)) snap.networks.push(decodeRecord(NetworkRecordSchema, 'network', kv.key, kv.value));
+        else if (kv.key.startsWith(keys.SERVICES)) snap.services.push(decodeRecord(ServiceRecordSchema, 'service', kv.key, kv.value));
+        else if (kv.key.startsWith(keys.TASKS)) snap.tasks.push(decodeRecord(TaskRecordSchema, 'task', kv.key, kv.value));
+      } catch (err) {
+        if (!(err instanceof RecordInvalidError)) throw err;
+        snap.invalid.push({ key: kv.key, error: err.message });
+      }
+    }
+    snap.tasks.sort(byServiceThenSlot);
+    return snap;
+  }
+
+  /** Calls `onChange` for every change under /meshnet/ (from `options.fromRevision`, default: from now). */
+  async watch(onChange: (event: WatchEvent) => void, options: WatchOptions = {}): Promise<WatchHandle> {
+    return this.store.watch(keys.ROOT, options, onChange);
+  }
+}

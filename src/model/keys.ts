@@ -1,0 +1,53 @@
+// Store key layout. Everything lives under /meshnet/ so one prefix watch sees every change.
+//
+//   /meshnet/nodes/<nodeId>                      NodeRecord (put with the agent's lease)
+//   /meshnet/networks/<network>                  NetworkRecord
+//   /meshnet/services/<service>                  ServiceRecord
+//   /meshnet/tasks/<service>/<slot>              TaskRecord (one per slot; replaced by CAS when re-placed)
+//   /meshnet/ipam/subnets                        JSON {<cidr>: <network>}: one key, so overlap checks are one CAS
+//   /meshnet/ipam/vnis/<vni>                     owning network name
+//   /meshnet/ipam/ips/<network>/<ip>             owner: "gateway", "vip:<service>" or "task:<taskId>"
+//   /meshnet/ipam/ports/<protocol>/<port>        owning service name (published and health ports)
+//   /meshnet/ipam/netusers/<network>             JSON string[] of services attached (guards removeNetwork)
+
+/** Root of all meshnet keys. */
+export const ROOT = '/meshnet/';
+/** Prefix of node records. */
+export const NODES = `${ROOT}nodes/`;
+/** Prefix of network records. */
+export const NETWORKS = `${ROOT}networks/`;
+/** Prefix of service records. */
+export const SERVICES = `${ROOT}services/`;
+/** Prefix of task records. */
+export const TASKS = `${ROOT}tasks/`;
+/** The subnet allocation table. */
+export const SUBNETS_KEY = `${ROOT}ipam/subnets`;
+/** Prefix of VNI claims. */
+export const VNIS = `${ROOT}ipam/vnis/`;
+/** Prefix of IP claims. */
+export const IPS = `${ROOT}ipam/ips/`;
+/** Prefix of port claims. */
+export const PORTS = `${ROOT}ipam/ports/`;
+/** Prefix of network user lists. */
+export const NETUSERS = `${ROOT}ipam/netusers/`;
+
+/** Key of a node record. */
+export const nodeKey = (id: string): string => `${NODES}${id}`;
+/** Key of a network record. */
+export const networkKey = (name: string): string => `${NETWORKS}${name}`;
+/** Key of a service record. */
+export const serviceKey = (name: string): string => `${SERVICES}${name}`;
+/** Prefix of a service's task records. */
+export const serviceTasksPrefix = (service: string): string => `${TASKS}${service}/`;
+/** Key of the task record of one slot. */
+export const taskKey = (service: string, slot: number): string => `${TASKS}${service}/${slot}`;
+/** Key of a VNI claim. */
+export const vniKey = (vni: number): string => `${VNIS}${vni}`;
+/** Prefix of a network's IP claims. */
+export const networkIpsPrefix = (network: string): string => `${IPS}${network}/`;
+/** Key of an IP claim. */
+export const ipKey = (network: string, ip: string): string => `${IPS}${network}/${ip}`;
+/** Key of a port claim. */
+export const portKey = (protocol: string, port: number): string => `${PORTS}${protocol}/${port}`;
+/** Key of a network's user list. */
+export const netusersKey = (network: string): string => `${NETUSERS}${network}`;

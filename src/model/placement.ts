@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto';
+
+// Deterministic spread placement: every agent computes the same slot → node map from the same inputs.
+// Each node may hold floor(r/n) or ceil(r/n) slots (and only r mod n nodes the larger count). Slots keep their
+// current node while that node is live and within its share, so a dying node moves only its own slots and a
+// joining node takes only what balancing requires. Everything else goes to the slot's highest rendezvous-hash
+// node that still has room, which spreads slots evenly and stays stable as nodes come and go.
+
+/** Rendezvous weight of `nodeId` for one slot of one service (higher wins). */
+export function rendezvousScore(serviceName: string, slot: number, nodeId: string): bigint {
+  return createHash('sha256').update(`${serviceName}\u0000${slot}\u0000${nodeId}`).digest().readBigUInt64BE(0);
+}
+
+/** Nodes ordered by preference for one slot. */
+function preferenceOrder(serviceName: string, slot: number, nodes: readonly string[]): string[] {
+  const scored = nodes.map((id) => ({ id, score: rendezvousScore(serviceName, slot, id) }));
+  scored.sort((a, b) => (a.score === b.score ? (a.id < b.id ? -1 : 1) : a.score > b.score ? -1 : 1));
+  return scored.map((s) => s.id);
+}
+
+/**
+ * Assigns slots 1..replicas to live nodes: every slot exactly once, spread evenly, deterministic.
+ * `current` (slot → node, e.g. from task records) is kept where possible to move as few slots as possible.
+ */
+export function placeReplicas(
+  serviceName: string,
+  replicas: number,
+  liveNodeIds: readonly string[],
+  current: ReadonlyMap<number, string> = new Map(),
+): Map<number, string> {
+  const placement = new Map<number, string>();
+  const nodes = [...new Set(liveNodeIds)].sort();
+  if (replicas <= 0 || nodes.length === 0) return placement;
+  const base = Math.floor(replicas / nodes.length);
+  let largeLeft = replicas % nodes.length;
+  const count = new Map(nodes.map((n) => [n, 0]));
+  const hasRoom = (node: string): boolean => {
+    const c = count.get(node);
+    if (c === undefined) return false;
+    return c < base || (c === base && largeLeft > 0);
+  };
+  const take = (slot: number, node: string): void => {
+    const c = count.get(node)!;
+    if (c === base) largeLeft--;
+    count.set(node, c + 1);
+    placement.set(slot, node);
+  };
+
+  // Keep current assignments on live nodes, strongest claims first so the kept set does not depend on slot order.
+  const keep = [...current.entries()]
+    .filter(([slot, node]) => slot >= 1 && slot <= replicas && count.has(node))
+    .map(([slot, node]) => ({ slot, node, score: rendezvousScore(serviceName, slot, node) }))
+    .sort((a, b) => (a.score === b.score ? a.slot - b.slot : a.score > b.score ? -1 : 1));
+  // Capacities sum to exactly `replicas`, so keeping only where there is room always leaves room for the rest.
+  for (const { slot, node } of keep) if (hasRoom(node)) take(slot, node);
+
+  for (let slot = 1; slot <= replicas; slot++) {
+    if (placement.has(slot)) continue;
+    const node = preferenceOrder(serviceName, slot, nodes).find(hasRoom);
+    if (node === undefined) throw new Error(`placement invariant broken for ${serviceName} slot ${slot}`);
+    take(slot, node);
+  }
+  return placement;
+}

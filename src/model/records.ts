@@ -1,0 +1,177 @@
+import { z } from 'zod';
+import { RecordInvalidError } from './model-errors.js';
+import { parseIpv4, parseSubnet } from './ipv4.js';
+
+// Schemas of everything the model stores (validated on every read and write) and of the specs users submit.
+// Records are plain JSON so every agent, whatever its version, reads the same thing.
+
+/** Names of networks, services and nodes: usable as store key segments and interface-name material. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const nameSchema = z.string().regex(NAME, 'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit');
+const ipv4Schema = z.string().refine((s) => parseIpv4(s) !== undefined, 'must be a dotted-quad IPv4 address');
+const subnetSchema = z.string().refine((s) => parseSubnet(s) !== undefined, 'must be an IPv4 CIDR like 10.0.1.0/24 with host bits zero');
+const portNumber = z.number().int().min(1).max(65535);
+const stringMap = z.record(z.string(), z.string());
+
+/** A host running an agent; stored under the agent's lease so it disappears when the agent dies. */
+export const NodeRecordSchema = z.strictObject({
+  id: nameSchema,
+  name: z.string().min(1).max(253),
+  underlayIp: ipv4Schema,
+  labels: stringMap.optional(),
+  lease: z.string().regex(/^\d+$/, 'must be a store lease id'),
+});
+/** A stored node. */
+export type NodeRecord = z.infer<typeof NodeRecordSchema>;
+
+/** An overlay network (the ingress network is one with ingress: true). */
+export const NetworkRecordSchema = z.strictObject({
+  name: nameSchema,
+  driver: z.literal('overlay'),
+  subnet: subnetSchema,
+  gateway: ipv4Schema,
+  vni: z.number().int().min(1).max(16_777_215),
+  ingress: z.boolean(),
+  options: stringMap,
+});
+/** A stored network. */
+export type NetworkRecord = z.infer<typeof NetworkRecordSchema>;
+
+/** A published port as stored: `published` is always concrete. */
+export const PortRecordSchema = z.strictObject({
+  published: portNumber,
+  target: portNumber,
+  protocol: z.enum(['tcp', 'udp']),
+  mode: z.enum(['ingress', 'host']),
+  policy: z.enum(['cluster', 'local']),
+});
+/** A stored published port. */
+export type PortRecord = z.infer<typeof PortRecordSchema>;
+
+/** Load-balancing choices of a service (names follow IPVS schedulers). */
+export const LbSchema = z.strictObject({
+  scheduler: z.enum(['rr', 'wrr', 'lc', 'sh', 'mh', 'random']),
+  affinity: z.strictObject({ timeoutSeconds: z.number().int().min(1).max(86_400) }).optional(),
+});
+/** Load-balancing choices. */
+export type LbRecord = z.infer<typeof LbSchema>;
+
+/** A replicated service. `vips` has one entry per attached network, plus `ingress` when it publishes in ingress mode. */
+export const ServiceRecordSchema = z.strictObject({
+  name: nameSchema,
+  networks: z.array(nameSchema),
+  vips: z.record(nameSchema, ipv4Schema),
+  endpointMode: z.enum(['vip', 'dnsrr']),
+  ports: z.array(PortRecordSchema),
+  replicas: z.number().int().min(0).max(10_000),
+  command: z.array(z.string()).min(1, 'needs at least the program to run'),
+  env: stringMap.optional(),
+  lb: LbSchema,
+  healthPort: portNumber.optional(),
+});
+/** A stored service. */
+export type ServiceRecord = z.infer<typeof ServiceRecordSchema>;
+
+/** One replica of a service, bound to a node. */
+export const TaskRecordSchema = z.strictObject({
+  id: z.string().regex(/^[a-z0-9]{8,64}$/, 'must be 8-64 lowercase letters or digits'),
+  service: nameSchema,
+  slot: z.number().int().min(1),
+  node: nameSchema,
+  addresses: z.record(nameSchema, z.strictObject({ ip: ipv4Schema, mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/) })),
+  sandbox: z.string().startsWith('/', 'must be an absolute netns path'),
+  desiredState: z.enum(['running', 'shutdown']),
+  state: z.enum(['new', 'starting', 'running', 'failed', 'shutdown']),
+  restarts: z.number().int().min(0),
+  message: z.string().optional(),
+  updatedAt: z.iso.datetime(),
+});
+/** A stored task. */
+export type TaskRecord = z.infer<typeof TaskRecordSchema>;
+
+/** A published port as users give it: published 0 or omitted means "pick one from 30000-32767". */
+export const PortSpecSchema = z.strictObject({
+  published: z.number().int().min(0).max(65535).optional(),
+  target: portNumber,
+  protocol: z.enum(['tcp', 'udp']).default('tcp'),
+  mode: z.enum(['ingress', 'host']).default('ingress'),
+  policy: z.enum(['cluster', 'local']).default('cluster'),
+});
+/** A published port spec (input). */
+export type PortSpec = z.input<typeof PortSpecSchema>;
+
+/** What a user submits to create a service; defaults follow Docker. */
+export const ServiceSpecSchema = z.strictObject({
+  name: nameSchema,
+  networks: z.array(nameSchema).default([]),
+  endpointMode: z.enum(['vip', 'dnsrr']).default('vip'),
+  ports: z.array(PortSpecSchema).default([]),
+  replicas: z.number().int().min(0).max(10_000).default(1),
+  command: z.array(z.string()).min(1, 'needs at least the program to run'),
+  env: stringMap.optional(),
+  lb: LbSchema.default({ scheduler: 'rr' }),
+  healthPort: portNumber.optional(),
+});
+/** A service spec as users write it. */
+export type ServiceSpec = z.input<typeof ServiceSpecSchema>;
+/** A service spec with defaults applied. */
+export type NormalizedServiceSpec = z.output<typeof ServiceSpecSchema>;
+
+/** What updateService may change; networks and endpoint mode are fixed at creation. */
+export const ServiceUpdateSchema = z.strictObject({
+  replicas: z.number().int().min(0).max(10_000).optional(),
+  command: z.array(z.string()).min(1).optional(),
+  env: stringMap.optional(),
+  lb: LbSchema.optional(),
+  ports: z.array(PortSpecSchema).optional(),
+  healthPort: portNumber.optional(),
+});
+/** A service update. */
+export type ServiceUpdate = z.input<typeof ServiceUpdateSchema>;
+
+/** What createNetwork accepts. */
+export const NetworkSpecSchema = z.strictObject({
+  name: nameSchema,
+  subnet: subnetSchema.optional(),
+  ingress: z.boolean().default(false),
+  options: stringMap.default({}),
+});
+/** A network spec as users write it. */
+export type NetworkSpec = z.input<typeof NetworkSpecSchema>;
+
+/** What registerNode accepts. */
+export const NodeSpecSchema = z.strictObject({
+  id: nameSchema.optional(),
+  name: z.string().min(1).max(253),
+  underlayIp: ipv4Schema,
+  labels: stringMap.optional(),
+});
+/** A node registration as agents write it. */
+export type NodeSpec = z.input<typeof NodeSpecSchema>;
+
+function describeIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(record)'}: ${issue.message}`);
+}
+
+/** Validates `value` against `schema`, throwing RecordInvalidError naming `kind` and `where` on failure. */
+export function validate<S extends z.ZodType>(schema: S, kind: string, where: string, value: unknown): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new RecordInvalidError(kind, where, describeIssues(result.error));
+  return result.data;
+}
+
+/** Parses a stored JSON value and validates it. */
+export function decodeRecord<S extends z.ZodType>(schema: S, kind: string, key: string, json: string): z.output<S> {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new RecordInvalidError(kind, `at ${key}`, ['stored value is not JSON']);
+  }
+  return validate(schema, kind, `at ${key}`, value);
+}
+
+/** Validates a record and serialises it for the store. */
+export function encodeRecord<S extends z.ZodType>(schema: S, kind: string, key: string, value: z.input<S>): string {
+  return JSON.stringify(validate(schema, kind, `for ${key}`, value));
+}
