@@ -42,7 +42,21 @@ export class OverlayDriver {
     const observed = await this.observe(desired);
     const ops = planOverlay(observed, desired);
     const netns = this.opts.netnsDir.path(desired.netns);
-    for (const op of ops) await this.run(op, desired, netns);
+    let ov: Rtnl | undefined;
+    try {
+      for (const op of ops) {
+        if (op.op === 'createNetns') {
+          this.opts.netnsDir.create(desired.netns);
+          ov = Rtnl.open(netns);
+          await ov.setLink('lo', { up: true });
+          continue;
+        }
+        ov ??= Rtnl.open(netns);
+        await this.run(op, ov, netns);
+      }
+    } finally {
+      ov?.close();
+    }
     return { ops, netns };
   }
 
@@ -100,40 +114,37 @@ export class OverlayDriver {
     });
   }
 
-  private async run(op: OverlayOp, desired: OverlayState, netns: string): Promise<void> {
+  private async run(op: Exclude<OverlayOp, { op: 'createNetns' }>, ov: Rtnl, netns: string): Promise<void> {
     switch (op.op) {
-      case 'createNetns':
-        this.opts.netnsDir.create(desired.netns);
-        await withRtnl(netns, (r) => r.setLink('lo', { up: true }));
-        return;
       case 'createBridge':
       case 'fixBridge':
-        return withRtnl(netns, async (r) => {
-          if (op.op === 'createBridge') await r.createBridge('br0', { mtu: op.bridge.mtu });
-          else for (const c of op.removeCidrs) await r.deleteAddress('br0', c);
-          await r.addAddress('br0', op.bridge.cidr);
-          await r.setLink('br0', { mtu: op.bridge.mtu, up: true });
-        });
+        if (op.op === 'createBridge') await ov.createBridge('br0', { mtu: op.bridge.mtu });
+        else for (const c of op.removeCidrs) await ov.deleteAddress('br0', c);
+        await ov.addAddress('br0', op.bridge.cidr);
+        await ov.setLink('br0', { mtu: op.bridge.mtu, up: true });
+        return;
       case 'deleteVxlan':
-        await withRtnl(netns, (r) => r.deleteLink('vxlan0'));
+        await ov.deleteLink('vxlan0');
         return;
       case 'createVxlan':
-        return this.createVxlan(op.vxlan, netns);
+        await this.createVxlan(op.vxlan, netns);
+        await ov.setLink('vxlan0', { master: 'br0', up: true });
+        return;
       case 'fixVxlan':
-        return withRtnl(netns, (r) => r.setLink('vxlan0', { mtu: op.vxlan.mtu, master: 'br0', up: true }));
+        return ov.setLink('vxlan0', { mtu: op.vxlan.mtu, master: 'br0', up: true });
       case 'attachEndpoint':
-        return this.attach(op.endpoint, netns);
+        return this.attach(op.endpoint, ov);
       case 'detachEndpoint':
-        await withRtnl(netns, (r) => r.deleteLink(op.hostIf));
+        await ov.deleteLink(op.hostIf);
         return;
       case 'setFdb':
-        return withRtnl(netns, (r) => r.replaceFdb('vxlan0', op.peer.mac, op.peer.vtep));
+        return ov.replaceFdb('vxlan0', op.peer.mac, op.peer.vtep);
       case 'setNeighbor':
-        return withRtnl(netns, (r) => r.replaceNeighbor('vxlan0', op.peer.ip, op.peer.mac));
+        return ov.replaceNeighbor('vxlan0', op.peer.ip, op.peer.mac);
       case 'deleteNeighbor':
-        return withRtnl(netns, (r) => r.deleteNeighbor('vxlan0', op.ip));
+        return ov.deleteNeighbor('vxlan0', op.ip);
       case 'deleteFdb':
-        return withRtnl(netns, (r) => r.deleteFdb('vxlan0', op.mac, op.dst));
+        return ov.deleteFdb('vxlan0', op.mac, op.dst);
     }
   }
 
@@ -158,25 +169,22 @@ export class OverlayDriver {
     } finally {
       host.close();
     }
-    await withRtnl(netns, (r) => r.setLink('vxlan0', { master: 'br0', up: true }));
   }
 
   /** Creates the veth pair for an endpoint; on any failure the pair is removed again. */
-  private async attach(e: EndpointState, netns: string): Promise<void> {
-    await withRtnl(netns, async (ov) => {
-      await ov.createVeth(e.hostIf, e.ifname, { peerNetns: e.sandbox, mtu: e.mtu, peerMac: e.mac });
-      try {
-        await ov.setLink(e.hostIf, { master: 'br0', up: true });
-        await withRtnl(e.sandbox, async (sb) => {
-          await sb.setLink('lo', { up: true });
-          await sb.addAddress(e.ifname, e.cidr);
-          await sb.setLink(e.ifname, { up: true });
-          if (e.gateway) await sb.replaceRoute({ dst: 'default', gateway: e.gateway, dev: e.ifname });
-        });
-      } catch (err) {
-        await ov.deleteLink(e.hostIf);
-        throw err;
-      }
-    });
+  private async attach(e: EndpointState, ov: Rtnl): Promise<void> {
+    await ov.createVeth(e.hostIf, e.ifname, { peerNetns: e.sandbox, mtu: e.mtu, peerMac: e.mac });
+    try {
+      await ov.setLink(e.hostIf, { master: 'br0', up: true });
+      await withRtnl(e.sandbox, async (sb) => {
+        await sb.setLink('lo', { up: true });
+        await sb.addAddress(e.ifname, e.cidr);
+        await sb.setLink(e.ifname, { up: true });
+        if (e.gateway) await sb.replaceRoute({ dst: 'default', gateway: e.gateway, dev: e.ifname });
+      });
+    } catch (err) {
+      await ov.deleteLink(e.hostIf);
+      throw err;
+    }
   }
 }

@@ -88,6 +88,8 @@ export class Rtnl {
   private readonly sock: NL.RtNetlinkSocket;
   private readonly where: string;
   private readonly writable: boolean;
+  /** name -> ifindex, so repeated writes on one link cost one round trip each; dropped on any link change. */
+  private readonly indexCache = new Map<string, number>();
 
   private constructor(sock: NL.RtNetlinkSocket, where: string, writable: boolean) {
     this.sock = sock;
@@ -144,7 +146,13 @@ export class Rtnl {
   async requireLink(name: string): Promise<LinkInfo> {
     const l = await this.link(name);
     if (!l) throw toNetlinkError(new Error('ENODEV'), 'find', `link ${name} in ${this.where}`);
+    this.indexCache.set(name, l.index);
     return l;
+  }
+
+  /** ifindex of `name` (cached); throws when missing. */
+  private async indexOf(name: string): Promise<number> {
+    return this.indexCache.get(name) ?? (await this.requireLink(name)).index;
   }
 
   /** Creates a bridge. */
@@ -199,6 +207,7 @@ export class Rtnl {
     change: { up?: boolean; mtu?: number; mac?: string; master?: string | 0; rename?: string; netns?: string },
   ): Promise<void> {
     this.guard(`change link ${name}`);
+    this.indexCache.clear();
     const link = await this.requireLink(name);
     const attrs: NL.ifla.LinkAttrs = {};
     if (change.mtu) attrs.mtu = change.mtu;
@@ -225,6 +234,7 @@ export class Rtnl {
   /** Deletes a link (a veth's peer goes with it); missing is fine. */
   async deleteLink(name: string): Promise<boolean> {
     this.guard(`delete link ${name}`);
+    this.indexCache.clear();
     const link = await this.link(name);
     if (!link) return false;
     try {
@@ -327,10 +337,10 @@ export class Rtnl {
   /** Adds or replaces a permanent neighbour entry (IP -> MAC). */
   async replaceNeighbor(linkName: string, ip: string, mac: string): Promise<void> {
     this.guard(`add neighbour ${ip}`);
-    const link = await this.requireLink(linkName);
+    const ifindex = await this.indexOf(linkName);
     await this.call('add', `neighbour ${ip} -> ${mac} on ${linkName}`, () =>
       this.sock.newNeighbor(
-        { family: AF_INET, ifindex: link.index, state: { permanent: true } },
+        { family: AF_INET, ifindex, state: { permanent: true } },
         { dst: ipv4ToBuffer(ip), lladdr: parseMac(mac) },
         { flags: FLAGS_CREATE_REPLACE },
       ),
@@ -367,10 +377,10 @@ export class Rtnl {
   /** Adds or replaces a static FDB entry on a VXLAN device: frames for `mac` go to VTEP `dst`. */
   async replaceFdb(linkName: string, mac: string, dst: string): Promise<void> {
     this.guard(`add fdb ${mac}`);
-    const link = await this.requireLink(linkName);
+    const ifindex = await this.indexOf(linkName);
     await this.call('add', `fdb ${mac} -> ${dst} on ${linkName}`, () =>
       this.sock.newNeighbor(
-        { family: AF_BRIDGE, ifindex: link.index, state: { permanent: true }, flags: { self: true } },
+        { family: AF_BRIDGE, ifindex, state: { permanent: true }, flags: { self: true } },
         { lladdr: parseMac(mac), dst: ipv4ToBuffer(dst) },
         { flags: FLAGS_CREATE_REPLACE },
       ),
