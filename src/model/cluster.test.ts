@@ -1,0 +1,231 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import type { WatchEvent } from '../store/kv-store.js';
+import { SqliteKvStore } from '../store/sqlite-store.js';
+import { Cluster } from './cluster.js';
+import * as keys from './keys.js';
+import {
+  AlreadyExistsError,
+  InvalidSpecError,
+  NetworkInUseError,
+  NotFoundError,
+  PoolExhaustedError,
+  PortConflictError,
+  RecordInvalidError,
+  SubnetOverlapError,
+  TaskReplacedError,
+} from './model-errors.js';
+
+let dir: string;
+let store: SqliteKvStore;
+let cluster: Cluster;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'meshnet-cluster-'));
+  store = new SqliteKvStore(join(dir, 'state.db'), { pollIntervalMs: 10, leaseSweepIntervalMs: 50 });
+  cluster = new Cluster(store, { now: () => new Date('2026-01-01T00:00:00Z') });
+});
+
+afterEach(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function ipClaims(network: string): Promise<string[]> {
+  const { kvs } = await store.range(keys.networkIpsPrefix(network));
+  return kvs.map((kv) => `${kv.key.slice(keys.networkIpsPrefix(network).length)}=${kv.value}`);
+}
+
+describe('networks', () => {
+  test('allocate /24s, VNIs from 4096 and the gateway; ingress gets 10.255.0.0/16', async () => {
+    const a = await cluster.createNetwork({ name: 'front' });
+    const b = await cluster.createNetwork({ name: 'back' });
+    const ingress = await cluster.ensureIngressNetwork();
+    expect(a).toEqual({ name: 'front', driver: 'overlay', subnet: '10.0.0.0/24', gateway: '10.0.0.1', vni: 4096, ingress: false, options: {} });
+    expect(b).toMatchObject({ subnet: '10.0.1.0/24', gateway: '10.0.1.1', vni: 4097 });
+    expect(ingress).toMatchObject({ name: 'ingress', subnet: '10.255.0.0/16', gateway: '10.255.0.1', vni: 4098, ingress: true });
+    expect(await cluster.ensureIngressNetwork()).toEqual(ingress);
+    expect((await cluster.listNetworks()).map((n) => n.name)).toEqual(['back', 'front', 'ingress']);
+    expect(await ipClaims('front')).toEqual(['10.0.0.1=gateway']);
+  });
+
+  test('explicit subnets: overlap and duplicates refused, removal releases everything', async () => {
+    await cluster.createNetwork({ name: 'big', subnet: '10.1.0.0/16' });
+    await expect(cluster.createNetwork({ name: 'inside', subnet: '10.1.2.0/24' })).rejects.toBeInstanceOf(SubnetOverlapError);
+    await expect(cluster.createNetwork({ name: 'big' })).rejects.toBeInstanceOf(AlreadyExistsError);
+    await expect(cluster.createNetwork({ name: 'x', subnet: '10.255.9.0/24' })).rejects.toThrow(/reserved ingress range/);
+    await expect(cluster.createNetwork({ name: 'bad name!' })).rejects.toBeInstanceOf(RecordInvalidError);
+    await cluster.removeNetwork('big');
+    expect(await cluster.getNetwork('big')).toBeUndefined();
+    expect(await ipClaims('big')).toEqual([]);
+    const again = await cluster.createNetwork({ name: 'inside', subnet: '10.1.2.0/24' });
+    expect(again.vni).toBe(4096);
+    await expect(cluster.removeNetwork('nope')).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  test('a network in use cannot be removed', async () => {
+    await cluster.createNetwork({ name: 'front' });
+    await cluster.createService({ name: 'web', networks: ['front'], command: ['httpd'] });
+    await expect(cluster.removeNetwork('front')).rejects.toBeInstanceOf(NetworkInUseError);
+    await expect(cluster.removeNetwork('front')).rejects.toThrow(/used by service\(s\) web/);
+    await cluster.removeService('web');
+    await cluster.removeNetwork('front');
+  });
+});
+
+describe('services', () => {
+  test('VIPs on each network plus ingress, dynamic and explicit ports', async () => {
+    await cluster.createNetwork({ name: 'front' });
+    const web = await cluster.createService({
+      name: 'web',
+      networks: ['front'],
+      command: ['httpd'],
+      replicas: 3,
+      ports: [{ target: 80 }, { published: 8080, target: 8080, protocol: 'udp' }],
+    });
+    expect(web.vips).toEqual({ front: '10.0.0.2', ingress: '10.255.0.2' });
+    expect(web.ports).toEqual([
+      { published: 30000, target: 80, protocol: 'tcp', mode: 'ingress', policy: 'cluster' },
+      { published: 8080, target: 8080, protocol: 'udp', mode: 'ingress', policy: 'cluster' },
+    ]);
+    expect(await cluster.getService('web')).toEqual(web);
+    expect(await ipClaims('front')).toEqual(['10.0.0.1=gateway', '10.0.0.2=vip:web']);
+
+    await expect(cluster.createService({ name: 'other', command: ['x'], ports: [{ published: 8080, target: 1, protocol: 'udp' }] })).rejects.toBeInstanceOf(PortConflictError);
+    await expect(cluster.createService({ name: 'other', command: ['x'], ports: [{ published: 30000, target: 1 }] })).rejects.toThrow(/30000\/tcp is already used by service "web"/);
+    const tcp8080 = await cluster.createService({ name: 'other', command: ['x'], ports: [{ published: 8080, target: 1 }] });
+    expect(tcp8080.ports[0]?.published).toBe(8080);
+    await expect(cluster.createService({ name: 'web', command: ['x'] })).rejects.toBeInstanceOf(AlreadyExistsError);
+  });
+
+  test('invalid specs are refused with clear errors', async () => {
+    await cluster.createNetwork({ name: 'front' });
+    await expect(cluster.createService({ name: 'd', endpointMode: 'dnsrr', command: ['x'], ports: [{ target: 80 }] })).rejects.toThrow(/dnsrr has no VIP, so it cannot publish in ingress mode/);
+    await expect(cluster.createService({ name: 'd', networks: ['nope'], command: ['x'] })).rejects.toThrow(/network "nope" does not exist/);
+    await expect(cluster.createService({ name: 'd', networks: ['ingress'], command: ['x'] })).rejects.toBeInstanceOf(InvalidSpecError);
+    await expect(cluster.createService({ name: 'd', command: ['x'], ports: [{ published: 81, target: 1 }, { published: 81, target: 2 }] })).rejects.toThrow(/publishes 81\/tcp twice/);
+    await expect(cluster.createService({ name: 'd', command: [] })).rejects.toBeInstanceOf(RecordInvalidError);
+    const dns = await cluster.createService({ name: 'd', endpointMode: 'dnsrr', networks: ['front'], command: ['x'], ports: [{ target: 80, mode: 'host' }] });
+    expect(dns.vips).toEqual({});
+  });
+
+  test('policy=local gets a health port; update keeps dynamic ports; remove releases VIPs and ports', async () => {
+    const svc = await cluster.createService({ name: 'api', command: ['api'], ports: [{ target: 80, policy: 'local' }] });
+    expect(svc.ports[0]?.published).toBe(30000);
+    expect(svc.healthPort).toBe(30001);
+    const scaled = await cluster.scaleService('api', 5);
+    expect(scaled).toEqual({ ...svc, replicas: 5 });
+    const moved = await cluster.updateService('api', { ports: [{ target: 80 }, { published: 9000, target: 90 }] });
+    expect(moved.ports.map((p) => p.published)).toEqual([30000, 9000]);
+    expect(moved.healthPort).toBeUndefined();
+    expect((await store.range(keys.PORTS)).kvs.map((kv) => kv.key)).toEqual([keys.portKey('tcp', 30000), keys.portKey('tcp', 9000)]);
+    await cluster.removeService('api');
+    expect((await store.range(keys.PORTS)).kvs).toEqual([]);
+    expect(await ipClaims('ingress')).toEqual(['10.255.0.1=gateway']);
+    await expect(cluster.removeService('api')).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  test('VIP exhaustion is a typed error', async () => {
+    await cluster.createNetwork({ name: 'tiny', subnet: '10.9.0.0/29' });
+    for (let i = 0; i < 5; i++) await cluster.createService({ name: `s${i}`, networks: ['tiny'], command: ['x'] });
+    await expect(cluster.createService({ name: 's5', networks: ['tiny'], command: ['x'] })).rejects.toBeInstanceOf(PoolExhaustedError);
+    await cluster.removeService('s0');
+    expect((await cluster.createService({ name: 's5', networks: ['tiny'], command: ['x'] })).vips.tiny).toBe('10.9.0.2');
+  });
+});
+
+describe('nodes and tasks', () => {
+  test('node records live under a lease and vanish with it', async () => {
+    const reg = await cluster.registerNode({ id: 'host-1', name: 'host-1', underlayIp: '192.168.0.1' }, { ttlSeconds: 0.3 });
+    expect((await cluster.listNodes()).map((n) => n.id)).toEqual(['host-1']);
+    expect(reg.node.lease).toBe(reg.lease());
+    await new Promise((r) => setTimeout(r, 700));
+    expect((await cluster.getNode('host-1'))?.underlayIp).toBe('192.168.0.1');
+    await reg.close();
+    expect(await cluster.listNodes()).toEqual([]);
+    const lease = await store.grantLease(0.2);
+    await store.put(keys.nodeKey('ghost'), JSON.stringify({ id: 'ghost', name: 'ghost', underlayIp: '192.168.0.9', lease }), { lease });
+    expect(await cluster.getNode('ghost')).toBeDefined();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await cluster.getNode('ghost')).toBeUndefined();
+  });
+
+  test('claim, update, replace and remove tasks with addresses on every attached network', async () => {
+    await cluster.createNetwork({ name: 'front' });
+    await cluster.createService({ name: 'web', networks: ['front'], command: ['httpd'], replicas: 2, ports: [{ target: 80 }] });
+    const n1 = await cluster.registerNode({ id: 'n1', name: 'n1', underlayIp: '192.168.0.1' });
+    const n2 = await cluster.registerNode({ id: 'n2', name: 'n2', underlayIp: '192.168.0.2' });
+    try {
+      const t1 = await cluster.claimTask('web', 1, 'n1');
+      expect(t1).toMatchObject({ service: 'web', slot: 1, node: 'n1', state: 'new', desiredState: 'running', restarts: 0 });
+      expect(t1.addresses).toEqual({ front: { ip: '10.0.0.3', mac: '02:42:0a:00:00:03' }, ingress: { ip: '10.255.0.3', mac: '02:42:0a:ff:00:03' } });
+      expect(t1.sandbox).toBe(`/run/meshnet/netns/t-${t1.id.slice(0, 12)}`);
+      expect(await cluster.claimTask('web', 1, 'n1')).toEqual(t1);
+
+      const running = await cluster.updateTaskState('web', 1, t1.id, { state: 'running', message: 'up' });
+      expect(running).toMatchObject({ state: 'running', message: 'up' });
+      expect((await cluster.updateTaskState('web', 1, t1.id, { restarts: 1 })).message).toBeUndefined();
+
+      const t1b = await cluster.claimTask('web', 1, 'n2');
+      expect(t1b.id).not.toBe(t1.id);
+      expect(t1b.node).toBe('n2');
+      expect(await ipClaims('front')).toEqual(['10.0.0.1=gateway', '10.0.0.2=vip:web', `10.0.0.4=task:${t1b.id}`]);
+      await expect(cluster.updateTaskState('web', 1, t1.id, { state: 'failed' })).rejects.toBeInstanceOf(TaskReplacedError);
+
+      await expect(cluster.claimTask('web', 3, 'n1')).rejects.toThrow(/slot 3 is outside 1..2/);
+      await expect(cluster.claimTask('web', 1, 'n9')).rejects.toThrow(/node "n9" does not exist/);
+      await cluster.claimTask('web', 2, 'n1');
+      expect((await cluster.listTasks({ node: 'n1' })).map((t) => t.slot)).toEqual([2]);
+
+      await cluster.scaleService('web', 1);
+      expect((await cluster.listTasks()).map((t) => `${t.service}.${t.slot}@${t.node}`)).toEqual(['web.1@n2']);
+      expect(await cluster.removeTask('web', 1, 'not-the-id')).toBe(false);
+      expect(await cluster.removeTask('web', 1)).toBe(true);
+      expect(await ipClaims('front')).toEqual(['10.0.0.1=gateway', '10.0.0.2=vip:web']);
+    } finally {
+      await n1.close();
+      await n2.close();
+    }
+  });
+
+  test('removing a service removes its tasks and frees their addresses', async () => {
+    await cluster.createNetwork({ name: 'front' });
+    await cluster.createService({ name: 'web', networks: ['front'], command: ['httpd'], replicas: 2 });
+    const n1 = await cluster.registerNode({ id: 'n1', name: 'n1', underlayIp: '192.168.0.1' });
+    try {
+      await cluster.claimTask('web', 1, 'n1');
+      await cluster.claimTask('web', 2, 'n1');
+      await cluster.removeService('web');
+      expect(await cluster.listTasks()).toEqual([]);
+      expect(await ipClaims('front')).toEqual(['10.0.0.1=gateway']);
+      await cluster.removeNetwork('front');
+    } finally {
+      await n1.close();
+    }
+  });
+
+  test('snapshot is one consistent view; watch fires on changes; invalid records are reported', async () => {
+    const events: WatchEvent[] = [];
+    const watch = await cluster.watch((e) => events.push(e));
+    try {
+      await cluster.createNetwork({ name: 'front' });
+      await cluster.createService({ name: 'web', networks: ['front'], command: ['httpd'] });
+      await store.put(`${keys.SERVICES}broken`, '{"name":"broken"}');
+      const snap = await cluster.snapshot();
+      expect(snap.networks.map((n) => n.name)).toEqual(['front']);
+      expect(snap.services.map((s) => s.name)).toEqual(['web']);
+      expect(snap.invalid).toHaveLength(1);
+      expect(snap.invalid[0]?.key).toBe(`${keys.SERVICES}broken`);
+      expect(snap.revision).toBe(await store.currentRevision());
+      const deadline = Date.now() + 2000;
+      while (!events.some((e) => e.key === keys.serviceKey('web')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(events.some((e) => e.key === keys.networkKey('front'))).toBe(true);
+      expect(events.some((e) => e.key === keys.serviceKey('web'))).toBe(true);
+      await expect(cluster.listServices()).rejects.toBeInstanceOf(RecordInvalidError);
+    } finally {
+      watch.close();
+    }
+  });
+});
