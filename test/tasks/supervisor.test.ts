@@ -1,0 +1,260 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execIn } from '../../src/sandbox/exec.js';
+import { NetnsDir } from '../../src/sandbox/netns.js';
+import { demoAppCommand } from '../../src/tasks/demo-apps.js';
+import { readProcessNetnsInode, readProcStat } from '../../src/tasks/proc-stat.js';
+import { TaskSupervisor, type TaskStateEvent, type TaskSupervisorOptions } from '../../src/tasks/supervisor.js';
+import { readTaskMeta, taskPaths, writeTaskMeta } from '../../src/tasks/task-meta.js';
+
+// Every task runs in a namespace of this throwaway directory; cleanup kills whatever still
+// runs in those namespaces (and nothing else) before removing them.
+const root = `/run/meshnet-test-${randomBytes(4).toString('hex')}`;
+const netns = new NetnsDir(`${root}/netns`);
+const RESOLV = 'nameserver 127.0.0.11\noptions ndots:0\n';
+const ADDR = '10.77.0.2';
+const fastPolicy = { initialDelayMs: 50, maxDelayMs: 400, maxCrashes: 3, windowMs: 60_000 };
+
+let nsPath = '';
+const supervisors: TaskSupervisor[] = [];
+const foreign: ChildProcess[] = [];
+
+interface Harness {
+  sup: TaskSupervisor;
+  events: TaskStateEvent[];
+  stateDir: string;
+}
+
+function harness(name: string, options: TaskSupervisorOptions = {}): Harness {
+  const events: TaskStateEvent[] = [];
+  const stateDir = `${root}/${name}`;
+  const sup = new TaskSupervisor({ stateDir, restartPolicy: fastPolicy, onStateChange: (e) => events.push(e), ...options });
+  supervisors.push(sup);
+  return { sup, events, stateDir };
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function curl(port = 80): Promise<string | undefined> {
+  const r = await execIn(nsPath, ['curl', '-sS', '--max-time', '2', `http://${ADDR}:${port}/`], { allowFailure: true, timeoutMs: 5_000 });
+  return r.code === 0 ? r.stdout : undefined;
+}
+
+function alive(pid: number): boolean {
+  const st = readProcStat(pid);
+  return st !== null && st.state !== 'Z';
+}
+
+function webSpec(taskId: string, port: number) {
+  return {
+    taskId,
+    netnsPath: nsPath,
+    command: demoAppCommand('echo-http', port),
+    env: { MESHNET_TASK_NAME: taskId, MESHNET_NODE: 'host-a' },
+    resolvConf: RESOLV,
+  };
+}
+
+beforeAll(async () => {
+  nsPath = netns.create('tasks');
+  await execIn(nsPath, ['ip', 'link', 'set', 'lo', 'up']);
+  await execIn(nsPath, ['ip', 'addr', 'add', `${ADDR}/32`, 'dev', 'lo']);
+});
+
+afterAll(async () => {
+  for (const sup of supervisors) sup.close();
+  for (const child of foreign) child.kill('SIGKILL');
+  const ours = nsPath && existsSync(nsPath) ? String(statSync(nsPath).ino) : null;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (ours !== null && readProcessNetnsInode(pid) === ours) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  netns.removeAll();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('TaskSupervisor', () => {
+  it('runs the echo server in the task namespace; it names its task, node and client', async () => {
+    const { sup, events } = harness('echo');
+    const info = await sup.ensureRunning(webSpec('web.1', 80));
+    expect(info.state).toBe('running');
+    expect(info.pid).toBeGreaterThan(0);
+    const body = await waitFor('the echo server to answer', () => curl());
+    expect(body.trim()).toBe(`web.1 on host-a (client ${ADDR})`);
+    expect(readProcessNetnsInode(info.pid!)).toBe(String(statSync(nsPath).ino));
+    const requests = readFileSync(info.logPath, 'utf8').split('\n').filter((l) => l.includes('"request"')).map((l) => JSON.parse(l));
+    expect(requests[0]).toMatchObject({ event: 'request', task: 'web.1', node: 'host-a', client: ADDR });
+    expect(events.map((e) => e.state)).toEqual(['starting', 'running']);
+    expect(readTaskMeta(taskPaths(sup.stateDir, 'web.1'))?.pid).toBe(info.pid);
+    expect(readFileSync(taskPaths(sup.stateDir, 'web.1').pid, 'utf8').trim()).toBe(String(info.pid));
+  });
+
+  it('restarts a task killed from outside with a new pid and reports the exit', async () => {
+    const { sup, events } = harness('kill');
+    const first = await sup.ensureRunning(webSpec('web.2', 82));
+    await waitFor('web.2 to answer', () => curl(82));
+    process.kill(first.pid!, 'SIGKILL');
+    const exited = await waitFor('the exit event', () => events.find((e) => e.state === 'exited'));
+    expect(exited).toMatchObject({ taskId: 'web.2', signal: 'SIGKILL', exitCode: null });
+    const restarted = await waitFor('the restart', () => events.find((e) => e.state === 'running' && e.pid !== first.pid));
+    expect(restarted.restarts).toBe(1);
+    expect(sup.get('web.2')?.pid).toBe(restarted.pid);
+    expect(await waitFor('web.2 to answer again', () => curl(82))).toContain('web.2 on host-a');
+  });
+
+  it('bind-mounts the prepared resolv.conf and sets the hostname, leaving the host untouched', async () => {
+    const hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
+    const { sup } = harness('resolv');
+    const info = await sup.ensureRunning({
+      taskId: 'dns.1',
+      netnsPath: nsPath,
+      command: ['sh', '-c', 'cat /etc/resolv.conf; echo "host=$(cat /proc/sys/kernel/hostname) task=$MESHNET_TASK_ID"; exec sleep 30'],
+      resolvConf: RESOLV,
+      hostname: 'dns-1',
+    });
+    const log = await waitFor('the task output', () => {
+      const text = readFileSync(info.logPath, 'utf8');
+      return text.includes('host=') ? text : undefined;
+    });
+    expect(log).toBe(`${RESOLV}host=dns-1 task=dns.1\n`);
+    expect(readFileSync('/etc/resolv.conf', 'utf8')).toBe(hostResolv);
+    expect(readFileSync('/proc/sys/kernel/hostname', 'utf8').trim()).toBe(hostname());
+
+    // Same spec again: nothing restarts; new resolv.conf content shows inside the running task at once.
+    const newResolv = 'nameserver 127.0.0.11\noptions ndots:0 attempts:3\n';
+    const again = await sup.ensureRunning({ ...(await specOf(sup, 'dns.1')), resolvConf: newResolv });
+    expect(again.pid).toBe(info.pid);
+    const seen = await execIn(null, ['nsenter', `--target=${info.pid}`, '--mount', '--', 'cat', '/etc/resolv.conf']);
+    expect(seen.stdout).toBe(newResolv);
+  });
+
+  it('marks a crash-looping task failed after maxCrashes exits and stops restarting it', async () => {
+    const { sup, events } = harness('crash');
+    await sup.ensureRunning({ taskId: 'boom.1', netnsPath: nsPath, command: ['sh', '-c', 'echo boom; exit 3'], resolvConf: RESOLV });
+    const failed = await waitFor('the failed event', () => events.find((e) => e.state === 'failed'));
+    expect(failed.exitCode).toBe(3);
+    expect(failed.message).toMatch(/3 of 3 exits/);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(events.filter((e) => e.state === 'running')).toHaveLength(3);
+    expect(events.filter((e) => e.state === 'exited').map((e) => e.exitCode)).toEqual([3, 3]);
+    expect(sup.get('boom.1')).toMatchObject({ state: 'failed', pid: null, restarts: 2 });
+    expect(readFileSync(sup.get('boom.1')!.logPath, 'utf8')).toBe('boom\nboom\nboom\n');
+    // Level-triggered callers keep asking; a failed task stays failed until stopped.
+    expect((await sup.ensureRunning({ taskId: 'boom.1', netnsPath: nsPath, command: ['sh', '-c', 'echo boom; exit 3'], resolvConf: RESOLV })).state).toBe('failed');
+  });
+
+  it('stops with SIGTERM (the echo server drains), keeps logs on request, is idempotent', async () => {
+    const { sup, events } = harness('stop');
+    const info = await sup.ensureRunning(webSpec('web.3', 83));
+    await waitFor('web.3 to answer', () => curl(83));
+    const t0 = Date.now();
+    await sup.stop('web.3', { graceMs: 5_000, keepLogs: true });
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(alive(info.pid!)).toBe(false);
+    const log = readFileSync(info.logPath, 'utf8');
+    expect(log).toContain('"event":"draining"');
+    expect(log).toContain('"event":"stopped"');
+    expect(existsSync(taskPaths(sup.stateDir, 'web.3').meta)).toBe(false);
+    expect(events.at(-1)?.state).toBe('shutdown');
+    expect(sup.list()).toEqual([]);
+
+    const stubborn = await sup.ensureRunning({ taskId: 'stubborn.1', netnsPath: nsPath, command: ['sh', '-c', 'trap "" TERM; sleep 30 & wait; sleep 30'], resolvConf: RESOLV });
+    await new Promise((r) => setTimeout(r, 200));
+    await sup.stop('stubborn.1', { graceMs: 300 });
+    expect(alive(stubborn.pid!)).toBe(false);
+    expect(existsSync(taskPaths(sup.stateDir, 'stubborn.1').dir)).toBe(false);
+    await sup.stop('stubborn.1');
+    await sup.stop('never-existed');
+  });
+
+  it('adopts running tasks after a supervisor restart without restarting them, then watches them', async () => {
+    const a = harness('adopt');
+    const first = await a.sup.ensureRunning(webSpec('web.4', 84));
+    await waitFor('web.4 to answer', () => curl(84));
+    a.sup.close();
+
+    const b = harness('adopt');
+    const found = await b.sup.adoptOrphans();
+    expect(found).toEqual([expect.objectContaining({ taskId: 'web.4', adopted: true, pid: first.pid, state: 'running' })]);
+    expect((await b.sup.ensureRunning(webSpec('web.4', 84))).pid).toBe(first.pid);
+    expect(b.events.filter((e) => e.state === 'starting')).toEqual([]);
+
+    process.kill(first.pid!, 'SIGKILL');
+    const exited = await waitFor('the adopted task exit', () => b.events.find((e) => e.state === 'exited'));
+    expect(exited.message).toMatch(/exit status unknown/);
+    const restarted = await waitFor('the restart', () => b.events.find((e) => e.state === 'running' && e.pid !== first.pid));
+    expect(restarted.pid).not.toBeNull();
+    expect(await waitFor('web.4 to answer again', () => curl(84))).toContain('web.4 on host-a');
+  });
+
+  it('never adopts (nor signals) a foreign process whose pid was written to the pid file', async () => {
+    const a = harness('foreign');
+    const first = await a.sup.ensureRunning({ taskId: 'sleep.1', netnsPath: nsPath, command: ['sleep', '30'], resolvConf: RESOLV });
+    a.sup.close();
+    process.kill(first.pid!, 'SIGKILL');
+    await waitFor('the original to die', () => !alive(first.pid!));
+
+    const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
+    foreign.push(stranger);
+    const paths = taskPaths(a.stateDir, 'sleep.1');
+    const meta = readTaskMeta(paths)!;
+    writeTaskMeta(paths, { ...meta, pid: stranger.pid! });
+
+    const b = harness('foreign');
+    const [found] = await b.sup.adoptOrphans();
+    expect(found).toMatchObject({ taskId: 'sleep.1', adopted: false });
+    expect(found!.note).toMatch(/another process/);
+    const restarted = await waitFor('a fresh start', () => b.events.find((e) => e.state === 'running'));
+    expect(restarted.pid).not.toBe(stranger.pid);
+    expect(alive(stranger.pid!)).toBe(true);
+
+    writeFileSync(paths.pid, `${stranger.pid}\n`);
+    b.sup.close();
+    const c = harness('foreign');
+    expect((await c.sup.adoptOrphans())[0]).toMatchObject({ adopted: false, note: expect.stringMatching(/disagrees/) });
+    expect(alive(stranger.pid!)).toBe(true);
+    await c.sup.stop('sleep.1', { graceMs: 500 });
+    expect(alive(restarted.pid!)).toBe(true); // the unverified pid was not signalled either
+    process.kill(restarted.pid!, 'SIGKILL');
+  });
+
+  it('replaces the process when the spec changes and reaps tasks the agent no longer wants', async () => {
+    const { sup } = harness('reap');
+    const spec = (id: string) => ({ taskId: id, netnsPath: nsPath, command: ['sleep', '30'], resolvConf: RESOLV });
+    const keep = await sup.ensureRunning(spec('keep.1'));
+    const drop = await sup.ensureRunning(spec('drop.1'));
+    const replaced = await sup.ensureRunning({ ...spec('keep.1'), env: { VERSION: '2' } });
+    expect(replaced.pid).not.toBe(keep.pid);
+    await waitFor('the old process to go', () => !alive(keep.pid!));
+    expect(await sup.reap(['keep.1'], { graceMs: 1_000 })).toEqual(['drop.1']);
+    expect(alive(drop.pid!)).toBe(false);
+    expect(alive(replaced.pid!)).toBe(true);
+    expect(sup.list().map((t) => t.taskId)).toEqual(['keep.1']);
+    expect(await sup.reap([], { graceMs: 1_000 })).toEqual(['keep.1']);
+    expect(readdirSync(sup.stateDir)).toEqual([]);
+  });
+});
+
+/** The spec the supervisor holds for a task, rebuilt from what it reports (for re-submission). */
+async function specOf(sup: TaskSupervisor, taskId: string) {
+  const meta = readTaskMeta(taskPaths(sup.stateDir, taskId))!;
+  return { taskId, netnsPath: meta.spec.netnsPath, command: meta.spec.command, resolvConf: RESOLV, ...(meta.spec.hostname ? { hostname: meta.spec.hostname } : {}) };
+}
