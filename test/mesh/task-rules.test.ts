@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execIn } from '../../src/sandbox/exec.js';
+import { applyHostPlan, applyTaskPlan, removeHostRules } from '../../src/mesh/iptables-apply.js';
+import type { MeshInput } from '../../src/mesh/mesh-input.js';
+import type { MeshPlan } from '../../src/mesh/mesh-plan.js';
+import { computeMeshPlan } from '../../src/mesh/published-ports.js';
+import { applyReturnRoute, removeReturnRoute } from '../../src/mesh/return-route.js';
+import { MeshLab, standInServerArgv } from './mesh-lab.js';
+
+// client 192.0.2.100 --underlay-- host 192.0.2.1 [gwbr 172.18.0.1/16]
+//   sbox: eth1 172.18.0.2 (gwbridge), eth0 10.255.0.2/16 (ingress; a veth stands in for the overlay)
+//   task: eth0 172.18.0.3 (gwbridge, its default route, as Docker's tasks have), eth1 10.255.0.9/16 (ingress)
+// The sbox DNATs like the VIP layer would for policy=local: to the local task, no SNAT.
+const GW = 'meshnet_gwbr';
+const lab = new MeshLab('mesh-task');
+let host = '';
+let sbox = '';
+let task = '';
+let client = '';
+let plan: MeshPlan;
+
+const state: MeshInput = {
+  node: {
+    nodeId: 'n1',
+    gwbridge: { name: GW, subnet: '172.18.0.0/16' },
+    sbox: { gwbridgeAddress: '172.18.0.2', ingressAddress: '10.255.0.2' },
+    ingressSubnet: '10.255.0.0/16',
+  },
+  services: [
+    {
+      id: 'api',
+      name: 'api',
+      healthPort: 31000,
+      ports: [{ published: 9000, target: 8080, protocol: 'tcp', mode: 'ingress', policy: 'local' }],
+    },
+  ],
+  tasks: [{ id: 'api.1', serviceId: 'api', nodeId: 'n1', state: 'running', ingressAddress: '10.255.0.9', ingressInterface: 'eth1' }],
+};
+
+async function curl(netns: string, url: string): Promise<{ code: number; body: string }> {
+  const r = await execIn(netns, ['curl', '-sS', '--max-time', '2', url], { allowFailure: true });
+  return { code: r.code, body: r.stdout.trim() };
+}
+
+describe('task rules: redirect to the target port, policy=local return route', () => {
+  beforeAll(async () => {
+    host = await lab.netns('host');
+    sbox = await lab.netns('sbox');
+    task = await lab.netns('task');
+    client = await lab.netns('client');
+    await lab.ip(host, `link add ${GW} type bridge`);
+    await lab.ip(host, `addr add 172.18.0.1/16 dev ${GW}`);
+    await lab.ip(host, `link set ${GW} up`);
+    await lab.veth({ netns: host, name: 'veth-sbox' }, { netns: sbox, name: 'eth1', cidr: '172.18.0.2/16' });
+    await lab.veth({ netns: host, name: 'veth-task' }, { netns: task, name: 'eth0', cidr: '172.18.0.3/16' });
+    await lab.ip(host, `link set veth-sbox master ${GW}`);
+    await lab.ip(host, `link set veth-task master ${GW}`);
+    await lab.ip(sbox, 'route add default via 172.18.0.1');
+    await lab.ip(task, 'route add default via 172.18.0.1');
+    await lab.veth({ netns: sbox, name: 'eth0', cidr: '10.255.0.2/16' }, { netns: task, name: 'eth1', cidr: '10.255.0.9/16' });
+    await lab.veth({ netns: host, name: 'eth0', cidr: '192.0.2.1/24' }, { netns: client, name: 'eth0', cidr: '192.0.2.100/24' });
+    await execIn(sbox, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    await execIn(sbox, ['nft', '-f', '-'], {
+      input: 'table ip standin { chain pre { type nat hook prerouting priority -100; ip daddr 172.18.0.2 tcp dport 9000 dnat to 10.255.0.9; }; }\n',
+    });
+    await lab.start(task, standInServerArgv('api.1', [8080]));
+    plan = computeMeshPlan(state);
+    await applyHostPlan(host, plan.host);
+  });
+
+  afterAll(async () => {
+    await lab.destroy();
+  });
+
+  it('the plan gives the task a redirect 9000 -> 8080 and a return route via the sandbox', () => {
+    expect(plan.tasks).toHaveLength(1);
+    expect(plan.tasks[0]!.returnRoute).not.toBeNull();
+  });
+
+  it('with the redirect but without the return route, replies to the real client address are lost', async () => {
+    await applyTaskPlan(task, plan.tasks[0]!);
+    // The reply leaves through the task's default route (the gwbridge), bypassing the sandbox's conntrack.
+    expect((await curl(client, 'http://192.0.2.1:9000/')).code).not.toBe(0);
+  });
+
+  it('with the return route the task answers and sees the client address (no SNAT)', async () => {
+    await applyReturnRoute(task, plan.tasks[0]!.returnRoute!);
+    await applyReturnRoute(task, plan.tasks[0]!.returnRoute!);
+    const rules = await execIn(task, ['ip', 'rule', 'show', 'pref', '2550']);
+    expect(rules.stdout.trim().split('\n')).toEqual(['2550:\tfrom 10.255.0.9 lookup 2550']);
+    expect(await curl(client, 'http://192.0.2.1:9000/')).toEqual({ code: 0, body: 'api.1 8080 192.0.2.100' });
+  });
+
+  it('the task rules apply once and re-apply as a no-op; removal leaves no mesh rule in the task', async () => {
+    expect((await applyTaskPlan(task, plan.tasks[0]!)).changed).toBe(false);
+    const nat = await execIn(task, ['iptables', '-t', 'nat', '-S']);
+    expect(nat.stdout).toContain('-A MESHNET-INGRESS -d 10.255.0.9/32 -p tcp -m tcp --dport 9000 -j REDIRECT --to-ports 8080');
+    expect((await applyTaskPlan(task, { redirects: [] })).changed).toBe(true);
+    await removeReturnRoute(task, plan.tasks[0]!.returnRoute!);
+    const after = await execIn(task, ['iptables', '-t', 'nat', '-S']);
+    expect(after.stdout).not.toContain('MESHNET-INGRESS');
+    expect((await execIn(task, ['ip', 'rule', 'show', 'pref', '2550'])).stdout.trim()).toBe('');
+    expect((await curl(client, 'http://192.0.2.1:9000/')).code).not.toBe(0);
+  });
+
+  it('a node whose local task stopped publishes nothing for the policy=local port: the host refuses', async () => {
+    const gone = computeMeshPlan({ ...state, tasks: [{ ...state.tasks[0]!, state: 'stopped' }] });
+    await applyHostPlan(host, gone.host);
+    const r = await execIn(client, ['curl', '-sS', '--max-time', '2', 'http://192.0.2.1:9000/'], { allowFailure: true });
+    expect(r.stderr).toMatch(/Connection refused|Failed to connect/);
+    expect(gone.health[0]!.localTasks).toBe(0);
+    await removeHostRules(host);
+  });
+});
