@@ -1,0 +1,81 @@
+import { closeSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execIn } from '../../src/sandbox/exec.js';
+import { HealthServers } from '../../src/mesh/health-server.js';
+import { ListenFailedError, listenTcpInNetns } from '../../src/mesh/netns-listener.js';
+import { MeshLab } from './mesh-lab.js';
+
+// The health servers listen in a "host" namespace this process does not run in; a client asks over a veth.
+const lab = new MeshLab('mesh-health');
+let host = '';
+let client = '';
+let servers: HealthServers;
+
+async function ask(port: number): Promise<{ status: string; body: string }> {
+  const r = await execIn(client, ['curl', '-sS', '--max-time', '2', '-w', '\\n%{http_code}', `http://192.0.2.1:${port}/healthz`], {
+    allowFailure: true,
+  });
+  const lines = r.stdout.trim().split('\n');
+  return { status: r.code === 0 ? lines.at(-1)! : `curl exit ${r.code}`, body: lines.slice(0, -1).join('\n').trim() };
+}
+
+describe('health ports of policy=local services, served in the host namespace', () => {
+  beforeAll(async () => {
+    host = await lab.netns('host');
+    client = await lab.netns('client');
+    await lab.veth({ netns: host, name: 'eth0', cidr: '192.0.2.1/24' }, { netns: client, name: 'eth0', cidr: '192.0.2.100/24' });
+    servers = new HealthServers(host);
+  });
+
+  afterAll(async () => {
+    await servers?.close();
+    await lab.destroy();
+  });
+
+  it('answers 200 with the local task count, 503 without local tasks', async () => {
+    await servers.reconcile([
+      { serviceId: 'api', serviceName: 'api', port: 31000, localTasks: 2 },
+      { serviceId: 'db', serviceName: 'db', port: 31001, localTasks: 0 },
+    ]);
+    expect(await ask(31000)).toEqual({ status: '200', body: '{"service":"api","localTasks":2}' });
+    expect(await ask(31001)).toEqual({ status: '503', body: '{"service":"db","localTasks":0}' });
+  });
+
+  it('the listener is in the host namespace, not in the one the test runs in', async () => {
+    const inHost = await execIn(host, ['ss', '-Hltn', 'sport = :31000']);
+    expect(inHost.stdout).toContain('0.0.0.0:31000');
+    // The port is free here: binding it in this process's own namespace succeeds.
+    const fd = listenTcpInNetns(null, '127.0.0.1', 31000);
+    expect(fd).toBeGreaterThan(2);
+    closeSync(fd);
+  });
+
+  it('updates counts without restarting the server', async () => {
+    const before = await execIn(host, ['ss', '-Hltne', 'sport = :31001']);
+    await servers.reconcile([
+      { serviceId: 'api', serviceName: 'api', port: 31000, localTasks: 0 },
+      { serviceId: 'db', serviceName: 'db', port: 31001, localTasks: 1 },
+    ]);
+    expect((await ask(31000)).status).toBe('503');
+    expect(await ask(31001)).toEqual({ status: '200', body: '{"service":"db","localTasks":1}' });
+    const after = await execIn(host, ['ss', '-Hltne', 'sport = :31001']);
+    // Same listening socket (same inode) before and after.
+    const inode = (s: string): string | undefined => /ino:(\d+)/.exec(s)?.[1];
+    expect(inode(before.stdout)).toMatch(/^\d+$/);
+    expect(inode(after.stdout)).toBe(inode(before.stdout));
+  });
+
+  it('a port in use in the host namespace is refused with a typed error', () => {
+    expect(() => listenTcpInNetns(host, '0.0.0.0', 31000)).toThrow(ListenFailedError);
+    expect(() => listenTcpInNetns(host, '0.0.0.0', 31000)).toThrow(/already in use/);
+  });
+
+  it('removing a service closes its port; closing all frees every port', async () => {
+    await servers.reconcile([{ serviceId: 'db', serviceName: 'db', port: 31001, localTasks: 1 }]);
+    expect(servers.ports()).toEqual([31001]);
+    expect((await ask(31000)).status).toMatch(/^curl exit/);
+    await servers.close();
+    expect(servers.ports()).toEqual([]);
+    expect((await ask(31001)).status).toMatch(/^curl exit/);
+  });
+});
