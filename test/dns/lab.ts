@@ -8,7 +8,7 @@ export class DnsLab {
   readonly base = `/run/meshnet-test-dns-${randomBytes(4).toString('hex')}`;
   readonly netns = new NetnsDir(`${this.base}/netns`);
 
-  /** A namespace with lo up (127/8 is then local, so 127.0.0.11 can be bound without adding it). */
+  /** A namespace with lo up: 127.0.0.11 is then reachable through lo's 127.0.0.0/8 without adding it. */
   async namespace(name: string): Promise<string> {
     const path = this.netns.create(name);
     await execIn(path, ['ip', 'link', 'set', 'lo', 'up']);

@@ -153,8 +153,8 @@ describe('resolver inside task namespaces', () => {
   });
 
   it('a UDP flood of random and bit-flipped packets does not starve a legitimate query loop', async () => {
-    const flood = runClient(task, ['flood', '100000', '8000']);
-    const loop = runClient(task, ['query-loop', 'web', '10.0.1.2', '200', '15000']);
+    const flood = runClient(task, ['flood', '60000', '4000']);
+    const loop = runClient(task, ['query-loop', 'web', '10.0.1.2', '150', '10000']);
     const [f, l] = await Promise.all([flood, loop]);
     console.log(JSON.stringify({ flood: f, loop: l }));
     expect(f.sent).toBeGreaterThan(10_000);
@@ -170,6 +170,16 @@ describe('resolver inside task namespaces', () => {
     // nothing bound to 127.0.0.11:53 (0B00007F:0035) in the namespace the tests run in
     const here = readFileSync('/proc/net/udp', 'utf8') + readFileSync('/proc/net/tcp', 'utf8');
     expect(here).not.toContain('0B00007F:0035');
+  });
+
+  it('attach and update refuse what they cannot serve, with typed errors', async () => {
+    await expect(dns.attach(task, buildNameView(input(3)))).rejects.toMatchObject({ code: 'DNS_ALREADY_ATTACHED' });
+    await expect(dns.attach(`${lab.base}/netns/missing`, buildNameView(input(3)))).rejects.toMatchObject({ code: 'DNS_ATTACH_FAILED' });
+    const bad = buildNameView(input(3));
+    bad.networks[0]!.services[0]!.vip = 'not-an-ip';
+    expect(() => dns.update(task, bad)).toThrow(/services\.0\.vip/);
+    expect(() => dns.update(outside, buildNameView(input(3)))).toThrow(/attach\(\) it first/);
+    expect(dns.attached().sort()).toEqual([task, task2].sort());
   });
 
   it('detach closes the sockets of that namespace only', async () => {
