@@ -402,6 +402,9 @@ export class TaskSupervisor {
   /** The task's process ended (or never started): record it and restart or fail under the policy. */
   private onGone(entry: Entry, pid: number | null, code: number | null, signal: string | null, reason: string | null): void {
     if (pid !== null && entry.meta.pid !== pid) return; // a process this entry no longer tracks
+    // As when a container's init exits: whatever the task left behind in its group dies with it,
+    // so a restart never finds a stray daemon holding the task's port.
+    if (pid !== null) killGroupLeftovers(pid);
     entry.meta.pid = null;
     entry.meta.startTime = null;
     entry.adopted = false;
@@ -456,11 +459,7 @@ export class TaskSupervisor {
       }
     }
     // Leftovers of the group (children that ignored SIGTERM) must not outlive the task.
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // the group is empty
-    }
+    killGroupLeftovers(pid);
     if (entry.meta.pid === pid) {
       entry.meta.pid = null;
       entry.meta.startTime = null;
@@ -563,6 +562,18 @@ export class TaskSupervisor {
 
   private log(event: string, fields: Record<string, unknown>): void {
     process.stderr.write(`${JSON.stringify({ at: new Date().toISOString(), component: 'tasks', event, ...fields })}\n`);
+  }
+}
+
+/**
+ * SIGKILL to what remains of the process group led by `pid`, which just died. While a group has
+ * members its id cannot be handed out as a new pid, so this reaches only the task's own leftovers.
+ */
+function killGroupLeftovers(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // the group is empty
   }
 }
 

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/sandbox/exec.js';
 import { NetnsDir } from '../../src/sandbox/netns.js';
@@ -97,14 +98,33 @@ describe('TaskSupervisor', () => {
     const info = await sup.ensureRunning(webSpec('web.1', 80));
     expect(info.state).toBe('running');
     expect(info.pid).toBeGreaterThan(0);
-    const body = await waitFor('the echo server to answer', () => curl());
-    expect(body.trim()).toBe(`web.1 on host-a (client ${ADDR})`);
-    expect(readProcessNetnsInode(info.pid!)).toBe(String(statSync(nsPath).ino));
-    const requests = readFileSync(info.logPath, 'utf8').split('\n').filter((l) => l.includes('"request"')).map((l) => JSON.parse(l));
-    expect(requests[0]).toMatchObject({ event: 'request', task: 'web.1', node: 'host-a', client: ADDR });
-    expect(events.map((e) => e.state)).toEqual(['starting', 'running']);
     expect(readTaskMeta(taskPaths(sup.stateDir, 'web.1'))?.pid).toBe(info.pid);
     expect(readFileSync(taskPaths(sup.stateDir, 'web.1').pid, 'utf8').trim()).toBe(String(info.pid));
+    const body = await waitFor('the echo server to answer', () => curl());
+    expect(body.trim()).toBe(`web.1 on host-a (client ${ADDR})`);
+    const json = await execIn(nsPath, ['curl', '-sS', '-H', 'Accept: application/json', `http://${ADDR}/`]);
+    expect(JSON.parse(json.stdout)).toEqual({ task: 'web.1', node: 'host-a', client: ADDR });
+    expect(readProcessNetnsInode(info.pid!)).toBe(String(statSync(nsPath).ino));
+    await sup.stop('web.1', { graceMs: 2_000, keepLogs: true });
+    const requests = readFileSync(info.logPath, 'utf8').split('\n').filter((l) => l.includes('"request"')).map((l) => JSON.parse(l));
+    expect(requests[0]).toMatchObject({ event: 'request', task: 'web.1', node: 'host-a', client: ADDR });
+    expect(events.map((e) => e.state)).toEqual(['starting', 'running', 'shutdown']);
+  });
+
+  it('runs the UDP echo: one reply datagram naming task and node per datagram', async () => {
+    const { sup } = harness('udp');
+    const info = await sup.ensureRunning({
+      taskId: 'dns.9',
+      netnsPath: nsPath,
+      command: demoAppCommand('echo-udp', 5353),
+      env: { MESHNET_NODE: 'host-c' },
+      resolvConf: RESOLV,
+    });
+    await waitFor('the UDP server to listen', () => readFileSync(info.logPath, 'utf8').includes('"listening"'));
+    const r = await execIn(nsPath, ['socat', '-t', '0.5', '-', `UDP:${ADDR}:5353`], { input: 'ping\n', timeoutMs: 5_000 });
+    expect(r.stdout).toBe('dns.9 on host-c\n');
+    await waitFor('the datagram log line', () => readFileSync(info.logPath, 'utf8').includes(`"client":"${ADDR}"`));
+    await sup.stop('dns.9', { graceMs: 2_000 });
   });
 
   it('restarts a task killed from outside with a new pid and reports the exit', async () => {
@@ -144,6 +164,21 @@ describe('TaskSupervisor', () => {
     expect(again.pid).toBe(info.pid);
     const seen = await execIn(null, ['nsenter', `--target=${info.pid}`, '--mount', '--', 'cat', '/etc/resolv.conf']);
     expect(seen.stdout).toBe(newResolv);
+  });
+
+  it('kills what a task left behind in its process group when it exits, before restarting it', async () => {
+    const { sup, events } = harness('leftovers');
+    const info = await sup.ensureRunning({
+      taskId: 'daemon.1',
+      netnsPath: nsPath,
+      command: ['sh', '-c', 'sleep 30 & echo "child=$!"; sleep 0.3; exit 7'],
+      resolvConf: RESOLV,
+    });
+    const child = Number(await waitFor('the background child', () => /child=(\d+)/.exec(readFileSync(info.logPath, 'utf8'))?.[1]));
+    expect(alive(child)).toBe(true);
+    await waitFor('the exit', () => events.find((e) => e.state === 'exited' && e.exitCode === 7));
+    await waitFor('the leftover to be killed', () => !alive(child), 2_000);
+    await sup.stop('daemon.1', { graceMs: 500 });
   });
 
   it('marks a crash-looping task failed after maxCrashes exits and stops restarting it', async () => {
@@ -236,6 +271,36 @@ describe('TaskSupervisor', () => {
     process.kill(restarted.pid!, 'SIGKILL');
   });
 
+  it('keeps a task running when the process that started it is killed; a new supervisor adopts it', async () => {
+    const stateDir = `${root}/orphan`;
+    const { host, pid } = await startSupervisorProcess(stateDir);
+    expect(readProcStat(pid)?.ppid).toBe(host.pid);
+    host.kill('SIGKILL');
+    await waitFor('the supervisor process to die', () => host.exitCode !== null || host.signalCode !== null);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(alive(pid)).toBe(true);
+    expect(readProcStat(pid)?.ppid).not.toBe(host.pid);
+
+    const b = harness('orphan');
+    expect(await b.sup.adoptOrphans()).toEqual([expect.objectContaining({ taskId: 'orphan.1', adopted: true, pid })]);
+    await b.sup.stop('orphan.1', { graceMs: 1_000 });
+    expect(alive(pid)).toBe(false);
+  });
+
+  it('runs tasks in a slave mount namespace: a namespace file unmounted on the host vanishes inside too', async () => {
+    const victim = netns.create('victim');
+    const { sup } = harness('propagation');
+    const info = await sup.ensureRunning({ taskId: 'prop.1', netnsPath: nsPath, command: ['sleep', '30'], resolvConf: RESOLV });
+    const mountsInTask = async () =>
+      (await execIn(null, ['nsenter', `--target=${info.pid}`, '--mount', '--', 'cat', '/proc/self/mountinfo'])).stdout;
+    expect(await mountsInTask()).toContain(` ${victim} `);
+    expect(await mountsInTask()).toContain(' /etc/resolv.conf ');
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(' /etc/resolv.conf ');
+    netns.delete('victim');
+    expect(await mountsInTask()).not.toContain(` ${victim} `);
+    await sup.stop('prop.1', { graceMs: 500 });
+  });
+
   it('replaces the process when the spec changes and reaps tasks the agent no longer wants', async () => {
     const { sup } = harness('reap');
     const spec = (id: string) => ({ taskId: id, netnsPath: nsPath, command: ['sleep', '30'], resolvConf: RESOLV });
@@ -252,6 +317,23 @@ describe('TaskSupervisor', () => {
     expect(readdirSync(sup.stateDir)).toEqual([]);
   });
 });
+
+/** Starts dist/test/tasks/supervisor-host.js and resolves with the task it printed and its own process. */
+async function startSupervisorProcess(stateDir: string): Promise<{ host: ChildProcess; pid: number }> {
+  const script = fileURLToPath(new URL('../../dist/test/tasks/supervisor-host.js', import.meta.url));
+  if (!existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` before the integration tests`);
+  const host = spawn(process.execPath, [script, stateDir, nsPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  foreign.push(host);
+  const line = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    host.stdout!.on('data', (b: Buffer) => {
+      buf += b.toString();
+      if (buf.includes('\n')) resolve(buf.split('\n')[0]!);
+    });
+    host.once('exit', (code) => reject(new Error(`supervisor-host exited with ${code} before starting its task`)));
+  });
+  return { host, pid: (JSON.parse(line) as { pid: number }).pid };
+}
 
 /** The spec the supervisor holds for a task, rebuilt from what it reports (for re-submission). */
 async function specOf(sup: TaskSupervisor, taskId: string) {
