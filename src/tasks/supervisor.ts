@@ -5,7 +5,7 @@ import { SupervisorClosedError, TaskError } from './errors.js';
 import { readBootId, readCmdline, readProcessNetnsInode, readProcStat } from './proc-stat.js';
 import { decideAfterExit, DEFAULT_RESTART_POLICY, validateRestartPolicy, type RestartPolicy } from './restart-policy.js';
 import { judgeIdentity, readPidFile, readTaskMeta, taskPaths, writeTaskMeta, type TaskMeta, type TaskPaths, type TaskState } from './task-meta.js';
-import { signalGroup, spawnTask } from './task-process.js';
+import { describeExit, signalGroup, spawnTask } from './task-process.js';
 import { parseTaskSpec, specFingerprint, TASK_ID, type TaskSpec } from './task-spec.js';
 
 /** Where task state lives unless configured: tmpfs, so a reboot forgets processes that are gone anyway. */
@@ -90,12 +90,6 @@ function specFromMeta(meta: TaskMeta, resolvConf: string): TaskSpec {
     ...(meta.spec.hostname !== undefined ? { hostname: meta.spec.hostname } : {}),
     ...(meta.spec.cwd !== undefined ? { cwd: meta.spec.cwd } : {}),
   };
-}
-
-function describeExit(code: number | null, signal: string | null): string {
-  if (signal) return `was killed by ${signal}`;
-  if (code !== null) return `exited with code ${code}`;
-  return 'disappeared (not started by this supervisor: exit status unknown)';
 }
 
 // nsfs is one device: a namespace file is a file on that device.

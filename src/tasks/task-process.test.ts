@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TASK_PATH, launchArgv, taskEnvironment } from './task-process.js';
+import { DEFAULT_TASK_PATH, describeExit, LAUNCH_FAILED_EXIT, launchArgv, taskEnvironment } from './task-process.js';
 import type { TaskSpec } from './task-spec.js';
 
 const spec: TaskSpec = {
@@ -39,5 +39,15 @@ describe('taskEnvironment', () => {
     expect(taskEnvironment(spec)).toEqual({ PATH: DEFAULT_TASK_PATH, HOME: '/root', MESHNET_TASK_ID: 'web.1' });
     const env = taskEnvironment({ ...spec, hostname: 'h', env: { PATH: '/bin', MESHNET_NODE: 'host-a' } });
     expect(env).toEqual({ PATH: '/bin', HOME: '/root', HOSTNAME: 'h', MESHNET_TASK_ID: 'web.1', MESHNET_NODE: 'host-a' });
+  });
+});
+
+describe('describeExit', () => {
+  it('tells signals, launcher failures, missing commands and unknown exits apart', () => {
+    expect(describeExit(null, 'SIGKILL')).toBe('was killed by SIGKILL');
+    expect(describeExit(LAUNCH_FAILED_EXIT, null)).toMatch(/could not prepare the task/);
+    expect(describeExit(127, null)).toMatch(/command not found/);
+    expect(describeExit(3, null)).toBe('exited with code 3');
+    expect(describeExit(null, null)).toMatch(/exit status unknown/);
   });
 });

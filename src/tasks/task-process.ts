@@ -82,3 +82,13 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
     throw err;
   }
 }
+
+/** How a task's process ended, for people; null code and signal mean it was not our child. */
+export function describeExit(code: number | null, signal: string | null): string {
+  if (signal) return `was killed by ${signal}`;
+  if (code === LAUNCH_FAILED_EXIT) return `exited with code ${code}: meshnet could not prepare the task (resolv.conf or hostname; see its stdout.log)`;
+  if (code === 127) return 'exited with code 127: command not found (check the command and PATH)';
+  if (code === 126) return 'exited with code 126: command not executable';
+  if (code !== null) return `exited with code ${code}`;
+  return 'disappeared (not started by this supervisor: exit status unknown)';
+}

@@ -196,6 +196,18 @@ describe('TaskSupervisor', () => {
     expect((await sup.ensureRunning({ taskId: 'boom.1', netnsPath: nsPath, command: ['sh', '-c', 'echo boom; exit 3'], resolvConf: RESOLV })).state).toBe('failed');
   });
 
+  it('fails a task whose command does not exist, saying so, and one whose namespace is gone', async () => {
+    const { sup, events } = harness('missing');
+    await sup.ensureRunning({ taskId: 'typo.1', netnsPath: nsPath, command: ['no-such-command-xyz'], resolvConf: RESOLV });
+    const failed = await waitFor('the failed event', () => events.find((e) => e.taskId === 'typo.1' && e.state === 'failed'));
+    expect(failed).toMatchObject({ exitCode: 127 });
+    expect(failed.message).toMatch(/command not found/);
+    await sup.ensureRunning({ taskId: 'nons.1', netnsPath: `${root}/netns/absent`, command: ['sleep', '1'], resolvConf: RESOLV });
+    const noNs = await waitFor('the failed event', () => events.find((e) => e.taskId === 'nons.1' && e.state === 'failed'));
+    expect(noNs.message).toMatch(/network namespace .*absent does not exist/);
+    expect(events.filter((e) => e.taskId === 'nons.1' && e.state === 'running')).toEqual([]);
+  });
+
   it('stops with SIGTERM (the echo server drains), keeps logs on request, is idempotent', async () => {
     const { sup, events } = harness('stop');
     const info = await sup.ensureRunning(webSpec('web.3', 83));
