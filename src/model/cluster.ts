@@ -276,13 +276,12 @@ export class Cluster {
     }
     const key = keys.networkKey(input.name);
     return this.retrying(`createNetwork(${input.name})`, async () => {
-      if ((await this.store.get(key)) !== undefined) throw new AlreadyExistsError('network', input.name);
-      const tableKv = await this.store.get(keys.SUBNETS_KEY);
+      const [existing, tableKv, { kvs: vniKvs }] = await Promise.all([this.store.get(key), this.store.get(keys.SUBNETS_KEY), this.store.range(keys.VNIS)]);
+      if (existing !== undefined) throw new AlreadyExistsError('network', input.name);
       const table = tableKv ? decodeRecord(SubnetTableSchema, 'subnet table', keys.SUBNETS_KEY, tableKv.value) : {};
       const wanted = input.subnet ?? (input.ingress ? INGRESS_SUBNET : undefined);
       if (wanted !== undefined) checkSubnetFree(wanted, table);
       const subnet = wanted ?? chooseSubnet(table);
-      const { kvs: vniKvs } = await this.store.range(keys.VNIS);
       const vni = chooseVni(new Set(vniKvs.map((kv) => Number(kv.key.slice(keys.VNIS.length)))));
       const gateway = gatewayOf(subnet);
       const record: NetworkRecord = { name: input.name, driver: 'overlay', subnet, gateway, vni, ingress: input.ingress, options: input.options };
@@ -431,28 +430,33 @@ export class Cluster {
       const compare: Compare[] = [unchanged(key, read?.kv)];
       const ops: TxnOp[] = [];
 
-      // Networks must exist, and stay while we attach: their user lists are part of the guard.
+      // Networks must exist, and stay while we attach: their user lists are part of the guard. Reads run in
+      // parallel to keep the window between reading and committing (and so the chance of losing a race) short.
       const attached = attachedNetworks(spec);
+      const before = current ? attachedNetworks(current) : [];
+      const membershipChanges = [...new Set([...attached, ...before])].filter((n) => attached.includes(n) !== before.includes(n));
+      const [netReads, userReads, usedByNetwork, { kvs: portKvs }] = await Promise.all([
+        Promise.all(attached.map((n) => this.read(NetworkRecordSchema, 'network', keys.networkKey(n)))),
+        Promise.all(membershipChanges.map((n) => this.netUsers(n))),
+        Promise.all(attached.map((n) => (spec.endpointMode === 'vip' && current?.vips[n] === undefined ? this.usedIps(n) : new Set<string>()))),
+        this.store.range(keys.PORTS),
+      ]);
       const networks = new Map<string, NetworkRecord>();
-      for (const netName of attached) {
-        const net = await this.read(NetworkRecordSchema, 'network', keys.networkKey(netName));
+      attached.forEach((netName, i) => {
+        const net = netReads[i];
         if (!net) throw new NotFoundError('network', netName, `create it first (createNetwork({name: ${JSON.stringify(netName)}}))`);
         networks.set(netName, net.record);
         compare.push(unchanged(net.kv.key, net.kv));
-      }
-      const before = current ? attachedNetworks(current) : [];
-      for (const netName of new Set([...attached, ...before])) {
-        const joins = attached.includes(netName) && !before.includes(netName);
-        const leaves = !attached.includes(netName) && before.includes(netName);
-        if (!joins && !leaves) continue;
-        const { kv: usersKv, users } = await this.netUsers(netName);
+      });
+      membershipChanges.forEach((netName, i) => {
+        const { kv: usersKv, users } = userReads[i]!;
         const next = new Set(users);
-        if (joins) next.add(name);
+        if (attached.includes(netName)) next.add(name);
         else next.delete(name);
         const usersKey = keys.netusersKey(netName);
         compare.push(unchanged(usersKey, usersKv));
         ops.push(next.size > 0 ? { type: 'put', key: usersKey, value: JSON.stringify([...next].sort()) } : { type: 'delete', key: usersKey });
-      }
+      });
 
       // VIPs: keep those already held, claim one per newly attached network, release the rest.
       const vips: Record<string, string> = {};
@@ -463,7 +467,7 @@ export class Cluster {
             vips[netName] = held;
             continue;
           }
-          const ip = chooseAddress(networks.get(netName)!.subnet, await this.usedIps(netName), netName, attempt);
+          const ip = chooseAddress(networks.get(netName)!.subnet, usedByNetwork[attached.indexOf(netName)]!, netName, attempt);
           vips[netName] = ip;
           compare.push({ key: keys.ipKey(netName, ip), absent: true });
           ops.push({ type: 'put', key: keys.ipKey(netName, ip), value: `vip:${name}` });
@@ -474,7 +478,6 @@ export class Cluster {
       }
 
       // Ports: explicit ones must be free (or already ours); dynamic ones keep their old number or get a free one.
-      const { kvs: portKvs } = await this.store.range(keys.PORTS);
       const portClaims = new Map(portKvs.map((kv) => [kv.key, kv]));
       const used = { tcp: new Set<number>(), udp: new Set<number>() };
       for (const kv of portKvs) {
@@ -574,24 +577,31 @@ export class Cluster {
   async claimTask(serviceName: string, slot: number, nodeId: string): Promise<TaskRecord> {
     const key = keys.taskKey(serviceName, slot);
     return this.retrying(`claimTask(${serviceName}.${slot})`, async (attempt) => {
-      const service = await this.read(ServiceRecordSchema, 'service', keys.serviceKey(serviceName));
+      const [service, node, existing] = await Promise.all([
+        this.read(ServiceRecordSchema, 'service', keys.serviceKey(serviceName)),
+        this.read(NodeRecordSchema, 'node', keys.nodeKey(nodeId)),
+        this.read(TaskRecordSchema, 'task', key),
+      ]);
       if (!service) throw new NotFoundError('service', serviceName);
       if (!Number.isInteger(slot) || slot < 1 || slot > service.record.replicas) {
         throw new InvalidSpecError(`slot ${slot} is outside 1..${service.record.replicas} of service ${serviceName}`);
       }
-      const node = await this.read(NodeRecordSchema, 'node', keys.nodeKey(nodeId));
       if (!node) throw new NotFoundError('node', nodeId, 'register it (with a live lease) before claiming tasks');
-      const existing = await this.read(TaskRecordSchema, 'task', key);
       if (existing && existing.record.node === nodeId && existing.record.desiredState === 'running') return existing.record;
 
       const id = newTaskId();
       const compare: Compare[] = [unchanged(service.kv.key, service.kv), unchanged(node.kv.key, node.kv), unchanged(key, existing?.kv)];
       const ops: TxnOp[] = [];
       const addresses: TaskRecord['addresses'] = {};
-      for (const netName of attachedNetworks(service.record)) {
-        const net = await this.getNetwork(netName);
+      const taskNetworks = attachedNetworks(service.record);
+      const [nets, used] = await Promise.all([
+        Promise.all(taskNetworks.map((n) => this.getNetwork(n))),
+        Promise.all(taskNetworks.map((n) => this.usedIps(n))),
+      ]);
+      for (const [i, netName] of taskNetworks.entries()) {
+        const net = nets[i];
         if (!net) throw new NotFoundError('network', netName);
-        const ip = chooseAddress(net.subnet, await this.usedIps(netName), netName, attempt);
+        const ip = chooseAddress(net.subnet, used[i]!, netName, attempt);
         addresses[netName] = { ip, mac: macFromIpv4(ip) };
         compare.push({ key: keys.ipKey(netName, ip), absent: true });
         ops.push({ type: 'put', key: keys.ipKey(netName, ip), value: `task:${id}` });

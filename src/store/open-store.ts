@@ -1,6 +1,6 @@
 import type { KvStore } from './kv-store.js';
-import { EtcdKvStore, type EtcdStoreOptions } from './etcd-store.js';
-import { SqliteKvStore, type SqliteStoreOptions } from './sqlite-store.js';
+import type { EtcdStoreOptions } from './etcd-store.js';
+import type { SqliteStoreOptions } from './sqlite-store.js';
 import { StoreAddressError } from './store-errors.js';
 
 /** Where the embedded store lives when neither an address nor MESHNET_STORE names one. */
@@ -43,9 +43,16 @@ export function defaultStoreAddress(): string {
   return fromEnv !== undefined && fromEnv.length > 0 ? fromEnv : `sqlite:${DEFAULT_SQLITE_PATH}`;
 }
 
-/** Opens the store named by `address` (default: defaultStoreAddress()). */
-export function openStore(address: string = defaultStoreAddress(), options: OpenStoreOptions = {}): KvStore {
+/**
+ * Opens the store named by `address` (default: defaultStoreAddress()). Backends load lazily: the etcd client
+ * (gRPC) costs most of a second of startup that agents on the embedded store should not pay.
+ */
+export async function openStore(address: string = defaultStoreAddress(), options: OpenStoreOptions = {}): Promise<KvStore> {
   const parsed = parseStoreAddress(address);
-  if (parsed.kind === 'sqlite') return new SqliteKvStore(parsed.path, options.sqlite);
+  if (parsed.kind === 'sqlite') {
+    const { SqliteKvStore } = await import('./sqlite-store.js');
+    return new SqliteKvStore(parsed.path, options.sqlite);
+  }
+  const { EtcdKvStore } = await import('./etcd-store.js');
   return new EtcdKvStore({ ...options.etcd, endpoints: parsed.endpoints });
 }

@@ -15,7 +15,7 @@ import type {
   WatchHandle,
   WatchOptions,
 } from './kv-store.js';
-import { CompactedError, LeaseNotFoundError, StoreClosedError, StoreRequestError } from './store-errors.js';
+import { CompactedError, LeaseNotFoundError, StoreBusyError, StoreClosedError, StoreRequestError } from './store-errors.js';
 
 // A kine-like store in one SQLite file shared by every agent process on a machine.
 //  - `log` is append-only: one row per put or delete, its INTEGER PRIMARY KEY is the store revision. Watches poll
@@ -115,6 +115,11 @@ function toKeyValue(row: KvRow): KeyValue {
   return kv;
 }
 
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED';
+}
+
 function requireKey(key: string): void {
   if (typeof key !== 'string' || key.length === 0) throw new StoreRequestError('store keys must be non-empty strings');
 }
@@ -125,6 +130,7 @@ export class SqliteKvStore implements KvStore {
   private readonly watchers = new Set<SqliteWatcher>();
   private readonly pollIntervalMs: number;
   private readonly compactKeepRevisions: number;
+  private readonly busyTimeoutMs: number;
   private pollTimer: NodeJS.Timeout | undefined;
   private pollSoon: NodeJS.Immediate | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -158,7 +164,10 @@ export class SqliteKvStore implements KvStore {
     this.pollIntervalMs = options.pollIntervalMs ?? 25;
     this.compactKeepRevisions = options.compactKeepRevisions ?? 10_000;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
+    this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    // SQLite's own busy handler backs off to 100 ms sleeps, which under steady multi-process contention idles
+    // writers most of the time; `write` retries with short jittered sleeps instead.
+    this.db = new Database(path, { timeout: 0 });
     this.initialise();
     this.stmt = {
       seq: this.db.prepare(`SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'log'), 0) AS seq`),
@@ -196,15 +205,16 @@ export class SqliteKvStore implements KvStore {
   private initialise(): void {
     // Another process may be creating the schema or switching to WAL at the same moment: WAL switching takes
     // an exclusive lock that busy_timeout does not always cover, so retry briefly.
-    for (let attempt = 0; ; attempt++) {
+    const deadline = Date.now() + this.busyTimeoutMs;
+    for (;;) {
       try {
         this.db.pragma('journal_mode = WAL');
         this.db.pragma('synchronous = NORMAL');
         this.db.transaction(() => this.db.exec(SCHEMA)).immediate();
         return;
       } catch (err) {
-        if (attempt >= 50 || (err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        if (!isBusy(err) || Date.now() > deadline) throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2 + Math.random() * 5);
       }
     }
   }
@@ -213,14 +223,24 @@ export class SqliteKvStore implements KvStore {
     if (this.closed) throw new StoreClosedError();
   }
 
-  private safely(work: () => void): void {
+  private safely(work: () => Promise<void>): void {
     if (this.closed) return;
-    try {
-      work();
-    } catch (err) {
-      // Housekeeping retries on its next tick; a busy database is not an error worth surfacing.
-      if ((err as { code?: string }).code !== 'SQLITE_BUSY') {
-        process.stderr.write(`${JSON.stringify({ event: 'store.sqlite.housekeeping_failed', error: String(err) })}\n`);
+    work().catch((err: unknown) => {
+      // Housekeeping retries on its next tick; a busy or closed database is not an error worth surfacing.
+      if (this.closed || isBusy(err)) return;
+      process.stderr.write(`${JSON.stringify({ event: 'store.sqlite.housekeeping_failed', error: String(err) })}\n`);
+    });
+  }
+
+  /** Runs a read, retrying briefly (synchronously) in the rare case WAL recovery makes it busy. */
+  private reading<T>(work: () => T): T {
+    const deadline = Date.now() + this.busyTimeoutMs;
+    for (;;) {
+      try {
+        return this.db.transaction(work)();
+      } catch (err) {
+        if (!isBusy(err) || Date.now() > deadline) throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
       }
     }
   }
@@ -265,11 +285,21 @@ export class SqliteKvStore implements KvStore {
     return (row?.version ?? 0) === compare.version;
   }
 
-  private write<T>(work: () => T): T {
+  private async write<T>(work: () => T): Promise<T> {
     this.ensureOpen();
-    const result = this.db.transaction(work).immediate();
-    this.schedulePoll();
-    return result;
+    const deadline = Date.now() + this.busyTimeoutMs;
+    for (;;) {
+      try {
+        const result = this.db.transaction(work).immediate();
+        this.schedulePoll();
+        return result;
+      } catch (err) {
+        if (!isBusy(err)) throw err;
+        if (Date.now() > deadline) throw new StoreBusyError(this.path, this.busyTimeoutMs);
+        await new Promise((r) => setTimeout(r, 1 + Math.random() * 3));
+        this.ensureOpen();
+      }
+    }
   }
 
   private revokeLeaseRows(id: number): void {
@@ -278,22 +308,21 @@ export class SqliteKvStore implements KvStore {
   }
 
   /** Deletes the keys of every expired lease (as delete events) and the leases themselves. */
-  sweepExpiredLeases(): void {
+  async sweepExpiredLeases(): Promise<void> {
     if (this.closed) return;
-    const now = Date.now();
-    if (this.stmt.expiredLeases.all(now).length === 0) return;
-    this.write(() => {
+    if (this.reading(() => this.stmt.expiredLeases.all(Date.now())).length === 0) return;
+    await this.write(() => {
       for (const { id } of this.stmt.expiredLeases.all(Date.now())) this.revokeLeaseRows(id);
     });
   }
 
-  private compactWindow(): void {
-    const target = this.currentSeq() - this.compactKeepRevisions;
-    if (target > (this.stmt.compactRevision.get()?.value ?? 0)) this.compactNow(target);
+  private async compactWindow(): Promise<void> {
+    const target = this.reading(() => this.currentSeq()) - this.compactKeepRevisions;
+    if (target > (this.reading(() => this.stmt.compactRevision.get()?.value) ?? 0)) await this.compactNow(target);
   }
 
-  private compactNow(revision: number): void {
-    this.write(() => {
+  private async compactNow(revision: number): Promise<void> {
+    await this.write(() => {
       const current = this.stmt.compactRevision.get()?.value ?? 0;
       const target = Math.min(revision, this.currentSeq() + 1);
       if (target <= current) return;
@@ -308,7 +337,7 @@ export class SqliteKvStore implements KvStore {
   async get(key: string): Promise<KeyValue | undefined> {
     this.ensureOpen();
     requireKey(key);
-    const row = this.stmt.getKv.get(key);
+    const row = this.reading(() => this.stmt.getKv.get(key));
     return row === undefined ? undefined : toKeyValue(row);
   }
 
@@ -327,10 +356,10 @@ export class SqliteKvStore implements KvStore {
   /** Reads every key under a prefix at one revision. */
   async range(prefix: string): Promise<RangeResult> {
     this.ensureOpen();
-    return this.db.transaction(() => ({
+    return this.reading(() => ({
       kvs: this.stmt.rangeKv.all(prefix, prefixUpperBound(prefix)).filter((r) => r.key.startsWith(prefix)).map(toKeyValue),
       revision: this.currentSeq(),
-    }))();
+    }));
   }
 
   /** Atomic compare-and-swap. */
@@ -345,10 +374,10 @@ export class SqliteKvStore implements KvStore {
   /** Watches a prefix from a revision by polling the log. */
   async watch(prefix: string, options: WatchOptions, onEvent: (event: WatchEvent) => void): Promise<WatchHandle> {
     this.ensureOpen();
-    const { next, compact } = this.db.transaction(() => ({
+    const { next, compact } = this.reading(() => ({
       next: options.fromRevision !== undefined && options.fromRevision > 0 ? options.fromRevision : this.currentSeq() + 1,
       compact: this.stmt.compactRevision.get()?.value ?? 0,
-    }))();
+    }));
     if (next < compact) throw new CompactedError(next, compact);
     const watcher: SqliteWatcher = { prefix, next, onEvent, onError: options.onError, closed: false };
     this.watchers.add(watcher);
@@ -389,7 +418,7 @@ export class SqliteKvStore implements KvStore {
       try {
         this.pollWatcher(watcher);
       } catch (err) {
-        if ((err as { code?: string }).code === 'SQLITE_BUSY') continue;
+        if (isBusy(err)) continue;
         this.failWatcher(watcher, err as Error);
       }
     }
@@ -445,25 +474,27 @@ export class SqliteKvStore implements KvStore {
   /** Refreshes a lease once. */
   async keepAlive(lease: LeaseId): Promise<void> {
     this.ensureOpen();
-    const now = Date.now();
-    const changes = this.db.transaction(() => this.stmt.renewLease.run(now, Number(lease), now).changes).immediate();
+    const changes = await this.write(() => {
+      const now = Date.now();
+      return this.stmt.renewLease.run(now, Number(lease), now).changes;
+    });
     if (changes === 0) throw new LeaseNotFoundError(lease);
   }
 
   /** Revokes a lease and deletes its keys. */
   async revokeLease(lease: LeaseId): Promise<void> {
-    this.write(() => this.revokeLeaseRows(Number(lease)));
+    await this.write(() => this.revokeLeaseRows(Number(lease)));
   }
 
   /** The current store revision. */
   async currentRevision(): Promise<number> {
     this.ensureOpen();
-    return this.currentSeq();
+    return this.reading(() => this.currentSeq());
   }
 
   /** Drops log rows below `revision`; watches from below it then fail with CompactedError. */
   async compact(revision: number): Promise<void> {
-    this.compactNow(revision);
+    await this.compactNow(revision);
   }
 
   /** Closes the handle. */

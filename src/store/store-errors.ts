@@ -55,3 +55,10 @@ export class StoreRequestError extends StoreError {
     super('STORE_REQUEST', message);
   }
 }
+
+/** Another process held the SQLite write lock for longer than the busy timeout. */
+export class StoreBusyError extends StoreError {
+  constructor(path: string, timeoutMs: number) {
+    super('STORE_BUSY', `the store file ${path} stayed locked by another writer for ${timeoutMs} ms; check for a stuck meshnet process or raise busyTimeoutMs`);
+  }
+}

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { KvStore, WatchEvent, WatchHandle } from '../../src/store/kv-store.js';
 import { EtcdKvStore } from '../../src/store/etcd-store.js';
-import { openStore } from '../../src/store/open-store.js';
+import { defaultStoreAddress, openStore, parseStoreAddress } from '../../src/store/open-store.js';
 import { SqliteKvStore } from '../../src/store/sqlite-store.js';
 import { CompactedError, LeaseNotFoundError, StoreAddressError } from '../../src/store/store-errors.js';
 import { EtcdTestServer } from './etcd-server.js';
@@ -327,21 +327,36 @@ describe.each([sqliteBackend(), etcdBackend()])('KvStore contract: $name', (back
 });
 
 describe('openStore', () => {
-  test('rejects bad addresses with a clear error', () => {
+  test('rejects bad addresses with a clear error', async () => {
     for (const bad of ['', 'mysql://x', 'sqlite:relative.db', 'etcd://', 'etcd://host', 'etcd://h:99999']) {
-      expect(() => openStore(bad), bad).toThrow(StoreAddressError);
+      await expect(openStore(bad), bad).rejects.toBeInstanceOf(StoreAddressError);
     }
-    expect(() => openStore('redis://x')).toThrow(/sqlite:\/path\/to\/state\.db or etcd:\/\/host:port/);
+    await expect(openStore('redis://x')).rejects.toThrow(/sqlite:\/path\/to\/state\.db or etcd:\/\/host:port/);
+  });
+
+  test('MESHNET_STORE overrides the default address', () => {
+    const saved = process.env['MESHNET_STORE'];
+    try {
+      delete process.env['MESHNET_STORE'];
+      expect(defaultStoreAddress()).toBe('sqlite:/var/lib/meshnet/state.db');
+      process.env['MESHNET_STORE'] = 'etcd://10.0.0.1:2379,10.0.0.2:2379';
+      expect(defaultStoreAddress()).toBe('etcd://10.0.0.1:2379,10.0.0.2:2379');
+      expect(parseStoreAddress(defaultStoreAddress())).toEqual({ kind: 'etcd', endpoints: ['10.0.0.1:2379', '10.0.0.2:2379'] });
+      expect(parseStoreAddress('sqlite:')).toEqual({ kind: 'sqlite', path: '/var/lib/meshnet/state.db' });
+    } finally {
+      if (saved === undefined) delete process.env['MESHNET_STORE'];
+      else process.env['MESHNET_STORE'] = saved;
+    }
   });
 
   test('opens sqlite and etcd addresses', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshnet-open-'));
     try {
-      const sqlite = openStore(`sqlite:${dir}/nested/state.db`);
+      const sqlite = await openStore(`sqlite:${dir}/nested/state.db`);
       expect(sqlite).toBeInstanceOf(SqliteKvStore);
       await sqlite.put('/k', 'v');
       await sqlite.close();
-      const etcd = openStore('etcd://127.0.0.1:1,127.0.0.1:2');
+      const etcd = await openStore('etcd://127.0.0.1:1,127.0.0.1:2');
       expect(etcd).toBeInstanceOf(EtcdKvStore);
       await etcd.close();
     } finally {
