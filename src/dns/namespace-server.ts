@@ -15,6 +15,8 @@ const ERROR_ANSWERS_PER_SECOND = 200;
 const MAX_TCP_CONNECTIONS = 64;
 /** An idle TCP connection is closed after this long (RFC 7766 suggests seconds). */
 const TCP_IDLE_MS = 10_000;
+/** Kernel receive queue of the UDP socket (capped by net.core.rmem_max). */
+const UDP_RECEIVE_BUFFER_BYTES = 512 * 1024;
 
 function listenUdp(sock: UdpSocket, address: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -103,6 +105,13 @@ export class NamespaceServer {
   }
 
   private start(): void {
+    try {
+      // A burst (a flood, or many tasks starting at once) must queue in the kernel rather than
+      // push out legitimate queries; a limit, not an allocation: memory is used only when queued.
+      this.udp.setRecvBufferSize(UDP_RECEIVE_BUFFER_BYTES);
+    } catch (err) {
+      this.log({ event: 'dns_rcvbuf_not_set', error: (err as Error).message });
+    }
     this.udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo.port, rinfo.address));
     // A socket error must not kill the worker serving every other namespace.
     this.udp.on('error', (err) => this.log({ event: 'dns_udp_error', error: err.message }));
