@@ -6,6 +6,7 @@ import { readBootId, readCmdline, readProcessNetnsInode, readProcStat } from './
 import { decideAfterExit, DEFAULT_RESTART_POLICY, validateRestartPolicy, type RestartPolicy } from './restart-policy.js';
 import { judgeIdentity, readPidFile, readTaskMeta, taskPaths, writeTaskMeta, type TaskMeta, type TaskPaths, type TaskState } from './task-meta.js';
 import { describeExit, signalGroup, spawnTask } from './task-process.js';
+import { lockStateDir } from './state-dir-lock.js';
 import { parseTaskSpec, specFingerprint, TASK_ID, type TaskSpec } from './task-spec.js';
 
 /** Where task state lives unless configured: tmpfs, so a reboot forgets processes that are gone anyway. */
@@ -123,6 +124,7 @@ export class TaskSupervisor {
   private readonly locks = new Map<string, Promise<unknown>>();
   private pollTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly unlock: () => void;
 
   constructor(options: TaskSupervisorOptions = {}) {
     this.stateDir = options.stateDir ?? DEFAULT_TASKS_DIR;
@@ -133,6 +135,7 @@ export class TaskSupervisor {
     this.onStateChange = options.onStateChange;
     this.now = options.now ?? Date.now;
     mkdirSync(this.stateDir, { recursive: true, mode: 0o755 });
+    this.unlock = lockStateDir(this.stateDir);
   }
 
   /** Starts the task unless it runs already (idempotent); a changed command, env, hostname or namespace replaces the process. */
@@ -246,7 +249,9 @@ export class TaskSupervisor {
 
   /** Stops watching and restarting; the processes keep running for the next supervisor to adopt. */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
+    this.unlock();
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = null;
     for (const entry of this.entries.values()) {

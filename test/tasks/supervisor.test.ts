@@ -293,7 +293,8 @@ describe('TaskSupervisor', () => {
     expect(alive(pid)).toBe(true);
     expect(readProcStat(pid)?.ppid).not.toBe(host.pid);
 
-    const b = harness('orphan');
+    const b = harness('orphan'); // takes over the dead process's claim on the state directory
+    expect(() => new TaskSupervisor({ stateDir })).toThrow(/owned by a running supervisor/);
     expect(await b.sup.adoptOrphans()).toEqual([expect.objectContaining({ taskId: 'orphan.1', adopted: true, pid })]);
     await b.sup.stop('orphan.1', { graceMs: 1_000 });
     expect(alive(pid)).toBe(false);
@@ -326,7 +327,7 @@ describe('TaskSupervisor', () => {
     expect(alive(replaced.pid!)).toBe(true);
     expect(sup.list().map((t) => t.taskId)).toEqual(['keep.1']);
     expect(await sup.reap([], { graceMs: 1_000 })).toEqual(['keep.1']);
-    expect(readdirSync(sup.stateDir)).toEqual([]);
+    expect(readdirSync(sup.stateDir)).toEqual(['.owner']);
   });
 });
 
