@@ -41,27 +41,43 @@ export class MeshLab {
     }
   }
 
-  /** Starts a process in a namespace and waits until it prints `readyLine`. */
-  async start(netns: string, argv: string[], readyLine = 'ready'): Promise<ChildProcess> {
-    const child = spawnIn(netns, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  /**
+   * Starts a process in a namespace, in its own process group (so its children die with it),
+   * and waits until it prints `readyLine` or, when `ready` is a function, until that resolves true.
+   */
+  async start(netns: string, argv: string[], ready: string | (() => Promise<boolean>) = 'ready'): Promise<ChildProcess> {
+    const child = spawnIn(netns, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.children.add(child);
-    await new Promise<void>((resolve, reject) => {
+    let err = '';
+    child.stderr!.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-2000)));
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) => reject(new Error(`${argv[0]} exited with ${code}: ${err}`))),
+    );
+    exited.catch(() => undefined);
+    const deadline = Date.now() + 10_000;
+    if (typeof ready === 'string') {
       let out = '';
-      let err = '';
-      const timer = setTimeout(() => reject(new Error(`${argv[0]} did not get ready in 10 s: ${err}`)), 10_000);
-      child.stdout!.on('data', (b: Buffer) => {
-        out += b.toString();
-        if (out.includes(readyLine)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${argv[0]} exited with ${code}: ${err}`));
-      });
-    });
+      await Promise.race([
+        exited,
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`${argv[0]} did not get ready in 10 s: ${err}`)), 10_000);
+          child.stdout!.on('data', (b: Buffer) => {
+            out += b.toString();
+            if (out.includes(ready)) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+        }),
+      ]);
+    } else {
+      for (;;) {
+        if (child.exitCode !== null) await exited;
+        if (await ready()) break;
+        if (Date.now() > deadline) throw new Error(`${argv[0]} did not get ready in 10 s: ${err}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     child.stdout!.resume();
     return child;
   }
@@ -71,9 +87,15 @@ export class MeshLab {
     for (const child of this.children) {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGKILL');
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
         await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
       }
+      child.stdout?.destroy();
+      child.stderr?.destroy();
     }
     this.children.clear();
     for (const name of this.names.splice(0)) this.dir.delete(name);
