@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Server TLS material: clients must present a certificate signed by `caFile`. */
+export interface EtcdServerTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
 /** A running test etcd. */
 export class EtcdTestServer {
   private child: ChildProcess | undefined;
@@ -29,13 +36,14 @@ export class EtcdTestServer {
     readonly dataDir: string,
     readonly clientPort: number,
     readonly peerPort: number,
+    readonly tls: EtcdServerTls | undefined,
   ) {}
 
-  /** Starts etcd and waits until it answers /health. */
-  static async start(): Promise<EtcdTestServer> {
+  /** Starts etcd (with mutual TLS on the client port when `tls` is given) and waits until it is healthy. */
+  static async start(tls?: EtcdServerTls): Promise<EtcdTestServer> {
     // On tmpfs etcd's fsync per write is free, which keeps CAS-heavy tests fast; fall back to the temp dir.
     const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-    const server = new EtcdTestServer(mkdtempSync(join(base, 'meshnet-etcd-')), await freePort(), await freePort());
+    const server = new EtcdTestServer(mkdtempSync(join(base, 'meshnet-etcd-')), await freePort(), await freePort(), tls);
     await server.launch();
     return server;
   }
@@ -46,7 +54,10 @@ export class EtcdTestServer {
   }
 
   private async launch(): Promise<void> {
-    const client = `http://${this.endpoint}`;
+    const client = `${this.tls ? 'https' : 'http'}://${this.endpoint}`;
+    const tlsArgs = this.tls
+      ? ['--cert-file', this.tls.certFile, '--key-file', this.tls.keyFile, '--trusted-ca-file', this.tls.caFile, '--client-cert-auth']
+      : [];
     const peer = `http://127.0.0.1:${this.peerPort}`;
     this.output = '';
     const child = spawn(
@@ -62,6 +73,7 @@ export class EtcdTestServer {
         '--heartbeat-interval', '10',
         '--election-timeout', '100',
         '--log-level', 'error',
+        ...tlsArgs,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -71,15 +83,40 @@ export class EtcdTestServer {
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}: ${this.output}`);
-      try {
-        const res = await fetch(`${client}/health`);
-        if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
-      } catch {
-        // not listening yet
-      }
+      if (await this.healthy(client)) return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`etcd did not become healthy within 15 s: ${this.output}`);
+  }
+
+  private async healthy(client: string): Promise<boolean> {
+    if (this.tls) {
+      // fetch cannot present a client certificate; etcdctl can.
+      const tls = this.tls;
+      return new Promise((resolve) => {
+        execFile(
+          'etcdctl',
+          ['--endpoints', client, '--cacert', tls.caFile, '--cert', tls.certFile, '--key', tls.keyFile, '--command-timeout', '1s', 'endpoint', 'health'],
+          (err) => resolve(err === null),
+        );
+      });
+    }
+    try {
+      const res = await fetch(`${client}/health`);
+      return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+    } catch {
+      return false; // not listening yet
+    }
+  }
+
+  /** Runs etcdctl against this server (plain http only). */
+  async etcdctl(...args: string[]): Promise<string> {
+    return new Promise((resolve, reject) => {
+      execFile('etcdctl', ['--endpoints', `http://${this.endpoint}`, ...args], (err, stdout, stderr) => {
+        if (err) reject(new Error(`etcdctl ${args.join(' ')}: ${stderr || err.message}`));
+        else resolve(stdout);
+      });
+    });
   }
 
   /** Kills etcd (SIGKILL) and waits for it to exit. */
