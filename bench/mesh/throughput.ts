@@ -72,6 +72,7 @@ async function iperf(netns: string, address: string, port: number): Promise<numb
 }
 
 async function main(): Promise<void> {
+  const loadBefore = loadavg();
   const lab = new MeshLab('mesh-bench');
   const scratch = mkdtempSync(join(tmpdir(), 'meshnet-bench-'));
   try {
@@ -199,7 +200,7 @@ listen iperf
     });
     const [direct, mesh, haproxy] = rows as [(typeof rows)[0], (typeof rows)[0], (typeof rows)[0]];
     const pad = (s: string, n: number): string => s.padEnd(n);
-    console.log(`\nload average before: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on the machine skews every path)`);
+    console.log(`\nload average before: ${loadBefore.map((x) => x.toFixed(1)).join(' ')} (other work on the machine skews every path)`);
     console.log(`median of ${reps}; wrk -t1 -c32 -d${seconds}s keep-alive, nginx 1 worker; iperf3 -P4; 2 cores shared by client, proxies and server\n`);
     console.log(`${pad('path', 26)}${pad('req/s', 10)}${pad('p99 ms', 9)}${pad('errors', 8)}${pad('cpu %', 8)}iperf3 -P4 Gbit/s`);
     for (const r of rows) {
@@ -214,7 +215,7 @@ listen iperf
     console.log(
       `mesh / HAProxy: req/s ${ratio(mesh.http.reqPerSec, haproxy.http.reqPerSec)} (target >= 3), iperf3 ${ratio(mesh.gbps, haproxy.gbps)}, p99 ${ratio(haproxy.http.p99Ms, mesh.http.p99Ms)} x lower`,
     );
-    console.log(JSON.stringify({ event: 'bench.mesh.throughput', seconds, reps, loadavg: loadavg(), rows }));
+    console.log(JSON.stringify({ event: 'bench.mesh.throughput', seconds, reps, loadavg: loadBefore, rows }));
   } finally {
     await lab.destroy();
     rmSync(scratch, { recursive: true, force: true });

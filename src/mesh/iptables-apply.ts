@@ -2,7 +2,15 @@ import { execIn } from '../sandbox/exec.js';
 import { setSysctl } from '../sandbox/sysctl.js';
 import type { IptablesRuleSet, IptablesTable, SysctlSetting } from './iptables-ruleset.js';
 import { parseIptablesSave, type IptablesState } from './iptables-save-parse.js';
-import { emptyHostRuleSet, hostRuleSet, renderRestore, tablesOf, taskRuleSet } from './iptables-render.js';
+import {
+  emptyHostRuleSet,
+  HOSTPORT_CHAIN,
+  hostRuleSet,
+  INGRESS_CHAIN,
+  renderRestore,
+  tablesOf,
+  taskRuleSet,
+} from './iptables-render.js';
 import type { HostPlan, TaskPlan } from './mesh-plan.js';
 
 /**
@@ -20,6 +28,11 @@ export interface IptablesApplyOptions {
 export interface IptablesApplyResult {
   changed: boolean;
   script: string | null;
+}
+
+/** A host apply also says which UDP ports stopped being published (their conntrack entries were flushed). */
+export interface HostApplyResult extends IptablesApplyResult {
+  unpublishedUdpPorts: number[];
 }
 
 function tool(flavor: IptablesFlavor, name: 'save' | 'restore'): string {
@@ -51,11 +64,48 @@ export async function applyRuleSet(
   desired: IptablesRuleSet,
   opts: IptablesApplyOptions = {},
 ): Promise<IptablesApplyResult> {
-  const current = await readIptables(netns, tablesOf(desired), opts);
-  const script = renderRestore(desired, current);
-  if (script === null) return { changed: false, script: null };
+  return (await applyRuleSetFrom(netns, desired, opts)).result;
+}
+
+async function applyRuleSetFrom(
+  netns: string | null,
+  desired: IptablesRuleSet,
+  opts: IptablesApplyOptions,
+): Promise<{ result: IptablesApplyResult; before: IptablesState }> {
+  const before = await readIptables(netns, tablesOf(desired), opts);
+  const script = renderRestore(desired, before);
+  if (script === null) return { result: { changed: false, script: null }, before };
   await execIn(netns, [tool(opts.flavor ?? 'auto', 'restore'), '--noflush', '-w', '5'], { input: script, timeoutMs: 30_000 });
-  return { changed: true, script };
+  return { result: { changed: true, script }, before };
+}
+
+// UDP has no connection end: without a flush, a client that keeps sending would stay DNATed
+// to the sandbox by its old conntrack entry after the port is unpublished.
+function udpDnatPorts(state: IptablesState): Set<number> {
+  const ports = new Set<number>();
+  for (const chain of [INGRESS_CHAIN, HOSTPORT_CHAIN]) {
+    for (const rule of state.get('nat')?.get(chain) ?? []) {
+      const m = /^-p udp -m udp --dport (\d+) -j DNAT/.exec(rule);
+      if (m) ports.add(Number(m[1]));
+    }
+  }
+  return ports;
+}
+
+async function applyHostRuleSet(
+  hostNetns: string | null,
+  desired: IptablesRuleSet,
+  opts: IptablesApplyOptions,
+): Promise<HostApplyResult> {
+  const { result, before } = await applyRuleSetFrom(hostNetns, desired, opts);
+  const desiredNat = new Map(desired.chains.filter((c) => c.table === 'nat').map((c) => [c.name, c.rules]));
+  const kept = udpDnatPorts(new Map([['nat', desiredNat]]));
+  const unpublishedUdpPorts = [...udpDnatPorts(before)].filter((p) => !kept.has(p)).sort((a, b) => a - b);
+  for (const port of unpublishedUdpPorts) {
+    // Exit code 1 only means there was nothing to delete.
+    await execIn(hostNetns, ['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(port)], { allowFailure: true });
+  }
+  return { ...result, unpublishedUdpPorts };
 }
 
 /** Sets each sysctl in the namespace (the links they name must exist). */
@@ -68,14 +118,14 @@ export async function applyHostPlan(
   hostNetns: string | null,
   host: HostPlan,
   opts: IptablesApplyOptions = {},
-): Promise<IptablesApplyResult> {
+): Promise<HostApplyResult> {
   applySysctls(hostNetns, host.sysctls);
-  return applyRuleSet(hostNetns, hostRuleSet(host), opts);
+  return applyHostRuleSet(hostNetns, hostRuleSet(host), opts);
 }
 
 /** Removes every rule and chain the mesh added to the host namespace (sysctls are left as they are). */
-export async function removeHostRules(hostNetns: string | null, opts: IptablesApplyOptions = {}): Promise<IptablesApplyResult> {
-  return applyRuleSet(hostNetns, emptyHostRuleSet(), opts);
+export async function removeHostRules(hostNetns: string | null, opts: IptablesApplyOptions = {}): Promise<HostApplyResult> {
+  return applyHostRuleSet(hostNetns, emptyHostRuleSet(), opts);
 }
 
 /** Applies a task's redirects in its namespace; a task without redirects gets its mesh rules removed. */

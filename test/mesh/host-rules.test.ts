@@ -79,7 +79,7 @@ describe('host rules in namespaces: DOCKER-INGRESS to the ingress sandbox', () =
     const first = await applyHostPlan(host, plan.host);
     expect(first.changed).toBe(true);
     const second = await applyHostPlan(host, plan.host);
-    expect(second).toEqual({ changed: false, script: null });
+    expect(second).toEqual({ changed: false, script: null, unpublishedUdpPorts: [] });
     expect(getSysctl(host, `net.ipv4.conf.${GW}.route_localnet`)).toBe('1');
     expect(getSysctl(host, 'net.ipv4.ip_forward')).toBe('1');
   });
@@ -124,7 +124,14 @@ describe('host rules in namespaces: DOCKER-INGRESS to the ingress sandbox', () =
     const other = '-s 10.99.0.0/16 -m comment --comment someone-else -j MASQUERADE';
     await execIn(host, ['iptables', '-t', 'nat', '-A', 'POSTROUTING', ...other.split(' ')]);
 
-    await applyHostPlan(host, computeMeshPlan(input([])).host);
+    // A UDP flow still in conntrack: unpublishing must not leave it DNATed to the sandbox.
+    expect(await udp(client, '192.0.2.1', 5353, 'last')).toBe('sbox 5353 192.0.2.100 last');
+    const flows = async (): Promise<string> =>
+      (await execIn(host, ['conntrack', '-L', '-p', 'udp', '--orig-port-dst', '5353'], { allowFailure: true })).stdout;
+    expect(await flows()).toContain('dport=5353');
+    const unpublished = await applyHostPlan(host, computeMeshPlan(input([])).host);
+    expect(unpublished.unpublishedUdpPorts).toEqual([5353]);
+    expect(await flows()).not.toContain('dport=5353');
     expect((await listChain('nat', 'DOCKER-INGRESS')).code).not.toBe(0);
     expect((await listChain('nat', 'MESHNET-HOSTPORT')).code).not.toBe(0);
     expect((await listChain('filter', 'DOCKER-INGRESS')).code).not.toBe(0);
