@@ -30,6 +30,13 @@ interface WorkerSlot {
   failed: Error | null;
 }
 
+/** A namespace being served; `slot` is null until the workers have started. */
+interface Served {
+  slot: WorkerSlot | null;
+  latest: NameView;
+  detached: boolean;
+}
+
 /**
  * The embedded resolver for every task namespace of this host. A small pool of worker threads
  * serves all namespaces (a worker costs about 8.5 MB; a namespace adds only its sockets and
@@ -40,7 +47,7 @@ export class DnsService {
   private readonly workerCount: number;
   private slots: WorkerSlot[] | null = null;
   private starting: Promise<WorkerSlot[]> | null = null;
-  private readonly owner = new Map<string, WorkerSlot>();
+  private readonly owner = new Map<string, Served>();
   private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private nextReq = 1;
   private closed = false;
@@ -111,16 +118,21 @@ export class DnsService {
     if (this.closed) throw new DnsServiceClosedError('closed');
     const valid = validateNameView(view);
     if (this.owner.has(netnsPath)) throw new DnsNamespaceStateError(netnsPath, 'attached');
-    const slots = await this.start();
-    const slot = slots.filter((s) => !s.failed).sort((a, b) => a.namespaces - b.namespaces)[0];
-    if (!slot) throw new DnsServiceClosedError('every worker has stopped');
-    this.owner.set(netnsPath, slot);
-    slot.namespaces++;
+    // Registered before the first await, so update() and detach() right after attach() work.
+    const entry: Served = { slot: null, latest: valid, detached: false };
+    this.owner.set(netnsPath, entry);
+    let slot: WorkerSlot | undefined;
     try {
-      await this.request(slot, { op: 'attach', reqId: this.nextReq++, path: netnsPath, view: valid });
+      const slots = await this.start();
+      slot = slots.filter((s) => !s.failed).sort((a, b) => a.namespaces - b.namespaces)[0];
+      if (!slot) throw new DnsServiceClosedError('every worker has stopped');
+      if (entry.detached) return;
+      entry.slot = slot;
+      slot.namespaces++;
+      await this.request(slot, { op: 'attach', reqId: this.nextReq++, path: netnsPath, view: entry.latest });
     } catch (err) {
-      this.owner.delete(netnsPath);
-      slot.namespaces--;
+      if (this.owner.get(netnsPath) === entry) this.owner.delete(netnsPath);
+      if (entry.slot) entry.slot.namespaces--;
       if (err instanceof DnsServiceClosedError) throw err;
       throw new DnsAttachError(netnsPath, (err as Error).message);
     }
@@ -129,19 +141,26 @@ export class DnsService {
   /** Replaces the names a served namespace sees; answers follow at once (clients within the TTL). */
   update(netnsPath: string, view: NameView): void {
     const valid = validateNameView(view);
-    const slot = this.owner.get(netnsPath);
-    if (!slot) throw new DnsNamespaceStateError(netnsPath, 'not attached');
-    if (slot.failed) throw new DnsServiceClosedError(slot.failed.message);
-    slot.worker.postMessage({ op: 'update', path: netnsPath, view: valid } satisfies WorkerRequest);
+    const entry = this.owner.get(netnsPath);
+    if (!entry) throw new DnsNamespaceStateError(netnsPath, 'not attached');
+    entry.latest = valid;
+    // Not yet sent to a worker: the attach request will carry this view.
+    if (!entry.slot) return;
+    if (entry.slot.failed) throw new DnsServiceClosedError(entry.slot.failed.message);
+    entry.slot.worker.postMessage({ op: 'update', path: netnsPath, view: valid } satisfies WorkerRequest);
   }
 
   /** Stops answering inside the namespace (closes its sockets); unknown paths are fine. */
   async detach(netnsPath: string): Promise<void> {
-    const slot = this.owner.get(netnsPath);
-    if (!slot) return;
+    const entry = this.owner.get(netnsPath);
+    if (!entry) return;
     this.owner.delete(netnsPath);
+    entry.detached = true;
+    const slot = entry.slot;
+    if (!slot) return;
     slot.namespaces--;
     if (slot.failed) return;
+    // The worker finishes a pending attach of this path before it handles the detach.
     await this.request(slot, { op: 'detach', reqId: this.nextReq++, path: netnsPath });
   }
 

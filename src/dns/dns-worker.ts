@@ -12,6 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { CLONE_NEWNET, lastErrno, setns } from '../sandbox/libc.js';
 import { compileAnswerTable } from './answer-table.js';
 import type { Upstream } from './forwarder.js';
+import type { NameView } from './name-view.js';
 import { NamespaceServer } from './namespace-server.js';
 import type { WorkerReply, WorkerRequest, WorkerSettings } from './worker-protocol.js';
 
@@ -19,6 +20,9 @@ const settings = workerData as WorkerSettings;
 const port = parentPort!;
 const homeFd = openSync('/proc/thread-self/ns/net', 'r');
 const servers = new Map<string, NamespaceServer>();
+// Requests arrive in order, but an attach finishes asynchronously: an update that arrives
+// meanwhile is kept here and applied when the sockets are up, and a detach waits for it.
+const attaching = new Map<string, { done: Promise<void>; latest: NameView | null }>();
 let queue: Promise<unknown> = Promise.resolve();
 
 function log(event: Record<string, unknown>): void {
@@ -68,9 +72,20 @@ function tcpOpener(path: string) {
     });
 }
 
-async function attach(path: string, view: WorkerRequest & { op: 'attach' }): Promise<void> {
-  if (servers.has(path)) throw new Error('already attached');
-  const table = compileAnswerTable(view.view, { ttlSeconds: settings.ttlSeconds, forwarding: settings.upstreams.length > 0 });
+function compile(view: NameView) {
+  return compileAnswerTable(view, { ttlSeconds: settings.ttlSeconds, forwarding: settings.upstreams.length > 0 });
+}
+
+function attach(path: string, view: NameView): Promise<void> {
+  if (servers.has(path) || attaching.has(path)) return Promise.reject(new Error('already attached'));
+  const entry = { done: Promise.resolve(), latest: null as NameView | null };
+  entry.done = openServer(path, view, entry).finally(() => attaching.delete(path));
+  attaching.set(path, entry);
+  return entry.done;
+}
+
+async function openServer(path: string, view: NameView, entry: { latest: NameView | null }): Promise<void> {
+  const table = compile(view);
   const server = await inNamespace(path, () =>
     NamespaceServer.open({
       table,
@@ -85,29 +100,37 @@ async function attach(path: string, view: WorkerRequest & { op: 'attach' }): Pro
       log: (e) => log({ ...e, netns: path }),
     }),
   );
+  if (entry.latest) server.setTable(compile(entry.latest));
   servers.set(path, server);
 }
 
 async function handle(req: WorkerRequest): Promise<void> {
   switch (req.op) {
     case 'attach':
-      return attach(req.path, req);
+      return attach(req.path, req.view);
     case 'update': {
+      const pending = attaching.get(req.path);
+      if (pending) {
+        pending.latest = req.view;
+        return;
+      }
       const server = servers.get(req.path);
       if (!server) {
         log({ event: 'dns_update_unknown_netns', netns: req.path });
         return;
       }
-      server.setTable(compileAnswerTable(req.view, { ttlSeconds: settings.ttlSeconds, forwarding: settings.upstreams.length > 0 }));
+      server.setTable(compile(req.view));
       return;
     }
     case 'detach': {
+      await attaching.get(req.path)?.done.catch(() => undefined);
       const server = servers.get(req.path);
       servers.delete(req.path);
       await server?.close();
       return;
     }
     case 'close': {
+      await Promise.all([...attaching.values()].map((a) => a.done.catch(() => undefined)));
       const all = [...servers.values()];
       servers.clear();
       await Promise.all(all.map((s) => s.close()));

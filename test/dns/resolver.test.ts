@@ -184,6 +184,20 @@ describe('resolver inside task namespaces', () => {
     expect(dns.attached().sort()).toEqual([task, task2].sort());
   });
 
+  it('an update or detach sent while the attach is still binding is not lost', async () => {
+    const t3 = await lab.namespace('task3');
+    const attached = dns.attach(t3, buildNameView(input(3)));
+    dns.update(t3, buildNameView(input(2)));
+    await attached;
+    expect((await dig(t3, ['tasks.web'])).answers.sort()).toEqual(['10.0.1.3', '10.0.1.4']);
+    await dns.detach(t3);
+    const t4 = await lab.namespace('task4');
+    const again = dns.attach(t4, buildNameView(input(3)));
+    const gone = dns.detach(t4);
+    await Promise.all([again, gone]);
+    expect((await dig(t4, ['web'])).code).toBe(9);
+  });
+
   it('detach closes the sockets of that namespace only', async () => {
     await dns.detach(task2);
     expect((await dig(task2, ['hidden'])).code).toBe(9);
