@@ -2,7 +2,10 @@
  * Thin adapter from the IPVS codec to a generic-netlink socket. Holds no policy: every
  * method is one kernel request (or one dump).
  */
-import { createGenericNetlink, genl, type GenericNetlinkSocket } from 'netlink';
+// Only the genl part of the package: its index also loads rtnetlink, nl80211 and wireguard
+// tables, which costs seconds of startup on a slow (emulated) CPU.
+import { createGenericNetlink, type GenericNetlinkSocket } from 'netlink/dist/genl/genl.js';
+import { Commands as GenlCommands } from 'netlink/dist/genl/structs.js';
 import {
   IPVS_GENL_NAME,
   IPVS_GENL_VERSION,
@@ -83,7 +86,7 @@ export class IpvsClient {
     try {
       let replies;
       try {
-        replies = await socket.ctrlRequest(genl.Commands.GET_FAMILY, { familyName: IPVS_GENL_NAME }, { timeout: 5000 });
+        replies = await socket.ctrlRequest(GenlCommands.GET_FAMILY, { familyName: IPVS_GENL_NAME }, { timeout: 5000 });
       } catch (e) {
         throw new IpvsUnavailableError(errnoOf(e));
       }

@@ -1,0 +1,47 @@
+#!/bin/sh
+# /init of the IPVS test VM (busybox sh). Loads the modules, builds a client / lb / two
+# backends lab of network namespaces, runs meshnet's scenario (node), prints results between
+# "=== BEGIN x ===" / "=== END x ===" markers on the serial console and powers off.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+echo "=== STAGE userspace $(cat /proc/uptime) ==="
+
+fail=0
+while read -r ko; do
+  insmod "/lib/modules/$ko" || { echo "=== FAIL insmod $ko ==="; fail=1; }
+done </lib/modules/order
+echo "=== STAGE modules $(cat /proc/uptime) ==="
+
+# Lab: client c (10.1.0.2) -> lb (10.1.0.1; VIPs 10.99.0.100/101 on lo) -> b1 10.2.0.2, b2 10.3.0.2.
+# Commands come from files, one `ip -batch` per namespace: every iproute2 start costs the
+# emulated CPU about half a second. (busybox sh would run its own `ip` applet for a bare `ip`.)
+IP=/usr/sbin/ip
+printf '%s\n' 'link set lo up' 'netns add c' 'netns add lb' 'netns add b1' 'netns add b2' \
+  'link add c0 netns c type veth peer name l0 netns lb' \
+  'link add b0 netns b1 type veth peer name l1 netns lb' \
+  'link add b0 netns b2 type veth peer name l2 netns lb' >/tmp/root.ip
+printf '%s\n' 'link set lo up' 'addr add 10.1.0.2/24 dev c0' 'link set c0 up' 'route add default via 10.1.0.1' >/tmp/c.ip
+printf '%s\n' 'link set lo up' 'addr add 10.1.0.1/24 dev l0' 'link set l0 up' 'addr add 10.2.0.1/24 dev l1' 'link set l1 up' \
+  'addr add 10.3.0.1/24 dev l2' 'link set l2 up' 'addr add 10.99.0.100/32 dev lo' 'addr add 10.99.0.101/32 dev lo' >/tmp/lb.ip
+for i in 1 2; do
+  printf '%s\n' 'link set lo up' "addr add 10.$((i + 1)).0.2/24 dev b0" 'link set b0 up' "route add default via 10.$((i + 1)).0.1" >/tmp/b$i.ip
+done
+$IP -batch /tmp/root.ip || fail=1
+for ns in c lb b1 b2; do $IP -n $ns -batch /tmp/$ns.ip || fail=1; done
+nsenter --net=/run/netns/lb sysctl -qw net.ipv4.ip_forward=1 || fail=1
+for i in 1 2; do
+  echo "b$i" >/www/b$i/index.html
+  nsenter --net=/run/netns/b$i httpd -p 80 -h /www/b$i || fail=1
+  nsenter --net=/run/netns/b$i httpd -p 8080 -h /www/b$i || fail=1
+done
+echo "=== STAGE lab $(cat /proc/uptime) ==="
+
+cd /app
+/usr/bin/node dist/test/vm/ipvs-vm-scenario.js || { echo "=== FAIL scenario exit $? ==="; fail=1; }
+echo "=== STAGE done $(cat /proc/uptime) ==="
+echo "=== RESULT $([ $fail = 0 ] && echo ok || echo failed) ==="
+poweroff -f

@@ -1,0 +1,197 @@
+/**
+ * Runs inside the IPVS test VM (as compiled JavaScript, started by ipvs-vm-init.sh):
+ * programs IPVS through meshnet's codec, client and backend, and prints what the kernel
+ * shows, between markers the vitest side parses. Not a test file itself.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { withNetns } from '../../src/sandbox/netns-switch.js';
+import type { LbTable } from '../../src/vip/lb-table.js';
+import type { IpvsDest, IpvsService } from '../../src/vip/ipvs/codec.js';
+import { IpvsClient, IpvsRequestError } from '../../src/vip/ipvs/ipvs-client.js';
+import { IpvsBackend, ipvsSysctls, type CommandRunner } from '../../src/vip/ipvs/ipvs-backend.js';
+
+const LB_NS = '/run/netns/lb';
+
+function section(name: string, body: string): void {
+  process.stdout.write(`=== BEGIN ${name} ===\n${body.trimEnd()}\n=== END ${name} ===\n`);
+}
+
+function sh(argv: string[], input?: string): string {
+  try {
+    return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000, input: input ?? '', stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string; message: string };
+    return `ERROR ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`;
+  }
+}
+
+/** Runs a command inside the lb namespace, feeding `input` on stdin. */
+const runInLb: CommandRunner = (argv, input) =>
+  new Promise((resolve) => {
+    const child = spawn('nsenter', [`--net=${LB_NS}`, ...argv], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    // A command that exits before reading its input makes the write fail with EPIPE; its exit code tells the story.
+    child.stdin?.on('error', () => {});
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ stdout, stderr, code: code ?? -1 }));
+    child.stdin?.end(input);
+  });
+
+const rr = (address: string, port: number, scheduler = 'rr'): IpvsService => ({
+  key: { kind: 'vip', family: 'inet', protocol: 'tcp', address, port },
+  scheduler,
+  flags: 0,
+  timeout: 0,
+  netmaskPrefix: 32,
+});
+const dest = (address: string, port: number, weight = 1): IpvsDest => ({ family: 'inet', address, port, forward: 'masq', weight, upperThreshold: 0, lowerThreshold: 0 });
+
+/** Part 1: the client on the VM's root namespace, one request per IPVS operation. */
+async function programThroughClient(): Promise<void> {
+  const t0 = performance.now();
+  const c = await IpvsClient.open();
+  const errors: string[] = [];
+  await c.setTimeouts({ tcp: 1800, tcpFin: 60, udp: 120 });
+  const timeouts = await c.getTimeouts();
+
+  const a = rr('10.10.0.1', 80);
+  await c.addService(a);
+  await c.addDest(a.key, dest('10.20.0.2', 8080));
+  await c.addDest(a.key, dest('10.20.0.3', 8080));
+  await c.addDest(a.key, dest('10.20.0.9', 8080));
+  await c.deleteDest(a.key, { family: 'inet', address: '10.20.0.9', port: 8080 });
+  try {
+    await c.addService(a);
+  } catch (e) {
+    errors.push(e instanceof IpvsRequestError ? `duplicate service: ${e.errno}` : String(e));
+  }
+
+  const fwm: IpvsService = { key: { kind: 'fwmark', family: 'inet', fwmark: 42 }, scheduler: 'rr', flags: 1, timeout: 300, netmaskPrefix: 24 };
+  await c.addService(fwm);
+  await c.addDest(fwm.key, dest('10.20.0.4', 0));
+
+  const w = rr('10.10.0.2', 443, 'wrr');
+  await c.addService(w);
+  await c.addDest(w.key, dest('10.20.0.2', 443, 5));
+  await c.addDest(w.key, dest('10.20.0.3', 443, 2));
+  await c.updateDest(w.key, dest('10.20.0.3', 443, 0));
+
+  const gone: IpvsService = { ...rr('10.10.0.3', 53, 'sh'), key: { kind: 'vip', family: 'inet', protocol: 'udp', address: '10.10.0.3', port: 53 } };
+  await c.addService(gone);
+  await c.deleteService(gone.key);
+  try {
+    await c.deleteService(gone.key);
+  } catch (e) {
+    errors.push(e instanceof IpvsRequestError ? `deleted service again: ${e.errno}` : String(e));
+  }
+
+  await c.addService(rr('10.10.0.4', 80, 'lc'));
+  const mh = rr('10.10.0.5', 80, 'mh');
+  await c.addService(mh);
+  await c.updateService({ ...mh, scheduler: 'sh' });
+  const ms = performance.now() - t0;
+
+  const services = await c.listServices();
+  const readBack = [];
+  for (const s of services) readBack.push({ service: s, dests: await c.listDests(s.key) });
+  c.close();
+  section('OURS_PROGRAM', JSON.stringify({ timeouts, services: readBack, errors, ms }));
+  section('IPVSADM_LN', sh(['ipvsadm', '-Ln']));
+  section('IPVSADM_TIMEOUT', sh(['ipvsadm', '-Ln', '--timeout']));
+  section('PROC_IP_VS', readFileSync('/proc/net/ip_vs', 'utf8'));
+}
+
+/** One HTTP/1.0 GET with busybox nc from namespace `ns` (busybox-static's wget crashes); returns the body's first line. */
+function httpGet(ns: string, address: string, port: number): string {
+  const reply = sh(['nsenter', `--net=/run/netns/${ns}`, 'nc', '-w', '3', address, String(port)], 'GET / HTTP/1.0\r\n\r\n');
+  const at = reply.indexOf('\r\n\r\n');
+  return at < 0 ? reply.trim() : reply.slice(at + 4).trim().split('\n')[0]!;
+}
+
+/**
+ * Fetches http://address:port/ from the client namespace `count` times, in one shell so the
+ * emulated CPU forks node once, not once per request; returns each body's first line.
+ */
+function fetchFromClient(address: string, port: number, count: number): string[] {
+  const script = `i=0; while [ $i -lt ${count} ]; do r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${address} ${port} | tail -n 1); echo "\${r:-FAILED}"; i=$((i + 1)); done`;
+  const out = sh(['nsenter', '--net=/run/netns/c', 'sh', '-c', script]);
+  return out.trim().split('\n').map((l) => l.trim());
+}
+
+/** Part 2: LbBackend.apply on the lb namespace, entered through the enterNamespace hook, with traffic. */
+async function balanceTraffic(): Promise<void> {
+  for (const [k, v] of Object.entries(ipvsSysctls())) {
+    withNetns(LB_NS, () => writeFileSync(`/proc/sys/${k.replaceAll('.', '/')}`, v));
+  }
+  const sysctls = Object.fromEntries(Object.keys(ipvsSysctls()).map((k) => [k, withNetns(LB_NS, () => readFileSync(`/proc/sys/${k.replaceAll('.', '/')}`, 'utf8').trim())]));
+  const events: Record<string, unknown>[] = [];
+  const { backend, close } = await IpvsBackend.open({
+    enterNamespace: (fn) => withNetns(LB_NS, fn),
+    run: runInLb,
+    log: (e) => events.push(e),
+  });
+  const backends = [
+    { address: '10.2.0.2', port: 0, weight: 1 },
+    { address: '10.3.0.2', port: 0, weight: 1 },
+  ];
+  const table: LbTable = {
+    services: [
+      { id: 'web', frontend: { kind: 'vip', address: '10.99.0.100', protocol: 'tcp', port: 80 }, scheduler: 'rr', backends },
+      { id: 'pub-8080', frontend: { kind: 'fwmark', mark: 7, protocol: 'tcp', port: 8080, address: '10.99.0.101' }, scheduler: 'wrr', backends },
+    ],
+  };
+  const first = await backend.apply(table);
+  const second = await backend.apply(table);
+  const readBack = await backend.read();
+  const ipvsadmLb = sh(['nsenter', `--net=${LB_NS}`, 'ipvsadm', '-Ln']);
+  const mangle = sh(['nsenter', `--net=${LB_NS}`, 'iptables-save', '-t', 'mangle']);
+  const vip = fetchFromClient('10.99.0.100', 80, 8);
+  const fwmark = fetchFromClient('10.99.0.101', 8080, 8);
+  if (![...vip, ...fwmark].every((b) => b === 'b1' || b === 'b2')) {
+    // Enough of the lab's state to tell a routing problem from a balancing one.
+    const lb = (...argv: string[]) => sh(['nsenter', `--net=${LB_NS}`, ...argv]);
+    section(
+      'DIAG',
+      [
+        lb('/usr/sbin/ip', 'addr'),
+        lb('/usr/sbin/ip', 'route'),
+        lb('ipvsadm', '-Lnc'),
+        lb('ipvsadm', '-Ln', '--stats'),
+        httpGet('lb', '10.2.0.2', 80),
+        sh(['nsenter', '--net=/run/netns/c', 'ping', '-c', '1', '-W', '2', '10.1.0.1']),
+        sh(['nsenter', '--net=/run/netns/c', '/usr/sbin/ip', 'route']),
+        sh(['nsenter', '--net=/run/netns/b1', '/usr/sbin/ip', 'route']),
+        lb('cat', '/proc/sys/net/ipv4/ip_forward'),
+      ].join('\n----\n'),
+    );
+  }
+
+  const drain: LbTable = { services: table.services.map((s) => ({ ...s, backends: [{ ...backends[0]!, weight: 0 }, backends[1]!] })) };
+  const drainReport = await backend.apply(drain);
+  const ipvsadmDrained = sh(['nsenter', `--net=${LB_NS}`, 'ipvsadm', '-Ln']);
+  const drained = fetchFromClient('10.99.0.100', 80, 6);
+
+  await backend.destroy();
+  close();
+  const afterDestroy = sh(['nsenter', `--net=${LB_NS}`, 'ipvsadm', '-Ln']);
+  const mangleAfter = sh(['nsenter', `--net=${LB_NS}`, 'iptables-save', '-t', 'mangle']);
+  const rootAfter = sh(['ipvsadm', '-Ln']);
+  section(
+    'TRAFFIC',
+    JSON.stringify({ sysctls, first, second, readBack, vip, fwmark, drainReport, drained, events, ipvsadmLb, mangle, ipvsadmDrained, afterDestroy, mangleAfter, rootAfter }),
+  );
+}
+
+const stage = (name: string) => process.stdout.write(`=== STAGE ${name} ${readFileSync('/proc/uptime', 'utf8').trim()} ===\n`);
+stage('scenario');
+try {
+  await programThroughClient();
+  stage('programmed');
+  await balanceTraffic();
+} catch (e) {
+  section('SCENARIO_ERROR', e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}` : String(e));
+  process.exitCode = 1;
+}
