@@ -5,6 +5,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
 import dnsPacket from 'dns-packet';
 
 const [mode, ...args] = process.argv.slice(2);
@@ -15,23 +16,38 @@ function done(result: Record<string, unknown>): void {
 
 if (mode === 'upstream') {
   // Answers `<anything>.example` with a fixed address, everything else NXDOMAIN; counts queries.
+  // `tc.example` is truncated over UDP and answered in full (two addresses) over TCP.
   const [address, answerIp] = args as [string, string];
+  const answer = (msg: Buffer, overTcp: boolean): Buffer => {
+    const q = dnsPacket.decode(msg);
+    const question = q.questions?.[0];
+    const ours = question && question.name.endsWith('.example');
+    const truncate = !overTcp && question?.name === 'tc.example';
+    const answers: dnsPacket.Answer[] = ours && question.type === 'A' && !truncate ? [{ type: 'A', name: question.name, ttl: 77, data: answerIp }] : [];
+    if (overTcp && question?.name === 'tc.example') answers.push({ type: 'A', name: question.name, ttl: 77, data: '192.0.2.8' });
+    return dnsPacket.encode({
+      type: 'response',
+      id: q.id,
+      flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (truncate ? dnsPacket.TRUNCATED_RESPONSE : 0) | (ours ? 0 : 3),
+      questions: q.questions,
+      answers,
+    });
+  };
   const sock = createSocket('udp4');
   let queries = 0;
   sock.on('message', (msg, rinfo) => {
     queries++;
-    const q = dnsPacket.decode(msg);
-    const question = q.questions?.[0];
-    const ours = question && question.name.endsWith('.example');
-    const reply = dnsPacket.encode({
-      type: 'response',
-      id: q.id,
-      flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (ours ? 0 : 3),
-      questions: q.questions,
-      answers: ours && question.type === 'A' ? [{ type: 'A', name: question.name, ttl: 77, data: answerIp }] : [],
-    });
-    sock.send(reply, rinfo.port, rinfo.address);
+    sock.send(answer(msg, false), rinfo.port, rinfo.address);
   });
+  createTcpServer((conn) => {
+    conn.once('data', (d: Buffer) => {
+      const body = answer(d.subarray(2, 2 + d.readUInt16BE(0)), true);
+      const head = Buffer.alloc(2);
+      head.writeUInt16BE(body.length);
+      conn.end(Buffer.concat([head, body]));
+    });
+    conn.on('error', () => conn.destroy());
+  }).listen(53, address);
   sock.bind(53, address, () => done({ listening: address }));
   process.on('SIGTERM', () => {
     done({ queries });

@@ -125,6 +125,10 @@ describe('resolver inside task namespaces', () => {
     const r = await execIn(task, ['dig', '+time=2', '+tries=1', '@127.0.0.11', 'www.example'], { allowFailure: true });
     expect(r.stdout).toMatch(/www\.example\.\s+77\s+IN\s+A\s+192\.0\.2\.7/);
     expect((await dig(task, ['nothing.invalid'])).status).toBe('NXDOMAIN');
+    // truncated upstream answer: relayed with TC over UDP, fetched over TCP from inside the task for a TCP client
+    const udpTc = await dig(task, ['+ignore', 'tc.example']);
+    expect(udpTc.flags.split(' ')).toContain('tc');
+    expect((await dig(task, ['+tcp', 'tc.example'])).answers.sort()).toEqual(['192.0.2.7', '192.0.2.8']);
     const viaLibc = await lab.asTask(task, resolvConf, ['getent', 'hosts', 'api.example']);
     expect(viaLibc.stdout.trim().split(/\s+/)).toEqual(['192.0.2.7', 'api.example']);
   });
