@@ -298,11 +298,26 @@ describe.each([sqliteBackend(), etcdBackend()])('KvStore contract: $name', (back
       watch.close();
     }
   });
+});
 
-  test.runIf(backend.name === 'sqlite')('two processes and this one share the sqlite file without lost updates', async () => {
+describe('sqlite shared by several processes', () => {
+  const backend = sqliteBackend();
+  let store: SqliteKvStore;
+
+  beforeAll(async () => {
+    await backend.setup();
+    store = backend.open() as SqliteKvStore;
+  });
+
+  afterAll(async () => {
+    await store.close();
+    await backend.teardown();
+  });
+
+  test('two processes and this one share the file without lost updates or reordering', async () => {
     const worker = resolve('dist/test/store/sqlite-cas-worker.js');
     expect(existsSync(worker), 'run `npm run build` first').toBe(true);
-    const path = (store as SqliteKvStore).path;
+    const path = store.path;
     const key = `${uniquePrefix('procs')}n`;
     const events: WatchEvent[] = [];
     const watch = await store.watch(key, {}, (e) => events.push(e));
