@@ -63,6 +63,7 @@ function inNamespace<T>(path: string, fn: () => Promise<T>): Promise<T> {
 function tcpOpener(path: string) {
   return (upstream: Upstream): Promise<TcpSocket> =>
     inNamespace(path, async () => {
+      // An IP literal host skips the lookup step of net.connect entirely (no dns.lookup here).
       const sock = connect({ host: upstream.host, port: upstream.port });
       // net.connect creates the socket on the next tick for an IP literal: wait until it exists.
       for (let i = 0; i < 10 && !(((sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1) > 0); i++) {

@@ -24,7 +24,7 @@ export class DnsAttachError extends DnsError {
     super(
       'DNS_ATTACH_FAILED',
       `cannot serve 127.0.0.11:53 in ${netnsPath}: ${reason}; ` +
-        'check that the namespace exists, that lo is up in it and that nothing else listens on 127.0.0.11:53 there',
+        'check that the namespace exists and that nothing else listens on 127.0.0.11:53 there (answers also need lo up)',
     );
   }
 }

@@ -1,5 +1,5 @@
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
+import { createSocket, type Socket as UdpSocket, type SocketOptions } from 'node:dgram';
+import { createServer, isIPv4, type Server, type Socket as TcpSocket } from 'node:net';
 import type { AnswerTable } from './answer-table.js';
 import { UpstreamForwarder, type ForwarderOptions } from './forwarder.js';
 import { handleQuery, type Transport } from './query-handler.js';
@@ -17,6 +17,20 @@ const MAX_TCP_CONNECTIONS = 64;
 const TCP_IDLE_MS = 10_000;
 /** Kernel receive queue of the UDP socket (capped by net.core.rmem_max). */
 const UDP_RECEIVE_BUFFER_BYTES = 512 * 1024;
+
+/**
+ * dgram resolves every address it binds or sends to through a lookup function; the default is
+ * dns.lookup, which can reach the libuv threadpool. Workers pass IPv4 literals only, so this
+ * one answers them in place and refuses names outright.
+ */
+export function literalLookup(address: string, _family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  if (isIPv4(address)) callback(null, address, 4);
+  else callback(new Error(`${address} is not an IPv4 literal: the resolver never looks names up`), '', 4);
+}
+
+function udpSocket(): UdpSocket {
+  return createSocket({ type: 'udp4', lookup: literalLookup as unknown as SocketOptions['lookup'] });
+}
 
 function listenUdp(sock: UdpSocket, address: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -77,14 +91,14 @@ export class NamespaceServer {
   static async open(opts: NamespaceServerOptions): Promise<NamespaceServer> {
     const address = opts.address ?? RESOLVER_ADDRESS;
     const port = opts.port ?? RESOLVER_PORT;
-    const udp = createSocket({ type: 'udp4' });
+    const udp = udpSocket();
     const tcp = createServer({ pauseOnConnect: false, noDelay: true });
     let forwardSocket: UdpSocket | null = null;
     try {
       await listenUdp(udp, address, port);
       await listenTcp(tcp, address, port);
       if (opts.forward.upstreams.length > 0 && opts.table.forwarding) {
-        forwardSocket = createSocket({ type: 'udp4' });
+        forwardSocket = udpSocket();
         await listenUdp(forwardSocket, '0.0.0.0', 0);
       }
     } catch (err) {
