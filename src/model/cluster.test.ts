@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { WatchEvent } from '../store/kv-store.js';
 import { SqliteKvStore } from '../store/sqlite-store.js';
 import { Cluster } from './cluster.js';
+import { slotsForNode } from './cluster-placement.js';
 import * as keys from './keys.js';
 import {
   AlreadyExistsError,
@@ -226,6 +227,41 @@ describe('nodes and tasks', () => {
       await expect(cluster.listServices()).rejects.toBeInstanceOf(RecordInvalidError);
     } finally {
       watch.close();
+    }
+  });
+
+  test('a dead node\'s slots move to live nodes, which claim them and free the old addresses', async () => {
+    await cluster.createNetwork({ name: 'front' });
+    await cluster.createService({ name: 'web', networks: ['front'], command: ['httpd'], replicas: 3 });
+    const stable = [
+      await cluster.registerNode({ id: 'a', name: 'a', underlayIp: '192.168.0.1' }),
+      await cluster.registerNode({ id: 'b', name: 'b', underlayIp: '192.168.0.2' }),
+    ];
+    // Node c's agent "dies": its record sits on a short lease nobody refreshes.
+    const lease = await store.grantLease(0.4);
+    await store.put(keys.nodeKey('c'), JSON.stringify({ id: 'c', name: 'c', underlayIp: '192.168.0.3', lease }), { lease });
+    try {
+      let snap = await cluster.snapshot();
+      for (const node of ['a', 'b', 'c']) for (const ref of slotsForNode(snap, node)) await cluster.claimTask(ref.service, ref.slot, node);
+      snap = await cluster.snapshot();
+      expect(new Set(snap.tasks.map((t) => t.node))).toEqual(new Set(['a', 'b', 'c']));
+      const onC = snap.tasks.find((t) => t.node === 'c')!;
+
+      await new Promise((r) => setTimeout(r, 800));
+      snap = await cluster.snapshot();
+      expect(snap.nodes.map((n) => n.id)).toEqual(['a', 'b']);
+      const before = new Map(snap.tasks.map((t) => [t.slot, t.node]));
+      const claims = [...slotsForNode(snap, 'a').map((r) => ({ ...r, node: 'a' })), ...slotsForNode(snap, 'b').map((r) => ({ ...r, node: 'b' }))];
+      expect(claims.map((c) => c.slot).sort()).toEqual([1, 2, 3]);
+      for (const c of claims) await cluster.claimTask(c.service, c.slot, c.node);
+      const after = await cluster.listTasks();
+      expect(after.find((t) => t.slot === onC.slot)?.node).not.toBe('c');
+      // Only the dead node's slot moved.
+      for (const t of after) if (t.slot !== onC.slot) expect(t.node).toBe(before.get(t.slot));
+      expect(await ipClaims('front')).not.toContain(`${onC.addresses['front']!.ip}=task:${onC.id}`);
+      expect((await ipClaims('front')).filter((c) => c.includes('task:'))).toHaveLength(3);
+    } finally {
+      for (const r of stable) await r.close();
     }
   });
 });

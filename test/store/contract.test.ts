@@ -341,6 +341,28 @@ describe('sqlite shared by several processes', () => {
   });
 });
 
+describe('sqlite housekeeping', () => {
+  test('periodic compaction keeps a window of revisions and fails watches from before it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshnet-compact-'));
+    const store = new SqliteKvStore(join(dir, 'state.db'), { compactIntervalMs: 30, compactKeepRevisions: 5 });
+    try {
+      for (let i = 0; i < 20; i++) await store.put('/c/k', String(i));
+      const head = await store.currentRevision();
+      await new Promise((r) => setTimeout(r, 150)); // a few compaction ticks
+      await expect(store.watch('/c/', { fromRevision: 1 }, () => undefined)).rejects.toBeInstanceOf(CompactedError);
+      const seen: WatchEvent[] = [];
+      const watch = await store.watch('/c/', { fromRevision: head - 4 }, (e) => seen.push(e));
+      await waitFor('kept window', () => seen.length === 5);
+      watch.close();
+      expect(seen.map((e) => e.value)).toEqual(['15', '16', '17', '18', '19']);
+      expect((await store.get('/c/k'))?.value).toBe('19');
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('openStore', () => {
   test('rejects bad addresses with a clear error', async () => {
     for (const bad of ['', 'mysql://x', 'sqlite:relative.db', 'etcd://', 'etcd://host', 'etcd://h:99999']) {
