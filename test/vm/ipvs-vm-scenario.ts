@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { withNetns } from '../../src/sandbox/netns-switch.js';
 import type { LbTable } from '../../src/vip/lb-table.js';
 import type { IpvsDest, IpvsService } from '../../src/vip/ipvs/codec.js';
-import { IpvsClient, IpvsRequestError } from '../../src/vip/ipvs/ipvs-client.js';
+import { IpvsClient, IpvsRequestError, probeIpvs } from '../../src/vip/ipvs/ipvs-client.js';
 import { IpvsBackend, ipvsSysctls, type CommandRunner } from '../../src/vip/ipvs/ipvs-backend.js';
 
 const LB_NS = '/run/netns/lb';
@@ -88,17 +88,23 @@ async function programThroughClient(): Promise<void> {
     errors.push(e instanceof IpvsRequestError ? `deleted service again: ${e.errno}` : String(e));
   }
 
+  // IPv6: 16-byte address, and the persistence netmask travels as a prefix length (128).
+  const v6: IpvsService = { key: { kind: 'vip', family: 'inet6', protocol: 'tcp', address: 'fd00::1', port: 80 }, scheduler: 'rr', flags: 1, timeout: 60, netmaskPrefix: 128 };
+  await c.addService(v6);
+  await c.addDest(v6.key, { ...dest('fd00::2', 8080), family: 'inet6' });
+
   await c.addService(rr('10.10.0.4', 80, 'lc'));
   const mh = rr('10.10.0.5', 80, 'mh');
   await c.addService(mh);
   await c.updateService({ ...mh, scheduler: 'sh' });
   const ms = performance.now() - t0;
+  const probe = await probeIpvs();
 
   const services = await c.listServices();
   const readBack = [];
   for (const s of services) readBack.push({ service: s, dests: await c.listDests(s.key) });
   c.close();
-  section('OURS_PROGRAM', JSON.stringify({ timeouts, services: readBack, errors, ms }));
+  section('OURS_PROGRAM', JSON.stringify({ timeouts, services: readBack, errors, ms, probe }));
   section('IPVSADM_LN', sh(['ipvsadm', '-Ln']));
   section('IPVSADM_TIMEOUT', sh(['ipvsadm', '-Ln', '--timeout']));
   section('PROC_IP_VS', readFileSync('/proc/net/ip_vs', 'utf8'));

@@ -62,16 +62,21 @@ function parseIpvsadm(text: string): ShownService[] {
       out.push({ service: `${svc[1]} ${svc[2]}`, scheduler: svc[3]!, flags: svc[4]!.trim(), dests: [] });
       continue;
     }
-    const dest = /^\s+->\s+(\d\S*)\s+(\w+)\s+(\d+)/.exec(line);
+    const dest = /^\s+->\s+([\d[]\S*)\s+(\w+)\s+(\d+)/.exec(line);
     if (dest) out.at(-1)!.dests.push(`${dest[1]} ${dest[2]} ${dest[3]}`);
   }
   for (const s of out) s.dests.sort();
-  return out.sort((a, b) => a.service.localeCompare(b.service));
+  return out.sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
 }
 
 interface DecodedService {
-  service: { key: { kind: string; protocol?: string; address?: string; port?: number; fwmark?: number }; scheduler: string; flags: number; timeout: number; netmaskPrefix: number };
-  dests: { address: string; port: number; forward: string; weight: number }[];
+  service: { key: { kind: string; family: string; protocol?: string; address?: string; port?: number; fwmark?: number }; scheduler: string; flags: number; timeout: number; netmaskPrefix: number };
+  dests: { family: string; address: string; port: number; forward: string; weight: number }[];
+}
+
+/** ipvsadm's text for an address and port: IPv6 in brackets. */
+function hostPort(family: string, address: string, port: number): string {
+  return family === 'inet6' ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 /** Our GET_SERVICE / GET_DEST decode in the same shape as parseIpvsadm. */
@@ -79,15 +84,16 @@ function fromDecoded(services: DecodedService[]): ShownService[] {
   return services
     .map(({ service: s, dests }) => {
       const k = s.key;
-      const mask = s.netmaskPrefix === 32 ? '' : ` mask ${[24, 16, 8, 0].map((sh) => ((0xffffffff << (32 - s.netmaskPrefix)) >>> sh) & 255).join('.')}`;
+      const v4mask = ` mask ${[24, 16, 8, 0].map((sh) => ((0xffffffff << (32 - s.netmaskPrefix)) >>> sh) & 255).join('.')}`;
+      const mask = k.family === 'inet6' ? (s.netmaskPrefix === 128 ? '' : ` mask ${s.netmaskPrefix}`) : s.netmaskPrefix === 32 ? '' : v4mask;
       return {
-        service: k.kind === 'fwmark' ? `FWM ${k.fwmark}` : `${k.protocol!.toUpperCase()} ${k.address}:${k.port}`,
+        service: k.kind === 'fwmark' ? `FWM ${k.fwmark}` : `${k.protocol!.toUpperCase()} ${hostPort(k.family, k.address!, k.port!)}`,
         scheduler: s.scheduler,
         flags: s.flags & 1 ? `persistent ${s.timeout}${mask}` : '',
-        dests: dests.map((d) => `${d.address}:${d.port} ${d.forward === 'masq' ? 'Masq' : d.forward} ${d.weight}`).sort(),
+        dests: dests.map((d) => `${hostPort(d.family, d.address, d.port)} ${d.forward === 'masq' ? 'Masq' : d.forward} ${d.weight}`).sort(),
       };
     })
-    .sort((a, b) => a.service.localeCompare(b.service));
+    .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
 }
 
 function count(xs: string[]): Record<string, number> {
@@ -154,6 +160,7 @@ describe.skipIf(skipReason !== undefined)('IPVS backend in a qemu VM (Debian 6.1
       { service: 'TCP 10.10.0.4:80', scheduler: 'lc', flags: '', dests: [] },
       // Created as mh, changed to sh by SET_SERVICE; the UDP sh service was deleted.
       { service: 'TCP 10.10.0.5:80', scheduler: 'sh', flags: '', dests: [] },
+      { service: 'TCP [fd00::1]:80', scheduler: 'rr', flags: 'persistent 60', dests: ['[fd00::2]:8080 Masq 1'] },
     ]);
   });
 
@@ -173,10 +180,11 @@ describe.skipIf(skipReason !== undefined)('IPVS backend in a qemu VM (Debian 6.1
   });
 
   it('reads the same services and destinations back through our GET_SERVICE / GET_DEST decode', () => {
-    const ours = JSON.parse(section(serial, 'OURS_PROGRAM')) as { services: DecodedService[]; errors: string[] };
+    const ours = JSON.parse(section(serial, 'OURS_PROGRAM')) as { services: DecodedService[]; errors: string[]; probe: boolean };
     expect(fromDecoded(ours.services)).toEqual(parseIpvsadm(section(serial, 'IPVSADM_LN')));
     // Kernel refusals come back as typed errors carrying the errno.
     expect(ours.errors).toEqual(['duplicate service: EEXIST', 'deleted service again: ESRCH']);
+    expect(ours.probe).toBe(true);
   });
 
   describe('LbBackend.apply in the lb namespace, entered through the enterNamespace hook', () => {
@@ -237,7 +245,7 @@ describe.skipIf(skipReason !== undefined)('IPVS backend in a qemu VM (Debian 6.1
       expect(parseIpvsadm(t.afterDestroy)).toEqual([]);
       expect(t.mangleAfter).not.toContain('MESHNET-IPVS-MARK');
       // The socket opened through the hook stayed in lb: the root namespace still holds only part 1's services.
-      expect(parseIpvsadm(t.rootAfter).map((s) => s.service)).toEqual(['FWM 42', 'TCP 10.10.0.1:80', 'TCP 10.10.0.2:443', 'TCP 10.10.0.4:80', 'TCP 10.10.0.5:80']);
+      expect(parseIpvsadm(t.rootAfter).map((s) => s.service)).toEqual(['FWM 42', 'TCP 10.10.0.1:80', 'TCP 10.10.0.2:443', 'TCP 10.10.0.4:80', 'TCP 10.10.0.5:80', 'TCP [fd00::1]:80']);
     });
   });
 });
