@@ -113,9 +113,18 @@ export class Rtnl {
     if (!this.writable) throw new HostNamespaceRefusedError(operation);
   }
 
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** One request at a time per socket: the netlink package mixes up concurrent multipart dumps. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   private async call<T>(operation: string, object: string, fn: () => Promise<T>): Promise<T> {
     try {
-      return await fn();
+      return await this.serial(fn);
     } catch (err) {
       throw toNetlinkError(err, operation, `${object} in ${this.where}`);
     }
@@ -133,7 +142,7 @@ export class Rtnl {
   async link(name: string): Promise<LinkInfo | undefined> {
     checkLinkName(name);
     try {
-      const msgs = await this.sock.getLink({}, { ifname: name });
+      const msgs = await this.serial(() => this.sock.getLink({}, { ifname: name }));
       return msgs[0] ? toLinkInfo(msgs[0]) : undefined;
     } catch (err) {
       const e = toNetlinkError(err, 'get', `link ${name} in ${this.where}`);
@@ -238,7 +247,7 @@ export class Rtnl {
     const link = await this.link(name);
     if (!link) return false;
     try {
-      await this.sock.delLink({ index: link.index });
+      await this.serial(() => this.sock.delLink({ index: link.index }));
       return true;
     } catch (err) {
       const e = toNetlinkError(err, 'delete', `link ${name} in ${this.where}`);
@@ -251,10 +260,8 @@ export class Rtnl {
 
   /** IPv4 addresses, per link. */
   async addresses(): Promise<AddressInfo[]> {
-    const [msgs, links] = await Promise.all([
-      this.call('list', 'addresses', () => this.sock.getAddresses({ family: AF_INET })),
-      this.links(),
-    ]);
+    const msgs = await this.call('list', 'addresses', () => this.sock.getAddresses({ family: AF_INET }));
+    const links = await this.links();
     const names = new Map(links.map((l) => [l.index, l.name]));
     return msgs
       .filter((m) => m.data.family === AF_INET && (m.attrs.local ?? m.attrs.address))
@@ -271,7 +278,7 @@ export class Rtnl {
     const link = await this.requireLink(linkName);
     const addr = ipv4ToBuffer(ip);
     try {
-      await this.sock.newAddress({ family: AF_INET, prefixlen: prefix, index: link.index }, { local: addr, address: addr }, { flags: FLAGS_CREATE_EXCL });
+      await this.serial(() => this.sock.newAddress({ family: AF_INET, prefixlen: prefix, index: link.index }, { local: addr, address: addr }, { flags: FLAGS_CREATE_EXCL }));
     } catch (err) {
       const e = toNetlinkError(err, 'add', `address ${cidr} on ${linkName} in ${this.where}`);
       if (e.errno !== 'EEXIST') throw e;
@@ -286,7 +293,7 @@ export class Rtnl {
     if (!link) return;
     const addr = ipv4ToBuffer(ip);
     try {
-      await this.sock.delAddress({ family: AF_INET, prefixlen: prefix, index: link.index }, { local: addr, address: addr });
+      await this.serial(() => this.sock.delAddress({ family: AF_INET, prefixlen: prefix, index: link.index }, { local: addr, address: addr }));
     } catch (err) {
       const e = toNetlinkError(err, 'delete', `address ${cidr} on ${linkName} in ${this.where}`);
       if (e.errno !== 'EADDRNOTAVAIL' && e.errno !== 'ENODEV') throw e;
@@ -322,6 +329,28 @@ export class Rtnl {
     );
   }
 
+  /** Source-address policy rules (IPv4) with their table and priority. */
+  async rules(): Promise<{ from: string; table: number; priority: number }[]> {
+    const msgs = await this.call('list', 'rules', () => this.sock.getRules({ family: AF_INET }));
+    return msgs
+      .filter((m) => m.attrs.src && m.data.srcLen === 32)
+      .map((m) => ({ from: bufferToIpv4(m.attrs.src!), table: m.attrs.table ?? m.data.table ?? 0, priority: m.attrs.priority ?? 0 }));
+  }
+
+  /** Adds `from <ip> lookup <table>` at `priority` unless that exact rule exists. */
+  async replaceRule(rule: { from: string; table: number; priority: number }): Promise<void> {
+    this.guard(`add rule from ${rule.from}`);
+    const have = await this.rules();
+    if (have.some((x) => x.from === rule.from && x.table === rule.table && x.priority === rule.priority)) return;
+    await this.call('add', `rule from ${rule.from} lookup ${rule.table}`, () =>
+      this.sock.newRule(
+        { family: AF_INET, srcLen: 32, table: rule.table > 255 ? 252 : rule.table, action: 'toTbl' },
+        { src: ipv4ToBuffer(rule.from), table: rule.table, priority: rule.priority },
+        { flags: FLAGS_CREATE_EXCL },
+      ),
+    );
+  }
+
   // ---- neighbours and FDB ----
 
   /** Permanent IPv4 neighbour entries on `linkName`. */
@@ -353,7 +382,7 @@ export class Rtnl {
     const link = await this.link(linkName);
     if (!link) return;
     try {
-      await this.sock.delNeighbor({ family: AF_INET, ifindex: link.index }, { dst: ipv4ToBuffer(ip) });
+      await this.serial(() => this.sock.delNeighbor({ family: AF_INET, ifindex: link.index }, { dst: ipv4ToBuffer(ip) }));
     } catch (err) {
       const e = toNetlinkError(err, 'delete', `neighbour ${ip} on ${linkName} in ${this.where}`);
       if (e.errno !== 'ENOENT' && e.errno !== 'ENODEV') throw e;
@@ -395,7 +424,7 @@ export class Rtnl {
     const attrs: NL.rt.NeighborAttrs = { lladdr: parseMac(mac) };
     if (dst) attrs.dst = ipv4ToBuffer(dst);
     try {
-      await this.sock.delNeighbor({ family: AF_BRIDGE, ifindex: link.index, flags: { self: true } }, attrs);
+      await this.serial(() => this.sock.delNeighbor({ family: AF_BRIDGE, ifindex: link.index, flags: { self: true } }, attrs));
     } catch (err) {
       const e = toNetlinkError(err, 'delete', `fdb ${mac} on ${linkName} in ${this.where}`);
       if (e.errno !== 'ENOENT' && e.errno !== 'ENODEV') throw e;

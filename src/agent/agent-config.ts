@@ -1,0 +1,27 @@
+import { z } from 'zod';
+
+/** Everything an agent is told at start; validated once at the edge. */
+export const AgentConfigSchema = z.strictObject({
+  /** Node id and name (unique in the cluster). */
+  nodeName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'node name: 1-63 letters, digits, "_", "." or "-"'),
+  /** Underlay address other nodes reach this one at (the VTEP). */
+  advertiseAddr: z.ipv4(),
+  /** Store address: sqlite:/path or etcd://host:port[,host:port]. */
+  store: z.string().min(1),
+  /** Host namespace file; null: the namespace the agent runs in (declared the host by this very setting). */
+  hostNetns: z.string().startsWith('/').nullable(),
+  netnsDir: z.string().startsWith('/'),
+  stateDir: z.string().startsWith('/'),
+  lbBackend: z.enum(['auto', 'nftables', 'ipvs']),
+  gwbridgeName: z.string().regex(/^[A-Za-z0-9_-]{1,15}$/),
+  gwbridgeSubnet: z.cidrv4(),
+  /** Seconds a removed task keeps its connections before it is stopped. */
+  drainSeconds: z.number().min(0).max(3600),
+  /** Seconds between full reconcile passes (they prune what the state no longer wants). */
+  resyncSeconds: z.number().min(1).max(3600),
+  leaseTtlSeconds: z.number().int().min(2).max(600),
+  dnsUpstreams: z.array(z.string()).max(3),
+});
+
+/** A validated agent configuration. */
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;

@@ -1,0 +1,84 @@
+import { Rtnl } from '../sandbox/rtnl.js';
+import { parseCidr } from '../sandbox/addresses.js';
+import { setSysctl } from '../sandbox/sysctl.js';
+import type { NodeSettings } from './node-state.js';
+
+/** A sandbox's leg on the node's gwbridge. */
+export interface GwLeg {
+  sandbox: string;
+  ifname: string;
+  hostIf: string;
+  ip: string;
+  mac: string;
+  /** Route everything not on another interface via the gwbridge. */
+  defaultRoute: boolean;
+}
+
+/**
+ * The host bridge (Docker's docker_gwbridge): the way into the host for the ingress sandbox and the way
+ * out for tasks. Adapter only: it makes what it is told, idempotently.
+ */
+export class GwBridge {
+  constructor(
+    private readonly host: Rtnl,
+    private readonly hostNetns: string | null,
+    private readonly gw: NodeSettings['gwbridge'],
+  ) {}
+
+  /** Creates the bridge with the gateway address, up, and the host sysctls the mesh needs. */
+  async ensureBridge(): Promise<void> {
+    const { prefix } = parseCidr(this.gw.subnet);
+    if (!(await this.host.link(this.gw.name))) await this.host.createBridge(this.gw.name);
+    await this.host.addAddress(this.gw.name, `${this.gw.gateway}/${prefix}`);
+    await this.host.setLink(this.gw.name, { up: true });
+    setSysctl(this.hostNetns, 'net.ipv4.ip_forward', 1);
+  }
+
+  /** host-side names of the legs on the bridge now. */
+  async legs(): Promise<string[]> {
+    const br = await this.host.link(this.gw.name);
+    if (!br) return [];
+    return (await this.host.links()).filter((l) => l.master === br.index && l.kind === 'veth').map((l) => l.name);
+  }
+
+  /** The gwbridge address a sandbox has on `ifname`, if any. */
+  async addressIn(sandbox: string, ifname: string): Promise<string | undefined> {
+    const r = Rtnl.open(sandbox);
+    try {
+      const found = (await r.addresses()).find((a) => a.link === ifname);
+      return found?.cidr.split('/')[0];
+    } finally {
+      r.close();
+    }
+  }
+
+  /** Creates a leg unless it already exists whole; a half-made one is replaced. */
+  async ensureLeg(leg: GwLeg): Promise<boolean> {
+    const { prefix } = parseCidr(this.gw.subnet);
+    const existing = await this.host.link(leg.hostIf);
+    if (existing && (await this.addressIn(leg.sandbox, leg.ifname)) === leg.ip) return false;
+    if (existing) await this.host.deleteLink(leg.hostIf);
+    await this.host.createVeth(leg.hostIf, leg.ifname, { peerNetns: leg.sandbox, peerMac: leg.mac });
+    try {
+      await this.host.setLink(leg.hostIf, { master: this.gw.name, up: true });
+      const sb = Rtnl.open(leg.sandbox);
+      try {
+        await sb.setLink('lo', { up: true });
+        await sb.addAddress(leg.ifname, `${leg.ip}/${prefix}`);
+        await sb.setLink(leg.ifname, { up: true });
+        if (leg.defaultRoute) await sb.replaceRoute({ dst: 'default', gateway: this.gw.gateway, dev: leg.ifname });
+      } finally {
+        sb.close();
+      }
+    } catch (err) {
+      await this.host.deleteLink(leg.hostIf);
+      throw err;
+    }
+    return true;
+  }
+
+  /** Removes a leg by its host-side name. */
+  async removeLeg(hostIf: string): Promise<void> {
+    await this.host.deleteLink(hostIf);
+  }
+}

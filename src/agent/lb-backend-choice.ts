@@ -1,0 +1,51 @@
+import { NftBackend } from '../vip/nft/nft-backend.js';
+import { IpvsBackend } from '../vip/ipvs/ipvs-backend.js';
+import { probeIpvs } from '../vip/ipvs/ipvs-client.js';
+import type { ApplyReport, LbBackend, LbTable } from '../vip/lb-table.js';
+import { withNetns } from '../sandbox/netns-switch.js';
+import { execIn } from '../sandbox/exec.js';
+import { logEvent } from './agent-log.js';
+
+/** `--lb-backend auto` picks IPVS when the kernel has the IPVS family, nftables otherwise. */
+export async function selectLbBackend(wanted: 'auto' | 'nftables' | 'ipvs', hostNetns: string | null): Promise<'nftables' | 'ipvs'> {
+  if (wanted === 'nftables') return 'nftables';
+  const has = await probeIpvs(hostNetns ? (fn) => withNetns(hostNetns, fn) : undefined);
+  if (wanted === 'ipvs' && !has) {
+    throw new Error('--lb-backend ipvs: this kernel has no IPVS (modprobe ip_vs, or use --lb-backend nftables or auto)');
+  }
+  return has ? 'ipvs' : 'nftables';
+}
+
+/** IPVS sockets open asynchronously; this opens one on first use inside the namespace. */
+class LazyIpvsBackend implements LbBackend {
+  readonly kind = 'ipvs' as const;
+  private opened: Promise<IpvsBackend> | null = null;
+
+  constructor(private readonly netns: string) {}
+
+  private backend(): Promise<IpvsBackend> {
+    this.opened ??= IpvsBackend.open({
+      enterNamespace: (fn) => withNetns(this.netns, fn),
+      run: (argv, input) => execIn(this.netns, argv, { input: input ?? '', allowFailure: true }),
+      log: (e) => logEvent('info', 'ipvs', e),
+    }).then((o) => o.backend);
+    return this.opened;
+  }
+
+  async apply(table: LbTable): Promise<ApplyReport> {
+    return (await this.backend()).apply(table);
+  }
+
+  async read(): Promise<LbTable> {
+    return (await this.backend()).read();
+  }
+
+  async destroy(): Promise<void> {
+    return (await this.backend()).destroy();
+  }
+}
+
+/** A load-balancing backend of `kind` for one (non-host) namespace. */
+export function createLbBackend(kind: 'nftables' | 'ipvs', netns: string): LbBackend {
+  return kind === 'ipvs' ? new LazyIpvsBackend(netns) : new NftBackend(netns);
+}

@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import type { KvStore } from '../store/kv-store.js';
+import type { LbTable } from '../vip/lb-table.js';
+
+/** What each agent last programmed, so `meshnet service inspect` can show every node's view. */
+export const NODE_STATUS = '/meshnet/node-status/';
+
+const NodeStatusSchema = z.strictObject({
+  node: z.string(),
+  lbBackend: z.enum(['nftables', 'ipvs']),
+  updatedAt: z.string(),
+  /** frontend ("vip 10.0.1.2 tcp 80" / "ingress tcp 8000") -> backends ("10.0.1.5:80 w1"), per service name. */
+  services: z.record(z.string(), z.record(z.string(), z.array(z.string()))),
+});
+
+/** One node's load-balancing view. */
+export type NodeStatus = z.infer<typeof NodeStatusSchema>;
+
+/** Summarises the tables a node programmed, per service. `serviceOf` maps a table id back to a service. */
+export function summarizeTables(tables: readonly LbTable[], serviceOf: (id: string) => string | undefined): NodeStatus['services'] {
+  const out: NodeStatus['services'] = {};
+  for (const table of tables) {
+    for (const vs of table.services) {
+      const svc = serviceOf(vs.id);
+      if (!svc) continue;
+      const f = vs.frontend;
+      const key = f.kind === 'vip' ? `vip ${f.address}:${f.port}/${f.protocol}` : `published ${f.port}/${f.protocol} (fwmark ${f.mark})`;
+      const entry = (out[svc] ??= {});
+      entry[key] = vs.backends.map((b) => `${b.address}:${b.port}${b.weight === 0 ? ' (draining)' : ''}`).sort();
+    }
+  }
+  return out;
+}
+
+/** Writes the status under the node's lease (it vanishes with the node). */
+export async function writeNodeStatus(store: KvStore, status: NodeStatus, lease: string): Promise<void> {
+  await store.put(`${NODE_STATUS}${status.node}`, JSON.stringify(status), { lease });
+}
+
+/** Every node's status; unreadable records are skipped. */
+export async function readNodeStatuses(store: KvStore): Promise<NodeStatus[]> {
+  const { kvs } = await store.range(NODE_STATUS);
+  const out: NodeStatus[] = [];
+  for (const kv of kvs) {
+    try {
+      const parsed = NodeStatusSchema.safeParse(JSON.parse(kv.value));
+      if (parsed.success) out.push(parsed.data);
+    } catch {
+      // A half-written or foreign record: inspect shows the others.
+    }
+  }
+  return out.sort((a, b) => a.node.localeCompare(b.node));
+}

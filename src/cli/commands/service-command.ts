@@ -1,0 +1,135 @@
+import { Command, Option } from 'commander';
+import { CliError, EXIT, printJson, withCluster } from '../cli-context.js';
+import { renderTable } from '../table.js';
+import { parsePublishFlag } from '../publish-flag.js';
+import { waitForService } from '../convergence.js';
+import type { ServiceSpec, ServiceRecord } from '../../model/records.js';
+import { readNodeStatuses } from '../../agent/node-status.js';
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
+function parseAffinity(v: string): { timeoutSeconds: number } {
+  const m = /^client-ip(?:,(\d+))?$/.exec(v);
+  if (!m) throw new CliError(`invalid --lb-affinity ${JSON.stringify(v)}: use client-ip or client-ip,SECONDS`, EXIT.usage);
+  return { timeoutSeconds: m[1] ? Number(m[1]) : 10_800 };
+}
+
+function parseEnv(list: string[]): Record<string, string> | undefined {
+  if (list.length === 0) return undefined;
+  const env: Record<string, string> = {};
+  for (const kv of list) {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new CliError(`invalid --env ${JSON.stringify(kv)}: use NAME=VALUE`, EXIT.usage);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return env;
+}
+
+function portsText(s: ServiceRecord): string {
+  return s.ports.map((p) => `*:${p.published}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}${p.policy === 'local' ? ' (local)' : ''}`).join(', ');
+}
+
+/** `meshnet service create|ls|inspect|scale|rm`. */
+export function serviceCommand(storeOption: () => string | undefined): Command {
+  const svc = new Command('service').description('replicated services');
+  svc
+    .command('create')
+    .description('create a service and wait until its tasks run (the command follows the options, after --)')
+    .requiredOption('--name <name>', 'service name (also its DNS name)')
+    .option('--replicas <n>', 'number of tasks', '1')
+    .option('-p, --publish <spec>', 'publish a port: [mode=ingress|host,][policy=cluster|local,]PUBLISHED:TARGET[/udp] (repeat)', collect, [] as string[])
+    .option('--network <name>', 'attach to an overlay network (repeat)', collect, [] as string[])
+    .addOption(new Option('--endpoint-mode <mode>', 'vip: one virtual IP; dnsrr: DNS returns task IPs').choices(['vip', 'dnsrr']).default('vip'))
+    .addOption(new Option('--lb-scheduler <name>', 'how the VIP spreads connections').choices(['rr', 'wrr', 'lc', 'sh', 'mh', 'random']).default('rr'))
+    .option('--lb-affinity <spec>', 'client-ip[,SECONDS]: a client keeps its task')
+    .option('--health-port <port>', 'HTTP health port for policy=local published ports')
+    .option('-e, --env <NAME=VALUE>', 'environment variable of the tasks (repeat)', collect, [] as string[])
+    .option('-d, --detach', 'return at once instead of waiting for the tasks')
+    .option('--timeout <seconds>', 'how long to wait for the tasks', '120')
+    .option('--json', 'machine-readable output')
+    .argument('<command...>', 'the program each task runs, with its arguments')
+    .action(async (command: string[], o: Record<string, string | string[] | boolean>) =>
+      withCluster(storeOption(), async (cluster) => {
+        const replicas = Number(o['replicas']);
+        if (!Number.isInteger(replicas) || replicas < 0) throw new CliError(`invalid --replicas ${String(o['replicas'])}: a whole number from 0`, EXIT.usage);
+        const spec: ServiceSpec = {
+          name: o['name'] as string,
+          replicas,
+          command,
+          networks: o['network'] as string[],
+          endpointMode: o['endpointMode'] as 'vip' | 'dnsrr',
+          ports: (o['publish'] as string[]).map(parsePublishFlag),
+          lb: { scheduler: o['lbScheduler'] as 'rr' },
+        };
+        if (o['lbAffinity']) spec.lb = { ...spec.lb!, affinity: parseAffinity(o['lbAffinity'] as string) };
+        if (o['healthPort']) spec.healthPort = Number(o['healthPort']);
+        const env = parseEnv(o['env'] as string[]);
+        if (env) spec.env = env;
+        if (spec.ports!.some((p) => (p.mode ?? 'ingress') === 'ingress')) await cluster.ensureIngressNetwork();
+        const rec = await cluster.createService(spec);
+        if (o['json']) printJson(rec);
+        else console.log(`service ${rec.name} created${rec.ports.length ? `, published ${portsText(rec)}` : ''}${Object.keys(rec.vips).length ? `, VIPs ${Object.entries(rec.vips).map(([n, ip]) => `${n}=${ip}`).join(' ')}` : ''}`);
+        if (!o['detach']) await waitForService(cluster, rec.name, rec.replicas, Number(o['timeout']));
+      }),
+    );
+  svc
+    .command('ls')
+    .description('list services')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) =>
+      withCluster(storeOption(), async (cluster) => {
+        const [services, tasks] = await Promise.all([cluster.listServices(), cluster.listTasks()]);
+        if (o.json) return printJson(services);
+        console.log(
+          renderTable(
+            ['NAME', 'MODE', 'REPLICAS', 'PORTS', 'COMMAND'],
+            services.map((s) => [s.name, s.endpointMode, `${tasks.filter((t) => t.service === s.name && t.state === 'running').length}/${s.replicas}`, portsText(s), s.command.join(' ')]),
+          ),
+        );
+      }),
+    );
+  svc
+    .command('inspect <name>')
+    .description('show a service: VIPs, published ports, tasks, and each node\'s backend set and LB backend kind')
+    .action(async (name: string) =>
+      withCluster(storeOption(), async (cluster, store) => {
+        const s = await cluster.getService(name);
+        if (!s) throw new CliError(`no service named ${name}: see meshnet service ls`, EXIT.usage);
+        const tasks = await cluster.listTasks({ service: name });
+        const statuses = await readNodeStatuses(store);
+        printJson({
+          ...s,
+          tasks: tasks.map((t) => ({ task: `${t.service}.${t.slot}`, id: t.id, node: t.node, state: t.state, desiredState: t.desiredState, addresses: t.addresses, restarts: t.restarts })),
+          nodes: statuses.map((st) => ({ node: st.node, lbBackend: st.lbBackend, updatedAt: st.updatedAt, frontends: st.services[name] ?? {} })),
+        });
+      }),
+    );
+  svc
+    .command('scale <name=replicas...>')
+    .description('change the number of tasks, e.g. meshnet service scale web=5')
+    .option('-d, --detach', 'return at once')
+    .option('--timeout <seconds>', 'how long to wait', '120')
+    .action(async (pairs: string[], o: { detach?: boolean; timeout: string }) =>
+      withCluster(storeOption(), async (cluster) => {
+        for (const pair of pairs) {
+          const m = /^([^=]+)=(\d+)$/.exec(pair);
+          if (!m) throw new CliError(`invalid ${JSON.stringify(pair)}: use SERVICE=REPLICAS`, EXIT.usage);
+          const rec = await cluster.scaleService(m[1]!, Number(m[2]));
+          console.log(`${rec.name} scaled to ${rec.replicas}`);
+          if (!o.detach) await waitForService(cluster, rec.name, rec.replicas, Number(o.timeout));
+        }
+      }),
+    );
+  svc
+    .command('rm <name...>')
+    .description('remove services (their tasks stop, their ports and VIPs are released on every host)')
+    .action(async (names: string[]) =>
+      withCluster(storeOption(), async (cluster) => {
+        for (const n of names) {
+          await cluster.removeService(n);
+          console.log(`service ${n} removed`);
+        }
+      }),
+    );
+  return svc;
+}

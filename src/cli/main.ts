@@ -1,0 +1,46 @@
+import { Command, CommanderError } from 'commander';
+import { agentCommand } from './commands/agent-command.js';
+import { nodeCommand } from './commands/node-command.js';
+import { networkCommand } from './commands/network-command.js';
+import { serviceCommand } from './commands/service-command.js';
+import { taskCommand } from './commands/task-command.js';
+import { CliError, EXIT } from './cli-context.js';
+import { ModelError } from '../model/model-errors.js';
+import { StoreError } from '../store/store-errors.js';
+
+const program = new Command('meshnet')
+  .description('an ingress routing mesh for Linux hosts: overlay networks, service VIPs, published ports on every host, DNS on 127.0.0.11')
+  .option('--store <address>', 'cluster store: sqlite:/path or etcd://host:port[,host:port] (env MESHNET_STORE; default sqlite:/var/lib/meshnet/state.db)')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+const storeOption = (): string | undefined => program.opts<{ store?: string }>().store;
+program.addCommand(agentCommand(storeOption));
+program.addCommand(nodeCommand(storeOption));
+program.addCommand(networkCommand(storeOption));
+program.addCommand(serviceCommand(storeOption));
+program.addCommand(taskCommand(storeOption));
+for (const c of program.commands) {
+  c.exitOverride();
+  for (const sub of c.commands) sub.exitOverride();
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else if (err instanceof CliError) {
+    console.error(`meshnet: ${err.message}`);
+    process.exitCode = err.exitCode;
+  } else if (err instanceof ModelError) {
+    console.error(`meshnet: ${err.message}`);
+    process.exitCode = /invalid|conflict|exists|overlap|not found|in use/i.test(err.name + err.message) ? EXIT.usage : EXIT.failed;
+  } else if (err instanceof StoreError) {
+    console.error(`meshnet: ${err.message}`);
+    process.exitCode = EXIT.failed;
+  } else {
+    console.error(`meshnet: ${(err as Error).message ?? String(err)}`);
+    process.exitCode = EXIT.failed;
+  }
+}
