@@ -1,0 +1,227 @@
+import type { L4Protocol, LbBackendTarget, LbTable, Scheduler, VirtualService } from '../lb-table.js';
+import {
+  elementText,
+  emptyModel,
+  NO_BACKEND_CHAIN,
+  REJECT_CHAIN,
+  SKELETON_CHAINS,
+  sortedKeys,
+  STATIC_MAP_NAMES,
+  STATIC_MAPS,
+  TABLE_REF,
+  type MapElement,
+  type NftModel,
+  type StaticMapName,
+} from './model.js';
+import { validateLbTable } from './validate-table.js';
+
+/** Most slots one service gets; larger weight ratios are scaled down to fit (at least one slot each). */
+export const MAX_SLOTS = 256;
+
+/** How a scheduler picks among slots: a counter (rr-like), a random number, or a hash of the client address. */
+export type SelectorKind = 'inc' | 'random' | 'hash';
+
+const SELECTOR: Record<Scheduler, SelectorKind> = { rr: 'inc', wrr: 'inc', random: 'random', lc: 'random', sh: 'hash', mh: 'hash' };
+/** Weight-aware schedulers give each backend slots in proportion to its weight; the others one slot each. */
+const WEIGHTED: Record<Scheduler, boolean> = { rr: false, lc: false, wrr: true, random: true, sh: true, mh: true };
+
+/** Name of an affinity service's own chain. */
+export function serviceChainName(serviceId: string): string {
+  return `svc-${serviceId}`;
+}
+
+/** Name of a backend chain of an affinity service; '/' cannot occur in a service id, so it splits back. */
+export function backendChainName(serviceId: string, b: Pick<LbBackendTarget, 'address' | 'port'>): string {
+  return `be-${serviceId}/${b.address}/${b.port}`;
+}
+
+/** Name of the affinity set of one backend of a service (clients recently sent there). */
+export function affinitySetName(serviceId: string, b: Pick<LbBackendTarget, 'address' | 'port'>): string {
+  return `aff-${serviceId}/${b.address}/${b.port}`;
+}
+
+/** Name of the shared chain that picks one of `slots` slots of any VIP (or fwmark) service of a protocol. */
+export function selectionChainName(frontend: 'vip' | 'mark', protocol: L4Protocol, kind: SelectorKind, slots: number): string {
+  return `${frontend}-${protocol}-${kind}-${slots}`;
+}
+
+/** A mark as nft lists it (fixed width so keys compare equal to read-back). */
+export function markText(mark: number): string {
+  return `0x${mark.toString(16).padStart(8, '0')}`;
+}
+
+function selectorExpr(kind: SelectorKind, modulus: number): string {
+  if (kind === 'inc') return `numgen inc mod ${modulus}`;
+  if (kind === 'random') return `numgen random mod ${modulus}`;
+  return `jhash ip saddr mod ${modulus} seed 0x0`;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+function compareBackends(a: LbBackendTarget, b: LbBackendTarget): number {
+  const ka = a.address.split('.').map(Number).concat(a.port);
+  const kb = b.address.split('.').map(Number).concat(b.port);
+  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i]! - kb[i]!;
+  return 0;
+}
+
+/** The backends in address order, so that equal sets render equally. */
+export function sortedBackends(backends: readonly LbBackendTarget[]): LbBackendTarget[] {
+  return [...backends].sort(compareBackends);
+}
+
+/** Slots per selectable backend: 1 each, or proportional to weight (reduced by the gcd, scaled to MAX_SLOTS). */
+export function slotShares(scheduler: Scheduler, selectable: readonly LbBackendTarget[]): number[] {
+  if (selectable.length === 0) return [];
+  if (!WEIGHTED[scheduler]) return selectable.map(() => 1);
+  const divisor = selectable.map((b) => b.weight).reduce(gcd);
+  let shares = selectable.map((b) => b.weight / divisor);
+  const total = shares.reduce((a, b) => a + b, 0);
+  if (total > MAX_SLOTS) {
+    const room = Math.max(MAX_SLOTS, selectable.length);
+    shares = selectable.map((b) => Math.max(1, Math.floor((b.weight * room) / (total * divisor))));
+  }
+  return shares;
+}
+
+/** The element comment that carries what the kernel objects cannot say: id, scheduler, persistence. */
+export function serviceComment(svc: VirtualService): string {
+  const parts = [`id=${svc.id}`, `sched=${svc.scheduler}`];
+  if (svc.persistenceSeconds !== undefined) parts.push(`persist=${svc.persistenceSeconds}`);
+  return parts.join(' ');
+}
+
+/** The backend as the slot maps hold it. */
+function target(b: LbBackendTarget): string {
+  return `${b.address} . ${b.port}`;
+}
+
+/**
+ * Affinity services keep kube-proxy's shape: a service chain that first sends known clients to
+ * their backend, then picks one by a cascade of comparisons (rule i takes share_i / remaining),
+ * and backend chains that remember the client in a per-backend timeout set. They are the only
+ * per-service chains, so tables without affinity stay element-only.
+ */
+function renderAffinity(model: NftModel, svc: VirtualService, backends: LbBackendTarget[], selectable: LbBackendTarget[], shares: number[]): string {
+  const chain = serviceChainName(svc.id);
+  const rules: string[] = [];
+  for (const b of selectable) rules.push(`ip saddr @${affinitySetName(svc.id, b)} goto ${backendChainName(svc.id, b)}`);
+  let remaining = shares.reduce((a, b) => a + b, 0);
+  const kind = SELECTOR[svc.scheduler];
+  selectable.forEach((b, i) => {
+    const share = shares[i]!;
+    const go = `goto ${backendChainName(svc.id, b)}`;
+    if (share === remaining) rules.push(go);
+    else rules.push(`${kind === 'hash' ? `jhash ip saddr mod ${remaining} seed 0x${(i + 1).toString(16)}` : selectorExpr(kind, remaining)} ${share === 1 ? '0' : `0-${share - 1}`} ${go}`);
+    remaining -= share;
+  });
+  model.chains.set(chain, rules);
+  for (const b of backends) {
+    const to = `${b.address}:${b.port}`;
+    model.chains.set(backendChainName(svc.id, b), [
+      `update @${affinitySetName(svc.id, b)} { ip saddr }`,
+      `meta l4proto ${svc.frontend.protocol} dnat to ${to}`,
+    ]);
+    model.sets.set(affinitySetName(svc.id, b), `type ipv4_addr; flags dynamic,timeout; timeout ${svc.persistenceSeconds}s; size 65535;`);
+  }
+  return chain;
+}
+
+/** Computes the nft objects for `table` (validated first; throws InvalidLbTableError). */
+export function renderModel(table: LbTable): NftModel {
+  validateLbTable(table);
+  const model = emptyModel();
+  const map = (name: StaticMapName): Map<string, MapElement> => model.maps.get(name)!;
+  for (const svc of table.services) {
+    // Port 0 means "the frontend's port"; it is rendered (and read back) as that port.
+    const backends = sortedBackends(svc.backends.map((b) => (b.port === 0 ? { ...b, port: svc.frontend.port } : b)));
+    const selectable = backends.filter((b) => b.weight > 0);
+    const shares = slotShares(svc.scheduler, selectable);
+    const slots = shares.reduce((a, b) => a + b, 0);
+    const f = svc.frontend;
+    const family = f.kind === 'vip' ? 'vip' : 'mark';
+    const svcKey = f.kind === 'vip' ? `${f.address} . ${f.protocol} . ${f.port}` : markText(f.mark);
+
+    let dispatch: string;
+    if (selectable.length === 0) dispatch = NO_BACKEND_CHAIN;
+    else if (svc.persistenceSeconds !== undefined) dispatch = renderAffinity(model, svc, backends, selectable, shares);
+    else {
+      dispatch = selectionChainName(family, f.protocol, SELECTOR[svc.scheduler], slots);
+      const slotMap = map(`${family}-slots-${f.protocol}`);
+      let slot = 0;
+      selectable.forEach((b, i) => {
+        for (let n = 0; n < shares[i]!; n++) slotMap.set(`${svcKey} . ${slot++}`, { value: target(b) });
+      });
+      if (!model.chains.has(dispatch)) model.chains.set(dispatch, [selectionRule(family, f.protocol, SELECTOR[svc.scheduler], slots)]);
+    }
+
+    // Weights the slots cannot show (draining backends, weights an unweighted scheduler ignores).
+    const weightMap = map(family === 'vip' ? 'vip-backend-weights' : 'mark-backend-weights');
+    backends.forEach((b) => {
+      const i = selectable.indexOf(b);
+      const shown = i < 0 ? 0 : WEIGHTED[svc.scheduler] ? shares[i]! : 1;
+      if (i < 0 || b.weight !== shown || svc.persistenceSeconds !== undefined) {
+        weightMap.set(`${svcKey} . ${b.address} . ${b.port}`, { value: markText(b.weight) });
+      }
+    });
+
+    const comment = serviceComment(svc);
+    if (f.kind === 'vip') {
+      map('service-ips').set(svcKey, { value: `goto ${dispatch}`, comment });
+      if (selectable.length === 0) map('no-backend-services').set(svcKey, { value: `goto ${REJECT_CHAIN}` });
+      if (svc.sourceNat) map('service-snat').set(svcKey, { value: svc.sourceNat });
+    } else {
+      if (f.address) map('fwmark-addr-ports').set(`${f.address} . ${f.protocol} . ${f.port}`, { value: svcKey });
+      else map('fwmark-ports').set(`${f.protocol} . ${f.port}`, { value: svcKey });
+      map('fwmark-services').set(svcKey, { value: `goto ${dispatch}`, comment });
+      if (selectable.length === 0) map('no-backend-marks').set(svcKey, { value: `goto ${REJECT_CHAIN}` });
+      if (svc.sourceNat) map('fwmark-snat').set(svcKey, { value: svc.sourceNat });
+    }
+  }
+  return model;
+}
+
+/** The one rule of a shared selection chain: DNAT to the slot of this packet's service. */
+function selectionRule(family: 'vip' | 'mark', protocol: L4Protocol, kind: SelectorKind, slots: number): string {
+  const sel = selectorExpr(kind, slots);
+  const key = family === 'vip' ? `ip daddr . meta l4proto . th dport . ${sel}` : `meta mark . ${sel}`;
+  return `meta l4proto ${protocol} dnat ip addr . port to ${key} map @${family}-slots-${protocol}`;
+}
+
+/**
+ * The whole table as one script that replaces whatever meshnet table exists, atomically:
+ * `add table` (so the delete cannot fail on a fresh namespace), `delete table`, then the table.
+ */
+export function renderFullScript(model: NftModel): string {
+  const out: string[] = [`add table ${TABLE_REF}`, `delete table ${TABLE_REF}`, `table ${TABLE_REF} {`];
+  for (const name of STATIC_MAP_NAMES) {
+    out.push(`\tmap ${name} {`, `\t\t${STATIC_MAPS[name]}`);
+    const elements = model.maps.get(name)!;
+    if (elements.size > 0) {
+      out.push(`\t\telements = {`, sortedKeys(elements).map((k) => `\t\t\t${elementText(k, elements.get(k)!)}`).join(',\n'), `\t\t}`);
+    }
+    out.push(`\t}`);
+  }
+  for (const name of sortedKeys(model.sets)) out.push(`\tset ${name} { ${model.sets.get(name)} }`);
+  for (const c of SKELETON_CHAINS) {
+    out.push(`\tchain ${c.name} {`);
+    if (c.header) out.push(`\t\t${c.header}`);
+    for (const r of c.rules) out.push(`\t\t${r}`);
+    out.push(`\t}`);
+  }
+  for (const name of sortedKeys(model.chains)) {
+    out.push(`\tchain ${name} {`);
+    for (const r of model.chains.get(name)!) out.push(`\t\t${r}`);
+    out.push(`\t}`);
+  }
+  out.push('}');
+  return out.join('\n') + '\n';
+}
+
+/** Renders `table` as the full replacement script (validated; deterministic). */
+export function renderLbTable(table: LbTable): string {
+  return renderFullScript(renderModel(table));
+}
