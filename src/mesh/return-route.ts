@@ -38,7 +38,10 @@ export async function applyReturnRoute(taskNetns: string, route: ReturnRoute): P
 /** Removes the return route's rule and table from a task namespace (missing is fine). */
 export async function removeReturnRoute(taskNetns: string, route: Pick<ReturnRoute, 'table' | 'priority'>): Promise<void> {
   const shown = await execIn(taskNetns, ['ip', 'rule', 'show', 'pref', String(route.priority)]);
-  await removeReturnRule(taskNetns, route.priority, shown.stdout.split('\n').filter((l) => l.trim() !== '').length);
+  const count = shown.stdout.split('\n').filter((l) => l.trim() !== '').length;
+  // Without the rule the table is unreachable: skip the flush on the common path (nothing there).
+  if (count === 0) return;
+  await removeReturnRule(taskNetns, route.priority, count);
   await execIn(taskNetns, ['ip', 'route', 'flush', 'table', String(route.table)], { allowFailure: true });
 }
 
