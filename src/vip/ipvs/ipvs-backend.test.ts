@@ -124,6 +124,16 @@ describe('IpvsBackend (fake kernel)', () => {
     expect(ipt.restored[2]).toContain('-X MESHNET-IPVS-MARK');
   });
 
+  it('runs concurrent applies one after the other, so the last table wins without EEXIST', async () => {
+    const kernel = new FakeIpvs();
+    const be = new IpvsBackend(kernel, { run: fakeIptables().run });
+    const vipOnly: LbTable = { services: [table.services[0]!] };
+    const moved: LbTable = { services: [{ ...table.services[0]!, backends: [{ address: '10.0.1.9', port: 0, weight: 1 }] }] };
+    await Promise.all([be.apply(vipOnly), be.apply(vipOnly), be.apply(moved)]);
+    expect((await be.read()).services[0]!.backends).toEqual([{ address: '10.0.1.9', port: 80, weight: 1 }]);
+    expect(kernel.calls.filter((c) => c.startsWith('addService'))).toHaveLength(1);
+  });
+
   it('rejects an invalid table before touching the kernel', async () => {
     const kernel = new FakeIpvs();
     const be = new IpvsBackend(kernel, { run: fakeIptables().run });

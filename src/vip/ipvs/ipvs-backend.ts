@@ -59,6 +59,8 @@ export class IpvsBackend implements LbBackend {
   /** Table ids by IPVS key, so read() gives back the names apply() was given. */
   private readonly names = new Map<string, string>();
   private timeoutsChecked = false;
+  /** apply/read/destroy run one at a time: interleaved diffs would replay each other's operations. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly kernel: IpvsKernel,
@@ -128,8 +130,28 @@ export class IpvsBackend implements LbBackend {
     }
   }
 
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   /** Make IPVS and the mark chain match `table`, touching only what differs. */
-  async apply(table: LbTable): Promise<ApplyReport> {
+  apply(table: LbTable): Promise<ApplyReport> {
+    return this.serialize(() => this.applyNow(table));
+  }
+
+  /** Read IPVS services and mark rules back as a table (ids from the last apply, else derived from the key). */
+  read(): Promise<LbTable> {
+    return this.serialize(() => this.readNow());
+  }
+
+  /** Delete every IPVS service in the namespace and the mark chain. */
+  destroy(): Promise<void> {
+    return this.serialize(() => this.destroyNow());
+  }
+
+  private async applyNow(table: LbTable): Promise<ApplyReport> {
     const started = performance.now();
     validateLbTable(table);
     let changes = await this.ensureTimeouts();
@@ -151,15 +173,14 @@ export class IpvsBackend implements LbBackend {
     for (const op of deletions) await this.runOp(op);
 
     this.names.clear();
-    for (const vs of table.services) this.names.set(serviceKeyId(desired.services[table.services.indexOf(vs)]!.service.key), vs.id);
+    table.services.forEach((vs, i) => this.names.set(serviceKeyId(desired.services[i]!.service.key), vs.id));
     changes += ops.length;
     const durationMs = performance.now() - started;
     this.log({ event: 'ipvs_apply', services: table.services.length, ops: ops.length, changes, durationMs: Math.round(durationMs * 10) / 10 });
     return { changes, durationMs };
   }
 
-  /** Read IPVS services and mark rules back as a table (ids from the last apply, else derived from the key). */
-  async read(): Promise<LbTable> {
+  private async readNow(): Promise<LbTable> {
     const state = await this.readState();
     const marks = await this.readMarks();
     const byMark = new Map<number, MarkRule>(marks.rules.map((r) => [r.mark, r]));
@@ -183,8 +204,7 @@ export class IpvsBackend implements LbBackend {
     return { services };
   }
 
-  /** Delete every IPVS service in the namespace and the mark chain. */
-  async destroy(): Promise<void> {
+  private async destroyNow(): Promise<void> {
     const marks = await this.readMarks();
     const removal = renderMarkChainRemoval(marks);
     if (removal) await this.restoreMarks(removal);
