@@ -139,10 +139,11 @@ describe('services', () => {
 
 describe('nodes and tasks', () => {
   test('node records live under a lease and vanish with it', async () => {
-    const reg = await cluster.registerNode({ id: 'host-1', name: 'host-1', underlayIp: '192.168.0.1' }, { ttlSeconds: 0.3 });
+    const reg = await cluster.registerNode({ id: 'host-1', name: 'host-1', underlayIp: '192.168.0.1' }, { ttlSeconds: 0.9 });
     expect((await cluster.listNodes()).map((n) => n.id)).toEqual(['host-1']);
     expect(reg.node.lease).toBe(reg.lease());
-    await new Promise((r) => setTimeout(r, 700));
+    // Three TTLs later the record is still there: the keepalive (every TTL/3) refreshed it.
+    await new Promise((r) => setTimeout(r, 2700));
     expect((await cluster.getNode('host-1'))?.underlayIp).toBe('192.168.0.1');
     await reg.close();
     expect(await cluster.listNodes()).toEqual([]);
