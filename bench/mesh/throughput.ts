@@ -2,12 +2,13 @@
  * The published port's data path against a direct path and HAProxy, in one run:
  *
  *   client 192.0.2.100 --underlay-- host 192.0.2.1 [DOCKER-INGRESS DNAT, meshnet_gwbr 172.18.0.1]
- *     -- sbox 172.18.0.2 [nft DNAT+SNAT, or HAProxy] -- eth0 10.255.0.2/.3 --veth (stands in for the overlay)--
- *     backend 10.255.0.9 [nginx, iperf3 -s]
+ *     -- sbox 172.18.0.2 [VIP layer's nftables backend, or HAProxy] -- eth0 10.255.0.2/.3
+ *     --veth (stands in for the overlay)-- task 10.255.0.9 [REDIRECT 8000->80, nginx, iperf3 -s]
  *
  * direct:  client -> 10.255.0.9:80 routed through host and sbox, no NAT
- * mesh:    client -> 192.0.2.1:8000 (host DNAT -> sbox:8000 -> kernel DNAT+SNAT -> backend:80)
- * haproxy: client -> 192.0.2.1:8001 (host DNAT -> sbox:8001 -> HAProxy TCP mode, nbthread 1 -> backend:80)
+ * mesh:    client -> 192.0.2.1:8000: meshnet's own rules end to end (host DNAT -> sbox fwmark
+ *          service from computeMeshPlan, applied by src/vip/nft: DNAT+SNAT -> task REDIRECT -> nginx:80)
+ * haproxy: client -> 192.0.2.1:8001 (host DNAT -> sbox:8001 -> HAProxy TCP mode, nbthread 1 -> task:80)
  *
  * Run: npm run build && node dist/bench/mesh/throughput.js [seconds per run, default 5] [repetitions, default 1]
  * Needs: wrk, nginx-light, haproxy, iperf3 (Debian packages), root.
@@ -16,7 +17,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execIn } from '../../src/sandbox/exec.js';
-import { applyHostPlan } from '../../src/mesh/iptables-apply.js';
+import { applyHostPlan, applySysctls, applyTaskPlan } from '../../src/mesh/iptables-apply.js';
+import { NftBackend } from '../../src/vip/nft/nft-backend.js';
 import type { ServiceInput } from '../../src/mesh/mesh-input.js';
 import { computeMeshPlan } from '../../src/mesh/published-ports.js';
 import { MeshLab } from '../../test/mesh/mesh-lab.js';
@@ -74,6 +76,7 @@ async function iperf(netns: string, address: string, port: number): Promise<numb
 async function main(): Promise<void> {
   const loadBefore = loadavg();
   const lab = new MeshLab('mesh-bench');
+  let lb: NftBackend | null = null;
   const scratch = mkdtempSync(join(tmpdir(), 'meshnet-bench-'));
   try {
     const client = await lab.netns('client');
@@ -93,7 +96,6 @@ async function main(): Promise<void> {
     await lab.ip(host, 'route add 10.255.0.0/16 via 172.18.0.2');
     await lab.ip(sbox, 'route add default via 172.18.0.1');
     await lab.ip(backend, 'route add default via 10.255.0.2');
-    await execIn(sbox, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
 
     // Host: meshnet's own rules, exactly as the agent applies them.
     const published = (id: string, port: number): ServiceInput => ({
@@ -101,6 +103,8 @@ async function main(): Promise<void> {
       name: id,
       ports: [{ published: port, target: port, protocol: 'tcp', mode: 'ingress', policy: 'cluster' }],
     });
+    const web = published('web', 8000);
+    web.ports[0]!.target = 80;
     const plan = computeMeshPlan({
       node: {
         nodeId: 'bench',
@@ -108,24 +112,20 @@ async function main(): Promise<void> {
         sbox: { gwbridgeAddress: '172.18.0.2', ingressAddress: '10.255.0.2' },
         ingressSubnet: '10.255.0.0/16',
       },
-      services: [published('web', 8000), published('web-haproxy', 8001), published('iperf', 5201), published('iperf-haproxy', 5202)],
-      tasks: [],
+      services: [web, published('iperf', 5201), published('web-haproxy', 8001), published('iperf-haproxy', 5202)],
+      tasks: [
+        { id: 'web.1', serviceId: 'web', nodeId: 'bench', state: 'running', ingressAddress: BACKEND },
+        { id: 'iperf.1', serviceId: 'iperf', nodeId: 'bench', state: 'running', ingressAddress: BACKEND },
+      ],
     });
     await applyHostPlan(host, plan.host);
-
-    // Sandbox, kernel path: what the VIP layer's nftables backend does for a published port.
-    await execIn(sbox, ['nft', '-f', '-'], {
-      input: `table ip bench {
-  chain pre { type nat hook prerouting priority -100;
-    ip daddr 172.18.0.2 tcp dport 8000 dnat to ${BACKEND}:80
-    ip daddr 172.18.0.2 tcp dport 5201 dnat to ${BACKEND}:5201
-  }
-  chain post { type nat hook postrouting priority 100;
-    oifname "eth0" ct status dnat snat to 10.255.0.2
-  }
-}
-`,
-    });
+    // The task namespace here serves both services: merge their redirects.
+    await applyTaskPlan(backend, { redirects: plan.tasks.flatMap((t) => t.redirects) });
+    applySysctls(sbox, plan.sbox.sysctls);
+    // HAProxy's ports stay out of the kernel balancer: it answers them itself in the sandbox.
+    const kernelServices = plan.sbox.virtualServices.filter((v) => v.backends.length > 0);
+    lb = new NftBackend(sbox);
+    await lb.apply({ services: kernelServices });
 
     // Backend: nginx with one worker answering "ok"; iperf3 server.
     const nginxConf = join(scratch, 'nginx.conf');
@@ -166,7 +166,7 @@ listen iperf
 
     const paths = [
       { name: 'direct', url: `http://${BACKEND}/`, iperf: [BACKEND, 5201] as const },
-      { name: 'mesh (kernel DNAT)', url: 'http://192.0.2.1:8000/', iperf: ['192.0.2.1', 5201] as const },
+      { name: 'mesh (kernel, meshnet)', url: 'http://192.0.2.1:8000/', iperf: ['192.0.2.1', 5201] as const },
       { name: 'HAProxy tcp nbthread 1', url: 'http://192.0.2.1:8001/', iperf: ['192.0.2.1', 5202] as const },
     ];
     for (const p of paths) {
@@ -217,6 +217,7 @@ listen iperf
     );
     console.log(JSON.stringify({ event: 'bench.mesh.throughput', seconds, reps, loadavg: loadBefore, rows }));
   } finally {
+    lb?.close();
     await lab.destroy();
     rmSync(scratch, { recursive: true, force: true });
   }
