@@ -27,8 +27,13 @@ legacy=$(command -v xtables-legacy-multi || echo /usr/sbin/xtables-legacy-multi)
 pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 [ -n "$pkg" ] || { log "apt-cache names no linux-image-<version> for linux-image-amd64 (run apt-get update)"; exit 3; }
 kver=${pkg#linux-image-}
+kernel=$cache/vmlinuz-$kver
+nodever=$(node --version)
+base=$cache/base-$kver-node$nodever-v7.cpio
 kdir=$cache/$pkg
-if [ ! -f "$kdir/.ready" ]; then
+# The unpacked package (about 400 MB) is only needed to pack the base archive: unpack it
+# then, keep just the kernel image and the .deb, and remove the tree afterwards.
+if [ ! -f "$base" ] || [ ! -f "$kernel" ]; then
   log "fetching $pkg"
   deb=$(ls "$cache"/"${pkg}"_*.deb 2>/dev/null | head -n1 || true)
   if [ -z "$deb" ]; then
@@ -38,15 +43,14 @@ if [ ! -f "$kdir/.ready" ]; then
   rm -rf "$kdir" && mkdir -p "$kdir"
   dpkg-deb -x "$deb" "$kdir"
   depmod -b "$kdir" "$kver"
-  touch "$kdir/.ready"
+  cp "$kdir/boot/vmlinuz-$kver" "$kernel.tmp" && mv "$kernel.tmp" "$kernel"
+  rm -f "$base"
 fi
-kernel=$kdir/boot/vmlinuz-$kver
 
 # 2. The base archive: everything but our JavaScript.
 modules=(ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_mh ip_vs_lc nf_conntrack veth ip_tables iptable_mangle xt_mark xt_tcpudp xt_comment)
-nodever=$(node --version)
-base=$cache/base-$kver-node$nodever-v7.cpio
 if [ ! -f "$base" ]; then
+  find "$cache" -maxdepth 1 -name 'base-*.cpio' -delete
   log "packing base archive for $kver, node $nodever"
   stage=$(mktemp -d /tmp/meshnet-vm-base-XXXXXX)
   trap 'rm -rf "$stage"' EXIT
@@ -80,7 +84,7 @@ if [ ! -f "$base" ]; then
   mkdir -p "$stage/$xt" && cp -L "$xt"/*.so "$stage/$xt/"
   # Uncompressed: gunzip of ~150 MB takes the emulated CPU over 15 s, a plain copy well under one.
   (cd "$stage" && find . -print | cpio -o -H newc --quiet >"$base.tmp") && mv "$base.tmp" "$base"
-  rm -rf "$stage"
+  rm -rf "$stage" "$kdir"
   trap - EXIT
 fi
 
