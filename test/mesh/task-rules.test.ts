@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/sandbox/exec.js';
-import { applyHostPlan, applyTaskPlan, removeHostRules } from '../../src/mesh/iptables-apply.js';
+import { applyHostPlan, applySysctls, applyTaskPlan, removeHostRules } from '../../src/mesh/iptables-apply.js';
+import { NftBackend } from '../../src/vip/nft/nft-backend.js';
 import type { MeshInput } from '../../src/mesh/mesh-input.js';
 import type { MeshPlan } from '../../src/mesh/mesh-plan.js';
 import { computeMeshPlan } from '../../src/mesh/published-ports.js';
@@ -10,7 +11,7 @@ import { MeshLab, standInServerArgv } from './mesh-lab.js';
 // client 192.0.2.100 --underlay-- host 192.0.2.1 [gwbr 172.18.0.1/16]
 //   sbox: eth1 172.18.0.2 (gwbridge), eth0 10.255.0.2/16 (ingress; a veth stands in for the overlay)
 //   task: eth0 172.18.0.3 (gwbridge, its default route, as Docker's tasks have), eth1 10.255.0.9/16 (ingress)
-// The sbox DNATs like the VIP layer would for policy=local: to the local task, no SNAT.
+// The sbox runs the VIP layer's nftables backend: for policy=local it DNATs to the local task, no SNAT.
 const GW = 'meshnet_gwbr';
 const lab = new MeshLab('mesh-task');
 let host = '';
@@ -18,6 +19,7 @@ let sbox = '';
 let task = '';
 let client = '';
 let plan: MeshPlan;
+let lb: NftBackend | null = null;
 
 const state: MeshInput = {
   node: {
@@ -59,16 +61,17 @@ describe('task rules: redirect to the target port, policy=local return route', (
     await lab.ip(task, 'route add default via 172.18.0.1');
     await lab.veth({ netns: sbox, name: 'eth0', cidr: '10.255.0.2/16' }, { netns: task, name: 'eth1', cidr: '10.255.0.9/16' });
     await lab.veth({ netns: host, name: 'eth0', cidr: '192.0.2.1/24' }, { netns: client, name: 'eth0', cidr: '192.0.2.100/24' });
-    await execIn(sbox, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-    await execIn(sbox, ['nft', '-f', '-'], {
-      input: 'table ip standin { chain pre { type nat hook prerouting priority -100; ip daddr 172.18.0.2 tcp dport 9000 dnat to 10.255.0.9; }; }\n',
-    });
     await lab.start(task, standInServerArgv('api.1', [8080]));
     plan = computeMeshPlan(state);
+    // The sandbox balances with the VIP layer's nftables backend, fed the plan's VirtualServices.
+    applySysctls(sbox, plan.sbox.sysctls);
+    lb = new NftBackend(sbox);
+    await lb.apply({ services: plan.sbox.virtualServices });
     await applyHostPlan(host, plan.host);
   });
 
   afterAll(async () => {
+    lb?.close();
     await lab.destroy();
   });
 
