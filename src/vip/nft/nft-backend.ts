@@ -72,22 +72,23 @@ export class NftBackend implements LbBackend {
       adopted = await this.adopt();
     }
     const prevTable = this.cache.lastTable;
-    let { plan, model } = this.cache.plan(table, { full: full || this.needsFull });
+    let pending = this.cache.plan(table, { full: full || this.needsFull });
     try {
-      await this.run(plan);
+      await this.run(pending.plan);
     } catch (err) {
       // The kernel did not hold what the cache says (someone else changed the table): the
       // next apply rebuilds it whole instead of failing again on the same stale entry.
-      if (plan.mode === 'incremental') this.needsFull = true;
+      if (pending.plan.mode === 'incremental') this.needsFull = true;
       // A table adopted from a previous agent may differ from what its read-back renders to
       // (another meshnet version): fall back to one atomic rebuild instead of failing.
-      if (!(err instanceof NftApplyError) || plan.mode !== 'incremental' || !this.adoptedUnverified) throw err;
-      ({ plan, model } = this.cache.plan(table, { full: true }));
-      await this.run(plan);
+      if (!(err instanceof NftApplyError) || pending.plan.mode !== 'incremental' || !this.adoptedUnverified) throw err;
+      pending = this.cache.plan(table, { full: true });
+      await this.run(pending.plan);
     }
+    const plan = pending.plan;
     this.adoptedUnverified = false;
     this.needsFull = false;
-    this.cache.commit(table, model);
+    pending.commit();
     const deletions = this.opts.clearUdpConntrack === false ? 0 : await this.clearUdpConntrack(prevTable, table);
     this.lastApply = { mode: plan.script ? plan.mode : 'none', adopted, conntrackDeletions: deletions };
     return { changes: plan.script ? plan.ops : 0, durationMs: performance.now() - started };

@@ -105,7 +105,7 @@ function target(b: LbBackendTarget): string {
  * and backend chains that remember the client in a per-backend timeout set. They are the only
  * per-service chains, so tables without affinity stay element-only.
  */
-function renderAffinity(model: NftModel, svc: VirtualService, backends: LbBackendTarget[], selectable: LbBackendTarget[], shares: number[]): string {
+function renderAffinity(frag: ServiceFragment, svc: VirtualService, backends: LbBackendTarget[], selectable: LbBackendTarget[], shares: number[]): string {
   const chain = serviceChainName(svc.id);
   const rules: string[] = [];
   for (const b of selectable) rules.push(`ip saddr @${affinitySetName(svc.id, b)} goto ${backendChainName(svc.id, b)}`);
@@ -118,69 +118,91 @@ function renderAffinity(model: NftModel, svc: VirtualService, backends: LbBacken
     else rules.push(`${kind === 'hash' ? `jhash ip saddr mod ${remaining} seed 0x${(i + 1).toString(16)}` : selectorExpr(kind, remaining)} ${share === 1 ? '0' : `0-${share - 1}`} ${go}`);
     remaining -= share;
   });
-  model.chains.set(chain, rules);
+  frag.chains.push([chain, rules]);
   for (const b of backends) {
     const to = `${b.address}:${b.port}`;
-    model.chains.set(backendChainName(svc.id, b), [
-      `update @${affinitySetName(svc.id, b)} { ip saddr }`,
-      `meta l4proto ${svc.frontend.protocol} dnat to ${to}`,
+    frag.chains.push([
+      backendChainName(svc.id, b),
+      [`update @${affinitySetName(svc.id, b)} { ip saddr }`, `meta l4proto ${svc.frontend.protocol} dnat to ${to}`],
     ]);
-    model.sets.set(affinitySetName(svc.id, b), `type ipv4_addr; flags dynamic,timeout; timeout ${svc.persistenceSeconds}s; size 65535;`);
+    frag.sets.push([affinitySetName(svc.id, b), `type ipv4_addr; flags dynamic,timeout; timeout ${svc.persistenceSeconds}s; size 65535;`]);
   }
   return chain;
+}
+
+/** What one service contributes to the table: map elements, its own chains and sets, the shared chains it uses. */
+export interface ServiceFragment {
+  elements: Array<[StaticMapName, string, MapElement]>;
+  chains: Array<[string, readonly string[]]>;
+  sets: Array<[string, string]>;
+  /** Selection chains shared by every service with the same protocol, selector and slot count. */
+  shared: Array<[string, readonly string[]]>;
+}
+
+/** Renders one (already validated) service. */
+export function renderService(svc: VirtualService): ServiceFragment {
+  const frag: ServiceFragment = { elements: [], chains: [], sets: [], shared: [] };
+  const put = (map: StaticMapName, key: string, e: MapElement) => frag.elements.push([map, key, e]);
+  // Port 0 means "the frontend's port"; it is rendered (and read back) as that port.
+  const backends = sortedBackends(svc.backends.map((b) => (b.port === 0 ? { ...b, port: svc.frontend.port } : b)));
+  const selectable = backends.filter((b) => b.weight > 0);
+  const shares = slotShares(svc.scheduler, selectable);
+  const slots = shares.reduce((a, b) => a + b, 0);
+  const f = svc.frontend;
+  const family = f.kind === 'vip' ? 'vip' : 'mark';
+  const svcKey = f.kind === 'vip' ? `${f.address} . ${f.protocol} . ${f.port}` : markText(f.mark);
+
+  let dispatch: string;
+  if (selectable.length === 0) dispatch = NO_BACKEND_CHAIN;
+  else if (svc.persistenceSeconds !== undefined) dispatch = renderAffinity(frag, svc, backends, selectable, shares);
+  else {
+    dispatch = selectionChainName(family, f.protocol, SELECTOR[svc.scheduler], slots);
+    const slotMap: StaticMapName = `${family}-slots-${f.protocol}`;
+    let slot = 0;
+    selectable.forEach((b, i) => {
+      for (let n = 0; n < shares[i]!; n++) put(slotMap, `${svcKey} . ${slot++}`, { value: target(b) });
+    });
+    frag.shared.push([dispatch, [selectionRule(family, f.protocol, SELECTOR[svc.scheduler], slots)]]);
+  }
+
+  // Weights the slots cannot show (draining backends, weights an unweighted scheduler ignores).
+  const weightMap: StaticMapName = family === 'vip' ? 'vip-backend-weights' : 'mark-backend-weights';
+  backends.forEach((b) => {
+    const i = selectable.indexOf(b);
+    const shown = i < 0 ? 0 : WEIGHTED[svc.scheduler] ? shares[i]! : 1;
+    if (i < 0 || b.weight !== shown || svc.persistenceSeconds !== undefined) {
+      put(weightMap, `${svcKey} . ${b.address} . ${b.port}`, { value: markText(b.weight) });
+    }
+  });
+
+  const comment = serviceComment(svc);
+  if (f.kind === 'vip') {
+    put('service-ips', svcKey, { value: `goto ${dispatch}`, comment });
+    if (selectable.length === 0) put('no-backend-services', svcKey, { value: `goto ${REJECT_CHAIN}` });
+    if (svc.sourceNat) put('service-snat', svcKey, { value: svc.sourceNat });
+  } else {
+    if (f.address) put('fwmark-addr-ports', `${f.address} . ${f.protocol} . ${f.port}`, { value: svcKey });
+    else put('fwmark-ports', `${f.protocol} . ${f.port}`, { value: svcKey });
+    put('fwmark-services', svcKey, { value: `goto ${dispatch}`, comment });
+    if (selectable.length === 0) put('no-backend-marks', svcKey, { value: `goto ${REJECT_CHAIN}` });
+    if (svc.sourceNat) put('fwmark-snat', svcKey, { value: svc.sourceNat });
+  }
+  return frag;
+}
+
+/** Adds a fragment's objects to a model (shared chains once). */
+export function addFragment(model: NftModel, frag: ServiceFragment): void {
+  for (const [map, key, e] of frag.elements) model.maps.get(map)!.set(key, e);
+  for (const [name, rules] of frag.chains) model.chains.set(name, rules);
+  for (const [name, rules] of frag.shared) model.chains.set(name, rules);
+  for (const [name, decl] of frag.sets) model.sets.set(name, decl);
 }
 
 /** Computes the nft objects for `table` (validated first; throws InvalidLbTableError). */
 export function renderModel(table: LbTable): NftModel {
   validateLbTable(table);
   const model = emptyModel();
-  const map = (name: StaticMapName): Map<string, MapElement> => model.maps.get(name)!;
-  for (const svc of table.services) {
-    // Port 0 means "the frontend's port"; it is rendered (and read back) as that port.
-    const backends = sortedBackends(svc.backends.map((b) => (b.port === 0 ? { ...b, port: svc.frontend.port } : b)));
-    const selectable = backends.filter((b) => b.weight > 0);
-    const shares = slotShares(svc.scheduler, selectable);
-    const slots = shares.reduce((a, b) => a + b, 0);
-    const f = svc.frontend;
-    const family = f.kind === 'vip' ? 'vip' : 'mark';
-    const svcKey = f.kind === 'vip' ? `${f.address} . ${f.protocol} . ${f.port}` : markText(f.mark);
-
-    let dispatch: string;
-    if (selectable.length === 0) dispatch = NO_BACKEND_CHAIN;
-    else if (svc.persistenceSeconds !== undefined) dispatch = renderAffinity(model, svc, backends, selectable, shares);
-    else {
-      dispatch = selectionChainName(family, f.protocol, SELECTOR[svc.scheduler], slots);
-      const slotMap = map(`${family}-slots-${f.protocol}`);
-      let slot = 0;
-      selectable.forEach((b, i) => {
-        for (let n = 0; n < shares[i]!; n++) slotMap.set(`${svcKey} . ${slot++}`, { value: target(b) });
-      });
-      if (!model.chains.has(dispatch)) model.chains.set(dispatch, [selectionRule(family, f.protocol, SELECTOR[svc.scheduler], slots)]);
-    }
-
-    // Weights the slots cannot show (draining backends, weights an unweighted scheduler ignores).
-    const weightMap = map(family === 'vip' ? 'vip-backend-weights' : 'mark-backend-weights');
-    backends.forEach((b) => {
-      const i = selectable.indexOf(b);
-      const shown = i < 0 ? 0 : WEIGHTED[svc.scheduler] ? shares[i]! : 1;
-      if (i < 0 || b.weight !== shown || svc.persistenceSeconds !== undefined) {
-        weightMap.set(`${svcKey} . ${b.address} . ${b.port}`, { value: markText(b.weight) });
-      }
-    });
-
-    const comment = serviceComment(svc);
-    if (f.kind === 'vip') {
-      map('service-ips').set(svcKey, { value: `goto ${dispatch}`, comment });
-      if (selectable.length === 0) map('no-backend-services').set(svcKey, { value: `goto ${REJECT_CHAIN}` });
-      if (svc.sourceNat) map('service-snat').set(svcKey, { value: svc.sourceNat });
-    } else {
-      if (f.address) map('fwmark-addr-ports').set(`${f.address} . ${f.protocol} . ${f.port}`, { value: svcKey });
-      else map('fwmark-ports').set(`${f.protocol} . ${f.port}`, { value: svcKey });
-      map('fwmark-services').set(svcKey, { value: `goto ${dispatch}`, comment });
-      if (selectable.length === 0) map('no-backend-marks').set(svcKey, { value: `goto ${REJECT_CHAIN}` });
-      if (svc.sourceNat) map('fwmark-snat').set(svcKey, { value: svc.sourceNat });
-    }
-  }
+  for (const svc of table.services) addFragment(model, renderService(svc));
   return model;
 }
 

@@ -18,7 +18,8 @@ function checkAddress(what: string, address: unknown): void {
   }
 }
 
-function checkService(svc: VirtualService): void {
+/** Throws InvalidLbTableError unless one service can be rendered (uniqueness across services is checked separately). */
+export function validateService(svc: VirtualService): void {
   if (typeof svc.id !== 'string' || !ID.test(svc.id)) {
     throw new InvalidLbTableError(`service id ${JSON.stringify(svc.id)} must be 1-48 characters of [a-z0-9_-]`);
   }
@@ -57,11 +58,16 @@ function checkService(svc: VirtualService): void {
 /** Throws InvalidLbTableError unless every service in `table` can be rendered to nftables. */
 export function validateLbTable(table: LbTable): void {
   if (!table || !Array.isArray(table.services)) throw new InvalidLbTableError('services must be a list');
+  for (const svc of table.services) validateService(svc);
+  validateUniqueness(table.services);
+}
+
+/** Throws InvalidLbTableError when two services share an id, a frontend or a fwmark. */
+export function validateUniqueness(services: readonly VirtualService[]): void {
   const ids = new Set<string>();
   const frontends = new Map<string, string>();
   const marks = new Map<number, string>();
-  for (const svc of table.services) {
-    checkService(svc);
+  for (const svc of services) {
     if (ids.has(svc.id)) throw new InvalidLbTableError(`service id ${svc.id} is used twice`);
     ids.add(svc.id);
     const f = svc.frontend;
