@@ -24,7 +24,10 @@ legacy=$(command -v xtables-legacy-multi || echo /usr/sbin/xtables-legacy-multi)
 [ -x "$legacy" ] || { log "missing xtables-legacy-multi (apt-get install iptables)"; exit 3; }
 
 # 1. The kernel package linux-image-amd64 depends on, downloaded and unpacked once.
-pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+kernel_pkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+pkg=$(kernel_pkg)
+# A fresh CI image may have empty package lists.
+[ -n "$pkg" ] || { apt-get update -q >/dev/null 2>&1 || true; pkg=$(kernel_pkg); }
 [ -n "$pkg" ] || { log "apt-cache names no linux-image-<version> for linux-image-amd64 (run apt-get update)"; exit 3; }
 kver=${pkg#linux-image-}
 kernel=$cache/vmlinuz-$kver
