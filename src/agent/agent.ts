@@ -17,6 +17,7 @@ import { claimIngressEndpoint, listIngressEndpoints } from './ingress-endpoint.j
 import { desiredNodeState, type LocalTask, type NodeSettings, type NodeState } from './node-state.js';
 import { NodeReconciler, type PassReport } from './node-reconciler.js';
 import { placementActions } from './placement-actions.js';
+import { taskReady } from './task-readiness.js';
 import { createLbBackend, selectLbBackend } from './lb-backend-choice.js';
 import { eastWestTable, serviceChainId } from './east-west-table.js';
 import { summarizeTables, writeNodeStatus, type NodeStatus } from './node-status.js';
@@ -193,7 +194,10 @@ export class Agent {
     for (const t of state.tasks) {
       const info = this.supervisor.get(t.record.id);
       if (!info) continue;
-      const observed = info.state === 'running' ? 'running' : info.state === 'failed' ? 'failed' : info.state === 'starting' || info.state === 'exited' ? 'starting' : undefined;
+      const up = info.state === 'running';
+      // Running means ready: listening on the ports it serves, so no traffic reaches a process still starting.
+      const ready = up && taskReady(t.sandbox, t.service.ports);
+      const observed = ready ? 'running' : up || info.state === 'starting' || info.state === 'exited' ? 'starting' : info.state === 'failed' ? 'failed' : undefined;
       if (!observed || (observed === t.record.state && info.restarts === t.record.restarts)) continue;
       await this.cluster
         .updateTaskState(t.record.service, t.record.slot, t.record.id, { state: observed, restarts: info.restarts })

@@ -6,14 +6,13 @@
  *   node dist/src/demo/demo.js up      build and leave it running
  *   node dist/src/demo/demo.js down    remove everything it made
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { Lab, LAB_ROOT, removeLab } from '../lab/lab.js';
+import { ClusterLab, CLI_PATH, ECHO_HTTP } from '../lab/cluster-lab.js';
 import { execIn } from '../sandbox/exec.js';
-import { openStore } from '../store/open-store.js';
-import { Cluster } from '../model/cluster.js';
 import { renderTable } from '../cli/table.js';
 
 const ID = 'demo';
@@ -21,16 +20,13 @@ const ROOT = `${LAB_ROOT}/${ID}`;
 const STORE = `sqlite:${ROOT}/state.db`;
 const CLIENT_IP = '192.0.2.100';
 const REQUESTS = 30;
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '../../..');
-const CLI = join(repo, 'dist/src/cli/main.js');
-const ECHO = join(repo, 'dist/src/tasks/apps/echo-http.js');
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const step = (s: string) => process.stdout.write(`\n==> ${s}\n`);
 
 function meshnet(args: string[], inherit = true): { code: number; stdout: string } {
-  const r = spawnSync(process.execPath, [CLI, '--store', STORE, ...args], { stdio: inherit ? 'inherit' : 'pipe', encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI_PATH, '--store', STORE, ...args], { stdio: inherit ? 'inherit' : 'pipe', encoding: 'utf8' });
   return { code: r.status ?? 1, stdout: r.stdout ?? '' };
 }
 
@@ -61,35 +57,20 @@ async function up(): Promise<void> {
   say(`    client  ${CLIENT_IP}  netns ${client}`);
 
   step('starting a meshnet agent inside each host (embedded store: ' + STORE + ')');
-  const pids: number[] = [];
+  const cl = new ClusterLab(lab, ['--drain-seconds', '1']);
   for (const h of lab.hosts) {
-    const dir = `${ROOT}/${h.name}`;
-    mkdirSync(dir, { recursive: true });
-    const log = openSync(`${dir}/agent.log`, 'a');
-    const agent = spawn(
-      'nsenter',
-      [`--net=${h.netns}`, '--', process.execPath, CLI, '--store', STORE, 'agent', '--name', h.name, '--advertise-addr', h.underlayIp, '--netns-dir', h.dir.dir, '--state-dir', `${dir}/state`, '--drain-seconds', '1'],
-      { detached: true, stdio: ['ignore', log, log] },
-    );
-    agent.unref();
-    pids.push(agent.pid!);
-    say(`    ${h.name}: agent pid ${agent.pid}, log ${dir}/agent.log`);
+    const a = cl.startAgent(h);
+    say(`    ${h.name}: agent pid ${a.process.pid}, log ${a.log}`);
   }
-  writeFileSync(`${ROOT}/agents.pids`, pids.join('\n'));
-  const store = await openStore(STORE);
-  const cluster = new Cluster(store);
-  try {
-    await waitFor('3 nodes registering', 60_000, async () => {
-      const n = (await cluster.listNodes()).length;
-      return n === 3 ? true : `${n}/3 nodes registered`;
-    });
-    say('    3/3 nodes registered');
-  } finally {
-    await store.close();
-  }
+  writeFileSync(`${ROOT}/agents.pids`, [...cl.agents.values()].map((a) => a.process.pid).join('\n'));
+  await waitFor('3 nodes registering', 60_000, async () => {
+    const n = await cl.withCluster(async (c) => (await c.listNodes()).length);
+    return n === 3 ? true : `${n}/3 nodes registered`;
+  });
+  say('    3/3 nodes registered');
 
   step('meshnet service create --name web --replicas 3 --publish 8000:80 -- node echo-http.js --port 80');
-  const created = meshnet(['service', 'create', '--name', 'web', '--replicas', '3', '--publish', '8000:80', '--timeout', '120', '--', process.execPath, ECHO, '--port', '80']);
+  const created = meshnet(['service', 'create', '--name', 'web', '--replicas', '3', '--publish', '8000:80', '--timeout', '120', '--', process.execPath, ECHO_HTTP, '--port', '80']);
   if (created.code !== 0) throw new Error('service create failed (see above)');
   meshnet(['task', 'ls']);
 

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { boundPorts } from './task-readiness.js';
+
+const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0B00007F:0035 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0
+   2: 0200FF0A:0050 6400000A:C350 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1
+   3: 0200FF0A:1F90 6400000A:C351 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0000000000000000`;
+const udp = `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  100: 00000000:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 5 2 0000000000000000 0`;
+
+describe('boundPorts', () => {
+  it('lists TCP ports in LISTEN only, not established or TIME_WAIT ones', () => {
+    expect([...boundPorts(tcp, 'tcp')].sort((a, b) => a - b)).toEqual([53, 80]);
+  });
+  it('lists bound UDP ports', () => {
+    expect([...boundPorts(udp, 'udp')]).toEqual([5353]);
+  });
+  it('ignores the header and blank or short lines', () => {
+    expect(boundPorts('  sl local_address\n\n  0: garbage\n', 'tcp').size).toBe(0);
+  });
+});
