@@ -215,6 +215,14 @@ listen iperf
     console.log(
       `mesh / HAProxy: req/s ${ratio(mesh.http.reqPerSec, haproxy.http.reqPerSec)} (target >= 3), iperf3 ${ratio(mesh.gbps, haproxy.gbps)}, p99 ${ratio(haproxy.http.p99Ms, mesh.http.p99Ms)} x lower`,
     );
+    // Ratios within each repetition (paths run back to back) resist a neighbour's load drifting between reps.
+    const paired = (f: (x: { http: HttpFigures; gbps: number }) => number, a: string, b: string): string =>
+      median(samples.get(a)!.map((x, i) => f(x) / f(samples.get(b)![i]!))).toFixed(2);
+    const [d, m, h] = paths.map((p) => p.name) as [string, string, string];
+    console.log(
+      `paired per repetition (median): mesh/direct req/s ${paired((x) => x.http.reqPerSec, m, d)}, iperf3 ${paired((x) => x.gbps, m, d)}; ` +
+        `mesh/HAProxy req/s ${paired((x) => x.http.reqPerSec, m, h)}, iperf3 ${paired((x) => x.gbps, m, h)}`,
+    );
     console.log(JSON.stringify({ event: 'bench.mesh.throughput', seconds, reps, loadavg: loadBefore, rows }));
   } finally {
     lb?.close();
