@@ -20,8 +20,12 @@ export class HealthServers {
     private readonly address = '0.0.0.0',
   ) {}
 
-  /** Makes the running servers match `entries` (one per port); resolves once new ones listen. */
+  /**
+   * Makes the running servers match `entries` (one per port); resolves once new ones listen.
+   * A port that cannot be opened does not stop the others: the first failure is thrown at the end.
+   */
   async reconcile(entries: readonly HealthPortPlan[]): Promise<void> {
+    const failures: Error[] = [];
     const wanted = new Map(entries.map((e) => [e.port, e]));
     for (const [port, running] of this.servers) {
       if (!wanted.has(port)) {
@@ -32,8 +36,9 @@ export class HealthServers {
     for (const entry of wanted.values()) {
       const running = this.servers.get(entry.port);
       if (running) running.entry = { ...entry };
-      else await this.start(entry);
+      else await this.start(entry).catch((err: Error) => failures.push(err));
     }
+    if (failures.length > 0) throw failures[0]!;
   }
 
   /** Ports currently served, ascending. */

@@ -65,9 +65,24 @@ describe('health ports of policy=local services, served in the host namespace', 
     expect(inode(after.stdout)).toBe(inode(before.stdout));
   });
 
-  it('a port in use in the host namespace is refused with a typed error', () => {
+  it('a port in use in the host namespace is refused with a typed error, without stopping the other ports', async () => {
     expect(() => listenTcpInNetns(host, '0.0.0.0', 31000)).toThrow(ListenFailedError);
     expect(() => listenTcpInNetns(host, '0.0.0.0', 31000)).toThrow(/already in use/);
+    const squatter = listenTcpInNetns(host, '0.0.0.0', 31002);
+    try {
+      await expect(
+        servers.reconcile([
+          { serviceId: 'api', serviceName: 'api', port: 31000, localTasks: 0 },
+          { serviceId: 'db', serviceName: 'db', port: 31001, localTasks: 1 },
+          { serviceId: 'cache', serviceName: 'cache', port: 31002, localTasks: 1 },
+          { serviceId: 'queue', serviceName: 'queue', port: 31003, localTasks: 1 },
+        ]),
+      ).rejects.toThrow(/31002.*already in use/);
+      expect(servers.ports()).toEqual([31000, 31001, 31003]);
+      expect((await ask(31003)).status).toBe('200');
+    } finally {
+      closeSync(squatter);
+    }
   });
 
   it('removing a service closes its port; closing all frees every port', async () => {
