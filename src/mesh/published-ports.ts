@@ -29,12 +29,14 @@ export function ingressServiceId(protocol: L4Protocol, port: number): string {
   return `ingress-${protocol}-${port}`;
 }
 
-interface AcceptedPort {
+/** One accepted published port of a service. */
+export interface AcceptedPort {
   service: ServiceInput;
   spec: PortSpec;
 }
 
-interface ClusterClaims {
+/** Cluster-wide port claims: what each service may hold, and the claims refused. */
+export interface ClusterClaims {
   ingress: AcceptedPort[];
   hostMode: AcceptedPort[];
   health: { service: ServiceInput; port: number }[];
