@@ -33,18 +33,23 @@ function withChange(table: LbTable, s: number, b: number, round: number): LbTabl
   return { services };
 }
 
-async function changes(backend: NftBackend, start: LbTable, n: number, services: number): Promise<{ times: number[]; ops: number[] }> {
+async function changes(backend: NftBackend, start: LbTable, n: number, services: number): Promise<{ times: number[]; ops: number[]; plan: number[]; nft: number[] }> {
   let table = start;
   const times: number[] = [];
   const ops: number[] = [];
+  const plan: number[] = [];
+  const nft: number[] = [];
   for (let i = 0; i < n; i++) {
     table = withChange(table, (i * 7919) % services, i % BACKENDS, i);
     const t0 = performance.now();
     const r = await backend.apply(table);
     times.push(performance.now() - t0);
     ops.push(r.changes);
+    plan.push(backend.lastApply.planMs);
+    nft.push(backend.lastApply.nftMs);
   }
-  return { times: times.sort((a, b) => a - b), ops };
+  const sort = (a: number[]) => a.sort((x, y) => x - y);
+  return { times: sort(times), ops, plan: sort(plan), nft: sort(nft) };
 }
 
 async function benchOne(dir: NetnsDir, services: number): Promise<void> {
@@ -81,6 +86,8 @@ async function benchOne(dir: NetnsDir, services: number): Promise<void> {
     line('cold sync (NftBackend.apply, empty namespace)', `${fmt(coldMs)} = ${(coldMs / rawMs).toFixed(2)} x raw`);
     line('full reconcile (atomic rebuild)', fmt(reconcileMs));
     line(`one-backend change, nft -i session (n=${CHANGES})`, `p50 ${fmt(percentile(session.times, 50))}  p99 ${fmt(percentile(session.times, 99))}  max ${fmt(session.times.at(-1)!)}  ops/change ${Math.min(...session.ops)}-${Math.max(...session.ops)}`);
+    line('  of which computing the transaction (JS)', `p50 ${fmt(percentile(session.plan, 50))}  p99 ${fmt(percentile(session.plan, 99))}`);
+    line('  of which nft -i applying it', `p50 ${fmt(percentile(session.nft, 50))}  p99 ${fmt(percentile(session.nft, 99))}`);
     line('one-backend change, one nft -f per change (n=10)', `p50 ${fmt(percentile(shot.times, 50))}  p99 ${fmt(percentile(shot.times, 99))}`);
   } finally {
     dir.delete(`bench-${services}`);

@@ -1,13 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { NetnsDir } from '../../src/sandbox/netns.js';
 import { Rtnl } from '../../src/sandbox/rtnl.js';
 import { execIn, spawnIn } from '../../src/sandbox/exec.js';
 import { setSysctl } from '../../src/sandbox/sysctl.js';
 import { NftBackend } from '../../src/vip/nft/nft-backend.js';
 import { NftApplyError } from '../../src/vip/nft/errors.js';
+import { sortedBackends } from '../../src/vip/nft/render.js';
+import { SAMPLE_TABLE } from '../../src/vip/nft/sample-table.fixture.js';
 import type { LbBackendTarget, LbTable, VirtualService } from '../../src/vip/lb-table.js';
 
 // One router, one client task, five backend tasks, each a namespace; nothing in the root namespace.
@@ -272,6 +274,21 @@ describe('nftables VIP in a client task namespace', () => {
     expect(after.stdout).not.toContain(`src=${backendIp(2)}`);
     const again = await execIn(ns.client!, [process.execPath, '-e', send]);
     expect(again.stdout.trim()).toBe('backend-1');
+  });
+
+  it('loads the golden sample table into the kernel and reads back the same table', async () => {
+    const golden = readFileSync(new URL('../../src/vip/nft/__golden__/sample-table.nft', import.meta.url), 'utf8');
+    await execIn(ns.router!, ['nft', '-f', '-'], { input: golden });
+    try {
+      const read = await new NftBackend(ns.router!).read();
+      const norm = (t: LbTable) =>
+        t.services
+          .map((s) => ({ ...s, backends: sortedBackends(s.backends.map((b) => (b.port === 0 ? { ...b, port: s.frontend.port } : b))) }))
+          .sort((a, b) => (a.id < b.id ? -1 : 1));
+      expect(norm(read)).toEqual(norm(SAMPLE_TABLE));
+    } finally {
+      await execIn(ns.router!, ['nft', 'delete table ip meshnet']);
+    }
   });
 
   it('removes its table on destroy', async () => {

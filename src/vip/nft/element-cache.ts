@@ -3,7 +3,7 @@ import { InvalidLbTableError } from './errors.js';
 import { emptyModel, type NftModel } from './model.js';
 import { planFull, planIncremental, type NftPlan } from './plan.js';
 import { addFragment, renderService, type ServiceFragment } from './render.js';
-import { validateService, validateUniqueness } from './validate-table.js';
+import { frontendKey, validateService, validateUniqueness } from './validate-table.js';
 
 interface CachedService {
   svc: VirtualService;
@@ -29,6 +29,8 @@ export class ElementCache {
   /** Shared selection chain -> how many services use it. */
   private sharedRefs = new Map<string, number>();
   private table: LbTable | null = null;
+  /** frontend key / fwmark -> service id, so a sync checks uniqueness for changed services only. */
+  private owners = new Map<string, string>();
 
   /** True once something was applied or adopted. */
   get known(): boolean {
@@ -47,6 +49,7 @@ export class ElementCache {
     const entries = new Map<string, CachedService>();
     const changed: string[] = [];
     for (const svc of next.services) {
+      if (entries.has(svc.id)) throw new InvalidLbTableError(`service id ${String(svc.id)} is used twice`);
       const old = prev?.get(svc.id);
       if (old && old.svc === svc) {
         entries.set(svc.id, old);
@@ -58,12 +61,31 @@ export class ElementCache {
         continue;
       }
       validateService(svc);
-      if (entries.has(svc.id)) throw new InvalidLbTableError(`service id ${svc.id} is used twice`);
       entries.set(svc.id, { svc, json, frag: renderService(svc) });
       changed.push(svc.id);
     }
-    validateUniqueness(next.services);
-    const removed = prev ? [...prev.keys()].filter((id) => !entries.has(id)) : [];
+    // Scan for removed services only when some are (the common sync changes a few and removes none).
+    const added = prev ? changed.filter((id) => !prev.has(id)).length : 0;
+    const removed = prev && prev.size !== entries.size - added ? [...prev.keys()].filter((id) => !entries.has(id)) : [];
+    let owners: Map<string, string>;
+    if (!prev || opts.full) {
+      validateUniqueness(next.services);
+      owners = new Map();
+      for (const svc of next.services) for (const k of ownedKeys(svc)) owners.set(k, svc.id);
+    } else {
+      owners = new Map(this.owners);
+      for (const id of [...changed, ...removed]) {
+        const old = prev.get(id);
+        if (old) for (const k of ownedKeys(old.svc)) if (owners.get(k) === id) owners.delete(k);
+      }
+      for (const id of changed) {
+        for (const k of ownedKeys(entries.get(id)!.svc)) {
+          const other = owners.get(k);
+          if (other !== undefined && other !== id) throw new InvalidLbTableError(`services ${other} and ${id} share ${k}`);
+          owners.set(k, id);
+        }
+      }
+    }
 
     const refs = new Map(this.sharedRefs);
     const bump = (frag: ServiceFragment, by: number) => {
@@ -106,6 +128,7 @@ export class ElementCache {
     return {
       plan,
       commit: () => {
+        this.owners = owners;
         this.services = entries;
         this.sharedRefs = refs;
         this.table = next;
@@ -124,6 +147,7 @@ export class ElementCache {
   invalidate(): void {
     this.services = null;
     this.sharedRefs = new Map();
+    this.owners = new Map();
     this.table = null;
   }
 
@@ -132,4 +156,11 @@ export class ElementCache {
     this.invalidate();
     this.plan(table, { full: true }).commit();
   }
+}
+
+/** The keys a service may not share with another: its frontend and its fwmark. */
+function ownedKeys(svc: VirtualService): string[] {
+  const keys = [`frontend ${frontendKey(svc)}`];
+  if (svc.frontend.kind === 'fwmark') keys.push(`fwmark ${svc.frontend.mark}`);
+  return keys;
 }

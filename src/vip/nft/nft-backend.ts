@@ -25,6 +25,9 @@ export interface NftApplyDetails {
   mode: 'full' | 'incremental' | 'none';
   adopted: boolean;
   conntrackDeletions: number;
+  /** Milliseconds computing the transaction (render + diff) and running it in nft. */
+  planMs: number;
+  nftMs: number;
 }
 
 function isMissingTable(stderr: string): boolean {
@@ -44,7 +47,7 @@ export class NftBackend implements LbBackend {
   private adoptedUnverified = false;
   private needsFull = false;
   /** Details of the last apply. */
-  lastApply: NftApplyDetails = { mode: 'none', adopted: false, conntrackDeletions: 0 };
+  lastApply: NftApplyDetails = { mode: 'none', adopted: false, conntrackDeletions: 0, planMs: 0, nftMs: 0 };
 
   constructor(
     readonly netns: string | null,
@@ -72,7 +75,10 @@ export class NftBackend implements LbBackend {
       adopted = await this.adopt();
     }
     const prevTable = this.cache.lastTable;
+    const p0 = performance.now();
     let pending = this.cache.plan(table, { full: full || this.needsFull });
+    const planMs = performance.now() - p0;
+    const n0 = performance.now();
     try {
       await this.run(pending.plan);
     } catch (err) {
@@ -86,11 +92,12 @@ export class NftBackend implements LbBackend {
       await this.run(pending.plan);
     }
     const plan = pending.plan;
+    const nftMs = performance.now() - n0;
     this.adoptedUnverified = false;
     this.needsFull = false;
     pending.commit();
     const deletions = this.opts.clearUdpConntrack === false ? 0 : await this.clearUdpConntrack(prevTable, table);
-    this.lastApply = { mode: plan.script ? plan.mode : 'none', adopted, conntrackDeletions: deletions };
+    this.lastApply = { mode: plan.script ? plan.mode : 'none', adopted, conntrackDeletions: deletions, planMs, nftMs };
     return { changes: plan.script ? plan.ops : 0, durationMs: performance.now() - started };
   }
 
@@ -107,6 +114,8 @@ export class NftBackend implements LbBackend {
     }
     const r = await execIn(this.netns, ['nft', '-f', '-'], { input: plan.script, allowFailure: true, timeoutMs: this.opts.timeoutMs ?? 120_000 });
     if (r.code !== 0) throw new NftApplyError(r.stderr || r.stdout, this.netns, plan.mode);
+    // Start the session now, so the first incremental change does not pay for nft's start.
+    if (this.opts.transport !== 'oneshot') await this.session.warm().catch(() => undefined);
   }
 
   /** Reads the existing table and takes it as the starting point; false when there is none to adopt. */

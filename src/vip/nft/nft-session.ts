@@ -52,19 +52,24 @@ export class NftSession {
   }
 
   /** Runs `script` (newline-separated commands) as one atomic transaction; throws NftSessionError. */
-  run(script: string): Promise<void> {
-    const next = this.queue.then(() => this.runNow(script));
+  run(script: string, warming = false): Promise<void> {
+    const next = this.queue.then(() => this.runNow(script, warming));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private runNow(script: string): Promise<void> {
+  /** Starts nft and lets it load its cache now, so the first real change does not pay for it. */
+  warm(): Promise<void> {
+    return this.run('', true);
+  }
+
+  private runNow(script: string, warming = false): Promise<void> {
     const line = script
       .split('\n')
       .map((l) => l.trim())
       .filter(Boolean)
       .join('; ');
-    if (!line) return Promise.resolve();
+    if (!line && !warming) return Promise.resolve();
     const child = this.start();
     const marker = `meshnet-sync-${process.pid}-${++this.seq}`;
     const markerLine = `list table ip ${marker}`;
@@ -91,7 +96,7 @@ export class NftSession {
           finish(new NftSessionError(`nft -i exited: ${this.stderr.trim().slice(0, 500)}`, 'died'));
         }
       };
-      child.stdin!.write(`${line}\n${markerLine}\n`);
+      child.stdin!.write(line ? `${line}\n${markerLine}\n` : `${markerLine}\n`);
     });
   }
 

@@ -71,7 +71,7 @@ export function validateUniqueness(services: readonly VirtualService[]): void {
     if (ids.has(svc.id)) throw new InvalidLbTableError(`service id ${svc.id} is used twice`);
     ids.add(svc.id);
     const f = svc.frontend;
-    const key = f.kind === 'vip' ? `${f.address} ${f.protocol} ${f.port}` : `mark ${f.address ?? '*'} ${f.protocol} ${f.port}`;
+    const key = frontendKey(svc);
     const other = frontends.get(key);
     if (other) throw new InvalidLbTableError(`services ${other} and ${svc.id} have the same frontend ${key}`);
     frontends.set(key, svc.id);
@@ -81,4 +81,10 @@ export function validateUniqueness(services: readonly VirtualService[]): void {
       marks.set(f.mark, svc.id);
     }
   }
+}
+
+/** The identity two services may not share: VIP . proto . port, or the published address . proto . port. */
+export function frontendKey(svc: VirtualService): string {
+  const f = svc.frontend;
+  return f.kind === 'vip' ? `${f.address} ${f.protocol} ${f.port}` : `mark ${f.address ?? '*'} ${f.protocol} ${f.port}`;
 }
