@@ -256,6 +256,8 @@ export class Agent {
     this.watch?.close();
     await this.running;
     if (opts.deregister) await this.registration.close();
+    else this.registration?.stop();
+    await this.health?.close();
     this.supervisor?.close();
     await this.dns?.close();
     this.reconciler?.close();

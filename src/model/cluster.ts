@@ -85,6 +85,8 @@ export interface NodeRegistration {
   lease(): string;
   /** Stops the keepalive and revokes the lease, removing the node record. */
   close(): Promise<void>;
+  /** Stops the keepalive only: the node stays registered until its lease runs out (an agent restart takes it over). */
+  stop(): void;
 }
 
 /** Options of registerNode. */
@@ -250,6 +252,10 @@ export class Cluster {
         closed = true;
         clearInterval(timer);
         await this.store.revokeLease(current.lease);
+      },
+      stop: () => {
+        closed = true;
+        clearInterval(timer);
       },
     };
   }

@@ -58,6 +58,7 @@ async function prepare(address: string): Promise<NodeRegistration[]> {
   return regs.map((r) => ({
     node: r.node,
     lease: r.lease,
+    stop: () => r.stop(),
     close: async () => {
       await r.close();
       if (r === regs[regs.length - 1]) await store.close();

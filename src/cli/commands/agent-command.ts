@@ -46,9 +46,12 @@ export function agentCommand(storeOption: () => string | undefined): Command {
         const stop = (sig: string) => {
           process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'agent.stopping', signal: sig })}\n`);
           agent.stop({ deregister: sig === 'SIGINT' }).finally(resolve);
+          // Worker threads or sockets of adapters must not keep a stopped agent alive.
+          setTimeout(() => process.exit(0), 5000).unref();
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
+      process.exit(0);
     });
 }
