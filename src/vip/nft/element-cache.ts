@@ -67,24 +67,32 @@ export class ElementCache {
     // Scan for removed services only when some are (the common sync changes a few and removes none).
     const added = prev ? changed.filter((id) => !prev.has(id)).length : 0;
     const removed = prev && prev.size !== entries.size - added ? [...prev.keys()].filter((id) => !entries.has(id)) : [];
-    let owners: Map<string, string>;
+    // Uniqueness: a full sync checks every service; an incremental one only the keys that move.
+    let applyOwners: () => void;
     if (!prev || opts.full) {
       validateUniqueness(next.services);
-      owners = new Map();
-      for (const svc of next.services) for (const k of ownedKeys(svc)) owners.set(k, svc.id);
+      applyOwners = () => {
+        this.owners = new Map();
+        for (const svc of next.services) for (const k of ownedKeys(svc)) this.owners.set(k, svc.id);
+      };
     } else {
-      owners = new Map(this.owners);
+      const released = new Map<string, string>();
       for (const id of [...changed, ...removed]) {
         const old = prev.get(id);
-        if (old) for (const k of ownedKeys(old.svc)) if (owners.get(k) === id) owners.delete(k);
+        if (old) for (const k of ownedKeys(old.svc)) released.set(k, id);
       }
+      const claimed = new Map<string, string>();
       for (const id of changed) {
         for (const k of ownedKeys(entries.get(id)!.svc)) {
-          const other = owners.get(k);
-          if (other !== undefined && other !== id) throw new InvalidLbTableError(`services ${other} and ${id} share ${k}`);
-          owners.set(k, id);
+          const owner = claimed.get(k) ?? (released.get(k) === this.owners.get(k) ? undefined : this.owners.get(k));
+          if (owner !== undefined && owner !== id) throw new InvalidLbTableError(`services ${owner} and ${id} share ${k}`);
+          claimed.set(k, id);
         }
       }
+      applyOwners = () => {
+        for (const [k, id] of released) if (this.owners.get(k) === id) this.owners.delete(k);
+        for (const [k, id] of claimed) this.owners.set(k, id);
+      };
     }
 
     const refs = new Map(this.sharedRefs);
@@ -128,7 +136,7 @@ export class ElementCache {
     return {
       plan,
       commit: () => {
-        this.owners = owners;
+        applyOwners();
         this.services = entries;
         this.sharedRefs = refs;
         this.table = next;

@@ -153,11 +153,3 @@ export function emptyModel(): NftModel {
 export function sortedKeys<K extends string>(m: Map<K, unknown>): K[] {
   return [...m.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
-
-/** Counts the objects a model holds (chains + rules + sets + elements), for reports. */
-export function modelSize(model: NftModel): number {
-  let n = model.sets.size;
-  for (const rules of model.chains.values()) n += 1 + rules.length;
-  for (const m of model.maps.values()) n += m.size;
-  return n;
-}

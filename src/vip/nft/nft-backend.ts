@@ -46,6 +46,7 @@ export class NftBackend implements LbBackend {
   private adoptionTried = false;
   private adoptedUnverified = false;
   private needsFull = false;
+  private syncing: Promise<unknown> = Promise.resolve();
   /** Details of the last apply. */
   lastApply: NftApplyDetails = { mode: 'none', adopted: false, conntrackDeletions: 0, planMs: 0, nftMs: 0 };
 
@@ -67,7 +68,14 @@ export class NftBackend implements LbBackend {
     return this.sync(table, true);
   }
 
-  private async sync(table: LbTable, full: boolean): Promise<ApplyReport> {
+  /** Syncs run one at a time: each plans against what the previous one committed. */
+  private sync(table: LbTable, full: boolean): Promise<ApplyReport> {
+    const next = this.syncing.then(() => this.syncNow(table, full));
+    this.syncing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async syncNow(table: LbTable, full: boolean): Promise<ApplyReport> {
     const started = performance.now();
     let adopted = false;
     if (!this.adoptionTried && !full) {

@@ -28,7 +28,12 @@ function backendKey(svc: VirtualService, address: string, port: number): string 
  */
 export function udpConntrackDeletions(prev: LbTable | null, next: LbTable): ConntrackDeletion[] {
   if (!prev) return [];
-  const nextByFrontend = new Map(next.services.map((s) => [frontendKey(s), s]));
+  // Only UDP services matter; most tables are mostly TCP, so this keeps a sync's cost small.
+  const nextUdp = next.services.filter((s) => s.frontend.protocol === 'udp');
+  const prevUdp = prev.services.filter((s) => s.frontend.protocol === 'udp');
+  if (nextUdp.length === 0 && prevUdp.length === 0) return [];
+  const nextByFrontend = new Map(nextUdp.map((s) => [frontendKey(s), s]));
+  const prevKeys = new Set(prevUdp.map(frontendKey));
   const out: ConntrackDeletion[] = [];
   const seen = new Set<string>();
   const push = (d: ConntrackDeletion) => {
@@ -38,8 +43,7 @@ export function udpConntrackDeletions(prev: LbTable | null, next: LbTable): Conn
       out.push(d);
     }
   };
-  for (const old of prev.services) {
-    if (old.frontend.protocol !== 'udp') continue;
+  for (const old of prevUdp) {
     const f = old.frontend;
     const origDst = f.address;
     const now = nextByFrontend.get(frontendKey(old));
@@ -55,10 +59,10 @@ export function udpConntrackDeletions(prev: LbTable | null, next: LbTable): Conn
       push({ protocol: 'udp', origDst: f.address, origPortDst: f.port, replySrc: f.address, replyPortSrc: f.port });
     }
   }
-  for (const svc of next.services) {
+  for (const svc of nextUdp) {
     // A new UDP service: entries created before it existed went un-NATed to its VIP.
-    if (svc.frontend.protocol !== 'udp' || svc.frontend.kind !== 'vip') continue;
-    if (!prev.services.some((p) => frontendKey(p) === frontendKey(svc)) && svc.backends.some((b) => b.weight > 0)) {
+    if (svc.frontend.kind !== 'vip') continue;
+    if (!prevKeys.has(frontendKey(svc)) && svc.backends.some((b) => b.weight > 0)) {
       const f = svc.frontend;
       push({ protocol: 'udp', origDst: f.address, origPortDst: f.port, replySrc: f.address, replyPortSrc: f.port });
     }
