@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openStore } from '../store/open-store.js';
+import { openStore, type OpenStoreOptions } from '../store/open-store.js';
 import type { KvStore, WatchHandle } from '../store/kv-store.js';
 import { Cluster, type NodeRegistration, type ClusterSnapshot } from '../model/cluster.js';
 import { NetnsDir } from '../sandbox/netns.js';
@@ -47,7 +47,10 @@ export class Agent {
   /** Reports of completed passes, newest last (bounded), for tests and `inspect`. */
   readonly passes: PassReport[] = [];
 
-  constructor(private readonly config: AgentConfig) {
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly storeOptions: OpenStoreOptions = {},
+  ) {
     const { ip: base, prefix } = parseCidr(config.gwbridgeSubnet);
     if (prefix > 29) throw new Error(`--gwbridge-subnet ${config.gwbridgeSubnet} is too small: use /29 or larger`);
     this.settings = {
@@ -69,7 +72,7 @@ export class Agent {
     // Start libuv's threadpool here, before any worker enters a task namespace (machine.md trap).
     await import('node:fs/promises').then((fs) => fs.stat('/'));
     this.settings.underlayMtu = await this.underlayMtu();
-    this.store = await openStore(this.config.store);
+    this.store = await openStore(this.config.store, this.storeOptions);
     this.cluster = new Cluster(this.store, { sandboxDir: this.config.netnsDir });
     this.registration = await this.cluster.registerNode(
       { id: this.config.nodeName, name: this.config.nodeName, underlayIp: this.config.advertiseAddr },

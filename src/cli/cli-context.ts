@@ -1,4 +1,4 @@
-import { openStore, defaultStoreAddress } from '../store/open-store.js';
+import { openStore, defaultStoreAddress, type OpenStoreOptions } from '../store/open-store.js';
 import type { KvStore } from '../store/kv-store.js';
 import { Cluster } from '../model/cluster.js';
 
@@ -16,13 +16,19 @@ export class CliError extends Error {
   }
 }
 
+/** Which store to open: --store (or MESHNET_STORE) and its etcd security options. */
+export interface StoreChoice {
+  address: string | undefined;
+  options: OpenStoreOptions;
+}
+
 /** Opens the store named by --store (or MESHNET_STORE, or the embedded default) and runs `fn` on it. */
-export async function withCluster<T>(storeAddress: string | undefined, fn: (cluster: Cluster, store: KvStore) => Promise<T>): Promise<T> {
-  const store = await openStore(storeAddress ?? defaultStoreAddress());
+export async function withCluster<T>(store: StoreChoice, fn: (cluster: Cluster, store: KvStore) => Promise<T>): Promise<T> {
+  const s = await openStore(store.address ?? defaultStoreAddress(), store.options);
   try {
-    return await fn(new Cluster(store), store);
+    return await fn(new Cluster(s), s);
   } finally {
-    await store.close();
+    await s.close();
   }
 }
 

@@ -4,17 +4,25 @@ import { nodeCommand } from './commands/node-command.js';
 import { networkCommand } from './commands/network-command.js';
 import { serviceCommand } from './commands/service-command.js';
 import { taskCommand } from './commands/task-command.js';
-import { CliError, EXIT } from './cli-context.js';
+import { CliError, EXIT, type StoreChoice } from './cli-context.js';
+import { storeOptionsFrom, type StoreFlags } from './store-flags.js';
 import { ModelError } from '../model/model-errors.js';
 import { StoreError } from '../store/store-errors.js';
 
 const program = new Command('meshnet')
   .description('an ingress routing mesh for Linux hosts: overlay networks, service VIPs, published ports on every host, DNS on 127.0.0.11')
   .option('--store <address>', 'cluster store: sqlite:/path or etcd://host:port[,host:port] (env MESHNET_STORE; default sqlite:/var/lib/meshnet/state.db)')
+  .option('--etcd-cacert <file>', 'CA certificate of etcd (env MESHNET_ETCD_CACERT); turns on TLS')
+  .option('--etcd-cert <file>', 'client certificate for etcd (env MESHNET_ETCD_CERT)')
+  .option('--etcd-key <file>', 'key of the client certificate (env MESHNET_ETCD_KEY)')
+  .option('--etcd-user <name:password>', 'etcd credentials (env MESHNET_ETCD_USER)')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-const storeOption = (): string | undefined => program.opts<{ store?: string }>().store;
+const storeOption = (): StoreChoice => {
+  const o = program.opts<{ store?: string } & StoreFlags>();
+  return { address: o.store, options: storeOptionsFrom(o) };
+};
 program.addCommand(agentCommand(storeOption));
 program.addCommand(nodeCommand(storeOption));
 program.addCommand(networkCommand(storeOption));

@@ -3,10 +3,10 @@ import { Agent } from '../../agent/agent.js';
 import { AgentConfigSchema } from '../../agent/agent-config.js';
 import { defaultStoreAddress } from '../../store/open-store.js';
 import { DEFAULT_NETNS_DIR } from '../../sandbox/netns.js';
-import { CliError, EXIT } from '../cli-context.js';
+import { CliError, EXIT, type StoreChoice } from '../cli-context.js';
 
 /** `meshnet agent`: runs the per-host agent in the foreground until SIGINT/SIGTERM. */
-export function agentCommand(storeOption: () => string | undefined): Command {
+export function agentCommand(storeOption: () => StoreChoice): Command {
   return new Command('agent')
     .description('run the per-host agent: registers this node and reconciles its kernel state to the cluster')
     .requiredOption('--name <node>', 'this node\'s name (unique in the cluster)')
@@ -25,7 +25,7 @@ export function agentCommand(storeOption: () => string | undefined): Command {
       const parsed = AgentConfigSchema.safeParse({
         nodeName: o['name'],
         advertiseAddr: o['advertiseAddr'],
-        store: storeOption() ?? defaultStoreAddress(),
+        store: storeOption().address ?? defaultStoreAddress(),
         hostNetns: o['hostNetns'] === 'self' ? null : o['hostNetns'],
         netnsDir: o['netnsDir'],
         stateDir: o['stateDir'],
@@ -40,7 +40,7 @@ export function agentCommand(storeOption: () => string | undefined): Command {
       if (!parsed.success) {
         throw new CliError(`invalid agent options: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`, EXIT.usage);
       }
-      const agent = new Agent(parsed.data);
+      const agent = new Agent(parsed.data, storeOption().options);
       await agent.start();
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {

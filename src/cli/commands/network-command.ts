@@ -1,9 +1,10 @@
 import { Command } from 'commander';
 import { printJson, withCluster } from '../cli-context.js';
+import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
 
 /** `meshnet network create|ls|inspect|rm`. */
-export function networkCommand(storeOption: () => string | undefined): Command {
+export function networkCommand(storeOption: () => StoreChoice): Command {
   const net = new Command('network').description('overlay networks');
   net
     .command('create <name>')

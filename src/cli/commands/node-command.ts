@@ -1,10 +1,11 @@
 import { Command } from 'commander';
 import { printJson, withCluster } from '../cli-context.js';
+import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
 import { readNodeStatuses } from '../../agent/node-status.js';
 
 /** `meshnet node ls`. */
-export function nodeCommand(storeOption: () => string | undefined): Command {
+export function nodeCommand(storeOption: () => StoreChoice): Command {
   const node = new Command('node').description('nodes (hosts running an agent)');
   node
     .command('ls')

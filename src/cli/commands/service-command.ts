@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { CliError, EXIT, printJson, withCluster } from '../cli-context.js';
+import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
 import { parsePublishFlag } from '../publish-flag.js';
 import { waitForService } from '../convergence.js';
@@ -30,7 +31,7 @@ function portsText(s: ServiceRecord): string {
 }
 
 /** `meshnet service create|ls|inspect|scale|rm`. */
-export function serviceCommand(storeOption: () => string | undefined): Command {
+export function serviceCommand(storeOption: () => StoreChoice): Command {
   const svc = new Command('service').description('replicated services');
   svc
     .command('create')

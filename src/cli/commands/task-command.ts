@@ -1,9 +1,10 @@
 import { Command } from 'commander';
 import { printJson, withCluster } from '../cli-context.js';
+import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
 
 /** `meshnet task ls`. */
-export function taskCommand(storeOption: () => string | undefined): Command {
+export function taskCommand(storeOption: () => StoreChoice): Command {
   const task = new Command('task').description('tasks (replicas of services)');
   task
     .command('ls')
