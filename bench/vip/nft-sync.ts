@@ -70,6 +70,10 @@ async function benchOne(dir: NetnsDir, services: number): Promise<void> {
     const coldMs = performance.now() - c0;
 
     const session = await changes(backend, table, CHANGES, services);
+    const rb0 = performance.now();
+    const readBack = await backend.read();
+    const readMs = performance.now() - rb0;
+    if (readBack.services.length !== services) throw new Error(`read back ${readBack.services.length} services, expected ${services}`);
     backend.close();
     const oneshot = new NftBackend(ns, { transport: 'oneshot' });
     await oneshot.reconcile(table);
@@ -85,6 +89,7 @@ async function benchOne(dir: NetnsDir, services: number): Promise<void> {
     line('raw nft -f of the same full ruleset', fmt(rawMs));
     line('cold sync (NftBackend.apply, empty namespace)', `${fmt(coldMs)} = ${(coldMs / rawMs).toFixed(2)} x raw`);
     line('full reconcile (atomic rebuild)', fmt(reconcileMs));
+    line('read-back / adoption (nft -j list table)', fmt(readMs));
     line(`one-backend change, nft -i session (n=${CHANGES})`, `p50 ${fmt(percentile(session.times, 50))}  p99 ${fmt(percentile(session.times, 99))}  max ${fmt(session.times.at(-1)!)}  ops/change ${Math.min(...session.ops)}-${Math.max(...session.ops)}`);
     line('  of which computing the transaction (JS)', `p50 ${fmt(percentile(session.plan, 50))}  p99 ${fmt(percentile(session.plan, 99))}`);
     line('  of which nft -i applying it', `p50 ${fmt(percentile(session.nft, 50))}  p99 ${fmt(percentile(session.nft, 99))}`);
