@@ -122,8 +122,8 @@ export class NftBackend implements LbBackend {
     }
     const r = await execIn(this.netns, ['nft', '-f', '-'], { input: plan.script, allowFailure: true, timeoutMs: this.opts.timeoutMs ?? 120_000 });
     if (r.code !== 0) throw new NftApplyError(r.stderr || r.stdout, this.netns, plan.mode);
-    // Start the session now, so the first incremental change does not pay for nft's start.
-    if (this.opts.transport !== 'oneshot') await this.session.warm().catch(() => undefined);
+    // Start the session now (not awaited), so the first incremental change does not pay for nft's start.
+    if (this.opts.transport !== 'oneshot') this.session.warm().catch(() => undefined);
   }
 
   /** Reads the existing table and takes it as the starting point; false when there is none to adopt. */
