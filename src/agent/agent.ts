@@ -19,7 +19,9 @@ import { NodeReconciler, type PassReport } from './node-reconciler.js';
 import { placementActions } from './placement-actions.js';
 import { taskReady } from './task-readiness.js';
 import { createLbBackend, selectLbBackend } from './lb-backend-choice.js';
-import { eastWestTable, serviceChainId } from './east-west-table.js';
+import { eastWestTable } from './east-west-table.js';
+import { lbServiceId } from '../vip/desired-table.js';
+import { INGRESS_NETWORK } from '../model/ipam.js';
 import { summarizeTables, writeNodeStatus, type NodeStatus } from './node-status.js';
 import { ingressServiceId } from '../mesh/published-ports.js';
 import { attachedNetworks } from '../model/cluster.js';
@@ -95,7 +97,7 @@ export class Agent {
       dns: this.dns,
       health: this.health,
       lbFor: (netns) => this.lbFor(netns),
-      vipTableFor: (t: LocalTask) => eastWestTable(this.lastSnapshot!, t),
+      vipTableFor: (t: LocalTask) => eastWestTable(this.lastSnapshot!, t, this.config.drainSeconds, Date.now()),
       resolvConf: resolv.taskResolvConf,
     });
     logEvent('info', 'agent.started', { node: this.config.nodeName, advertiseAddr: this.config.advertiseAddr, lbBackend: this.lbKind, adoptedTasks: adopted.length, store: this.config.store.replace(/\/\/[^@]*@/, '//***@') });
@@ -212,10 +214,12 @@ export class Agent {
   private async publishStatus(snapshot: ClusterSnapshot, state: NodeState): Promise<void> {
     const owner = new Map<string, string>();
     for (const svc of snapshot.services) {
-      for (const net of attachedNetworks(svc)) for (const p of svc.ports) owner.set(serviceChainId([svc.name, net, p.protocol, String(p.target)]), svc.name);
+      for (const net of attachedNetworks(svc).filter((n) => n !== INGRESS_NETWORK)) {
+        for (const p of svc.ports) owner.set(lbServiceId(svc.name, svc.name, net, p.protocol, p.target), svc.name);
+      }
       for (const p of svc.ports) owner.set(ingressServiceId(p.protocol, p.published), svc.name);
     }
-    const tables = state.tasks.map((t) => eastWestTable(snapshot, t));
+    const tables = state.tasks.map((t) => eastWestTable(snapshot, t, this.config.drainSeconds, Date.now()));
     const plan = this.reconciler.lastMeshPlan;
     if (plan) tables.push({ services: plan.sbox.virtualServices });
     const services = summarizeTables(tables, (id) => owner.get(id));

@@ -196,14 +196,17 @@ export class NodeReconciler {
       }
     });
 
+    // Processes of tasks that left the state (a slot claimed by another node) stop on every pass;
+    // kernel objects are pruned on the periodic full pass.
+    await step('reap', async () => {
+      r.pruned += (await this.deps.supervisor.reap(new Set(state.tasks.map((t) => t.record.id)), { graceMs: 5000 })).length;
+    });
     if (opts.prune) await step('prune', async () => this.prune(state, r));
     return r;
   }
 
   /** Removes what meshnet made on this node but the state no longer wants: processes, legs, namespaces, overlays. */
   private async prune(state: NodeState, r: PassReport): Promise<void> {
-    const keepTasks = new Set(state.tasks.map((t) => t.record.id));
-    r.pruned += (await this.deps.supervisor.reap(keepTasks, { graceMs: 5000 })).length;
     const keepLegs = new Set(state.tasks.map((t) => t.gw.hostIf));
     if (state.ingress) keepLegs.add('mn-sbox');
     for (const leg of await this.gw.legs()) {

@@ -1,4 +1,4 @@
-import { placeReplicas } from '../model/placement.js';
+import { placeSnapshot } from '../model/cluster-placement.js';
 import type { ClusterSnapshot } from '../model/cluster.js';
 import type { TaskRecord } from '../model/records.js';
 
@@ -8,7 +8,7 @@ export interface PlacementActions {
   claim: { service: string; slot: number }[];
   /** Our tasks that must stop: they enter draining (desiredState shutdown) first. */
   drain: TaskRecord[];
-  /** Our draining tasks whose deadline passed: stop the process, delete the record. */
+  /** Our draining tasks whose deadline passed, and tasks of deleted services: stop, then delete the record. */
   remove: TaskRecord[];
 }
 
@@ -18,41 +18,29 @@ export interface PlacementActions {
  * scheduler daemon is needed; compare-and-swap in claimTask settles any race.
  */
 export function placementActions(snapshot: ClusterSnapshot, nodeId: string, now: Date, drainSeconds: number): PlacementActions {
-  const live = snapshot.nodes.map((n) => n.id);
   const actions: PlacementActions = { claim: [], drain: [], remove: [] };
-  if (!live.includes(nodeId)) return actions;
-  const services = new Map(snapshot.services.map((s) => [s.name, s]));
-  const bySlot = new Map<string, TaskRecord>();
-  for (const t of snapshot.tasks) bySlot.set(`${t.service}/${t.slot}`, t);
+  if (!snapshot.nodes.some((n) => n.id === nodeId)) return actions;
+  const placements = placeSnapshot(snapshot);
+  const bySlot = new Map(snapshot.tasks.map((t) => [`${t.service}/${t.slot}`, t]));
 
-  for (const svc of snapshot.services) {
-    const current = new Map<number, string>();
-    for (const t of snapshot.tasks) {
-      if (t.service === svc.name && t.desiredState === 'running' && live.includes(t.node)) current.set(t.slot, t.node);
-    }
-    const placement = placeReplicas(svc.name, svc.replicas, live, current);
+  for (const [service, placement] of placements) {
     for (const [slot, node] of placement) {
       if (node !== nodeId) continue;
-      const task = bySlot.get(`${svc.name}/${slot}`);
-      if (!task || task.node !== nodeId || task.desiredState !== 'running') actions.claim.push({ service: svc.name, slot });
+      const task = bySlot.get(`${service}/${slot}`);
+      if (!task || task.node !== nodeId || task.desiredState !== 'running') actions.claim.push({ service, slot });
     }
   }
 
   for (const t of snapshot.tasks) {
     if (t.node !== nodeId) continue;
-    const svc = services.get(t.service);
-    if (t.desiredState === 'shutdown') {
-      if (now.getTime() - Date.parse(t.updatedAt) >= drainSeconds * 1000 || !svc) actions.remove.push(t);
-      continue;
+    const placement = placements.get(t.service);
+    if (!placement) {
+      actions.remove.push(t);
+    } else if (t.desiredState === 'shutdown') {
+      if (now.getTime() - Date.parse(t.updatedAt) >= drainSeconds * 1000) actions.remove.push(t);
+    } else if (placement.get(t.slot) !== nodeId) {
+      actions.drain.push(t);
     }
-    const keep = svc && t.slot <= svc.replicas && placeReplicas(svc.name, svc.replicas, live, currentOf(snapshot, svc.name, live)).get(t.slot) === nodeId;
-    if (!keep) (svc ? actions.drain : actions.remove).push(t);
   }
   return actions;
-}
-
-function currentOf(snapshot: ClusterSnapshot, service: string, live: string[]): Map<number, string> {
-  const m = new Map<number, string>();
-  for (const t of snapshot.tasks) if (t.service === service && t.desiredState === 'running' && live.includes(t.node)) m.set(t.slot, t.node);
-  return m;
 }
