@@ -8,6 +8,9 @@ import { CliError, EXIT, type StoreChoice } from './cli-context.js';
 import { storeOptionsFrom, type StoreFlags } from './store-flags.js';
 import { ModelError } from '../model/model-errors.js';
 import { StoreError } from '../store/store-errors.js';
+import { PublishFlagError } from './publish-flag.js';
+
+const USAGE_CODES = /^(RECORD_INVALID|INVALID_SPEC|.*_NOT_FOUND|.*_EXISTS|SUBNET_OVERLAP|PORT_CONFLICT|NETWORK_IN_USE)$/;
 
 const program = new Command('meshnet')
   .description('an ingress routing mesh for Linux hosts: overlay networks, service VIPs, published ports on every host, DNS on 127.0.0.11')
@@ -41,9 +44,11 @@ try {
   } else if (err instanceof CliError) {
     console.error(`meshnet: ${err.message}`);
     process.exitCode = err.exitCode;
-  } else if (err instanceof ModelError) {
+  } else if (err instanceof ModelError || err instanceof PublishFlagError) {
     console.error(`meshnet: ${err.message}`);
-    process.exitCode = /invalid|conflict|exists|overlap|not found|in use/i.test(err.name + err.message) ? EXIT.usage : EXIT.failed;
+    // What the user asked for cannot be done as asked (bad input, a name taken or missing): exit 2.
+    // Lost races and exhausted pools are run-time failures: exit 1.
+    process.exitCode = err instanceof PublishFlagError || USAGE_CODES.test(err.code) ? EXIT.usage : EXIT.failed;
   } else if (err instanceof StoreError) {
     console.error(`meshnet: ${err.message}`);
     process.exitCode = EXIT.failed;

@@ -450,7 +450,7 @@ export class Cluster {
       const networks = new Map<string, NetworkRecord>();
       attached.forEach((netName, i) => {
         const net = netReads[i];
-        if (!net) throw new NotFoundError('network', netName, `create it first (createNetwork({name: ${JSON.stringify(netName)}}))`);
+        if (!net) throw new NotFoundError('network', netName, `create it first: meshnet network create ${netName}`);
         networks.set(netName, net.record);
         compare.push(unchanged(net.kv.key, net.kv));
       });
