@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore, type OpenStoreOptions } from '../store/open-store.js';
 import type { KvStore, WatchHandle } from '../store/kv-store.js';
@@ -151,7 +151,11 @@ export class Agent {
     const mine = snapshot.tasks.filter((t) => t.node === me);
     const gwIfnames = mine.map((t) => ({ id: t.id, sandbox: t.sandbox, ifname: `eth${Object.keys(t.addresses).length}` }));
     const currentGw = await this.reconciler.currentGwAddresses(gwIfnames);
-    const state = desiredNodeState({ snapshot, settings: this.settings, ingressEndpoints: endpoints, currentGw });
+    // An attached namespace that its runtime already removed must not stall the rest of the node.
+    const vanished = new Set(mine.filter((t) => t.external && !existsSync(t.sandbox)).map((t) => t.id));
+    for (const id of vanished) logEvent('warn', 'task.external_netns_missing', { task: id, hint: 'meshnet task detach it, or recreate the namespace' });
+    const view = vanished.size ? { ...snapshot, tasks: snapshot.tasks.filter((t) => !vanished.has(t.id)) } : snapshot;
+    const state = desiredNodeState({ snapshot: view, settings: this.settings, ingressEndpoints: endpoints, currentGw });
     this.lastState = state;
     const full = Date.now() - this.lastFull >= this.config.resyncSeconds * 1000;
     const report = await this.reconciler.apply(state, { prune: full });
@@ -197,6 +201,7 @@ export class Agent {
   /** Writes process states to the store where they differ from what it says. */
   private async reportTaskStates(state: NodeState): Promise<void> {
     for (const t of state.tasks) {
+      if (t.external) continue;
       const info = this.supervisor.get(t.record.id);
       if (!info) continue;
       const up = info.state === 'running';

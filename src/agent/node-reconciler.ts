@@ -102,7 +102,7 @@ export class NodeReconciler {
 
     // Namespaces first: overlays and legs attach into them.
     await step('namespaces', async () => {
-      const wanted = state.tasks.map((t) => basename(t.sandbox));
+      const wanted = state.tasks.filter((t) => !t.external).map((t) => basename(t.sandbox));
       if (state.ingress) wanted.push(INGRESS_SBOX);
       for (const name of wanted) {
         if (!dir.exists(name)) {
@@ -161,7 +161,7 @@ export class NodeReconciler {
     });
 
     for (const t of state.tasks) {
-      if (t.draining) continue;
+      if (t.draining || t.external) continue;
       await step(`process ${t.name}`, async () => {
         const before = this.deps.supervisor.get(t.record.id);
         const env: Record<string, string> = {
@@ -199,7 +199,7 @@ export class NodeReconciler {
     // Processes of tasks that left the state (a slot claimed by another node) stop on every pass;
     // kernel objects are pruned on the periodic full pass.
     await step('reap', async () => {
-      r.pruned += (await this.deps.supervisor.reap(new Set(state.tasks.map((t) => t.record.id)), { graceMs: 5000 })).length;
+      r.pruned += (await this.deps.supervisor.reap(new Set(state.tasks.filter((t) => !t.external).map((t) => t.record.id)), { graceMs: 5000 })).length;
     });
     if (opts.prune) await step('prune', async () => this.prune(state, r));
     return r;

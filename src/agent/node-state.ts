@@ -40,6 +40,8 @@ export interface LocalTask {
   gw: { ifname: string; hostIf: string; ip: string; mac: string };
   /** The process should run (false while draining: kept alive, given no new connections). */
   draining: boolean;
+  /** Run by another runtime: wired here, never started, stopped or pruned by meshnet. */
+  external: boolean;
 }
 
 /** Everything this node's kernel and processes should hold, as plain data. */
@@ -114,7 +116,8 @@ export function desiredNodeState(input: {
 
   // Tasks that exist on live nodes and whose service exists; ours are wired even before they run.
   const alive = snapshot.tasks.filter((t) => liveNodes.has(t.node) && services.has(t.service));
-  const mine = alive.filter((t) => t.node === me && t.sandbox.startsWith(`${settings.netnsDir}/`));
+  // Our own tasks live in our namespace directory; attached ones wherever their runtime put them.
+  const mine = alive.filter((t) => t.node === me && (t.external || t.sandbox.startsWith(`${settings.netnsDir}/`)));
   const gwIps = assignGwAddresses(mine.map((t) => t.id).sort(), input.currentGw, settings.gwbridge);
 
   const tasks: LocalTask[] = mine.map((record) => {
@@ -131,6 +134,7 @@ export function desiredNodeState(input: {
       interfaces,
       gw: { ifname: `eth${interfaces.length}`, hostIf: gwHostIfName(record.id), ip: gwIp, mac: macForIpv4(gwIp) },
       draining: record.desiredState === 'shutdown',
+      external: record.external === true,
     };
   });
 

@@ -36,6 +36,8 @@ export function placementActions(snapshot: ClusterSnapshot, nodeId: string, now:
     const placement = placements.get(t.service);
     if (!placement) {
       actions.remove.push(t);
+    } else if (t.external) {
+      // Attached by another runtime: it stays until `meshnet task detach` or its service goes.
     } else if (t.desiredState === 'shutdown') {
       if (now.getTime() - Date.parse(t.updatedAt) >= drainSeconds * 1000) actions.remove.push(t);
     } else if (placement.get(t.slot) !== nodeId) {

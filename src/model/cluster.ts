@@ -632,6 +632,55 @@ export class Cluster {
     });
   }
 
+  /** Slots of attached (external) tasks start here, far above any replica count. */
+  static readonly EXTERNAL_SLOT_BASE = 100_001;
+
+  /**
+   * Attaches a namespace made by another runtime to `serviceName`'s networks as an extra task on
+   * `nodeId` (`meshnet task attach`): addresses are allocated as for replicas; that node's agent
+   * wires the namespace, and the task is balanced and named like the others.
+   */
+  async attachExternalTask(serviceName: string, nodeId: string, sandbox: string): Promise<TaskRecord> {
+    return this.retrying(`attachExternalTask(${serviceName})`, async (attempt) => {
+      const service = await this.read(ServiceRecordSchema, 'service', keys.serviceKey(serviceName));
+      if (!service) throw new NotFoundError('service', serviceName, 'create it first: meshnet service create');
+      const node = await this.read(NodeRecordSchema, 'node', keys.nodeKey(nodeId));
+      if (!node) throw new NotFoundError('node', nodeId, 'the node must run an agent (see meshnet node ls)');
+      const tasks = await this.listTasks({ service: serviceName });
+      if (tasks.some((t) => t.sandbox === sandbox && t.node === nodeId)) throw new InvalidSpecError(`namespace ${sandbox} is already attached to service ${serviceName} on ${nodeId}`);
+      let slot = Cluster.EXTERNAL_SLOT_BASE;
+      while (tasks.some((t) => t.slot === slot)) slot++;
+      const key = keys.taskKey(serviceName, slot);
+      const id = newTaskId();
+      const compare: Compare[] = [unchanged(service.kv.key, service.kv), unchanged(node.kv.key, node.kv), { key, absent: true }];
+      const ops: TxnOp[] = [];
+      const addresses: TaskRecord['addresses'] = {};
+      for (const netName of attachedNetworks(service.record)) {
+        const net = await this.getNetwork(netName);
+        if (!net) throw new NotFoundError('network', netName);
+        const ip = chooseAddress(net.subnet, await this.usedIps(netName), netName, attempt);
+        addresses[netName] = { ip, mac: macFromIpv4(ip) };
+        compare.push({ key: keys.ipKey(netName, ip), absent: true });
+        ops.push({ type: 'put', key: keys.ipKey(netName, ip), value: `task:${id}` });
+      }
+      const record: TaskRecord = {
+        id,
+        service: serviceName,
+        slot,
+        node: nodeId,
+        addresses,
+        sandbox,
+        external: true,
+        desiredState: 'running',
+        state: 'running',
+        restarts: 0,
+        updatedAt: this.now().toISOString(),
+      };
+      ops.unshift({ type: 'put', key, value: encodeRecord(TaskRecordSchema, 'task', key, record) });
+      return (await this.commit(compare, ops)) ? record : undefined;
+    });
+  }
+
   /** Records what the agent observed of its task; TaskReplacedError when the slot now holds another task. */
   async updateTaskState(serviceName: string, slot: number, taskId: string, update: TaskStateUpdate): Promise<TaskRecord> {
     const key = keys.taskKey(serviceName, slot);

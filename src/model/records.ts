@@ -80,6 +80,8 @@ export const TaskRecordSchema = z.strictObject({
   node: nameSchema,
   addresses: z.record(nameSchema, z.strictObject({ ip: ipv4Schema, mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/) })),
   sandbox: z.string().startsWith('/', 'must be an absolute netns path'),
+  /** Run by another runtime and attached with `meshnet task attach`: meshnet wires it, never starts or stops it. */
+  external: z.boolean().optional(),
   desiredState: z.enum(['running', 'shutdown']),
   state: z.enum(['new', 'starting', 'running', 'failed', 'shutdown']),
   restarts: z.number().int().min(0),

@@ -72,6 +72,41 @@ describe('agents on three hosts', () => {
     expect(viaName.stdout).toMatch(/^api\.\d on host-/);
   });
 
+  it('task attach wires a namespace made by another runtime into the service, and detach unwires it', async () => {
+    const ns = lab.netns('ext-web', 0);
+    lab.spawn(ns, [process.execPath, ECHO_HTTP, '--port', '80'], { MESHNET_TASK_NAME: 'external', MESHNET_NODE: 'host-a' });
+    const r = cl.cli(['task', 'attach', '--service', 'api', '--node', 'host-a', '--netns', ns]);
+    expect(r.code, r.stderr).toBe(0);
+    const m = /attached .* as (api\.\d+) on host-a: .*appnet=(\S+)/.exec(r.stdout);
+    expect(m).not.toBeNull();
+    const from = tasks.find((t) => t.node === 'host-b')!;
+    let seen = false;
+    for (let i = 0; i < 40 && !seen; i++) {
+      const out = await inTask(from, ['sh', '-c', `for i in $(seq 8); do curl -s -m 2 http://${vip}/; echo; done`]);
+      seen = out.stdout.includes('external on host-a');
+      if (!seen) await new Promise((res) => setTimeout(res, 250));
+    }
+    expect(seen).toBe(true);
+    expect((await inTask(from, ['curl', '-s', '-m', '2', `http://${m![2]}/`])).stdout).toContain('external on host-a');
+    expect(cl.cli(['task', 'detach', m![1]!]).code).toBe(0);
+    const deadline = Date.now() + 20_000;
+    let links = '';
+    do {
+      await new Promise((res) => setTimeout(res, 300));
+      links = (await execIn(ns, ['ip', '-o', 'addr'])).stdout;
+    } while (links.includes(m![2]!) && Date.now() < deadline);
+    expect(links).not.toContain(m![2]!);
+    for (const h of lab.hosts.slice(1)) {
+      let neigh = '';
+      do {
+        neigh = (await execIn(h.dir.path('ov-appnet'), ['ip', 'neigh', 'show', 'dev', 'vxlan0'])).stdout;
+        if (neigh.includes(`${m![2]} `)) await new Promise((res) => setTimeout(res, 300));
+      } while (neigh.includes(`${m![2]} `) && Date.now() < deadline + 10_000);
+      expect(neigh, `${h.name} still has the detached task as a peer`).not.toContain(`${m![2]} `);
+    }
+    expect(cl.cli(['task', 'detach', 'api.1']).stderr).toMatch(/not an attached task/);
+  });
+
   it('an agent restart adopts tasks and kernel state without recreating anything', async () => {
     const t = tasks.find((x) => x.node === 'host-b')!;
     const pid = pidOf(t);

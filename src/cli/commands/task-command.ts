@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { printJson, withCluster } from '../cli-context.js';
+import { CliError, EXIT, printJson, withCluster } from '../cli-context.js';
 import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
 
@@ -25,6 +25,34 @@ export function taskCommand(storeOption: () => StoreChoice): Command {
             tasks.map((t) => [`${t.service}.${t.slot}`, t.node, t.desiredState, t.state, t.restarts, Object.entries(t.addresses).map(([n, a]) => `${n}=${a.ip}`).join(' '), t.message ?? '']),
           ),
         );
+      }),
+    );
+  task
+    .command('attach')
+    .description('put a network namespace made by another runtime onto a service\'s networks as an extra task')
+    .requiredOption('--service <name>', 'the service the namespace serves')
+    .requiredOption('--node <name>', 'the node whose agent wires it (the namespace must exist on that host)')
+    .requiredOption('--netns <path>', 'the namespace file, e.g. /run/netns/web-extra or /proc/<pid>/ns/net')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { service: string; node: string; netns: string; json?: boolean }) =>
+      withCluster(storeOption(), async (cluster) => {
+        if (!o.netns.startsWith('/')) throw new CliError(`--netns ${o.netns} must be an absolute path to a namespace file`, EXIT.usage);
+        const t = await cluster.attachExternalTask(o.service, o.node, o.netns);
+        if (o.json) return printJson(t);
+        console.log(`attached ${o.netns} as ${t.service}.${t.slot} on ${t.node}: ${Object.entries(t.addresses).map(([n, a]) => `${n}=${a.ip}`).join(' ')}`);
+      }),
+    );
+  task
+    .command('detach <task>')
+    .description('remove an attached task (SERVICE.SLOT); its namespace is unwired, not deleted')
+    .action(async (name: string) =>
+      withCluster(storeOption(), async (cluster) => {
+        const m = /^(.+)\.(\d+)$/.exec(name);
+        if (!m) throw new CliError(`invalid task ${JSON.stringify(name)}: use SERVICE.SLOT as meshnet task ls shows it`, EXIT.usage);
+        const t = (await cluster.listTasks({ service: m[1]! })).find((x) => x.slot === Number(m[2]));
+        if (!t?.external) throw new CliError(`${name} is not an attached task (see meshnet task ls); replicas are changed with meshnet service scale`, EXIT.usage);
+        await cluster.removeTask(t.service, t.slot, t.id);
+        console.log(`detached ${name}`);
       }),
     );
   return task;
