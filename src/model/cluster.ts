@@ -598,20 +598,7 @@ export class Cluster {
       const id = newTaskId();
       const compare: Compare[] = [unchanged(service.kv.key, service.kv), unchanged(node.kv.key, node.kv), unchanged(key, existing?.kv)];
       const ops: TxnOp[] = [];
-      const addresses: TaskRecord['addresses'] = {};
-      const taskNetworks = attachedNetworks(service.record);
-      const [nets, used] = await Promise.all([
-        Promise.all(taskNetworks.map((n) => this.getNetwork(n))),
-        Promise.all(taskNetworks.map((n) => this.usedIps(n))),
-      ]);
-      for (const [i, netName] of taskNetworks.entries()) {
-        const net = nets[i];
-        if (!net) throw new NotFoundError('network', netName);
-        const ip = chooseAddress(net.subnet, used[i]!, netName, attempt);
-        addresses[netName] = { ip, mac: macFromIpv4(ip) };
-        compare.push({ key: keys.ipKey(netName, ip), absent: true });
-        ops.push({ type: 'put', key: keys.ipKey(netName, ip), value: `task:${id}` });
-      }
+      const addresses = await this.claimTaskAddresses(service.record, id, attempt, compare, ops);
       for (const [netName, { ip }] of Object.entries(existing?.record.addresses ?? {})) {
         ops.push({ type: 'delete', key: keys.ipKey(netName, ip) });
       }
@@ -630,6 +617,25 @@ export class Cluster {
       ops.unshift({ type: 'put', key, value: encodeRecord(TaskRecordSchema, 'task', key, record) });
       return (await this.commit(compare, ops)) ? record : undefined;
     });
+  }
+
+  /** Picks a free address on each of the service's networks for task `id`, adding the claims to the txn being built. */
+  private async claimTaskAddresses(service: ServiceRecord, id: string, attempt: number, compare: Compare[], ops: TxnOp[]): Promise<TaskRecord['addresses']> {
+    const addresses: TaskRecord['addresses'] = {};
+    const taskNetworks = attachedNetworks(service);
+    const [nets, used] = await Promise.all([
+      Promise.all(taskNetworks.map((n) => this.getNetwork(n))),
+      Promise.all(taskNetworks.map((n) => this.usedIps(n))),
+    ]);
+    for (const [i, netName] of taskNetworks.entries()) {
+      const net = nets[i];
+      if (!net) throw new NotFoundError('network', netName);
+      const ip = chooseAddress(net.subnet, used[i]!, netName, attempt);
+      addresses[netName] = { ip, mac: macFromIpv4(ip) };
+      compare.push({ key: keys.ipKey(netName, ip), absent: true });
+      ops.push({ type: 'put', key: keys.ipKey(netName, ip), value: `task:${id}` });
+    }
+    return addresses;
   }
 
   /** Slots of attached (external) tasks start here, far above any replica count. */
@@ -654,15 +660,7 @@ export class Cluster {
       const id = newTaskId();
       const compare: Compare[] = [unchanged(service.kv.key, service.kv), unchanged(node.kv.key, node.kv), { key, absent: true }];
       const ops: TxnOp[] = [];
-      const addresses: TaskRecord['addresses'] = {};
-      for (const netName of attachedNetworks(service.record)) {
-        const net = await this.getNetwork(netName);
-        if (!net) throw new NotFoundError('network', netName);
-        const ip = chooseAddress(net.subnet, await this.usedIps(netName), netName, attempt);
-        addresses[netName] = { ip, mac: macFromIpv4(ip) };
-        compare.push({ key: keys.ipKey(netName, ip), absent: true });
-        ops.push({ type: 'put', key: keys.ipKey(netName, ip), value: `task:${id}` });
-      }
+      const addresses = await this.claimTaskAddresses(service.record, id, attempt, compare, ops);
       const record: TaskRecord = {
         id,
         service: serviceName,
