@@ -78,6 +78,27 @@ describe('routing mesh', () => {
     expect(out.stdout.trim().split('\n').at(-1)).toBe('-A DOCKER-INGRESS -j RETURN');
   });
 
+  it('service inspect shows the VIP, and each node\'s backend set and LB backend kind', async () => {
+    const deadline = Date.now() + 20_000;
+    let nodes: { node: string; lbBackend: string; frontends: Record<string, string[]> }[] = [];
+    for (;;) {
+      const r = cl.cli(['service', 'inspect', 'web']);
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout) as { vips: Record<string, string>; nodes: typeof nodes };
+      expect(doc.vips['ingress']).toMatch(/^10\.255\./);
+      nodes = doc.nodes;
+      const complete = nodes.length === 3 && nodes.every((n) => (Object.values(n.frontends)[0] ?? []).length === 3);
+      if (complete || Date.now() > deadline) break;
+      await new Promise((res) => setTimeout(res, 300));
+    }
+    expect(nodes.map((n) => n.node)).toEqual(['host-a', 'host-b', 'host-c']);
+    for (const n of nodes) {
+      expect(n.lbBackend).toBe('nftables');
+      expect(Object.keys(n.frontends)).toEqual(['published 8000/tcp (fwmark 8256)']);
+      expect(Object.values(n.frontends)[0]).toHaveLength(3);
+    }
+  });
+
   it('carries UDP through a published port', async () => {
     const r = cl.cli(['service', 'create', '--name', 'udpecho', '--replicas', '2', '-p', '5353:5353/udp', '--', process.execPath, ECHO_UDP, '--port', '5353']);
     expect(r.code, r.stderr).toBe(0);
