@@ -114,7 +114,7 @@ async function up(): Promise<void> {
   say(`  nsenter --net=${client} curl -s http://${h.underlayIp}:8000/`);
   say(`  nsenter --net=${h.netns} ip -d link; ls ${h.dir.dir}`);
   say(`  (meshnet is ${join(repo, 'bin/meshnet')})`);
-  say('\nTear it all down with:  sudo ./scripts/demo down');
+  say('\nTear it all down with:  ./scripts/demo down');
   if (failures > 0) process.exitCode = 1;
 }
 
@@ -136,7 +136,7 @@ const cmd = process.argv[2] ?? 'up';
 if (cmd === 'up') {
   up().catch((err: Error) => {
     console.error(`demo failed: ${err.message}`);
-    console.error(`agent logs are in ${ROOT}/host-*/agent.log; remove everything with: sudo ./scripts/demo down`);
+    console.error(`agent logs are in ${ROOT}/host-*/agent.log; remove everything with: ./scripts/demo down`);
     process.exit(1);
   });
 } else if (cmd === 'down') {
