@@ -1,4 +1,4 @@
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { ClusterSnapshot } from '../model/cluster.js';
 import { attachedNetworks } from '../model/cluster.js';
@@ -236,9 +236,4 @@ export function desiredNodeState(input: {
   }
 
   return { tasks, overlays, ingress: ingressNet && myIngress ? { network: ingressNet, endpoint: myIngress } : null, dnsViews, mesh };
-}
-
-/** The namespace name of a task sandbox path. */
-export function sandboxName(sandbox: string): string {
-  return basename(sandbox);
 }

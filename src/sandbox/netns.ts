@@ -1,8 +1,8 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { lastErrno, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, mount, umount2 } from './libc.js';
-import { InvalidSandboxInputError, NamespaceNotFoundError, SyscallError } from './errors.js';
-import { inFreshNetns, withNetns } from './netns-switch.js';
+import { InvalidSandboxInputError, SyscallError } from './errors.js';
+import { inFreshNetns } from './netns-switch.js';
 
 /** Where meshnet bind-mounts its namespaces, as Docker keeps /var/run/docker/netns. */
 export const DEFAULT_NETNS_DIR = '/run/meshnet/netns';
@@ -57,7 +57,7 @@ export class NetnsDir {
     return existsSync(p) && isMountPoint(p);
   }
 
-  /** Creates (or adopts, when it exists) namespace `name` with loopback up; returns its path. */
+  /** Creates (or adopts, when it exists) namespace `name`; returns its path. Its loopback starts down, as with `ip netns add`. */
   create(name: string): string {
     const target = this.path(name);
     if (this.exists(name)) return target;
@@ -103,15 +103,5 @@ export class NetnsDir {
   list(): string[] {
     if (!existsSync(this.dir)) return [];
     return readdirSync(this.dir).filter((n) => isMountPoint(join(this.dir, n))).sort();
-  }
-}
-
-/** Throws unless `path` is a mounted namespace (or any nsfs file such as /proc/<pid>/ns/net). */
-export function assertNetnsExists(path: string): void {
-  try {
-    withNetns(path, () => undefined);
-  } catch (err) {
-    if (err instanceof NamespaceNotFoundError) throw err;
-    throw new NamespaceNotFoundError(path);
   }
 }
