@@ -10,7 +10,7 @@ import type { DnsService } from '../dns/dns-service.js';
 import type { NameView } from '../dns/name-view.js';
 import { computeMeshPlan } from '../mesh/published-ports.js';
 import type { MeshPlan } from '../mesh/mesh-plan.js';
-import { applyHostPlan, applySysctls, applyTaskPlan, removeHostRules } from '../mesh/iptables-apply.js';
+import { applyHostPlan, applyTaskPlan, removeHostRules } from '../mesh/iptables-apply.js';
 import type { HealthServers } from '../mesh/health-server.js';
 import type { LbBackend, LbTable } from '../vip/lb-table.js';
 import { GwBridge } from './gwbridge.js';
@@ -30,14 +30,30 @@ export interface PassReport {
   errors: string[];
 }
 
+/** The kernel-facing adapters the reconciler drives; real ones by default, fakes in tests. */
+export interface KernelAdapters {
+  overlay: Pick<OverlayDriver, 'apply'>;
+  gw: Pick<GwBridge, 'ensureBridge' | 'legs' | 'addressIn' | 'ensureLeg' | 'removeLeg'>;
+  mesh: {
+    applyHostPlan: (hostNetns: string | null, host: MeshPlan['host']) => Promise<{ changed: boolean }>;
+    removeHostRules: (hostNetns: string | null) => Promise<{ changed: boolean }>;
+    applyTaskPlan: (netns: string, task: MeshPlan['tasks'][number]) => Promise<{ changed: boolean }>;
+    applyReturnRoute: (netns: string, route: NonNullable<MeshPlan['tasks'][number]['returnRoute']>) => Promise<void>;
+  };
+  sysctl: (netns: string, key: string, value: string | number) => void;
+  close: () => void;
+}
+
 /** The adapters a reconciler drives, built once per agent. */
 export interface ReconcilerDeps {
   settings: NodeSettings;
   hostNetns: string | null;
-  netnsDir: NetnsDir;
-  supervisor: TaskSupervisor;
-  dns: DnsService;
-  health: HealthServers;
+  netnsDir: Pick<NetnsDir, 'dir' | 'create' | 'exists' | 'list' | 'path' | 'delete'>;
+  supervisor: Pick<TaskSupervisor, 'get' | 'ensureRunning' | 'reap'>;
+  dns: Pick<DnsService, 'attach' | 'update' | 'detach'>;
+  health: Pick<HealthServers, 'reconcile'>;
+  /** Kernel adapters; omitted: the real ones for `hostNetns`. */
+  kernel?: KernelAdapters;
   /** A load-balancing backend for one namespace (nftables or IPVS). */
   lbFor: (netns: string) => LbBackend;
   /** East-west VIP table for a task namespace. */
@@ -53,9 +69,9 @@ const TASK_NETNS = /^t-[a-z0-9]+$/;
  * still converge (level-triggered, as Cilium's reconciler).
  */
 export class NodeReconciler {
-  private readonly overlay: OverlayDriver;
-  private readonly gw: GwBridge;
-  private readonly host: Rtnl;
+  private readonly overlay: KernelAdapters['overlay'];
+  private readonly gw: KernelAdapters['gw'];
+  private readonly kernel: KernelAdapters;
   private readonly lbs = new Map<string, LbBackend>();
   private readonly dnsAttached = new Map<string, string>();
   private bridgeReady = false;
@@ -63,9 +79,9 @@ export class NodeReconciler {
   lastMeshPlan: MeshPlan | null = null;
 
   constructor(private readonly deps: ReconcilerDeps) {
-    this.overlay = new OverlayDriver({ netnsDir: deps.netnsDir, hostNetns: deps.hostNetns, allowHostNamespace: true });
-    this.host = Rtnl.open(deps.hostNetns, { allowHostNamespace: true });
-    this.gw = new GwBridge(this.host, deps.hostNetns, deps.settings.gwbridge);
+    this.kernel = deps.kernel ?? realKernelAdapters(deps);
+    this.overlay = this.kernel.overlay;
+    this.gw = this.kernel.gw;
   }
 
   /** Current gwbridge address of each local task, read from the kernel (so restarts keep them). */
@@ -116,7 +132,7 @@ export class NodeReconciler {
       if (!state.ingress) return;
       const g = this.deps.settings.gwbridge;
       if (await this.gw.ensureLeg({ sandbox: sboxPath, ifname: 'eth1', hostIf: 'mn-sbox', ip: g.sboxAddress, mac: macForIpv4(g.sboxAddress), defaultRoute: true })) r.gwLegs++;
-      setSysctl(sboxPath, 'net.ipv4.ip_forward', 1);
+      this.kernel.sysctl(sboxPath, 'net.ipv4.ip_forward', 1);
     });
 
     for (const t of state.tasks) {
@@ -141,21 +157,21 @@ export class NodeReconciler {
     await step('mesh', async () => {
       if (!state.mesh) {
         this.lastMeshPlan = null;
-        r.meshRules += (await removeHostRules(this.deps.hostNetns)).changed ? 1 : 0;
+        r.meshRules += (await this.kernel.mesh.removeHostRules(this.deps.hostNetns)).changed ? 1 : 0;
         return;
       }
       const plan = computeMeshPlan(state.mesh);
       this.lastMeshPlan = plan;
       for (const c of plan.conflicts) logEvent('warn', 'mesh.conflict', { error: c.message });
-      applySysctls(sboxPath, plan.sbox.sysctls);
+      for (const sc of plan.sbox.sysctls) this.kernel.sysctl(sboxPath, sc.key, sc.value);
       r.lbChanges += (await this.lbOf(sboxPath).apply({ services: plan.sbox.virtualServices })).changes;
-      const hostResult = await applyHostPlan(this.deps.hostNetns, plan.host);
+      const hostResult = await this.kernel.mesh.applyHostPlan(this.deps.hostNetns, plan.host);
       if (hostResult.changed) r.meshRules++;
       for (const tp of plan.tasks) {
         const local = state.tasks.find((t) => t.record.id === tp.taskId);
         if (!local) continue;
-        if ((await applyTaskPlan(local.sandbox, tp)).changed) r.meshRules++;
-        if (tp.returnRoute) await this.applyReturnRoute(local.sandbox, tp.returnRoute);
+        if ((await this.kernel.mesh.applyTaskPlan(local.sandbox, tp)).changed) r.meshRules++;
+        if (tp.returnRoute) await this.kernel.mesh.applyReturnRoute(local.sandbox, tp.returnRoute);
       }
       await this.deps.health.reconcile(plan.health);
     });
@@ -241,22 +257,37 @@ export class NodeReconciler {
     return lb;
   }
 
-  private async applyReturnRoute(sandbox: string, rr: NonNullable<MeshPlan['tasks'][number]['returnRoute']>): Promise<void> {
-    const sb = Rtnl.open(sandbox);
-    try {
-      for (const route of rr.routes) {
-        const spec: Parameters<Rtnl['replaceRoute']>[0] = { dst: route.to === 'default' ? 'default' : route.to, dev: rr.device, table: rr.table };
-        if (route.via) spec.gateway = route.via;
-        await sb.replaceRoute(spec);
-      }
-      await sb.replaceRule({ from: rr.from, table: rr.table, priority: rr.priority });
-    } finally {
-      sb.close();
-    }
-  }
-
   /** Releases sockets held by the reconciler. */
   close(): void {
-    this.host.close();
+    this.kernel.close();
   }
+}
+
+/** The real adapters: rtnetlink for the host and sandboxes, iptables-restore, /proc/sys. */
+function realKernelAdapters(deps: ReconcilerDeps): KernelAdapters {
+  const host = Rtnl.open(deps.hostNetns, { allowHostNamespace: true });
+  return {
+    overlay: new OverlayDriver({ netnsDir: deps.netnsDir as NetnsDir, hostNetns: deps.hostNetns, allowHostNamespace: true }),
+    gw: new GwBridge(host, deps.hostNetns, deps.settings.gwbridge),
+    mesh: {
+      applyHostPlan: (netns, plan) => applyHostPlan(netns, plan),
+      removeHostRules: (netns) => removeHostRules(netns),
+      applyTaskPlan: (netns, task) => applyTaskPlan(netns, task),
+      applyReturnRoute: async (sandbox, rr) => {
+        const sb = Rtnl.open(sandbox);
+        try {
+          for (const route of rr.routes) {
+            const spec: Parameters<Rtnl['replaceRoute']>[0] = { dst: route.to === 'default' ? 'default' : route.to, dev: rr.device, table: rr.table };
+            if (route.via) spec.gateway = route.via;
+            await sb.replaceRoute(spec);
+          }
+          await sb.replaceRule({ from: rr.from, table: rr.table, priority: rr.priority });
+        } finally {
+          sb.close();
+        }
+      },
+    },
+    sysctl: (netns, key, value) => setSysctl(netns, key, value),
+    close: () => host.close(),
+  };
 }
