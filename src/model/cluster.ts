@@ -614,9 +614,14 @@ export class Cluster {
         restarts: 0,
         updatedAt: this.now().toISOString(),
       };
-      ops.unshift({ type: 'put', key, value: encodeRecord(TaskRecordSchema, 'task', key, record) });
-      return (await this.commit(compare, ops)) ? record : undefined;
+      return this.commitTask(key, record, compare, ops);
     });
+  }
+
+  /** Writes a task record together with its address claims in one compare-and-swap; undefined when a race was lost. */
+  private async commitTask(key: string, record: TaskRecord, compare: Compare[], ops: TxnOp[]): Promise<TaskRecord | undefined> {
+    ops.unshift({ type: 'put', key, value: encodeRecord(TaskRecordSchema, 'task', key, record) });
+    return (await this.commit(compare, ops)) ? record : undefined;
   }
 
   /** Picks a free address on each of the service's networks for task `id`, adding the claims to the txn being built. */
@@ -674,8 +679,7 @@ export class Cluster {
         restarts: 0,
         updatedAt: this.now().toISOString(),
       };
-      ops.unshift({ type: 'put', key, value: encodeRecord(TaskRecordSchema, 'task', key, record) });
-      return (await this.commit(compare, ops)) ? record : undefined;
+      return this.commitTask(key, record, compare, ops);
     });
   }
 

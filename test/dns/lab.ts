@@ -37,8 +37,7 @@ export class DnsLab {
 
   /** Removes every namespace and the directory (the namespace dir is a mount point of its own). */
   async cleanup(): Promise<void> {
-    for (const name of this.netns.list()) this.netns.delete(name);
-    await execIn(null, ['umount', '-l', `${this.base}/netns`], { allowFailure: true });
+    this.netns.removeAll();
     rmSync(this.base, { recursive: true, force: true });
   }
 }
