@@ -165,7 +165,8 @@ export class Agent {
     this.passes.push(report);
     if (this.passes.length > 50) this.passes.shift();
     const changes = report.namespaces + report.overlayOps + report.gwLegs + report.processes + report.lbChanges + report.meshRules + report.dns + report.pruned;
-    if (changes > 0 || report.errors.length > 0 || changedStore) {
+    // A pass is logged when it changed something; failures are logged by the step that failed.
+    if (changes > 0 || changedStore) {
       logEvent(report.errors.length ? 'warn' : 'info', 'reconcile.pass', { revision: snapshot.revision, full, ms: Date.now() - started, ...report });
     }
     if (changedStore) this.again = true;

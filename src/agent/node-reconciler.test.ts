@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { NodeReconciler, type KernelAdapters, type ReconcilerDeps } from './node-reconciler.js';
 import { desiredNodeState, type NodeSettings, type NodeState } from './node-state.js';
 import { snapshotFixture } from './agent-fixtures.test-data.js';
@@ -166,5 +166,22 @@ describe('NodeReconciler with fake adapters', () => {
     const healed = await rec.apply(stateOf(), { prune: false });
     expect(healed.errors).toEqual([]);
     expect(healed.overlayOps).toBe(1);
+  });
+
+  it('logs a persistent failure once, not on every pass, and logs its recovery', async () => {
+    const host = new FakeHost();
+    host.failOverlay = 'appnet';
+    const rec = new NodeReconciler(host.deps(settings));
+    const lines: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+    try {
+      for (let i = 0; i < 5; i++) await rec.apply(stateOf(), { prune: false });
+      host.failOverlay = null;
+      await rec.apply(stateOf(), { prune: false });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(lines.filter((l) => l.includes('"reconcile.step_failed"'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('"reconcile.step_recovered"') && l.includes('overlay appnet'))).toHaveLength(1);
   });
 });

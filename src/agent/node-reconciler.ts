@@ -75,6 +75,8 @@ export class NodeReconciler {
   private readonly lbs = new Map<string, LbBackend>();
   private readonly dnsAttached = new Map<string, string>();
   private bridgeReady = false;
+  /** Steps failing now, so a persistent failure is logged when it starts, changes or every 30 s, not every pass. */
+  private readonly failing = new Map<string, { message: string; since: number; loggedAt: number }>();
   /** Mesh plan of the last pass, for inspect and tests. */
   lastMeshPlan: MeshPlan | null = null;
 
@@ -101,9 +103,17 @@ export class NodeReconciler {
     const step = async (name: string, fn: () => Promise<void>) => {
       try {
         await fn();
+        if (this.failing.delete(name)) logEvent('info', 'reconcile.step_recovered', { step: name });
       } catch (err) {
         r.errors.push(`${name}: ${(err as Error).message}`);
-        logEvent('error', 'reconcile.step_failed', { step: name, error: (err as Error).message });
+        const message = (err as Error).message;
+        // Passes run every second: say a failure when it starts or changes, then every 30 s while it lasts.
+        const seen = this.failing.get(name);
+        if (!seen || seen.message !== message || Date.now() - seen.loggedAt >= 30_000) {
+          logEvent('error', 'reconcile.step_failed', { step: name, error: message, ...(seen?.message === message ? { since: new Date(seen.since).toISOString() } : {}) });
+          this.failing.set(name, { message, since: seen?.message === message ? seen.since : Date.now(), loggedAt: Date.now() });
+        }
+        return;
       }
     };
     const dir = this.deps.netnsDir;
