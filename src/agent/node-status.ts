@@ -24,9 +24,9 @@ export function summarizeTables(tables: readonly LbTable[], serviceOf: (id: stri
       const svc = serviceOf(vs.id);
       if (!svc) continue;
       const f = vs.frontend;
-      const key = f.kind === 'vip' ? `vip ${f.address}:${f.port}/${f.protocol}` : `published ${f.port}/${f.protocol} (fwmark ${f.mark})`;
+      const key = f.kind === 'vip' ? `vip ${f.address}:${f.port || '*'}/${f.protocol}` : `published ${f.port}/${f.protocol} (fwmark ${f.mark})`;
       const entry = (out[svc] ??= {});
-      entry[key] = vs.backends.map((b) => `${b.address}:${b.port}${b.weight === 0 ? ' (draining)' : ''}`).sort();
+      entry[key] = vs.backends.map((b) => `${b.address}:${b.port || '*'}${b.weight === 0 ? ' (draining)' : ''}`).sort();
     }
   }
   return out;

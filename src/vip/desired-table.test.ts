@@ -83,8 +83,18 @@ describe('desiredLbTable', () => {
   });
 
   it('rejects ports out of range with a typed error naming the service', () => {
-    expect(() => desiredLbTable(base({ services: [{ ...web, ports: [{ protocol: 'tcp', port: 0 }] }] }))).toThrow(DesiredTableInputError);
+    expect(() => desiredLbTable(base({ services: [{ ...web, ports: [{ protocol: 'tcp', port: -1 }] }] }))).toThrow(DesiredTableInputError);
     expect(() => desiredLbTable(base({ services: [{ ...web, ports: [{ protocol: 'tcp', port: 70000 }] }] }))).toThrow(/Web Frontend/);
+    expect(() => desiredLbTable(base({ services: [{ ...web, ports: [{ protocol: 'tcp', port: 0, targetPort: 80 }] }] }))).toThrow(/port 0 means every port/);
+  });
+
+  it('port 0 is the VIP\'s every port: backends keep the client\'s port (0)', () => {
+    const t = desiredLbTable(base({ services: [{ ...web, ports: [{ protocol: 'tcp', port: 0 }] }] }));
+    expect(t.services.length).toBeGreaterThan(0);
+    for (const vs of t.services) {
+      expect(vs.frontend).toMatchObject({ kind: 'vip', port: 0 });
+      for (const b of vs.backends) expect(b.port).toBe(0);
+    }
   });
 
   it('taskWeight: stopping without a deadline leaves at once', () => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import type { L4Protocol, LbBackendTarget, LbTable, Scheduler, VirtualService } from './lb-table.js';
 
-/** A port a service answers on behind its VIP: `port` on the VIP, `targetPort` on the task (default: the same). */
+/** A port a service answers on behind its VIP: `port` on the VIP, `targetPort` on the task (default: the same); port 0: every port. */
 export interface ServicePortInput {
   protocol: L4Protocol;
   port: number;
@@ -144,9 +144,15 @@ export function desiredLbTable(input: DesiredTableInput): LbTable {
         const vip = svc.vips[networkId]!;
         if (!isIPv4(vip)) throw new DesiredTableInputError(`service ${svc.name} (${svc.id}): VIP ${JSON.stringify(vip)} on ${networkId} is not IPv4`);
         for (const p of svc.ports) {
-          checkPort(svc, 'port', p.port);
-          const target = p.targetPort ?? p.port;
-          checkPort(svc, 'target port', target);
+          // Port 0: every port of the VIP, each kept as the client sent it (Swarm's VIP semantics).
+          const target = p.port === 0 ? 0 : (p.targetPort ?? p.port);
+          if (p.port === 0 && p.targetPort !== undefined && p.targetPort !== 0) {
+            throw new DesiredTableInputError(`service ${svc.name} (${svc.id}): port 0 means every port, each kept as sent; it cannot have target port ${p.targetPort}`);
+          }
+          if (p.port !== 0) {
+            checkPort(svc, 'port', p.port);
+            checkPort(svc, 'target port', target);
+          }
           out.push({
             id: lbServiceId(svc.id, svc.name, networkId, p.protocol, p.port),
             frontend: { kind: 'vip', address: vip, protocol: p.protocol, port: p.port },

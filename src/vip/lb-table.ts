@@ -9,7 +9,11 @@ export type L4Protocol = 'tcp' | 'udp';
 /** rr/wrr/random spread, lc least-connections (IPVS only; nftables approximates with random), sh/mh source hashing. */
 export type Scheduler = 'rr' | 'wrr' | 'lc' | 'sh' | 'mh' | 'random';
 
-/** A service VIP reached by tasks (east-west): match on destination address, protocol and port. */
+/**
+ * A service VIP reached by tasks (east-west): match on destination address, protocol and port.
+ * Port 0 means every port (Swarm's VIP semantics): the connection keeps its destination port and
+ * backends are given with port 0; a VIP's port-specific frontends take precedence over it.
+ */
 export interface VipFrontend {
   kind: 'vip';
   address: string;

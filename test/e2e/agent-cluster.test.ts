@@ -72,6 +72,21 @@ describe('agents on three hosts', () => {
     expect(viaName.stdout).toMatch(/^api\.\d on host-/);
   });
 
+  it('a service that publishes nothing is reached by name on its VIP, at whatever port it listens on', async () => {
+    const r = cl.cli(['service', 'create', '--name', 'cache', '--replicas', '2', '--network', 'appnet', '--', process.execPath, ECHO_HTTP, '--port', '6379']);
+    expect(r.code, r.stderr).toBe(0);
+    const from = tasks[0]!;
+    const seen = new Set<string>();
+    for (let i = 0; i < 40 && seen.size < 2; i++) {
+      const out = await inTask(from, ['curl', '-s', '-m', '2', 'http://cache:6379/']);
+      const m = /^(cache\.\d) on host-/.exec(out.stdout);
+      if (m) seen.add(m[1]!);
+      else await new Promise((res) => setTimeout(res, 250));
+    }
+    expect([...seen].sort()).toEqual(['cache.1', 'cache.2']);
+    expect(cl.cli(['service', 'rm', 'cache']).code).toBe(0);
+  });
+
   it('task attach wires a namespace made by another runtime into the service, and detach unwires it', async () => {
     const ns = lab.netns('ext-web', 0);
     lab.spawn(ns, [process.execPath, ECHO_HTTP, '--port', '80'], { MESHNET_TASK_NAME: 'external', MESHNET_NODE: 'host-a' });

@@ -32,6 +32,14 @@ export const STATIC_MAPS = {
    */
   'vip-slots-tcp': 'typeof ip daddr . meta l4proto . th dport . numgen inc mod 1 : ip daddr . tcp dport',
   'vip-slots-udp': 'typeof ip daddr . meta l4proto . th dport . numgen inc mod 1 : ip daddr . udp dport',
+  /** VIP . proto -> selection chain, for VIPs that balance every port (frontend port 0). */
+  'service-ips-any': 'type ipv4_addr . inet_proto : verdict',
+  /** VIP . proto . slot -> backend address; the connection keeps its destination port. */
+  'vipany-slots': 'typeof ip daddr . meta l4proto . numgen inc mod 1 : ip daddr',
+  /** VIP . proto . backend -> weight, for every-port VIPs (as vip-backend-weights). */
+  'vipany-backend-weights': 'type ipv4_addr . inet_proto . ipv4_addr : mark',
+  /** VIP . proto of every-port services without a selectable backend -> goto reject-new. */
+  'no-backend-services-any': 'type ipv4_addr . inet_proto : verdict',
   /** VIP . proto . port of services without a selectable backend -> goto reject-new. */
   'no-backend-services': 'type ipv4_addr . inet_proto . inet_service : verdict',
   /** proto . port published on every local address -> fwmark. */
@@ -73,7 +81,8 @@ export interface BaseChain {
  * DNATed, so it still carries the VIP when it reaches them.
  */
 export const SKELETON_CHAINS: readonly BaseChain[] = [
-  { name: 'services', header: null, rules: ['ip daddr . meta l4proto . th dport vmap @service-ips'] },
+  // Port-specific frontends first; a VIP's every-port frontend catches the rest.
+  { name: 'services', header: null, rules: ['ip daddr . meta l4proto . th dport vmap @service-ips', 'ip daddr . meta l4proto vmap @service-ips-any'] },
   // Where services without a selectable backend point: nothing to do in nat, the filter chains reject.
   { name: NO_BACKEND_CHAIN, header: null, rules: [] },
   {
@@ -84,7 +93,11 @@ export const SKELETON_CHAINS: readonly BaseChain[] = [
   {
     name: 'no-backend-check',
     header: null,
-    rules: ['ip daddr . meta l4proto . th dport vmap @no-backend-services', 'meta mark vmap @no-backend-marks'],
+    rules: [
+      'ip daddr . meta l4proto . th dport vmap @no-backend-services',
+      'ip daddr . meta l4proto vmap @no-backend-services-any',
+      'meta mark vmap @no-backend-marks',
+    ],
   },
   {
     name: 'mangle-prerouting',
@@ -114,7 +127,7 @@ export const SKELETON_CHAINS: readonly BaseChain[] = [
   {
     name: 'filter-output',
     header: 'type filter hook output priority -10; policy accept;',
-    rules: ['ct state new ip daddr . meta l4proto . th dport vmap @no-backend-services'],
+    rules: ['ct state new ip daddr . meta l4proto . th dport vmap @no-backend-services', 'ct state new ip daddr . meta l4proto vmap @no-backend-services-any'],
   },
 ];
 

@@ -198,6 +198,27 @@ function runRules(ctx: Ctx, rules: string[], from: number, state: State): State[
       if (m[1] === 'service-ips') ctx.serviceChain ??= verdictTarget(v).chain;
       return follow(ctx, v, rules, i + 1, state);
     }
+    if ((m = /^ip daddr \. meta l4proto vmap @(\S+)$/.exec(rule))) {
+      const v = lookup(ctx, m[1]!, `${state.dst} . ${p.proto}`);
+      if (v === undefined) continue;
+      if (m[1] === 'service-ips-any') ctx.serviceChain ??= verdictTarget(v).chain;
+      return follow(ctx, v, rules, i + 1, state);
+    }
+    if ((m = /^meta l4proto (tcp|udp) dnat to ip daddr \. meta l4proto \. (numgen (?:inc|random)|jhash ip saddr) mod (\d+)(?: seed 0x[0-9a-f]+)? map @(\S+)$/.exec(rule))) {
+      // Every-port VIP: the slot holds an address; the connection keeps its destination port.
+      if (m[1] !== p.proto) continue;
+      const mod = Number(m[3]);
+      const outs: State[] = [];
+      for (let slot = 0; slot < mod; slot++) {
+        const v = lookup(ctx, m[4]!, `${state.dst} . ${p.proto} . ${slot}`);
+        if (v === undefined) {
+          ctx.unmapped += state.share / mod;
+          continue;
+        }
+        outs.push({ ...state, share: state.share / mod, dnat: { address: v, port: state.dport }, terminal: true });
+      }
+      return outs;
+    }
     if ((m = /^meta mark vmap @(\S+)$/.exec(rule))) {
       const v = state.mark ? lookup(ctx, m[1]!, markKey(state.mark)) : undefined;
       if (v === undefined) continue;

@@ -89,6 +89,12 @@ export function parseKernelTable(jsonText: string): ParsedKernelTable {
     add(slotCounts, k.slice(0, 3).join(' '), parts(e.value).join(' '), 1, true);
   }
   for (const e of [...get('mark-slots-tcp'), ...get('mark-slots-udp')]) add(slotCounts, String(parts(e.key)[0]), parts(e.value).join(' '), 1, true);
+  // Every-port VIPs: key VIP . proto . slot, value the address alone (the port stays the client's: 0).
+  for (const e of get('vipany-slots')) add(slotCounts, parts(e.key).slice(0, 2).join(' '), `${String(e.value)} 0`, 1, true);
+  for (const e of get('vipany-backend-weights')) {
+    const k = parts(e.key);
+    add(recorded, k.slice(0, 2).join(' '), `${String(k[2])} 0`, Number(e.value), false);
+  }
   for (const e of get('vip-backend-weights')) {
     const k = parts(e.key);
     add(recorded, k.slice(0, 3).join(' '), k.slice(3).join(' '), Number(e.value), false);
@@ -136,6 +142,10 @@ export function parseKernelTable(jsonText: string): ParsedKernelTable {
       { kind: 'vip', address: String(address), protocol: protocol as L4Protocol, port: Number(port) },
       e.comment,
     );
+  }
+  for (const e of get('service-ips-any')) {
+    const [address, protocol] = parts(e.key);
+    build([address, protocol].join(' '), { kind: 'vip', address: String(address), protocol: protocol as L4Protocol, port: 0 }, e.comment);
   }
   for (const e of get('fwmark-services')) {
     const mark = Number(e.key);

@@ -41,7 +41,7 @@ export function affinitySetName(serviceId: string, b: Pick<LbBackendTarget, 'add
 }
 
 /** Name of the shared chain that picks one of `slots` slots of any VIP (or fwmark) service of a protocol. */
-export function selectionChainName(frontend: 'vip' | 'mark', protocol: L4Protocol, kind: SelectorKind, slots: number): string {
+export function selectionChainName(frontend: 'vip' | 'vipany' | 'mark', protocol: L4Protocol, kind: SelectorKind, slots: number): string {
   return `${frontend}-${protocol}-${kind}-${slots}`;
 }
 
@@ -94,9 +94,9 @@ export function serviceComment(svc: VirtualService): string {
   return parts.join(' ');
 }
 
-/** The backend as the slot maps hold it. */
-function target(b: LbBackendTarget): string {
-  return `${b.address} . ${b.port}`;
+/** The backend as the slot maps hold it (an every-port VIP's slots hold only the address). */
+function target(b: LbBackendTarget, anyPort = false): string {
+  return anyPort ? b.address : `${b.address} . ${b.port}`;
 }
 
 /**
@@ -120,7 +120,8 @@ function renderAffinity(frag: ServiceFragment, svc: VirtualService, backends: Lb
   });
   frag.chains.push([chain, rules]);
   for (const b of backends) {
-    const to = `${b.address}:${b.port}`;
+    // An every-port VIP keeps the connection's port: DNAT the address only.
+    const to = svc.frontend.kind === 'vip' && svc.frontend.port === 0 ? b.address : `${b.address}:${b.port}`;
     frag.chains.push([
       backendChainName(svc.id, b),
       [`update @${affinitySetName(svc.id, b)} { ip saddr }`, `meta l4proto ${svc.frontend.protocol} dnat to ${to}`],
@@ -149,34 +150,38 @@ export function renderService(svc: VirtualService): ServiceFragment {
   const shares = slotShares(svc.scheduler, selectable);
   const slots = shares.reduce((a, b) => a + b, 0);
   const f = svc.frontend;
-  const family = f.kind === 'vip' ? 'vip' : 'mark';
-  const svcKey = f.kind === 'vip' ? `${f.address} . ${f.protocol} . ${f.port}` : markText(f.mark);
+  const anyPort = f.kind === 'vip' && f.port === 0;
+  const family = f.kind === 'vip' ? (anyPort ? 'vipany' : 'vip') : 'mark';
+  const svcKey = f.kind === 'vip' ? (anyPort ? `${f.address} . ${f.protocol}` : `${f.address} . ${f.protocol} . ${f.port}`) : markText(f.mark);
 
   let dispatch: string;
   if (selectable.length === 0) dispatch = NO_BACKEND_CHAIN;
   else if (svc.persistenceSeconds !== undefined) dispatch = renderAffinity(frag, svc, backends, selectable, shares);
   else {
     dispatch = selectionChainName(family, f.protocol, SELECTOR[svc.scheduler], slots);
-    const slotMap: StaticMapName = `${family}-slots-${f.protocol}`;
+    const slotMap: StaticMapName = anyPort ? 'vipany-slots' : `${family as 'vip' | 'mark'}-slots-${f.protocol}`;
     let slot = 0;
     selectable.forEach((b, i) => {
-      for (let n = 0; n < shares[i]!; n++) put(slotMap, `${svcKey} . ${slot++}`, { value: target(b) });
+      for (let n = 0; n < shares[i]!; n++) put(slotMap, `${svcKey} . ${slot++}`, { value: target(b, anyPort) });
     });
     frag.shared.push([dispatch, [selectionRule(family, f.protocol, SELECTOR[svc.scheduler], slots)]]);
   }
 
   // Weights the slots cannot show (draining backends, weights an unweighted scheduler ignores).
-  const weightMap: StaticMapName = family === 'vip' ? 'vip-backend-weights' : 'mark-backend-weights';
+  const weightMap: StaticMapName = family === 'vip' ? 'vip-backend-weights' : family === 'vipany' ? 'vipany-backend-weights' : 'mark-backend-weights';
   backends.forEach((b) => {
     const i = selectable.indexOf(b);
     const shown = i < 0 ? 0 : WEIGHTED[svc.scheduler] ? shares[i]! : 1;
     if (i < 0 || b.weight !== shown || svc.persistenceSeconds !== undefined) {
-      put(weightMap, `${svcKey} . ${b.address} . ${b.port}`, { value: markText(b.weight) });
+      put(weightMap, `${svcKey} . ${target(b, anyPort)}`, { value: markText(b.weight) });
     }
   });
 
   const comment = serviceComment(svc);
-  if (f.kind === 'vip') {
+  if (anyPort) {
+    put('service-ips-any', svcKey, { value: `goto ${dispatch}`, comment });
+    if (selectable.length === 0) put('no-backend-services-any', svcKey, { value: `goto ${REJECT_CHAIN}` });
+  } else if (f.kind === 'vip') {
     put('service-ips', svcKey, { value: `goto ${dispatch}`, comment });
     if (selectable.length === 0) put('no-backend-services', svcKey, { value: `goto ${REJECT_CHAIN}` });
     if (svc.sourceNat) put('service-snat', svcKey, { value: svc.sourceNat });
@@ -207,8 +212,10 @@ export function renderModel(table: LbTable): NftModel {
 }
 
 /** The one rule of a shared selection chain: DNAT to the slot of this packet's service. */
-function selectionRule(family: 'vip' | 'mark', protocol: L4Protocol, kind: SelectorKind, slots: number): string {
+function selectionRule(family: 'vip' | 'vipany' | 'mark', protocol: L4Protocol, kind: SelectorKind, slots: number): string {
   const sel = selectorExpr(kind, slots);
+  // nft lists `dnat ip to` as `dnat to`: render it that way so read-back text compares equal.
+  if (family === 'vipany') return `meta l4proto ${protocol} dnat to ip daddr . meta l4proto . ${sel} map @vipany-slots`;
   const key = family === 'vip' ? `ip daddr . meta l4proto . th dport . ${sel}` : `meta mark . ${sel}`;
   return `meta l4proto ${protocol} dnat ip addr . port to ${key} map @${family}-slots-${protocol}`;
 }

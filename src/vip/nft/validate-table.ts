@@ -27,7 +27,7 @@ export function validateService(svc: VirtualService): void {
   if (!SCHEDULERS.has(svc.scheduler)) throw new InvalidLbTableError(`${where} unknown scheduler ${JSON.stringify(svc.scheduler)}`);
   const f = svc.frontend;
   if (!PROTOCOLS.has(f.protocol)) throw new InvalidLbTableError(`${where} protocol must be tcp or udp`);
-  checkPort(`${where} frontend port`, f.port, false);
+  checkPort(`${where} frontend port`, f.port, f.kind === 'vip');
   if (f.kind === 'vip') checkAddress(`${where} VIP`, f.address);
   else if (f.kind === 'fwmark') {
     if (!Number.isInteger(f.mark) || f.mark < 1 || f.mark > 0xffffffff) {
@@ -35,6 +35,12 @@ export function validateService(svc: VirtualService): void {
     }
     if (f.address !== undefined) checkAddress(`${where} fwmark address`, f.address);
   } else throw new InvalidLbTableError(`${where} frontend kind must be vip or fwmark`);
+  if (f.kind === 'vip' && f.port === 0) {
+    if (svc.sourceNat !== undefined) throw new InvalidLbTableError(`${where} an every-port VIP (port 0) cannot have sourceNat`);
+    for (const b of svc.backends ?? []) {
+      if (b.port !== 0) throw new InvalidLbTableError(`${where} an every-port VIP (port 0) keeps the client's port: backend ${b.address} must have port 0, not ${b.port}`);
+    }
+  }
   if (svc.persistenceSeconds !== undefined) {
     if (!Number.isInteger(svc.persistenceSeconds) || svc.persistenceSeconds < 1 || svc.persistenceSeconds > 86400 * 7) {
       throw new InvalidLbTableError(`${where} persistenceSeconds must be an integer 1-604800`);
