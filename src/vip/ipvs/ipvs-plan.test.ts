@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LbTable, VirtualService } from '../lb-table.js';
-import { IpvsTableError, ipvsStateFromTable, planIpvs, validateLbTable, type IpvsState } from './ipvs-plan.js';
+import { ipvsStateFromTable, planIpvs, validateLbTable, type IpvsState } from './ipvs-plan.js';
 
 const web: VirtualService = {
   id: 'web',
