@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore, type OpenStoreOptions } from '../store/open-store.js';
 import type { KvStore, WatchHandle } from '../store/kv-store.js';
-import { Cluster, type NodeRegistration, type ClusterSnapshot } from '../model/cluster.js';
+import { attachedNetworks, Cluster, type NodeRegistration, type ClusterSnapshot } from '../model/cluster.js';
 import { NetnsDir } from '../sandbox/netns.js';
 import { Rtnl } from '../sandbox/rtnl.js';
 import { TaskSupervisor, type TaskStateEvent } from '../tasks/supervisor.js';
@@ -24,7 +24,6 @@ import { lbServiceId } from '../vip/desired-table.js';
 import { INGRESS_NETWORK } from '../model/ipam.js';
 import { summarizeTables, writeNodeStatus, type NodeStatus } from './node-status.js';
 import { ingressServiceId } from '../mesh/published-ports.js';
-import { attachedNetworks } from '../model/cluster.js';
 
 /** One agent per host: registers the node, watches the store, and reconciles the host to it. */
 export class Agent {
@@ -101,9 +100,26 @@ export class Agent {
       resolvConf: resolv.taskResolvConf,
     });
     logEvent('info', 'agent.started', { node: this.config.nodeName, advertiseAddr: this.config.advertiseAddr, lbBackend: this.lbKind, adoptedTasks: adopted.length, store: this.config.store.replace(/\/\/[^@]*@/, '//***@') });
-    this.watch = await this.cluster.watch(() => this.kick());
+    await this.startWatch();
     this.timer = setInterval(() => this.kick(), 1000);
     this.kick();
+  }
+
+  /**
+   * Watches the store for changes. Events only trigger passes (the 1 s timer heals anything a watch
+   * misses), so a failed watch is logged, answered with a pass, and set up again a second later.
+   */
+  private async startWatch(): Promise<void> {
+    if (this.stopping) return;
+    this.watch = await this.cluster.watch(() => this.kick(), {
+      onError: (err: Error) => {
+        logEvent('warn', 'store.watch_failed', { error: err.message, retryInMs: 1000 });
+        this.watch?.close();
+        this.watch = null;
+        this.kick();
+        setTimeout(() => void this.startWatch().catch((e: Error) => logEvent('error', 'store.watch_restart_failed', { error: e.message })), 1000).unref();
+      },
+    });
   }
 
   /** The backend kind this agent chose. */
