@@ -96,7 +96,7 @@ export class Agent {
       dns: this.dns,
       health: this.health,
       lbFor: (netns) => this.lbFor(netns),
-      vipTableFor: (t: LocalTask) => eastWestTable(this.lastSnapshot!, t, this.config.drainSeconds, Date.now(), this.lbKind === 'nftables'),
+      vipTableFor: (t: LocalTask) => eastWestTable(this.lastSnapshot!, t, this.config.drainSeconds, Date.now()),
       resolvConf: resolv.taskResolvConf,
     });
     logEvent('info', 'agent.started', { node: this.config.nodeName, advertiseAddr: this.config.advertiseAddr, lbBackend: this.lbKind, adoptedTasks: adopted.length, store: this.config.store.replace(/\/\/[^@]*@/, '//***@') });
@@ -237,12 +237,11 @@ export class Agent {
     const owner = new Map<string, string>();
     for (const svc of snapshot.services) {
       for (const net of attachedNetworks(svc).filter((n) => n !== INGRESS_NETWORK)) {
-        for (const p of svc.ports) owner.set(lbServiceId(svc.name, svc.name, net, p.protocol, p.target), svc.name);
         for (const protocol of ['tcp', 'udp'] as const) owner.set(lbServiceId(svc.name, svc.name, net, protocol, 0), svc.name);
       }
       for (const p of svc.ports) owner.set(ingressServiceId(p.protocol, p.published), svc.name);
     }
-    const tables = state.tasks.map((t) => eastWestTable(snapshot, t, this.config.drainSeconds, Date.now(), this.lbKind === 'nftables'));
+    const tables = state.tasks.map((t) => eastWestTable(snapshot, t, this.config.drainSeconds, Date.now()));
     const plan = this.reconciler.lastMeshPlan;
     if (plan) tables.push({ services: plan.sbox.virtualServices });
     const services = summarizeTables(tables, (id) => owner.get(id));

@@ -5,17 +5,17 @@ import { desiredLbTable, type ServiceInput, type TaskInput } from '../vip/desire
 import type { LocalTask } from './node-state.js';
 
 /**
- * The VIP layer's view of the services. With `everyPort` (nftables) a VIP forwards every TCP and UDP
- * port, as Swarm's does; otherwise (IPVS, until its fwmark mapping covers it) the ports the service
- * publishes, at their target port.
+ * The VIP layer's view of the services: each VIP forwards every TCP and UDP port (frontend port 0),
+ * each connection keeping its destination port, as Swarm's VIPs do.
  */
-export function lbServices(snapshot: ClusterSnapshot, everyPort = true): ServiceInput[] {
+export function lbServices(snapshot: ClusterSnapshot): ServiceInput[] {
   return snapshot.services.map((s) => {
-    const ports = new Map<string, { protocol: 'tcp' | 'udp'; port: number }>();
-    if (everyPort) for (const protocol of ['tcp', 'udp'] as const) ports.set(protocol, { protocol, port: 0 });
-    else for (const p of s.ports) ports.set(`${p.protocol}/${p.target}`, { protocol: p.protocol, port: p.target });
     const vips = Object.fromEntries(Object.entries(s.vips).filter(([n]) => n !== INGRESS_NETWORK));
-    const svc: ServiceInput = { id: s.name, name: s.name, endpointMode: s.endpointMode, vips, ports: [...ports.values()], scheduler: s.lb.scheduler };
+    const ports = [
+      { protocol: 'tcp' as const, port: 0 },
+      { protocol: 'udp' as const, port: 0 },
+    ];
+    const svc: ServiceInput = { id: s.name, name: s.name, endpointMode: s.endpointMode, vips, ports, scheduler: s.lb.scheduler };
     if (s.lb.affinity) svc.affinityTimeoutSeconds = s.lb.affinity.timeoutSeconds;
     return svc;
   });
@@ -43,9 +43,9 @@ export function lbTasks(snapshot: ClusterSnapshot, drainSeconds: number): TaskIn
  * VIP of the task's networks spread over the service's tasks on every live host. The task DNATs
  * its own connections, so backends see the real client address.
  */
-export function eastWestTable(snapshot: ClusterSnapshot, task: LocalTask, drainSeconds: number, now: number, everyPort = true): LbTable {
+export function eastWestTable(snapshot: ClusterSnapshot, task: LocalTask, drainSeconds: number, now: number): LbTable {
   return desiredLbTable({
-    services: lbServices(snapshot, everyPort),
+    services: lbServices(snapshot),
     tasks: lbTasks(snapshot, drainSeconds),
     namespace: { attachedNetworks: task.interfaces.map((i) => i.network).filter((n) => n !== INGRESS_NETWORK) },
     now,

@@ -71,26 +71,26 @@ describe('assignGwAddresses', () => {
 });
 
 describe('eastWestTable', () => {
-  it('balances the VIP\'s port over running tasks on live nodes; draining ones get weight 0', () => {
+  it('balances the VIP over running tasks on live nodes; draining ones get weight 0 until the deadline', () => {
     const snap = snapshotFixture();
     snap.tasks[1]!.desiredState = 'shutdown';
     snap.tasks[2]!.state = 'starting';
     const state = desiredNodeState({ snapshot: snap, settings: settings('host-a'), ingressEndpoints: endpoints, currentGw: {} });
     const beforeDeadline = Date.parse('2026-11-25T10:00:01.000Z');
-    const table = eastWestTable(snap, state.tasks[0]!, 2, beforeDeadline, false);
-    expect(table.services).toHaveLength(1);
-    expect(table.services[0]!.frontend).toEqual({ kind: 'vip', address: '10.0.1.2', protocol: 'tcp', port: 80 });
+    const table = eastWestTable(snap, state.tasks[0]!, 2, beforeDeadline);
+    expect(table.services).toHaveLength(2);
+    expect(table.services[0]!.frontend).toEqual({ kind: 'vip', address: '10.0.1.2', protocol: 'tcp', port: 0 });
     expect(table.services[0]!.backends).toEqual([
-      { address: '10.0.1.11', port: 80, weight: 1 },
-      { address: '10.0.1.12', port: 80, weight: 0 },
+      { address: '10.0.1.11', port: 0, weight: 1 },
+      { address: '10.0.1.12', port: 0, weight: 0 },
     ]);
-    const afterDeadline = eastWestTable(snap, state.tasks[0]!, 2, Date.parse('2026-11-25T10:00:02.500Z'), false);
+    const afterDeadline = eastWestTable(snap, state.tasks[0]!, 2, Date.parse('2026-11-25T10:00:02.500Z'));
     expect(afterDeadline.services[0]!.backends.map((b) => b.address)).toEqual(['10.0.1.11']);
   });
-  it('with nftables, a VIP forwards every TCP and UDP port, keeping the port', () => {
+  it('a VIP forwards every TCP and UDP port, keeping the port', () => {
     const snap = snapshotFixture();
     const state = desiredNodeState({ snapshot: snap, settings: settings('host-a'), ingressEndpoints: endpoints, currentGw: {} });
-    const table = eastWestTable(snap, state.tasks[0]!, 2, Date.now(), true);
+    const table = eastWestTable(snap, state.tasks[0]!, 2, Date.now());
     expect(table.services.map((s) => s.frontend)).toEqual([
       { kind: 'vip', address: '10.0.1.2', protocol: 'tcp', port: 0 },
       { kind: 'vip', address: '10.0.1.2', protocol: 'udp', port: 0 },

@@ -16,7 +16,7 @@ while read -r ko; do
 done </lib/modules/order
 echo "=== STAGE modules $(cat /proc/uptime) ==="
 
-# Lab: client c (10.1.0.2) -> lb (10.1.0.1; VIPs 10.99.0.100/101 on lo) -> b1 10.2.0.2, b2 10.3.0.2.
+# Lab: client c (10.1.0.2) -> lb (10.1.0.1; VIPs 10.99.0.100/101/102 on lo) -> b1 10.2.0.2, b2 10.3.0.2.
 # Commands come from files, one `ip -batch` per namespace: every iproute2 start costs the
 # emulated CPU about half a second. (busybox sh would run its own `ip` applet for a bare `ip`.)
 IP=/usr/sbin/ip
@@ -26,7 +26,7 @@ printf '%s\n' 'link set lo up' 'netns add c' 'netns add lb' 'netns add b1' 'netn
   'link add b0 netns b2 type veth peer name l2 netns lb' >/tmp/root.ip
 printf '%s\n' 'link set lo up' 'addr add 10.1.0.2/24 dev c0' 'link set c0 up' 'route add default via 10.1.0.1' >/tmp/c.ip
 printf '%s\n' 'link set lo up' 'addr add 10.1.0.1/24 dev l0' 'link set l0 up' 'addr add 10.2.0.1/24 dev l1' 'link set l1 up' \
-  'addr add 10.3.0.1/24 dev l2' 'link set l2 up' 'addr add 10.99.0.100/32 dev lo' 'addr add 10.99.0.101/32 dev lo' >/tmp/lb.ip
+  'addr add 10.3.0.1/24 dev l2' 'link set l2 up' 'addr add 10.99.0.100/32 dev lo' 'addr add 10.99.0.101/32 dev lo' 'addr add 10.99.0.102/32 dev lo' >/tmp/lb.ip
 for i in 1 2; do
   printf '%s\n' 'link set lo up' "addr add 10.$((i + 1)).0.2/24 dev b0" 'link set b0 up' "route add default via 10.$((i + 1)).0.1" >/tmp/b$i.ip
 done

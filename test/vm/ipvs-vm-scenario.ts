@@ -191,12 +191,42 @@ async function balanceTraffic(): Promise<void> {
   );
 }
 
+/** Part 3: an every-port VIP (frontend port 0) becomes an fwmark service fed by a MARK rule on the VIP. */
+async function everyPortVip(): Promise<void> {
+  const { backend, close } = await IpvsBackend.open({ enterNamespace: (fn) => withNetns(LB_NS, fn), run: runInLb });
+  const table: LbTable = {
+    services: [
+      {
+        id: 'any-tcp0',
+        frontend: { kind: 'vip', address: '10.99.0.102', protocol: 'tcp', port: 0 },
+        scheduler: 'rr',
+        backends: [
+          { address: '10.2.0.2', port: 0, weight: 1 },
+          { address: '10.3.0.2', port: 0, weight: 1 },
+        ],
+      },
+    ],
+  };
+  const first = await backend.apply(table);
+  const second = await backend.apply(table);
+  const readBack = await backend.read();
+  const ipvsadm = sh(['nsenter', `--net=${LB_NS}`, 'ipvsadm', '-Ln']);
+  const mangle = sh(['nsenter', `--net=${LB_NS}`, 'iptables-save', '-t', 'mangle']);
+  const port80 = fetchFromClient('10.99.0.102', 80, 4);
+  const port8080 = fetchFromClient('10.99.0.102', 8080, 4);
+  await backend.destroy();
+  close();
+  section('EVERYPORT', JSON.stringify({ first, second, readBack, ipvsadm, mangle, port80, port8080 }));
+}
+
 const stage = (name: string) => process.stdout.write(`=== STAGE ${name} ${readFileSync('/proc/uptime', 'utf8').trim()} ===\n`);
 stage('scenario');
 try {
   await programThroughClient();
   stage('programmed');
   await balanceTraffic();
+  stage('balanced');
+  await everyPortVip();
 } catch (e) {
   section('SCENARIO_ERROR', e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}` : String(e));
   process.exitCode = 1;

@@ -248,4 +248,31 @@ describe.skipIf(skipReason !== undefined)('IPVS backend in a qemu VM (Debian 6.1
       expect(parseIpvsadm(t.rootAfter).map((s) => s.service)).toEqual(['FWM 42', 'TCP 10.10.0.1:80', 'TCP 10.10.0.2:443', 'TCP 10.10.0.4:80', 'TCP 10.10.0.5:80', 'TCP [fd00::1]:80']);
     });
   });
+
+  describe('an every-port VIP (port 0), as Swarm balances VIPs', () => {
+    const everyPort = () => JSON.parse(section(serial, 'EVERYPORT'));
+
+    it('is an fwmark service fed by a MARK rule on the VIP with no port, and a second apply changes nothing', () => {
+      const t = everyPort();
+      expect(t.second.changes).toBe(0);
+      const [svc] = parseIpvsadm(t.ipvsadm);
+      expect(svc!.service).toMatch(/^FWM \d+$/);
+      expect(svc!.dests).toEqual(['10.2.0.2:0 Masq 1', '10.3.0.2:0 Masq 1']);
+      expect(t.mangle).toMatch(/-A MESHNET-IPVS-MARK -d 10\.99\.0\.102\/32 -p tcp -m comment --comment "meshnet:any-tcp0" -j MARK --set-xmark 0x[0-9a-f]+\/0xffffffff/);
+    });
+
+    it('reads back as the every-port VIP it was given', () => {
+      const services = everyPort().readBack.services as { backends: { address: string }[] }[];
+      for (const s of services) s.backends.sort((a, b) => a.address.localeCompare(b.address));
+      expect(services).toEqual([
+        { id: 'any-tcp0', frontend: { kind: 'vip', address: '10.99.0.102', protocol: 'tcp', port: 0 }, scheduler: 'rr', backends: [{ address: '10.2.0.2', port: 0, weight: 1 }, { address: '10.3.0.2', port: 0, weight: 1 }] },
+      ]);
+    });
+
+    it('spreads connections on two different ports over both backends, each keeping its port', () => {
+      const t = everyPort();
+      expect(count(t.port80)).toEqual({ b1: 2, b2: 2 });
+      expect(count(t.port8080)).toEqual({ b1: 2, b2: 2 });
+    });
+  });
 });

@@ -6,7 +6,7 @@
 import type { ApplyReport, LbBackend, LbTable, Scheduler, VirtualService } from '../lb-table.js';
 import type { IpvsTimeouts } from './codec.js';
 import { IpvsClient, type EnterNamespace } from './ipvs-client.js';
-import { ipvsStateFromTable, planIpvs, serviceKeyId, validateLbTable, type IpvsOp, type IpvsState } from './ipvs-plan.js';
+import { EVERY_PORT_MARK_BASE, ipvsStateFromTable, planIpvs, serviceKeyId, validateLbTable, type IpvsOp, type IpvsState } from './ipvs-plan.js';
 import { ipvsTimeouts, timeoutsLogEvent } from './ipvs-tuning.js';
 import { markRulesFromTable, parseMarkChain, renderMarkChainRemoval, renderMarkRules, type MarkChainState, type MarkRule } from './mark-rules.js';
 
@@ -194,7 +194,9 @@ export class IpvsBackend implements LbBackend {
         frontend:
           k.kind === 'vip'
             ? { kind: 'vip', address: k.address, protocol: k.protocol === 'udp' ? 'udp' : 'tcp', port: k.port }
-            : { kind: 'fwmark', mark: k.fwmark, protocol: rule?.protocol ?? 'tcp', port: rule?.port ?? 0, ...(rule?.address !== undefined ? { address: rule.address } : {}) },
+            : rule && rule.port === 0 && rule.address !== undefined && k.fwmark >= EVERY_PORT_MARK_BASE
+              ? { kind: 'vip', address: rule.address, protocol: rule.protocol, port: 0 }
+              : { kind: 'fwmark', mark: k.fwmark, protocol: rule?.protocol ?? 'tcp', port: rule?.port ?? 0, ...(rule?.address !== undefined ? { address: rule.address } : {}) },
         scheduler: (KNOWN_SCHEDULERS.includes(service.scheduler) ? service.scheduler : FALLBACK_SCHEDULER) as Scheduler,
         backends: dests.map((d) => ({ address: d.address, port: d.port, weight: d.weight })),
       };

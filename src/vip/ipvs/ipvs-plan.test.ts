@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LbTable, VirtualService } from '../lb-table.js';
-import { ipvsStateFromTable, planIpvs, validateLbTable, type IpvsState } from './ipvs-plan.js';
+import { EVERY_PORT_MARK_BASE, everyPortMark, ipvsStateFromTable, planIpvs, validateLbTable, type IpvsState } from './ipvs-plan.js';
+import { markRulesFromTable, parseMarkChain, renderMarkRules } from './mark-rules.js';
 
 const web: VirtualService = {
   id: 'web',
@@ -98,7 +99,8 @@ describe('validateLbTable', () => {
   it('names the service and field at fault', () => {
     bad({ id: 'Bad Id' }, /service id "Bad Id"/);
     bad({ frontend: { kind: 'vip', address: '10.0.0.999', protocol: 'tcp', port: 80 } }, /web: .*10\.0\.0\.999/);
-    bad({ frontend: { kind: 'vip', address: '10.0.0.1', protocol: 'tcp', port: 0 } }, /port 0/);
+    bad({ frontend: { kind: 'vip', address: '10.0.0.1', protocol: 'tcp', port: 70000 } }, /port 70000/);
+    bad({ frontend: { kind: 'vip', address: '10.0.0.1', protocol: 'tcp', port: 0 }, sourceNat: '10.0.0.9' }, /every-port VIP .* sourceNat/);
     bad({ frontend: { kind: 'fwmark', mark: 0, protocol: 'tcp', port: 80 } }, /fwmark 0/);
     bad({ scheduler: 'fifo' as VirtualService['scheduler'] }, /scheduler "fifo"/);
     bad({ backends: [{ address: '10.0.1.2', port: 0, weight: -1 }] }, /weight -1/);
@@ -107,5 +109,25 @@ describe('validateLbTable', () => {
     bad({ persistenceSeconds: 1.5 }, /persistenceSeconds/);
     expect(() => validateLbTable({ services: [web, { ...web, id: 'web2' }] })).toThrow(/both map/);
     expect(() => validateLbTable({ services: [ingress, { ...ingress, id: 'other', frontend: { ...ingress.frontend, port: 9090 } }] })).toThrow(/share fwmark 256/);
+  });
+
+  it('maps an every-port VIP (port 0) to a firewall-mark service fed by a MARK rule on the VIP, as Swarm does', () => {
+    const table: LbTable = {
+      services: [
+        { id: 'api-tcp0', frontend: { kind: 'vip', address: '10.0.7.2', protocol: 'tcp', port: 0 }, scheduler: 'rr', backends: [{ address: '10.0.7.11', port: 0, weight: 1 }] },
+        { id: 'api-udp0', frontend: { kind: 'vip', address: '10.0.7.2', protocol: 'udp', port: 0 }, scheduler: 'rr', backends: [{ address: '10.0.7.11', port: 0, weight: 1 }] },
+      ],
+    };
+    const [tcp, udp] = ipvsStateFromTable(table).services;
+    expect(tcp!.service.key).toEqual({ kind: 'fwmark', family: 'inet', fwmark: everyPortMark('10.0.7.2', 'tcp') });
+    expect(udp!.service.key).toEqual({ kind: 'fwmark', family: 'inet', fwmark: everyPortMark('10.0.7.2', 'tcp') + 1 });
+    expect(tcp!.dests.map((d) => d.port)).toEqual([0]); // the kernel keeps the packet's port
+    expect(everyPortMark('10.0.7.2', 'tcp')).toBeGreaterThanOrEqual(EVERY_PORT_MARK_BASE);
+    expect(everyPortMark('10.0.7.2', 'tcp')).not.toBe(everyPortMark('10.0.7.3', 'tcp'));
+    const rules = markRulesFromTable(table);
+    expect(rules[0]).toEqual({ id: 'api-tcp0', mark: everyPortMark('10.0.7.2', 'tcp'), protocol: 'tcp', port: 0, address: '10.0.7.2' });
+    const text = renderMarkRules(rules, { hooked: { PREROUTING: true, OUTPUT: true } });
+    expect(text).toContain(`-A MESHNET-IPVS-MARK -d 10.0.7.2/32 -p tcp -m comment --comment "meshnet:api-tcp0" -j MARK --set-xmark 0x${everyPortMark('10.0.7.2', 'tcp').toString(16)}/0xffffffff`);
+    expect(parseMarkChain(text.replace('*mangle\n', '').replace(/^:.*\n/m, '')).rules[0]).toEqual(rules[0]);
   });
 });

@@ -65,11 +65,34 @@ function serviceFamily(vs: VirtualService): IpvsFamily {
   return first ? familyOf(first.address) : 'inet';
 }
 
+/** Marks of every-port VIPs: bit 30 set, then the VIP's low 28 bits and the protocol; apart from published-port marks (< 2^18). */
+export const EVERY_PORT_MARK_BASE = 0x40000000;
+
+/**
+ * The fwmark that feeds an every-port VIP (frontend port 0), as Swarm feeds its VIPs: derived from
+ * the address and protocol, so every agent agrees without allocating. IPv4 only.
+ */
+export function everyPortMark(address: string, protocol: 'tcp' | 'udp'): number {
+  const octets = address.split('.').map(Number);
+  if (octets.length !== 4 || octets.some((o) => !Number.isInteger(o) || o < 0 || o > 255)) {
+    throw new IpvsTableError(`every-port VIP ${address}: IPVS marks are derived from IPv4 addresses only`);
+  }
+  const low28 = (((octets[0]! & 0x0f) << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
+  return (EVERY_PORT_MARK_BASE + low28 * 2 + (protocol === 'udp' ? 1 : 0)) >>> 0;
+}
+
+/** True for a VIP frontend that balances every port (port 0). */
+export function isEveryPortVip(vs: VirtualService): boolean {
+  return vs.frontend.kind === 'vip' && vs.frontend.port === 0;
+}
+
 /** The IPVS service key for a table entry. */
 export function ipvsKeyOf(vs: VirtualService): IpvsServiceKey {
   const family = serviceFamily(vs);
   const fe = vs.frontend;
   if (fe.kind === 'fwmark') return { kind: 'fwmark', family, fwmark: fe.mark };
+  // IPVS matches a VIP on one port; every port is a firewall-mark service fed by a MARK rule on the VIP.
+  if (fe.port === 0) return { kind: 'fwmark', family, fwmark: everyPortMark(fe.address, fe.protocol) };
   return { kind: 'vip', family, protocol: fe.protocol, address: canonicalAddress(family, fe.address), port: fe.port };
 }
 
@@ -100,7 +123,14 @@ export function validateLbTable(table: LbTable): void {
       if (other !== undefined) throw new IpvsTableError(`services ${other} and ${vs.id} share fwmark ${fe.mark}`);
       marks.set(fe.mark, vs.id);
     } else {
-      checkPort(fe.port, `service ${vs.id}`, false);
+      checkPort(fe.port, `service ${vs.id}`, true);
+      if (fe.port === 0) {
+        if (vs.sourceNat !== undefined) throw new IpvsTableError(`service ${vs.id}: an every-port VIP (port 0) cannot have sourceNat`);
+        const mark = everyPortMark(fe.address, fe.protocol);
+        const other = marks.get(mark);
+        if (other !== undefined) throw new IpvsTableError(`services ${other} and ${vs.id} share fwmark ${mark}`);
+        marks.set(mark, vs.id);
+      }
     }
     let key: IpvsServiceKey;
     try {

@@ -4,6 +4,7 @@
  * `iptables-save -t mangle`.
  */
 import type { L4Protocol, LbTable } from '../lb-table.js';
+import { everyPortMark } from './ipvs-plan.js';
 
 export const MARK_CHAIN = 'MESHNET-IPVS-MARK';
 /** Built-in chains that jump to MARK_CHAIN: PREROUTING for traffic arriving, OUTPUT for local clients. */
@@ -31,6 +32,10 @@ export function markRulesFromTable(table: LbTable): MarkRule[] {
   const out: MarkRule[] = [];
   for (const vs of table.services) {
     const fe = vs.frontend;
+    if (fe.kind === 'vip' && fe.port === 0) {
+      out.push({ id: vs.id, mark: everyPortMark(fe.address, fe.protocol), protocol: fe.protocol, port: 0, address: fe.address });
+      continue;
+    }
     if (fe.kind !== 'fwmark') continue;
     const r: MarkRule = { id: vs.id, mark: fe.mark, protocol: fe.protocol, port: fe.port };
     if (fe.address !== undefined) r.address = fe.address;
@@ -41,7 +46,9 @@ export function markRulesFromTable(table: LbTable): MarkRule[] {
 
 function ruleLine(r: MarkRule): string {
   const dst = r.address === undefined ? '' : ` -d ${r.address}${r.address.includes(':') ? '/128' : '/32'}`;
-  return `-A ${MARK_CHAIN}${dst} -p ${r.protocol} -m ${r.protocol} --dport ${r.port} -m comment --comment "${COMMENT_PREFIX}${r.id}" -j MARK --set-xmark 0x${r.mark.toString(16)}/0xffffffff`;
+  // Port 0: every port of the address (an every-port VIP).
+  const port = r.port === 0 ? '' : ` -m ${r.protocol} --dport ${r.port}`;
+  return `-A ${MARK_CHAIN}${dst} -p ${r.protocol}${port} -m comment --comment "${COMMENT_PREFIX}${r.id}" -j MARK --set-xmark 0x${r.mark.toString(16)}/0xffffffff`;
 }
 
 /**
@@ -93,8 +100,8 @@ export function parseMarkChain(save: string): MarkChainState {
     const xmark = opt('--set-xmark') ?? opt('--set-mark');
     const proto = opt('-p');
     const dport = opt('--dport');
-    if (!comment?.startsWith(COMMENT_PREFIX) || !xmark || (proto !== 'tcp' && proto !== 'udp') || !dport) continue;
-    const rule: MarkRule = { id: comment.slice(COMMENT_PREFIX.length), mark: parseInt(xmark.split('/')[0]!, 16), protocol: proto, port: Number(dport) };
+    if (!comment?.startsWith(COMMENT_PREFIX) || !xmark || (proto !== 'tcp' && proto !== 'udp')) continue;
+    const rule: MarkRule = { id: comment.slice(COMMENT_PREFIX.length), mark: parseInt(xmark.split('/')[0]!, 16), protocol: proto, port: dport ? Number(dport) : 0 };
     const d = opt('-d');
     if (d) rule.address = d.replace(/\/(32|128)$/, '');
     state.rules.push(rule);
