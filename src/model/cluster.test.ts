@@ -181,6 +181,11 @@ describe('nodes and tasks', () => {
       await cluster.claimTask('web', 2, 'n1');
       expect((await cluster.listTasks({ node: 'n1' })).map((t) => t.slot)).toEqual([2]);
 
+      // Scaling down leaves a live node's surplus task to its agent, which drains it (weight 0) first...
+      await cluster.scaleService('web', 1);
+      expect((await cluster.listTasks()).map((t) => `${t.service}.${t.slot}@${t.node}`)).toEqual(['web.1@n2', 'web.2@n1']);
+      // ...but a surplus task whose node is gone has no agent to drain it: it is removed, its address freed.
+      await n1.close();
       await cluster.scaleService('web', 1);
       expect((await cluster.listTasks()).map((t) => `${t.service}.${t.slot}@${t.node}`)).toEqual(['web.1@n2']);
       expect(await cluster.removeTask('web', 1, 'not-the-id')).toBe(false);

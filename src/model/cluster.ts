@@ -383,8 +383,11 @@ export class Cluster {
         ...(healthPort !== undefined ? { healthPort } : {}),
       } as NormalizedServiceSpec;
     });
+    // Surplus tasks on live nodes are drained by their agents (weight 0, then removal after the drain
+    // deadline); only those whose node is gone, which no agent will drain, are removed here.
+    const live = new Set((await this.listNodes()).map((n) => n.id));
     for (const task of await this.listTasks({ service: name })) {
-      if (task.slot > saved.replicas) await this.removeTask(name, task.slot, task.id);
+      if (task.slot > saved.replicas && !task.external && !live.has(task.node)) await this.removeTask(name, task.slot, task.id);
     }
     return saved;
   }
