@@ -181,6 +181,31 @@ describe('routing mesh', () => {
     for (const h of lab.hosts) expect(codes[h.name], h.name).toBe(h.name === node ? '200' : '000');
   });
 
+  it('service update publishes and unpublishes a port of a running service on every host', async () => {
+    const add = cl.cli(['service', 'update', 'web', '--publish-add', '8001:80']);
+    expect(add.code, add.stderr).toBe(0);
+    await waitForPublished(8001);
+    const rm = cl.cli(['service', 'update', 'web', '--publish-rm', '8001']);
+    expect(rm.code, rm.stderr).toBe(0);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      let left = 0;
+      for (const h of lab.hosts) {
+        const nat = await execIn(h.netns, ['iptables-save', '-t', 'nat'], { allowFailure: true });
+        if (/--dport 8001\b/.test(nat.stdout)) left++;
+      }
+      if (left === 0) break;
+      if (Date.now() > deadline) throw new Error(`${left} hosts still publish 8001`);
+      await new Promise((res) => setTimeout(res, 300));
+    }
+    const refused = await execIn(client, ['curl', '-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', `http://${lab.hosts[0]!.underlayIp}:8001/`], { allowFailure: true });
+    expect(refused.stdout).toBe('000');
+    expect((await curlMany(client, `http://${lab.hosts[0]!.underlayIp}:8000/`, 3)).filter((a) => taskOf(a) === 'FAILED')).toEqual([]);
+    const bad = cl.cli(['service', 'update', 'web', '--publish-rm', '9999']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/does not publish 9999\/tcp/);
+  });
+
   it('removing a service removes its rules on every host', async () => {
     expect(cl.cli(['service', 'rm', 'udpecho', 'loc', 'hst']).code).toBe(0);
     const deadline = Date.now() + 30_000;

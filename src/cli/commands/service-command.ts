@@ -122,6 +122,54 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
       }),
     );
   svc
+    .command('update <name>')
+    .description('change a running service: publish or unpublish ports, replicas, environment, scheduler')
+    .option('--publish-add <spec>', 'publish a port (same forms as --publish; repeat)', collect, [] as string[])
+    .option('--publish-rm <port[/proto]>', 'unpublish a port, e.g. 8000 or 5353/udp (repeat)', collect, [] as string[])
+    .option('--replicas <n>', 'number of tasks')
+    .option('-e, --env-add <NAME=VALUE>', 'add or change an environment variable of the tasks (repeat)', collect, [] as string[])
+    .addOption(new Option('--lb-scheduler <name>', 'how the VIP spreads connections').choices(['rr', 'wrr', 'lc', 'sh', 'mh', 'random']))
+    .option('-d, --detach', 'return at once')
+    .option('--timeout <seconds>', 'how long to wait', '120')
+    .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>) =>
+      withCluster(storeOption(), async (cluster) => {
+        const current = await cluster.getService(name);
+        if (!current) throw new CliError(`no service named ${name}: see meshnet service ls`, EXIT.usage);
+        const update: Parameters<typeof cluster.updateService>[1] = {};
+        const rm = (o['publishRm'] as string[]).map((v) => {
+          const m = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(v);
+          if (!m) throw new CliError(`invalid --publish-rm ${JSON.stringify(v)}: use PUBLISHED or PUBLISHED/udp`, EXIT.usage);
+          return { published: Number(m[1]), protocol: (m[2] ?? 'tcp') as 'tcp' | 'udp' };
+        });
+        for (const r of rm) {
+          if (!current.ports.some((p) => p.published === r.published && p.protocol === r.protocol)) {
+            throw new CliError(`${name} does not publish ${r.published}/${r.protocol}: see meshnet service inspect ${name}`, EXIT.usage);
+          }
+        }
+        const add = (o['publishAdd'] as string[]).map(parsePublishFlag);
+        // Tasks get an ingress address when they are placed; a service placed without one cannot join the mesh in place.
+        if (add.some((p) => (p.mode ?? 'ingress') === 'ingress') && current.vips['ingress'] === undefined) {
+          throw new CliError(`${name} was created without ingress publishing, so its tasks have no ingress address: publish with mode=host, or recreate it with --publish`, EXIT.usage);
+        }
+        if (rm.length || add.length) {
+          const kept = current.ports.filter((p) => !rm.some((r) => r.published === p.published && r.protocol === p.protocol));
+          update.ports = [...kept, ...add];
+        }
+        if (o['replicas'] !== undefined) {
+          const n = Number(o['replicas']);
+          if (!Number.isInteger(n) || n < 0) throw new CliError(`invalid --replicas ${String(o['replicas'])}: a whole number from 0`, EXIT.usage);
+          update.replicas = n;
+        }
+        const env = parseEnv(o['envAdd'] as string[]);
+        if (env) update.env = { ...(current.env ?? {}), ...env };
+        if (o['lbScheduler']) update.lb = { ...current.lb, scheduler: o['lbScheduler'] as 'rr' };
+        if (Object.keys(update).length === 0) throw new CliError('nothing to update: give --publish-add, --publish-rm, --replicas, --env-add or --lb-scheduler', EXIT.usage);
+        const rec = await cluster.updateService(name, update);
+        console.log(`service ${rec.name} updated${rec.ports.length ? `, published ${portsText(rec)}` : ', publishes nothing'}`);
+        if (!o['detach']) await waitForService(cluster, rec.name, rec.replicas, Number(o['timeout']));
+      }),
+    );
+  svc
     .command('rm <name...>')
     .description('remove services (their tasks stop, their ports and VIPs are released on every host)')
     .action(async (names: string[]) =>
