@@ -165,8 +165,7 @@ export class Agent {
     if (changedStore) snapshot = await this.cluster.snapshot();
     this.lastSnapshot = snapshot;
     const mine = snapshot.tasks.filter((t) => t.node === me);
-    const gwIfnames = mine.map((t) => ({ id: t.id, sandbox: t.sandbox, ifname: `eth${Object.keys(t.addresses).length}` }));
-    const currentGw = await this.reconciler.currentGwAddresses(gwIfnames);
+    const currentGw = await this.reconciler.currentGwAddresses(mine);
     // An attached namespace that its runtime already removed must not stall the rest of the node.
     const vanished = new Set(mine.filter((t) => t.external && !existsSync(t.sandbox)).map((t) => t.id));
     for (const id of vanished) logEvent('warn', 'task.external_netns_missing', { task: id, hint: 'meshnet task detach it, or recreate the namespace' });

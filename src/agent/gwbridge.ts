@@ -1,7 +1,16 @@
-import { Rtnl } from '../sandbox/rtnl.js';
-import { parseCidr } from '../sandbox/addresses.js';
+import { Rtnl, type AddressInfo } from '../sandbox/rtnl.js';
+import { cidrContains, parseCidr } from '../sandbox/addresses.js';
 import { setSysctl } from '../sandbox/sysctl.js';
 import type { NodeSettings } from './node-state.js';
+
+/** Pure: the first address among `addresses` that lies in the gwbridge subnet. */
+export function gwAddressAmong(addresses: readonly AddressInfo[], subnet: string): string | undefined {
+  for (const a of addresses) {
+    const ip = a.cidr.split('/')[0]!;
+    if (cidrContains(subnet, ip)) return ip;
+  }
+  return undefined;
+}
 
 /** A sandbox's leg on the node's gwbridge. */
 export interface GwLeg {
@@ -47,6 +56,19 @@ export class GwBridge {
     try {
       const found = (await r.addresses()).find((a) => a.link === ifname);
       return found?.cidr.split('/')[0];
+    } finally {
+      r.close();
+    }
+  }
+
+  /**
+   * The gwbridge address a sandbox holds on whichever interface, found by subnet: interface names
+   * are positional and shift when a task leaves a network, the address must not.
+   */
+  async bridgeAddressIn(sandbox: string): Promise<string | undefined> {
+    const r = Rtnl.open(sandbox);
+    try {
+      return gwAddressAmong(await r.addresses(), this.gw.subnet);
     } finally {
       r.close();
     }

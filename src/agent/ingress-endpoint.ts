@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Compare, KvStore, TxnOp } from '../store/kv-store.js';
-import { ipKey } from '../model/keys.js';
+import { ipKey, networkIpsPrefix } from '../model/keys.js';
 import { chooseAddress, INGRESS_NETWORK } from '../model/ipam.js';
 import { macForIpv4 } from '../sandbox/addresses.js';
 import type { NetworkRecord } from '../model/records.js';
@@ -49,7 +49,7 @@ export async function claimIngressEndpoint(store: KvStore, nodeId: string, lease
       const parsed = IngressEndpointSchema.safeParse(safeJson(existing.value));
       if (parsed.success && existing.lease === lease) return parsed.data;
     }
-    const { kvs } = await store.range(`/meshnet/ipam/ips/${INGRESS_NETWORK}/`);
+    const { kvs } = await store.range(networkIpsPrefix(INGRESS_NETWORK));
     const used = new Set(kvs.map((kv) => kv.key.slice(kv.key.lastIndexOf('/') + 1)));
     used.add(ingress.gateway);
     const ip = chooseAddress(ingress.subnet, used, INGRESS_NETWORK, attempt);

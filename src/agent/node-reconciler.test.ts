@@ -38,7 +38,7 @@ class FakeHost {
           this.bridge = true;
         },
         legs: async () => [...this.legs.keys()],
-        addressIn: async () => undefined,
+        bridgeAddressIn: async () => undefined,
         ensureLeg: async (leg) => changed(this.legs, leg.hostIf, leg),
         removeLeg: async (hostIf) => {
           this.legs.delete(hostIf);

@@ -1,5 +1,5 @@
 import { basename, join } from 'node:path';
-import { NetnsDir } from '../sandbox/netns.js';
+import type { NetnsDir } from '../sandbox/netns.js';
 import { Rtnl } from '../sandbox/rtnl.js';
 import { macForIpv4 } from '../sandbox/addresses.js';
 import { setSysctl } from '../sandbox/sysctl.js';
@@ -33,7 +33,7 @@ export interface PassReport {
 /** The kernel-facing adapters the reconciler drives; real ones by default, fakes in tests. */
 export interface KernelAdapters {
   overlay: Pick<OverlayDriver, 'apply'>;
-  gw: Pick<GwBridge, 'ensureBridge' | 'legs' | 'addressIn' | 'ensureLeg' | 'removeLeg'>;
+  gw: Pick<GwBridge, 'ensureBridge' | 'legs' | 'bridgeAddressIn' | 'ensureLeg' | 'removeLeg'>;
   mesh: {
     applyHostPlan: (hostNetns: string | null, host: MeshPlan['host']) => Promise<{ changed: boolean }>;
     removeHostRules: (hostNetns: string | null) => Promise<{ changed: boolean }>;
@@ -87,11 +87,11 @@ export class NodeReconciler {
   }
 
   /** Current gwbridge address of each local task, read from the kernel (so restarts keep them). */
-  async currentGwAddresses(tasks: readonly { id: string; sandbox: string; ifname: string }[]): Promise<Record<string, string>> {
+  async currentGwAddresses(tasks: readonly { id: string; sandbox: string }[]): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     for (const t of tasks) {
       if (!this.deps.netnsDir.exists(basename(t.sandbox))) continue;
-      const ip = await this.gw.addressIn(t.sandbox, t.ifname).catch(() => undefined);
+      const ip = await this.gw.bridgeAddressIn(t.sandbox).catch(() => undefined);
       if (ip) out[t.id] = ip;
     }
     return out;
@@ -277,7 +277,7 @@ export class NodeReconciler {
 function realKernelAdapters(deps: ReconcilerDeps): KernelAdapters {
   const host = Rtnl.open(deps.hostNetns, { allowHostNamespace: true });
   return {
-    overlay: new OverlayDriver({ netnsDir: deps.netnsDir as NetnsDir, hostNetns: deps.hostNetns, allowHostNamespace: true }),
+    overlay: new OverlayDriver({ netnsDir: deps.netnsDir, hostNetns: deps.hostNetns, allowHostNamespace: true }),
     gw: new GwBridge(host, deps.hostNetns, deps.settings.gwbridge),
     mesh: {
       applyHostPlan: (netns, plan) => applyHostPlan(netns, plan),

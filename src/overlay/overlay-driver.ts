@@ -1,4 +1,4 @@
-import { NetnsDir } from '../sandbox/netns.js';
+import type { NetnsDir } from '../sandbox/netns.js';
 import { Rtnl } from '../sandbox/rtnl.js';
 import { execIn } from '../sandbox/exec.js';
 import type { OverlayInput } from './overlay-spec.js';
@@ -7,7 +7,7 @@ import { type ObservedOverlay, type OverlayOp, planOverlay } from './overlay-pla
 
 export interface OverlayDriverOptions {
   /** Where overlay namespaces are bind-mounted. */
-  netnsDir: NetnsDir;
+  netnsDir: Pick<NetnsDir, 'path' | 'exists' | 'create'>;
   /** The host namespace whose underlay carries VXLAN (null: the namespace this process runs in). */
   hostNetns: string | null;
   /** Required when hostNetns is null: the operator declared this namespace the host. */
@@ -58,14 +58,6 @@ export class OverlayDriver {
       ov?.close();
     }
     return { ops, netns };
-  }
-
-  /** Removes a network's overlay namespace (and with it br0, vxlan0 and every endpoint veth). */
-  async remove(networkName: string): Promise<boolean> {
-    const name = `ov-${networkName}`;
-    if (!this.opts.netnsDir.exists(name)) return false;
-    this.opts.netnsDir.delete(name);
-    return true;
   }
 
   /** Reads the kernel state relevant to `desired`. Throws (touching nothing) when an endpoint's sandbox is missing. */

@@ -4,17 +4,13 @@ import { applyRuleSet, readIptables, type IptablesFlavor } from '../../src/mesh/
 import { emptyHostRuleSet, hostRuleSet } from '../../src/mesh/iptables-render.js';
 import { computeMeshPlan } from '../../src/mesh/published-ports.js';
 import { MeshLab } from './mesh-lab.js';
+import { knownState } from '../../src/mesh/fixtures.test-data.js';
 
 // The same transactions through both iptables backends: whichever one a host uses, applying
 // twice writes once and removal leaves nothing.
 const lab = new MeshLab('mesh-flavors');
 const plan = computeMeshPlan({
-  node: {
-    nodeId: 'n1',
-    gwbridge: { name: 'meshnet_gwbr', subnet: '172.18.0.0/16' },
-    sbox: { gwbridgeAddress: '172.18.0.2', ingressAddress: '10.255.0.2' },
-    ingressSubnet: '10.255.0.0/16',
-  },
+  node: knownState().node,
   services: [
     { id: 'web', name: 'web', ports: [{ published: 8000, target: 80, protocol: 'tcp', mode: 'ingress', policy: 'cluster' }] },
     { id: 'dns', name: 'dns', ports: [{ published: 53, target: 53, protocol: 'udp', mode: 'ingress', policy: 'cluster' }] },
