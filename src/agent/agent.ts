@@ -18,6 +18,7 @@ import { desiredNodeState, type LocalTask, type NodeSettings, type NodeState } f
 import { NodeReconciler, type PassReport } from './node-reconciler.js';
 import { placementActions } from './placement-actions.js';
 import { taskReady } from './task-readiness.js';
+import { hostBoundPorts } from './host-ports.js';
 import { createLbBackend, selectLbBackend } from './lb-backend-choice.js';
 import { eastWestTable } from './east-west-table.js';
 import { lbServiceId } from '../vip/desired-table.js';
@@ -170,7 +171,10 @@ export class Agent {
     const vanished = new Set(mine.filter((t) => t.external && !existsSync(t.sandbox)).map((t) => t.id));
     for (const id of vanished) logEvent('warn', 'task.external_netns_missing', { task: id, hint: 'meshnet task detach it, or recreate the namespace' });
     const view = vanished.size ? { ...snapshot, tasks: snapshot.tasks.filter((t) => !vanished.has(t.id)) } : snapshot;
-    const state = desiredNodeState({ snapshot: view, settings: this.settings, ingressEndpoints: endpoints, currentGw });
+    // Our own health servers hold their ports on the host; anything else bound there is someone else's.
+    const ours = new Set(snapshot.services.flatMap((sv) => (sv.healthPort ? [`tcp/${sv.healthPort}`] : [])));
+    const boundHostPorts = hostBoundPorts(this.config.hostNetns, ours);
+    const state = desiredNodeState({ snapshot: view, settings: this.settings, ingressEndpoints: endpoints, currentGw, boundHostPorts });
     this.lastState = state;
     const full = Date.now() - this.lastFull >= this.config.resyncSeconds * 1000;
     const report = await this.reconciler.apply(state, { prune: full });

@@ -75,6 +75,7 @@ export class NodeReconciler {
   private readonly lbs = new Map<string, LbBackend>();
   private readonly dnsAttached = new Map<string, string>();
   private bridgeReady = false;
+  private lastConflicts = '';
   /** Steps failing now, so a persistent failure is logged when it starts, changes or every 30 s, not every pass. */
   private readonly failing = new Map<string, { message: string; since: number; loggedAt: number }>();
   /** Mesh plan of the last pass, for inspect and tests. */
@@ -172,7 +173,12 @@ export class NodeReconciler {
       }
       const plan = computeMeshPlan(state.mesh);
       this.lastMeshPlan = plan;
-      for (const c of plan.conflicts) logEvent('warn', 'mesh.conflict', { error: c.message });
+      // Said when the set of conflicts changes, not on every pass.
+      const conflicts = plan.conflicts.map((c) => c.message).sort().join('\n');
+      if (conflicts !== this.lastConflicts) {
+        for (const c of plan.conflicts) logEvent('warn', 'mesh.conflict', { code: c.code, error: c.message });
+        this.lastConflicts = conflicts;
+      }
       for (const sc of plan.sbox.sysctls) this.kernel.sysctl(sboxPath, sc.key, sc.value);
       r.lbChanges += (await this.lbOf(sboxPath).apply({ services: plan.sbox.virtualServices })).changes;
       const hostResult = await this.kernel.mesh.applyHostPlan(this.deps.hostNetns, plan.host);

@@ -53,6 +53,12 @@ describe('desiredNodeState', () => {
     expect(state.mesh!.tasks.map((t) => t.state)).toEqual(['running', 'running', 'running']);
   });
 
+  it('hands the mesh the ports other programs hold on this host, so publishing them here is refused', () => {
+    const bound = [{ protocol: 'tcp' as const, port: 22, owner: 'a program already listening on this host' }];
+    const s = desiredNodeState({ snapshot: snapshotFixture(), settings: settings('host-a'), ingressEndpoints: endpoints, currentGw: {}, boundHostPorts: bound });
+    expect(s.mesh!.boundHostPorts).toEqual(bound);
+  });
+
   it('is a pure function: the same input gives the same state', () => {
     const again = desiredNodeState({ snapshot: snapshotFixture(), settings: settings('host-a'), ingressEndpoints: endpoints, currentGw: {} });
     expect(again).toEqual(state);

@@ -105,6 +105,8 @@ export function desiredNodeState(input: {
   ingressEndpoints: readonly IngressEndpoint[];
   /** task id -> gwbridge address, as found in the kernel. */
   currentGw: Readonly<Record<string, string>>;
+  /** Ports other programs hold on this host: publishing them here is refused. */
+  boundHostPorts?: readonly { protocol: 'tcp' | 'udp'; port: number; owner: string }[];
 }): NodeState {
   const { snapshot, settings } = input;
   const me = settings.nodeId;
@@ -206,6 +208,7 @@ export function desiredNodeState(input: {
         sbox: { gwbridgeAddress: settings.gwbridge.sboxAddress, ingressAddress: myIngress.ip },
         ingressSubnet: ingressNet.subnet,
       },
+      boundHostPorts: [...(input.boundHostPorts ?? [])],
       services: snapshot.services.filter((s) => s.ports.length > 0).map((s) => {
         const svc: MeshInput['services'][number] = {
           id: s.name,

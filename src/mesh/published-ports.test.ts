@@ -219,4 +219,14 @@ describe('removal', () => {
     expect(plan.tasks).toEqual([]);
     expect(plan.health).toEqual([]);
   });
+
+  it('a port a program holds on this host loses only this host\'s DNAT: the sandbox and local tasks still serve it', () => {
+    const input = knownState();
+    const plan = computeMeshPlan({ ...input, boundHostPorts: [{ protocol: 'tcp', port: 8000, owner: 'sshd' }] });
+    expect(plan.host.ingressPorts.some((p) => p.protocol === 'tcp' && p.port === 8000)).toBe(false);
+    expect(plan.sbox.virtualServices.some((v) => v.id === 'ingress-tcp-8000')).toBe(true);
+    const free = computeMeshPlan(input);
+    expect(plan.tasks).toEqual(free.tasks);
+    expect(plan.conflicts.map((c) => c.message)).toEqual([expect.stringMatching(/8000\/tcp.*sshd/)]);
+  });
 });

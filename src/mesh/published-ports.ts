@@ -127,8 +127,13 @@ function backendsFor(tasks: readonly TaskInput[]): LbBackendTarget[] {
 export function computeMeshPlan(rawInput: MeshInput): MeshPlan {
   const input = parseMeshInput(rawInput);
   const { node } = input;
-  const claims = claimPublishedPorts(input.services, input.boundHostPorts);
-  const conflicts: MeshConflictError[] = [...claims.conflicts];
+  // Publishing is cluster-wide: the sandbox's services and the tasks' redirects follow the cluster's
+  // claims, so traffic from other hosts still reaches this host's tasks. A port some program already
+  // holds here only keeps this host from DNATing (or binding) it: `here` adds the host's own sockets.
+  const claims = claimPublishedPorts(input.services);
+  const here = input.boundHostPorts.length > 0 ? claimPublishedPorts(input.services, input.boundHostPorts) : claims;
+  const conflicts: MeshConflictError[] = [...here.conflicts];
+  const dnatHere = new Set(here.ingress.map(({ spec }) => key(spec.protocol, spec.published)));
 
   const tasksOf = new Map<string, TaskInput[]>();
   for (const t of input.tasks) {
@@ -148,7 +153,8 @@ export function computeMeshPlan(rawInput: MeshInput): MeshPlan {
     const local = spec.policy === 'local';
     const backends = backendsFor(local ? all.filter(isLocal) : all);
     // policy=local on a node without a running local task: no DNAT, so the host itself refuses.
-    if (!local || backends.some((b) => b.weight > 0)) ingressPorts.push({ protocol: spec.protocol, port: spec.published });
+    const servedHere = !local || backends.some((b) => b.weight > 0);
+    if (servedHere && dnatHere.has(key(spec.protocol, spec.published))) ingressPorts.push({ protocol: spec.protocol, port: spec.published });
     virtualServices.push({
       id: ingressServiceId(spec.protocol, spec.published),
       frontend: {
@@ -167,7 +173,7 @@ export function computeMeshPlan(rawInput: MeshInput): MeshPlan {
   // mode=host ports: only where a task runs, one task per port per node.
   const hostModePorts: HostModePort[] = [];
   const hostHeld = new Map<string, string>();
-  for (const { service, spec } of claims.hostMode) {
+  for (const { service, spec } of here.hostMode) {
     const candidates = localRunning(service.id)
       .filter((t) => t.gwbridgeAddress !== undefined)
       .sort((a, b) => a.id.localeCompare(b.id));
@@ -223,7 +229,7 @@ export function computeMeshPlan(rawInput: MeshInput): MeshPlan {
     tasks.push({ taskId: task.id, serviceId: task.serviceId, redirects: sortPorts(redirects), returnRoute });
   }
 
-  const health: HealthPortPlan[] = claims.health
+  const health: HealthPortPlan[] = here.health
     .map(({ service, port }) => ({
       serviceId: service.id,
       serviceName: service.name,
