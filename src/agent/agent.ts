@@ -1,57 +1,68 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore, type OpenStoreOptions } from '../store/open-store.js';
-import type { KvStore, WatchHandle } from '../store/kv-store.js';
-import { attachedNetworks, Cluster, type NodeRegistration, type ClusterSnapshot } from '../model/cluster.js';
+import type { KvStore } from '../store/kv-store.js';
+import { Cluster, type NodeRegistration, type ClusterSnapshot } from '../model/cluster.js';
+import { ClusterMirror } from '../model/cluster-mirror.js';
 import { NetnsDir } from '../sandbox/netns.js';
 import { Rtnl } from '../sandbox/rtnl.js';
+import { homeNetnsIdentity } from '../sandbox/netns-switch.js';
 import { TaskSupervisor, type TaskStateEvent } from '../tasks/supervisor.js';
 import { DnsService } from '../dns/dns-service.js';
 import { taskResolvConf } from '../dns/resolv-conf.js';
 import { HealthServers } from '../mesh/health-server.js';
-import type { LbBackend } from '../vip/lb-table.js';
 import { intToIpv4, ipv4ToInt, parseCidr } from '../sandbox/addresses.js';
+import type { Logger } from '../log/logger.js';
 import type { AgentConfig } from './agent-config.js';
-import { logEvent } from './agent-log.js';
-import { claimIngressEndpoint, listIngressEndpoints } from './ingress-endpoint.js';
-import { desiredNodeState, type LocalTask, type NodeSettings, type NodeState } from './node-state.js';
-import { NodeReconciler, type PassReport } from './node-reconciler.js';
+import { claimIngressEndpoint, INGRESS_ENDPOINTS, parseIngressEndpoints, type IngressEndpoint } from './ingress-endpoint.js';
+import { desiredNode, PlanMemo, taskNetnsName, type NodePlan, type NodeSettings } from './node-plan.js';
+import { NodeReconciler, reportChanges, type PassReport } from './node-reconciler.js';
+import { realNodeAdapters } from './node-adapters.js';
 import { placementActions } from './placement-actions.js';
 import { taskReady } from './task-readiness.js';
-import { hostBoundPorts } from './host-ports.js';
-import { createLbBackend, selectLbBackend } from './lb-backend-choice.js';
-import { eastWestTable } from './east-west-table.js';
-import { lbServiceId } from '../vip/desired-table.js';
-import { INGRESS_NETWORK } from '../model/ipam.js';
-import { summarizeTables, writeNodeStatus, type NodeStatus } from './node-status.js';
-import { ingressServiceId } from '../mesh/published-ports.js';
+import { selectLbBackend } from './lb-backend-choice.js';
+import { publishableStatus, writeNodeStatus } from './node-status.js';
+import { readLeaseFile, writeLeaseFile } from './lease-file.js';
 
-/** One agent per host: registers the node, watches the store, and reconciles the host to it. */
+/**
+ * One agent per host: registers the node, follows the store, and reconciles the host to it.
+ * Level-triggered: a pass computes the whole NodePlan from the mirrored intent and the node's facts,
+ * and the reconciler applies only what differs from what it applied before. Store trouble never
+ * reaches the data plane: the last state keeps serving, and writes are retried on later passes.
+ */
 export class Agent {
   private store!: KvStore;
   private cluster!: Cluster;
+  private mirror!: ClusterMirror;
   private registration!: NodeRegistration;
   private supervisor!: TaskSupervisor;
   private dns!: DnsService;
   private health!: HealthServers;
   private reconciler!: NodeReconciler;
-  private watch: WatchHandle | null = null;
+  private readonly memo = new PlanMemo();
   private timer: NodeJS.Timeout | null = null;
+  private soonTimer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
   private stopping = false;
-  private lastFull = 0;
+  /** False until start() has built every part a pass uses: no pass runs before. */
+  private started = false;
+  private lastResync = 0;
   private readonly settings: NodeSettings;
   private lbKind: 'nftables' | 'ipvs' = 'nftables';
-  private lastState: NodeState | null = null;
-  private lastSnapshot: ClusterSnapshot | null = null;
-  private lastStatus = '';
+  private lastPlan: NodePlan | null = null;
+  private lastStatusKey = '';
+  private lastStatusTables: unknown[] = [];
+  private ingressCache: { raw: ReadonlyMap<string, string>; endpoints: IngressEndpoint[] } | null = null;
+  /** task id -> pid and restarts when it was last found listening, so a ready task is not re-read every pass. */
+  private readonly readyAt = new Map<string, string>();
   /** Reports of completed passes, newest last (bounded), for tests and `inspect`. */
   readonly passes: PassReport[] = [];
 
   constructor(
     private readonly config: AgentConfig,
     private readonly storeOptions: OpenStoreOptions = {},
+    private readonly log: Logger,
   ) {
     const { ip: base, prefix } = parseCidr(config.gwbridgeSubnet);
     if (prefix > 29) throw new Error(`--gwbridge-subnet ${config.gwbridgeSubnet} is too small: use /29 or larger`);
@@ -60,6 +71,7 @@ export class Agent {
       netnsDir: config.netnsDir,
       underlayIp: config.advertiseAddr,
       underlayMtu: 1500,
+      drainSeconds: config.drainSeconds,
       gwbridge: {
         name: config.gwbridgeName,
         subnet: config.gwbridgeSubnet,
@@ -69,58 +81,50 @@ export class Agent {
     };
   }
 
-  /** Connects, registers, adopts what the kernel has, and starts reconciling. */
+  /** Connects, registers (taking over a previous agent's lease), adopts what the kernel has, and starts reconciling. */
   async start(): Promise<void> {
     // Start libuv's threadpool here, before any worker enters a task namespace (machine.md trap).
     await import('node:fs/promises').then((fs) => fs.stat('/'));
     this.settings.underlayMtu = await this.underlayMtu();
     this.store = await openStore(this.config.store, this.storeOptions);
     this.cluster = new Cluster(this.store, { sandboxDir: this.config.netnsDir });
+    const leaseFile = join(this.config.stateDir, 'node-lease');
+    const previousLease = readLeaseFile(leaseFile);
     this.registration = await this.cluster.registerNode(
       { id: this.config.nodeName, name: this.config.nodeName, underlayIp: this.config.advertiseAddr },
-      { ttlSeconds: this.config.leaseTtlSeconds, onKeepAliveError: (err) => logEvent('warn', 'node.keepalive_failed', { error: err.message }) },
+      {
+        ttlSeconds: this.config.leaseTtlSeconds,
+        ...(previousLease ? { resumeLease: previousLease } : {}),
+        onKeepAliveError: (err) => this.log.warn({ event: 'node.keepalive_failed', error: err.message }),
+        onLeaseReplaced: (lease: string) => {
+          this.log.warn({ event: 'node.lease_replaced', lease, hint: 'the node lease lapsed (store unreachable or stalled agent); registered again' });
+          writeLeaseFile(leaseFile, lease);
+          this.lastStatusKey = '';
+          this.kick();
+        },
+      },
     );
+    writeLeaseFile(leaseFile, this.registration.lease());
     this.lbKind = await selectLbBackend(this.config.lbBackend, this.config.hostNetns);
-    const hostResolv = safeRead('/etc/resolv.conf');
-    const resolv = taskResolvConf(hostResolv);
+    const resolv = taskResolvConf(safeRead('/etc/resolv.conf'));
     const upstreams = this.config.dnsUpstreams.length > 0 ? this.config.dnsUpstreams : resolv.upstreams;
-    this.supervisor = new TaskSupervisor({ stateDir: join(this.config.stateDir, 'tasks'), onStateChange: (e) => void this.onTaskEvent(e) });
+    this.supervisor = new TaskSupervisor({ stateDir: join(this.config.stateDir, 'tasks'), onStateChange: (e) => this.onTaskEvent(e) });
     const adopted = await this.supervisor.adoptOrphans();
     this.dns = new DnsService({ upstreams });
     this.health = new HealthServers(this.config.hostNetns);
     const netnsDir = new NetnsDir(this.config.netnsDir);
-    this.reconciler = new NodeReconciler({
-      settings: this.settings,
-      hostNetns: this.config.hostNetns,
-      netnsDir,
-      supervisor: this.supervisor,
-      dns: this.dns,
-      health: this.health,
-      lbFor: (netns) => this.lbFor(netns),
-      vipTableFor: (t: LocalTask) => eastWestTable(this.lastSnapshot!, t, this.config.drainSeconds, Date.now()),
-      resolvConf: resolv.taskResolvConf,
-    });
-    logEvent('info', 'agent.started', { node: this.config.nodeName, advertiseAddr: this.config.advertiseAddr, lbBackend: this.lbKind, adoptedTasks: adopted.length, store: this.config.store.replace(/\/\/[^@]*@/, '//***@') });
-    await this.startWatch();
+    this.reconciler = new NodeReconciler(
+      realNodeAdapters({ settings: this.settings, hostNetns: this.config.hostNetns, netnsDir, supervisor: this.supervisor, dns: this.dns, health: this.health, lbKind: this.lbKind, log: this.log }),
+      { resolvConf: resolv.taskResolvConf, log: this.log },
+    );
+    this.mirror = await ClusterMirror.open(this.store, { log: this.log, onChange: () => this.kick(), rawPrefixes: [INGRESS_ENDPOINTS] });
+    // A restart keeps every task's gwbridge address: read what the namespaces hold before the first plan.
+    const mine = this.mirror.snapshot().tasks.filter((t) => t.node === this.config.nodeName);
+    await this.reconciler.adoptGwAddresses(mine.map((t) => ({ taskId: t.id, sandbox: t.external ? t.sandbox : netnsDir.path(taskNetnsName(t.id)) })));
+    this.log.info({ event: 'agent.started', node: this.config.nodeName, advertiseAddr: this.config.advertiseAddr, lbBackend: this.lbKind, adoptedTasks: adopted.length, lease: this.registration.lease(), resumedLease: previousLease === this.registration.lease(), store: this.config.store.replace(/\/\/[^@]*@/, '//***@') });
+    this.started = true;
     this.timer = setInterval(() => this.kick(), 1000);
     this.kick();
-  }
-
-  /**
-   * Watches the store for changes. Events only trigger passes (the 1 s timer heals anything a watch
-   * misses), so a failed watch is logged, answered with a pass, and set up again a second later.
-   */
-  private async startWatch(): Promise<void> {
-    if (this.stopping) return;
-    this.watch = await this.cluster.watch(() => this.kick(), {
-      onError: (err: Error) => {
-        logEvent('warn', 'store.watch_failed', { error: err.message, retryInMs: 1000 });
-        this.watch?.close();
-        this.watch = null;
-        this.kick();
-        setTimeout(() => void this.startWatch().catch((e: Error) => logEvent('error', 'store.watch_restart_failed', { error: e.message })), 1000).unref();
-      },
-    });
   }
 
   /** The backend kind this agent chose. */
@@ -130,7 +134,7 @@ export class Agent {
 
   /** Asks for a pass; passes never overlap, and a request during a pass runs one more after it. */
   kick(): void {
-    if (this.stopping) return;
+    if (this.stopping || !this.started) return;
     if (this.running) {
       this.again = true;
       return;
@@ -140,55 +144,102 @@ export class Agent {
     });
   }
 
+  /** A pass in `ms`, unless one is already due sooner (readiness of starting tasks). */
+  private kickSoon(ms: number): void {
+    if (this.soonTimer || this.stopping) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = null;
+      this.kick();
+    }, ms);
+  }
+
   private async loop(): Promise<void> {
     do {
       this.again = false;
       try {
         await this.pass();
       } catch (err) {
-        logEvent('error', 'reconcile.failed', { error: (err as Error).message });
+        this.log.error({ event: 'reconcile.failed', error: (err as Error).message });
       }
     } while (this.again && !this.stopping);
   }
 
-  /** One reconcile pass: store first (claims, drains), then the kernel and processes. */
+  /** One pass: store writes first (claims, drains), then the kernel and processes, then reports. */
   private async pass(): Promise<void> {
-    const started = Date.now();
-    let snapshot = await this.cluster.snapshot();
-    const me = this.config.nodeName;
-    const changedStore = await this.applyPlacement(snapshot);
-    const ingress = snapshot.networks.find((n) => n.ingress);
-    let endpoints = await listIngressEndpoints(this.store);
-    if (ingress && !endpoints.some((e) => e.node === me)) {
-      await claimIngressEndpoint(this.store, me, this.registration.lease(), ingress);
-      endpoints = await listIngressEndpoints(this.store);
+    const started = performance.now();
+    let snapshot = this.mirror.snapshot();
+    const wrote = this.mirror.connected ? await this.applyPlacement(snapshot) : false;
+    if (wrote) snapshot = this.mirror.snapshot();
+    const endpoints = await this.ingressEndpoints(snapshot);
+    const plan = desiredNode(snapshot, this.settings, {
+      gwAddresses: this.reconciler.appliedGwAddresses(),
+      unusableExternal: this.unusableExternal(snapshot),
+      ingressEndpoints: endpoints,
+      now: Date.now(),
+    }, this.memo);
+    if (this.lastPlan === null || conflictsChanged(this.lastPlan, plan)) {
+      for (const c of plan.conflicts) this.log.warn({ event: 'mesh.conflict', code: c.code, error: c.message });
     }
-    if (changedStore) snapshot = await this.cluster.snapshot();
-    this.lastSnapshot = snapshot;
-    const mine = snapshot.tasks.filter((t) => t.node === me);
-    const currentGw = await this.reconciler.currentGwAddresses(mine);
-    // An attached namespace that its runtime already removed must not stall the rest of the node.
-    const vanished = new Set(mine.filter((t) => t.external && !existsSync(t.sandbox)).map((t) => t.id));
-    for (const id of vanished) logEvent('warn', 'task.external_netns_missing', { task: id, hint: 'meshnet task detach it, or recreate the namespace' });
-    const view = vanished.size ? { ...snapshot, tasks: snapshot.tasks.filter((t) => !vanished.has(t.id)) } : snapshot;
-    // Our own health servers hold their ports on the host; anything else bound there is someone else's.
-    const ours = new Set(snapshot.services.flatMap((sv) => (sv.healthPort ? [`tcp/${sv.healthPort}`] : [])));
-    const boundHostPorts = hostBoundPorts(this.config.hostNetns, ours);
-    const state = desiredNodeState({ snapshot: view, settings: this.settings, ingressEndpoints: endpoints, currentGw, boundHostPorts });
-    this.lastState = state;
-    const full = Date.now() - this.lastFull >= this.config.resyncSeconds * 1000;
-    const report = await this.reconciler.apply(state, { prune: full });
-    if (full) this.lastFull = Date.now();
-    await this.reportTaskStates(state);
-    await this.publishStatus(snapshot, state).catch((err: Error) => logEvent('warn', 'node.status_failed', { error: err.message }));
+    this.lastPlan = plan;
+    const resync = Date.now() - this.lastResync >= this.config.resyncSeconds * 1000;
+    if (resync) {
+      this.lastResync = Date.now();
+      // The periodic full pass also re-reads the store, healing anything a watch could have missed.
+      if (this.mirror.connected) await this.mirror.relist().catch((err: Error) => this.log.warn({ event: 'store.relist_failed', error: err.message }));
+    }
+    const report = await this.reconciler.apply(plan, { resync });
+    if (this.mirror.connected) {
+      await this.reportTaskStates(plan, resync);
+      await this.publishStatus(plan).catch((err: Error) => this.log.warn({ event: 'node.status_failed', error: err.message }));
+    }
     this.passes.push(report);
     if (this.passes.length > 50) this.passes.shift();
-    const changes = report.namespaces + report.overlayOps + report.gwLegs + report.processes + report.lbChanges + report.meshRules + report.dns + report.pruned;
-    // A pass is logged when it changed something; failures are logged by the step that failed.
-    if (changes > 0 || changedStore) {
-      logEvent(report.errors.length ? 'warn' : 'info', 'reconcile.pass', { revision: snapshot.revision, full, ms: Date.now() - started, ...report });
+    const ms = Math.round((performance.now() - started) * 10) / 10;
+    if (reportChanges(report) > 0 || wrote) {
+      this.log[report.errors.length ? 'warn' : 'info']({ event: 'reconcile.pass', revision: snapshot.revision, resync, ms, ...report });
+    } else {
+      this.log.debug({ event: 'reconcile.pass', revision: snapshot.revision, resync, ms, changes: 0 });
     }
-    if (changedStore) this.again = true;
+    if (wrote) this.again = true;
+  }
+
+  /** The ingress endpoints, claiming this node's once the cluster has an ingress network. */
+  private async ingressEndpoints(snapshot: ClusterSnapshot): Promise<IngressEndpoint[]> {
+    const raw = this.mirror.raw(INGRESS_ENDPOINTS);
+    if (this.ingressCache?.raw !== raw || this.ingressCache.endpoints.length !== raw.size) {
+      this.ingressCache = { raw, endpoints: parseIngressEndpoints(raw, (key, error) => this.log.error({ event: 'store.record_invalid', key, error })) };
+    }
+    const ingress = snapshot.networks.find((n) => n.ingress);
+    let endpoints = this.ingressCache.endpoints;
+    if (ingress && this.mirror.connected && !endpoints.some((e) => e.node === this.config.nodeName)) {
+      try {
+        const mine = await claimIngressEndpoint(this.store, this.config.nodeName, ingress);
+        endpoints = [...endpoints.filter((e) => e.node !== mine.node), mine];
+        this.log.info({ event: 'ingress.endpoint_claimed', ip: mine.ip });
+      } catch (err) {
+        this.log.warn({ event: 'ingress.endpoint_claim_failed', error: (err as Error).message });
+      }
+    }
+    return endpoints;
+  }
+
+  /** Attached namespaces that are gone or are not network namespaces (never the host's own): left unwired. */
+  private unusableExternal(snapshot: ClusterSnapshot): Set<string> {
+    const out = new Set<string>();
+    for (const t of snapshot.tasks) {
+      if (t.node !== this.config.nodeName || !t.external) continue;
+      const why = externalNamespaceProblem(t.sandbox);
+      if (why) {
+        out.add(t.id);
+        if (!this.readyAt.has(`unusable:${t.id}`)) {
+          this.log.warn({ event: 'task.external_netns_unusable', task: t.id, sandbox: t.sandbox, error: why, hint: 'meshnet task detach it, or recreate the namespace' });
+          this.readyAt.set(`unusable:${t.id}`, why);
+        }
+      } else {
+        this.readyAt.delete(`unusable:${t.id}`);
+      }
+    }
+    return out;
   }
 
   /** Claims, drains and removes tasks in the store; true when it wrote anything. */
@@ -198,70 +249,81 @@ export class Agent {
     for (const c of actions.claim) {
       try {
         const task = await this.cluster.claimTask(c.service, c.slot, this.config.nodeName);
-        logEvent('info', 'task.claimed', { service: c.service, slot: c.slot, task: task.id });
+        this.log.info({ event: 'task.claimed', service: c.service, slot: c.slot, task: task.id });
         wrote = true;
       } catch (err) {
-        logEvent('warn', 'task.claim_failed', { service: c.service, slot: c.slot, error: (err as Error).message });
+        this.log.warn({ event: 'task.claim_failed', service: c.service, slot: c.slot, error: (err as Error).message });
       }
     }
     for (const t of actions.drain) {
-      await this.cluster.updateTaskState(t.service, t.slot, t.id, { desiredState: 'shutdown', message: `draining for ${this.config.drainSeconds}s` }).catch(() => undefined);
-      logEvent('info', 'task.draining', { service: t.service, slot: t.slot, task: t.id });
-      wrote = true;
+      try {
+        await this.cluster.updateTaskState(t.service, t.slot, t.id, { desiredState: 'shutdown', message: `draining for ${this.config.drainSeconds}s` });
+        this.log.info({ event: 'task.draining', service: t.service, slot: t.slot, task: t.id });
+        wrote = true;
+      } catch (err) {
+        this.log.warn({ event: 'task.drain_failed', task: t.id, error: (err as Error).message });
+      }
     }
     for (const t of actions.remove) {
-      await this.supervisor.stop(t.id, { graceMs: 5000 });
-      await this.cluster.removeTask(t.service, t.slot, t.id);
-      logEvent('info', 'task.removed', { service: t.service, slot: t.slot, task: t.id });
-      wrote = true;
+      try {
+        await this.supervisor.stop(t.id, { graceMs: 5000 });
+        await this.cluster.removeTask(t.service, t.slot, t.id);
+        this.log.info({ event: 'task.removed', service: t.service, slot: t.slot, task: t.id });
+        wrote = true;
+      } catch (err) {
+        // A task that will not stop keeps its record, so it is tried again; the rest of the pass goes on.
+        this.log.error({ event: 'task.remove_failed', task: t.id, error: (err as Error).message });
+      }
     }
     return wrote;
   }
 
   /** Writes process states to the store where they differ from what it says. */
-  private async reportTaskStates(state: NodeState): Promise<void> {
-    for (const t of state.tasks) {
+  private async reportTaskStates(plan: NodePlan, resync: boolean): Promise<void> {
+    let starting = false;
+    for (const t of plan.tasks) {
       if (t.external) continue;
       const info = this.supervisor.get(t.record.id);
       if (!info) continue;
       const up = info.state === 'running';
       // Running means ready: listening on the ports it serves, so no traffic reaches a process still starting.
-      const ready = up && taskReady(t.sandbox, t.service.ports);
+      let ready = false;
+      if (up) {
+        const stamp = `${info.pid}/${info.restarts}`;
+        if (!resync && this.readyAt.get(t.record.id) === stamp) ready = true;
+        else if (taskReady(t.sandbox, t.service.ports)) {
+          ready = true;
+          this.readyAt.set(t.record.id, stamp);
+        } else this.readyAt.delete(t.record.id);
+      }
+      if (up && !ready) starting = true;
       const observed = ready ? 'running' : up || info.state === 'starting' || info.state === 'exited' ? 'starting' : info.state === 'failed' ? 'failed' : undefined;
       if (!observed || (observed === t.record.state && info.restarts === t.record.restarts)) continue;
       await this.cluster
         .updateTaskState(t.record.service, t.record.slot, t.record.id, { state: observed, restarts: info.restarts })
-        .catch((err: Error) => logEvent('warn', 'task.state_report_failed', { task: t.record.id, error: err.message }));
+        .catch((err: Error) => this.log.warn({ event: 'task.state_report_failed', task: t.record.id, error: err.message }));
     }
+    for (const id of [...this.readyAt.keys()]) if (!id.startsWith('unusable:') && !plan.tasks.some((t) => t.record.id === id)) this.readyAt.delete(id);
+    // A process is up but not listening yet: look again soon, so its traffic starts within ~100 ms of listening.
+    if (starting) this.kickSoon(100);
   }
 
   /** Publishes what this node programmed (for `meshnet service inspect`) when it changed. */
-  private async publishStatus(snapshot: ClusterSnapshot, state: NodeState): Promise<void> {
-    const owner = new Map<string, string>();
-    for (const svc of snapshot.services) {
-      for (const net of attachedNetworks(svc).filter((n) => n !== INGRESS_NETWORK)) {
-        for (const protocol of ['tcp', 'udp'] as const) owner.set(lbServiceId(svc.name, svc.name, net, protocol, 0), svc.name);
-      }
-      for (const p of svc.ports) owner.set(ingressServiceId(p.protocol, p.published), svc.name);
-    }
-    const tables = state.tasks.map((t) => eastWestTable(snapshot, t, this.config.drainSeconds, Date.now()));
-    const plan = this.reconciler.lastMeshPlan;
-    if (plan) tables.push({ services: plan.sbox.virtualServices });
-    const services = summarizeTables(tables, (id) => owner.get(id));
-    const key = JSON.stringify([this.lbKind, services]);
-    if (key === this.lastStatus) return;
-    const status: NodeStatus = { node: this.config.nodeName, lbBackend: this.lbKind, updatedAt: new Date().toISOString(), services };
+  private async publishStatus(plan: NodePlan): Promise<void> {
+    const tables = plan.lbTables.map((t) => t.table);
+    if (this.lastStatusKey && tables.length === this.lastStatusTables.length && tables.every((t, i) => t === this.lastStatusTables[i])) return;
+    const status = publishableStatus(this.config.nodeName, this.lbKind, this.mirror.snapshot(), tables);
+    const key = JSON.stringify([status.lbBackend, status.services]);
+    this.lastStatusTables = tables;
+    if (key === this.lastStatusKey) return;
     await writeNodeStatus(this.store, status, this.registration.lease());
-    this.lastStatus = key;
+    this.lastStatusKey = key;
   }
 
   private onTaskEvent(e: TaskStateEvent): void {
-    logEvent(e.state === 'failed' ? 'warn' : 'info', 'task.process', { task: e.taskId, state: e.state, pid: e.pid, exitCode: e.exitCode, restarts: e.restarts, message: e.message });
+    this.log[e.state === 'failed' ? 'warn' : 'info']({ event: 'task.process', task: e.taskId, state: e.state, pid: e.pid, exitCode: e.exitCode, restarts: e.restarts, message: e.message });
+    this.readyAt.delete(e.taskId);
     this.kick();
-  }
-
-  private lbFor(netns: string): LbBackend {
-    return createLbBackend(this.lbKind, netns);
   }
 
   private async underlayMtu(): Promise<number> {
@@ -276,16 +338,17 @@ export class Agent {
     }
   }
 
-  /** The last computed node state (for inspect). */
-  get state(): NodeState | null {
-    return this.lastState;
+  /** The last computed node plan (for inspect and tests). */
+  get plan(): NodePlan | null {
+    return this.lastPlan;
   }
 
   /** Stops reconciling and leaves the kernel and task processes as they are (a restart adopts them). */
   async stop(opts: { deregister?: boolean } = {}): Promise<void> {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
-    this.watch?.close();
+    if (this.soonTimer) clearTimeout(this.soonTimer);
+    this.mirror?.close();
     await this.running;
     if (opts.deregister) await this.registration.close();
     else this.registration?.stop();
@@ -297,6 +360,27 @@ export class Agent {
   }
 }
 
+function conflictsChanged(a: NodePlan, b: NodePlan): boolean {
+  const key = (p: NodePlan) => p.conflicts.map((c) => c.message).sort().join('\n');
+  return key(a) !== key(b);
+}
+
+// nsfs is one device: a namespace file is a file on it, and the host's own namespace is never a task's.
+const [NSFS_DEV, HOST_NETNS_INODE] = homeNetnsIdentity().split(':');
+
+/** Why an attached namespace path cannot be wired, or null when it is a real network namespace other than the host's. */
+export function externalNamespaceProblem(path: string): string | null {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return 'the namespace file is gone';
+  }
+  if (String(st.dev) !== NSFS_DEV) return 'not a network namespace file';
+  if (String(st.ino) === HOST_NETNS_INODE) return 'it is the host namespace';
+  return null;
+}
+
 function safeRead(path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -304,4 +388,3 @@ function safeRead(path: string): string {
     return '';
   }
 }
-

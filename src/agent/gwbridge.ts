@@ -1,7 +1,6 @@
 import { Rtnl, type AddressInfo } from '../sandbox/rtnl.js';
 import { cidrContains, parseCidr } from '../sandbox/addresses.js';
-import { setSysctl } from '../sandbox/sysctl.js';
-import type { NodeSettings } from './node-state.js';
+import type { NodeSettings } from './node-plan.js';
 
 /** Pure: the first address among `addresses` that lies in the gwbridge subnet. */
 export function gwAddressAmong(addresses: readonly AddressInfo[], subnet: string): string | undefined {
@@ -30,17 +29,15 @@ export interface GwLeg {
 export class GwBridge {
   constructor(
     private readonly host: Rtnl,
-    private readonly hostNetns: string | null,
     private readonly gw: NodeSettings['gwbridge'],
   ) {}
 
-  /** Creates the bridge with the gateway address, up, and the host sysctls the mesh needs. */
+  /** Creates the bridge with the gateway address, up (its sysctls come from the node plan). */
   async ensureBridge(): Promise<void> {
     const { prefix } = parseCidr(this.gw.subnet);
     if (!(await this.host.link(this.gw.name))) await this.host.createBridge(this.gw.name);
     await this.host.addAddress(this.gw.name, `${this.gw.gateway}/${prefix}`);
     await this.host.setLink(this.gw.name, { up: true });
-    setSysctl(this.hostNetns, 'net.ipv4.ip_forward', 1);
   }
 
   /** host-side names of the legs on the bridge now. */

@@ -1,100 +1,85 @@
-import { describe, expect, it, vi } from 'vitest';
-import { NodeReconciler, type KernelAdapters, type ReconcilerDeps } from './node-reconciler.js';
-import { desiredNodeState, type NodeSettings, type NodeState } from './node-state.js';
+import { describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { createLogger, silentLogger } from '../log/logger.js';
+import { NodeReconciler, reportChanges, type NodeAdapters } from './node-reconciler.js';
+import { desiredNode, gwHostIfName, PlanMemo, type NodeSettings } from './node-plan.js';
 import { snapshotFixture } from './agent-fixtures.test-data.js';
-import type { ApplyReport, LbBackend, LbTable } from '../vip/lb-table.js';
-import type { OverlayInput } from '../overlay/overlay-spec.js';
+import type { ClusterSnapshot } from '../model/cluster.js';
+import type { LbTable } from '../vip/lb-table.js';
 
-/** A pretend host: what the fake adapters "programmed", kept across reconcilers like a real kernel. */
+/** A pretend host: what the fake adapters "programmed", kept across reconcilers like a real kernel; every call counted. */
 class FakeHost {
   namespaces = new Set<string>(['unrelated-ns']);
   overlays = new Map<string, string>();
   legs = new Map<string, string>();
-  bridge = false;
   hostRules = '';
   taskRules = new Map<string, string>();
   lb = new Map<string, string>();
-  processes = new Set<string>();
+  processes = new Map<string, string>();
+  closedLbs: string[] = [];
   failOverlay: string | null = null;
-  writes = 0;
+  unkillable = new Set<string>();
+  calls = 0;
 
-  kernel(): KernelAdapters {
+  adapters(): NodeAdapters {
+    const dir = settings.netnsDir;
+    const call = () => void this.calls++;
     const changed = (m: Map<string, string>, k: string, v: unknown) => {
       const s = JSON.stringify(v);
       if (m.get(k) === s) return false;
       m.set(k, s);
-      this.writes++;
       return true;
     };
     return {
-      overlay: {
-        apply: async (input: OverlayInput) => {
-          if (this.failOverlay === input.network.name) throw new Error(`kernel refused ${input.network.name}`);
-          return { ops: changed(this.overlays, input.network.name, input) ? [{ op: 'createBridge' }] : [], netns: `ov-${input.network.name}` } as never;
-        },
-      },
-      gw: {
-        ensureBridge: async () => {
-          this.bridge = true;
-        },
-        legs: async () => [...this.legs.keys()],
-        bridgeAddressIn: async () => undefined,
-        ensureLeg: async (leg) => changed(this.legs, leg.hostIf, leg),
-        removeLeg: async (hostIf) => {
-          this.legs.delete(hostIf);
-        },
-      },
-      mesh: {
-        applyHostPlan: async (_n, plan) => ({ changed: JSON.stringify(plan) !== this.hostRules && ((this.hostRules = JSON.stringify(plan)), true) }),
-        removeHostRules: async () => ({ changed: this.hostRules !== '' && ((this.hostRules = ''), true) }),
-        applyTaskPlan: async (netns, task) => ({ changed: changed(this.taskRules, netns, task.redirects) }),
-        applyReturnRoute: async () => undefined,
-      },
-      sysctl: () => undefined,
-      close: () => undefined,
-    };
-  }
-
-  deps(settings: NodeSettings, kernel = this.kernel()): ReconcilerDeps {
-    const dir = settings.netnsDir;
-    const lbFor = (netns: string): LbBackend => ({
-      kind: 'nftables',
-      apply: async (table: LbTable): Promise<ApplyReport> => {
-        const s = JSON.stringify(table);
-        const changes = this.lb.get(netns) === s ? 0 : table.services.length;
-        this.lb.set(netns, s);
-        return { changes, durationMs: 0 };
-      },
-      read: async () => JSON.parse(this.lb.get(netns) ?? '{"services":[]}') as LbTable,
-      destroy: async () => void this.lb.delete(netns),
-    });
-    return {
-      settings,
-      hostNetns: '/fake/host',
-      netnsDir: {
+      namespaces: {
         dir,
-        create: (n: string) => (this.namespaces.add(n), `${dir}/${n}`),
-        exists: (n: string) => this.namespaces.has(n),
-        list: () => [...this.namespaces].sort(),
-        path: (n: string) => `${dir}/${n}`,
-        delete: (n: string) => void this.namespaces.delete(n),
+        exists: (n) => (call(), this.namespaces.has(n)),
+        create: (n) => (call(), void this.namespaces.add(n)),
+        list: () => (call(), [...this.namespaces].sort()),
+        path: (n) => `${dir}/${n}`,
+        delete: (n) => (call(), void this.namespaces.delete(n)),
       },
-      supervisor: {
-        get: (id: string) => (this.processes.has(id) ? ({ taskId: id, state: 'running' } as never) : undefined),
-        ensureRunning: async (spec) => (this.processes.add(spec.taskId), { taskId: spec.taskId } as never),
-        reap: async (keep: Iterable<string>) => {
-          const k = new Set(keep);
-          const gone = [...this.processes].filter((id) => !k.has(id));
-          for (const id of gone) this.processes.delete(id);
-          return gone;
+      sysctl: () => call(),
+      gw: {
+        ensureBridge: async () => call(),
+        legs: async () => (call(), [...this.legs.keys()]),
+        bridgeAddressIn: async () => (call(), undefined),
+        ensureLeg: async (leg) => (call(), changed(this.legs, leg.hostIf, leg)),
+        removeLeg: async (hostIf) => (call(), void this.legs.delete(hostIf)),
+      },
+      overlay: {
+        apply: async (input) => {
+          call();
+          if (this.failOverlay === input.network.name) throw new Error(`kernel refused ${input.network.name}`);
+          return { ops: changed(this.overlays, input.network.name, input) ? ['createBridge'] : [] };
         },
       },
-      dns: { attach: async () => undefined, update: () => undefined, detach: async () => undefined },
-      health: { reconcile: async () => undefined },
-      kernel,
-      lbFor,
-      vipTableFor: () => ({ services: [] }),
-      resolvConf: 'nameserver 127.0.0.11\n',
+      lbFor: (netns) => ({
+        kind: 'nftables' as const,
+        apply: async (table: LbTable) => (call(), { changes: changed(this.lb, netns, table) ? table.services.length : 0, durationMs: 0 }),
+        reconcile: async (table: LbTable) => (call(), { changes: changed(this.lb, netns, table) ? table.services.length : 0, durationMs: 0 }),
+        read: async () => JSON.parse(this.lb.get(netns) ?? '{"services":[]}') as LbTable,
+        destroy: async () => void this.lb.delete(netns),
+        close: () => void this.closedLbs.push(netns),
+      }),
+      mesh: {
+        applyHost: async (plan) => (call(), changed(new Map([['h', this.hostRules]]), 'h', plan) && ((this.hostRules = JSON.stringify(plan)), true)),
+        applyTask: async (rules) => (call(), changed(this.taskRules, rules.netns, rules)),
+        forgetTask: (netns) => void this.taskRules.delete(netns),
+      },
+      health: { reconcile: async () => call() },
+      dns: { attach: async () => call(), update: () => call(), detach: async () => call() },
+      processes: {
+        get: (id) => (this.processes.has(id) ? ({ taskId: id, state: 'running', netnsPath: this.processes.get(id)! } as never) : undefined),
+        list: () => [...this.processes].map(([taskId, netnsPath]) => ({ taskId, netnsPath }) as never),
+        ensureRunning: async (spec) => (call(), this.processes.set(spec.taskId, spec.netnsPath), { taskId: spec.taskId } as never),
+        stop: async (id) => {
+          call();
+          if (this.unkillable.has(id)) throw new Error(`task ${id} did not exit after SIGKILL (TASK_UNKILLABLE)`);
+          this.processes.delete(id);
+        },
+      },
+      close: () => undefined,
     };
   }
 }
@@ -104,84 +89,117 @@ const settings: NodeSettings = {
   netnsDir: '/run/host-a/netns',
   underlayIp: '192.0.2.1',
   underlayMtu: 1500,
+  drainSeconds: 2,
   gwbridge: { name: 'meshnet_gwbr', subnet: '172.18.0.0/16', gateway: '172.18.0.1', sboxAddress: '172.18.0.2' },
 };
 const endpoints = [
   { node: 'host-a', ip: '10.255.0.3', mac: '02:42:0a:ff:00:03' },
   { node: 'host-b', ip: '10.255.0.4', mac: '02:42:0a:ff:00:04' },
 ];
-const stateOf = (snap = snapshotFixture()): NodeState => desiredNodeState({ snapshot: snap, settings, ingressEndpoints: endpoints, currentGw: {} });
-const changes = (r: Awaited<ReturnType<NodeReconciler['apply']>>) => r.namespaces + r.overlayOps + r.gwLegs + r.processes + r.lbChanges + r.meshRules + r.pruned;
+const memo = new PlanMemo();
+const planOf = (snap: ClusterSnapshot = snapshotFixture()) => desiredNode(snap, settings, { gwAddresses: {}, unusableExternal: new Set(), ingressEndpoints: endpoints, now: Date.now() }, memo);
+const reconciler = (host: FakeHost, log = silentLogger()) => new NodeReconciler(host.adapters(), { resolvConf: 'nameserver 127.0.0.11\n', log });
 
 describe('NodeReconciler with fake adapters', () => {
-  it('builds everything on an empty host, and a second pass of the same state changes nothing', async () => {
+  it('builds everything on an empty host; a normal pass of the same plan calls no adapter at all', async () => {
     const host = new FakeHost();
-    const rec = new NodeReconciler(host.deps(settings));
-    const first = await rec.apply(stateOf(), { prune: true });
+    const rec = reconciler(host);
+    const snap = snapshotFixture();
+    const first = await rec.apply(planOf(snap), { resync: true });
     expect(first.errors).toEqual([]);
     expect(first).toMatchObject({ namespaces: 2, gwLegs: 2, processes: 1, overlayOps: 2, meshRules: 2 });
     expect([...host.namespaces].sort()).toEqual(['ingress_sbox', 't-task00000001', 'unrelated-ns']);
-    const writes = host.writes;
-    const second = await rec.apply(stateOf(), { prune: true });
-    expect(changes(second)).toBe(0);
-    expect(host.writes).toBe(writes);
+    const calls = host.calls;
+    const second = await rec.apply(planOf(snap), { resync: false });
+    expect(reportChanges(second)).toBe(0);
+    expect(host.calls).toBe(calls);
   });
 
-  it('prunes only what meshnet owns and the state no longer wants', async () => {
+  it('a one-backend change re-applies only the tables and rules it touches', async () => {
     const host = new FakeHost();
-    const rec = new NodeReconciler(host.deps(settings));
-    await rec.apply(stateOf(), { prune: true });
-    host.namespaces.add('t-stale0000');
-    host.namespaces.add('ov-oldnet');
-    host.legs.set('mgdeadbeef000', '{}');
-    host.processes.add('stale-task');
+    const rec = reconciler(host);
+    const snap = snapshotFixture();
+    await rec.apply(planOf(snap), { resync: true });
+    const calls = host.calls;
+    const changed = { ...snap, tasks: snap.tasks.map((t) => (t.slot === 3 ? { ...t, state: 'failed' as const } : t)) };
+    const r = await rec.apply(planOf(changed), { resync: false });
+    // The task's east-west table, the sandbox's published-port table and the DNS view (tasks.web lost
+    // an address); the host DNAT, the legs, the overlays and the processes are untouched.
+    expect(host.calls - calls).toBe(3);
+    expect(r).toMatchObject({ lbChanges: 3, dns: 1, gwLegs: 0, overlayOps: 0, meshRules: 0, processes: 0 });
+    expect(JSON.parse(host.lb.get('/run/host-a/netns/ingress_sbox')!).services[0].backends).toHaveLength(2);
+  });
+
+  it('takes a task that left the plan away in the same pass: process, DNS, table, leg, namespace', async () => {
+    const host = new FakeHost();
+    const rec = reconciler(host);
+    await rec.apply(planOf(), { resync: true });
     const gone = snapshotFixture();
     gone.tasks = gone.tasks.filter((t) => t.node !== 'host-a');
-    const r = await rec.apply(stateOf(gone), { prune: true });
+    const r = await rec.apply(planOf(gone), { resync: false });
+    expect(r.errors).toEqual([]);
     expect(host.processes.size).toBe(0);
     expect([...host.namespaces].sort()).toEqual(['ingress_sbox', 'unrelated-ns']);
     expect([...host.legs.keys()]).toEqual(['mn-sbox']);
-    expect(r.pruned).toBe(7); // processes: the task and the stray one; legs: the task's and the stray one; namespaces: t-task, t-stale, ov-oldnet
+    expect(host.closedLbs).toEqual(['/run/host-a/netns/t-task00000001']);
   });
 
-  it('a fresh reconciler (an agent restart) adopts what the host already has without recreating it', async () => {
+  it('the resync prunes only what meshnet owns and nothing wants', async () => {
     const host = new FakeHost();
-    await new NodeReconciler(host.deps(settings)).apply(stateOf(), { prune: true });
-    const writes = host.writes;
-    const restarted = new NodeReconciler(host.deps(settings));
-    const r = await restarted.apply(stateOf(), { prune: true });
-    expect({ ns: r.namespaces, gw: r.gwLegs, proc: r.processes, ov: r.overlayOps, mesh: r.meshRules, pruned: r.pruned }).toEqual({ ns: 0, gw: 0, proc: 0, ov: 0, mesh: 0, pruned: 0 });
-    expect(host.writes).toBe(writes);
+    const rec = reconciler(host);
+    await rec.apply(planOf(), { resync: true });
+    host.namespaces.add('t-stale0000');
+    host.namespaces.add('ov-oldnet');
+    host.legs.set('mg0123456789a', '{}');
+    host.legs.set('vethforeign', '{}');
+    const quiet = await rec.apply(planOf(), { resync: false });
+    expect(quiet.pruned).toBe(0);
+    const r = await rec.apply(planOf(), { resync: true });
+    expect(r.pruned).toBe(3);
+    expect([...host.namespaces].sort()).toEqual(['ingress_sbox', 't-task00000001', 'unrelated-ns']);
+    expect([...host.legs.keys()].sort()).toEqual([gwHostIfName('task00000001'), 'mn-sbox', 'vethforeign'].sort());
   });
 
-  it('a failing step is reported while the other steps still converge, and the next pass heals it', async () => {
+  it('a fresh reconciler (an agent restart) adopts what the host already has without changing it', async () => {
+    const host = new FakeHost();
+    await reconciler(host).apply(planOf(), { resync: true });
+    const before = JSON.stringify([...host.namespaces, ...host.legs, ...host.overlays, ...host.lb, ...host.taskRules, host.hostRules]);
+    const r = await reconciler(host).apply(planOf(), { resync: true });
+    expect({ ns: r.namespaces, gw: r.gwLegs, proc: r.processes, ov: r.overlayOps, lb: r.lbChanges, mesh: r.meshRules, pruned: r.pruned }).toEqual({ ns: 0, gw: 0, proc: 0, ov: 0, lb: 0, mesh: 0, pruned: 0 });
+    expect(JSON.stringify([...host.namespaces, ...host.legs, ...host.overlays, ...host.lb, ...host.taskRules, host.hostRules])).toBe(before);
+  });
+
+  it('a failing target is reported while the others converge, logged once, and healed on the next pass', async () => {
     const host = new FakeHost();
     host.failOverlay = 'appnet';
-    const rec = new NodeReconciler(host.deps(settings));
-    const r = await rec.apply(stateOf(), { prune: false });
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const rec = reconciler(host, createLogger({ destination: sink }));
+    const r = await rec.apply(planOf(), { resync: false });
     expect(r.errors).toEqual(['overlay appnet: kernel refused appnet']);
     expect(host.processes.has('task00000001')).toBe(true);
     expect(host.overlays.has('ingress')).toBe(true);
+    for (let i = 0; i < 4; i++) await rec.apply(planOf(), { resync: false });
+    expect(rec.status().find((s) => s.surface === 'overlay' && s.target === 'appnet')).toMatchObject({ error: 'kernel refused appnet' });
     host.failOverlay = null;
-    const healed = await rec.apply(stateOf(), { prune: false });
+    const healed = await rec.apply(planOf(), { resync: false });
     expect(healed.errors).toEqual([]);
     expect(healed.overlayOps).toBe(1);
+    expect(lines.filter((l) => l.includes('"reconcile.target_failed"'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('"reconcile.target_recovered"') && l.includes('appnet'))).toHaveLength(1);
   });
 
-  it('logs a persistent failure once, not on every pass, and logs its recovery', async () => {
+  it('a task that will not stop is reported, keeps its namespace, and the pass goes on', async () => {
     const host = new FakeHost();
-    host.failOverlay = 'appnet';
-    const rec = new NodeReconciler(host.deps(settings));
-    const lines: string[] = [];
-    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
-    try {
-      for (let i = 0; i < 5; i++) await rec.apply(stateOf(), { prune: false });
-      host.failOverlay = null;
-      await rec.apply(stateOf(), { prune: false });
-    } finally {
-      spy.mockRestore();
-    }
-    expect(lines.filter((l) => l.includes('"reconcile.step_failed"'))).toHaveLength(1);
-    expect(lines.filter((l) => l.includes('"reconcile.step_recovered"') && l.includes('overlay appnet'))).toHaveLength(1);
+    const rec = reconciler(host);
+    await rec.apply(planOf(), { resync: true });
+    host.unkillable.add('task00000001');
+    host.processes.set('straytask00', '/run/host-a/netns/t-straytask00');
+    const gone = snapshotFixture();
+    gone.tasks = gone.tasks.filter((t) => t.node !== 'host-a');
+    const r = await rec.apply(planOf(gone), { resync: false });
+    expect(r.errors).toEqual([expect.stringContaining('TASK_UNKILLABLE')]);
+    expect(host.processes.has('straytask00')).toBe(false);
+    expect(host.namespaces.has('t-task00000001')).toBe(true);
   });
 });

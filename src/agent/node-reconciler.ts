@@ -1,309 +1,348 @@
-import { basename, join } from 'node:path';
-import type { NetnsDir } from '../sandbox/netns.js';
-import { Rtnl } from '../sandbox/rtnl.js';
-import { macForIpv4 } from '../sandbox/addresses.js';
-import { setSysctl } from '../sandbox/sysctl.js';
-import { OverlayDriver } from '../overlay/overlay-driver.js';
+import type { Logger } from '../log/logger.js';
+import type { OverlayInput } from '../overlay/overlay-spec.js';
 import { overlayNetnsName } from '../overlay/overlay-state.js';
-import type { TaskSupervisor } from '../tasks/supervisor.js';
-import type { DnsService } from '../dns/dns-service.js';
 import type { NameView } from '../dns/name-view.js';
-import { computeMeshPlan } from '../mesh/published-ports.js';
-import type { MeshPlan } from '../mesh/mesh-plan.js';
-import { applyHostPlan, applyTaskPlan, removeHostRules } from '../mesh/iptables-apply.js';
-import type { HealthServers } from '../mesh/health-server.js';
+import type { HealthPortPlan, HostPlan } from '../mesh/mesh-plan.js';
 import type { LbBackend, LbTable } from '../vip/lb-table.js';
-import { GwBridge } from './gwbridge.js';
-import { INGRESS_SBOX, type LocalTask, type NodeSettings, type NodeState } from './node-state.js';
-import { logEvent } from './agent-log.js';
+import type { TaskInfo } from '../tasks/supervisor.js';
+import type { TaskSpec } from '../tasks/task-spec.js';
+import type { GwLeg } from './gwbridge.js';
+import { AppliedCache, type Surface, type TargetStatus } from './applied-cache.js';
+import { INGRESS_SBOX, type NodePlan, type ProcessPlan, type TaskRules } from './node-plan.js';
 
-/** What one pass changed, step by step; all zeros means the kernel already matched. */
+/** What one pass changed, surface by surface; all zeros means the kernel already matched. */
 export interface PassReport {
   namespaces: number;
-  overlayOps: number;
+  sysctls: number;
   gwLegs: number;
-  processes: number;
+  overlayOps: number;
   lbChanges: number;
   meshRules: number;
+  health: number;
+  processes: number;
   dns: number;
+  removed: number;
   pruned: number;
   errors: string[];
 }
 
-/** The kernel-facing adapters the reconciler drives; real ones by default, fakes in tests. */
-export interface KernelAdapters {
-  overlay: Pick<OverlayDriver, 'apply'>;
-  gw: Pick<GwBridge, 'ensureBridge' | 'legs' | 'bridgeAddressIn' | 'ensureLeg' | 'removeLeg'>;
-  mesh: {
-    applyHostPlan: (hostNetns: string | null, host: MeshPlan['host']) => Promise<{ changed: boolean }>;
-    removeHostRules: (hostNetns: string | null) => Promise<{ changed: boolean }>;
-    applyTaskPlan: (netns: string, task: MeshPlan['tasks'][number]) => Promise<{ changed: boolean }>;
-    applyReturnRoute: (netns: string, route: NonNullable<MeshPlan['tasks'][number]['returnRoute']>) => Promise<void>;
+/** Sum of a report's changes. */
+export function reportChanges(r: PassReport): number {
+  return r.namespaces + r.sysctls + r.gwLegs + r.overlayOps + r.lbChanges + r.meshRules + r.health + r.processes + r.dns + r.removed + r.pruned;
+}
+
+/** The kernel and process adapters the reconciler drives: real ones in the agent, fakes in tests. */
+export interface NodeAdapters {
+  namespaces: { dir: string; exists(name: string): boolean; create(name: string): void; list(): string[]; path(name: string): string; delete(name: string): void };
+  sysctl: (netns: string | null, key: string, value: string) => void;
+  gw: {
+    ensureBridge(): Promise<void>;
+    /** Host-side names of the veths on the bridge. */
+    legs(): Promise<string[]>;
+    /** The gwbridge address a namespace holds, read from the kernel (adoption). */
+    bridgeAddressIn(sandbox: string): Promise<string | undefined>;
+    ensureLeg(leg: GwLeg): Promise<boolean>;
+    removeLeg(hostIf: string): Promise<void>;
   };
-  sysctl: (netns: string, key: string, value: string | number) => void;
-  close: () => void;
+  overlay: { apply(input: OverlayInput): Promise<{ ops: readonly unknown[] }> };
+  /** A load-balancing backend for one namespace. */
+  lbFor(netns: string): LbBackend & { reconcile?(table: LbTable): Promise<{ changes: number }>; close?(): void };
+  mesh: {
+    /** The host's DOCKER-INGRESS rules (null: none); `resync` re-reads the kernel first. */
+    applyHost(plan: HostPlan | null, opts: { resync: boolean }): Promise<boolean>;
+    /** A task's REDIRECT rules and return route. */
+    applyTask(rules: TaskRules, opts: { resync: boolean }): Promise<boolean>;
+    /** Forgets a task namespace that went away (its writer's cached state). */
+    forgetTask(netns: string): void;
+  };
+  health: { reconcile(plans: readonly HealthPortPlan[]): Promise<void> };
+  dns: { attach(sandbox: string, view: NameView): Promise<void>; update(sandbox: string, view: NameView): void; detach(sandbox: string): Promise<void> };
+  processes: { get(taskId: string): TaskInfo | undefined; list(): TaskInfo[]; ensureRunning(spec: TaskSpec): Promise<TaskInfo>; stop(taskId: string, opts: { graceMs: number }): Promise<void> };
+  close(): void;
 }
 
-/** The adapters a reconciler drives, built once per agent. */
-export interface ReconcilerDeps {
-  settings: NodeSettings;
-  hostNetns: string | null;
-  netnsDir: Pick<NetnsDir, 'dir' | 'create' | 'exists' | 'list' | 'path' | 'delete'>;
-  supervisor: Pick<TaskSupervisor, 'get' | 'ensureRunning' | 'reap'>;
-  dns: Pick<DnsService, 'attach' | 'update' | 'detach'>;
-  health: Pick<HealthServers, 'reconcile'>;
-  /** Kernel adapters; omitted: the real ones for `hostNetns`. */
-  kernel?: KernelAdapters;
-  /** A load-balancing backend for one namespace (nftables or IPVS). */
-  lbFor: (netns: string) => LbBackend;
-  /** East-west VIP table for a task namespace. */
-  vipTableFor: (task: LocalTask) => LbTable;
-  resolvConf: string;
-}
-
-const TASK_NETNS = /^t-[a-z0-9]+$/;
+/** Namespaces meshnet makes in its netns dir (tasks, overlays, the ingress sandbox): the only ones it prunes. */
+const OWN_NETNS = /^(t-[a-z0-9]+|ov-.+|ingress_sbox)$/;
+/** Host-side veths meshnet puts on the bridge. */
+const OWN_LEG = /^(mg[0-9a-f]{11}|mn-sbox)$/;
 
 /**
- * Applies a NodeState to the kernel and the process table, one adapter at a time. Each step is
- * idempotent and isolated: a failing step is logged and retried on the next pass while the others
- * still converge (level-triggered, as Cilium's reconciler).
+ * Makes the node match a NodePlan, touching only the targets whose slice of the plan differs from what
+ * was last applied (AppliedCache). A normal pass forks nothing and dumps nothing for targets that did
+ * not change; the periodic resync (and the first pass after start) forgets the cache, checks every
+ * target against the kernel, and prunes what meshnet made but the plan no longer wants. Each target is
+ * isolated: one that fails is reported and retried on the next pass while the others converge
+ * (Cilium's reconciler: desired tables, incremental reconcile, periodic full reconcile, per-object status).
  */
 export class NodeReconciler {
-  private readonly overlay: KernelAdapters['overlay'];
-  private readonly gw: KernelAdapters['gw'];
-  private readonly kernel: KernelAdapters;
-  private readonly lbs = new Map<string, LbBackend>();
-  private readonly dnsAttached = new Map<string, string>();
-  private bridgeReady = false;
-  private lastConflicts = '';
-  /** Steps failing now, so a persistent failure is logged when it starts, changes or every 30 s, not every pass. */
-  private readonly failing = new Map<string, { message: string; since: number; loggedAt: number }>();
-  /** Mesh plan of the last pass, for inspect and tests. */
-  lastMeshPlan: MeshPlan | null = null;
+  private readonly cache = new AppliedCache();
+  private readonly lbs = new Map<string, ReturnType<NodeAdapters['lbFor']>>();
+  /** task id -> gwbridge address as applied (the planner keeps a task's address for its life). */
+  private readonly gwAddresses = new Map<string, string>();
+  private readonly lastLogged = new Map<string, number>();
+  /** Sandboxes the resolver serves: its own state, kept across resyncs (it is not kernel state). */
+  private readonly dnsAttached = new Set<string>();
 
-  constructor(private readonly deps: ReconcilerDeps) {
-    this.kernel = deps.kernel ?? realKernelAdapters(deps);
-    this.overlay = this.kernel.overlay;
-    this.gw = this.kernel.gw;
+  constructor(
+    private readonly a: NodeAdapters,
+    private readonly opts: { resolvConf: string; log: Logger; stopGraceMs?: number },
+  ) {}
+
+  /** The gwbridge address of each task as applied, for the planner (facts). */
+  appliedGwAddresses(): Record<string, string> {
+    return Object.fromEntries(this.gwAddresses);
   }
 
-  /** Current gwbridge address of each local task, read from the kernel (so restarts keep them). */
-  async currentGwAddresses(tasks: readonly { id: string; sandbox: string }[]): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
+  /** Reads the gwbridge addresses existing task namespaces hold (start: a restart keeps every address). */
+  async adoptGwAddresses(tasks: readonly { taskId: string; sandbox: string }[]): Promise<void> {
     for (const t of tasks) {
-      if (!this.deps.netnsDir.exists(basename(t.sandbox))) continue;
-      const ip = await this.gw.bridgeAddressIn(t.sandbox).catch(() => undefined);
-      if (ip) out[t.id] = ip;
+      const ip = await this.a.gw.bridgeAddressIn(t.sandbox).catch(() => undefined);
+      if (ip) this.gwAddresses.set(t.taskId, ip);
     }
-    return out;
   }
 
-  /** One full pass: make everything match `state`. */
-  async apply(state: NodeState, opts: { prune: boolean }): Promise<PassReport> {
-    const r: PassReport = { namespaces: 0, overlayOps: 0, gwLegs: 0, processes: 0, lbChanges: 0, meshRules: 0, dns: 0, pruned: 0, errors: [] };
-    const step = async (name: string, fn: () => Promise<void>) => {
-      try {
-        await fn();
-        if (this.failing.delete(name)) logEvent('info', 'reconcile.step_recovered', { step: name });
-      } catch (err) {
-        r.errors.push(`${name}: ${(err as Error).message}`);
-        const message = (err as Error).message;
-        // Passes run every second: say a failure when it starts or changes, then every 30 s while it lasts.
-        const seen = this.failing.get(name);
-        if (!seen || seen.message !== message || Date.now() - seen.loggedAt >= 30_000) {
-          logEvent('error', 'reconcile.step_failed', { step: name, error: message, ...(seen?.message === message ? { since: new Date(seen.since).toISOString() } : {}) });
-          this.failing.set(name, { message, since: seen?.message === message ? seen.since : Date.now(), loggedAt: Date.now() });
-        }
-        return;
-      }
-    };
-    const dir = this.deps.netnsDir;
-    const sboxPath = join(dir.dir, INGRESS_SBOX);
+  /** Every target's status (what is applied, what fails and since when). */
+  status(): TargetStatus[] {
+    return this.cache.status();
+  }
 
-    await step('gwbridge', async () => {
-      if (!this.bridgeReady) {
-        await this.gw.ensureBridge();
-        this.bridgeReady = true;
-      }
+  /** One pass. `resync`: check every target against the kernel and prune unknown objects. */
+  async apply(plan: NodePlan, opts: { resync: boolean }): Promise<PassReport> {
+    const r: PassReport = { namespaces: 0, sysctls: 0, gwLegs: 0, overlayOps: 0, lbChanges: 0, meshRules: 0, health: 0, processes: 0, dns: 0, removed: 0, pruned: 0, errors: [] };
+    if (opts.resync) this.cache.invalidate();
+    const sboxPath = this.a.namespaces.path(INGRESS_SBOX);
+
+    await this.target(r, 'namespace', '(bridge)', 'wanted', async () => {
+      await this.a.gw.ensureBridge();
     });
 
-    // Namespaces first: overlays and legs attach into them.
-    await step('namespaces', async () => {
-      const wanted = state.tasks.filter((t) => !t.external).map((t) => basename(t.sandbox));
-      if (state.ingress) wanted.push(INGRESS_SBOX);
-      for (const name of wanted) {
-        if (!dir.exists(name)) {
-          dir.create(name);
-          r.namespaces++;
-        }
-      }
-    });
-
-    await step('ingress_sbox', async () => {
-      if (!state.ingress) return;
-      const g = this.deps.settings.gwbridge;
-      if (await this.gw.ensureLeg({ sandbox: sboxPath, ifname: 'eth1', hostIf: 'mn-sbox', ip: g.sboxAddress, mac: macForIpv4(g.sboxAddress), defaultRoute: true })) r.gwLegs++;
-      this.kernel.sysctl(sboxPath, 'net.ipv4.ip_forward', 1);
-    });
-
-    for (const t of state.tasks) {
-      await step(`gwleg ${t.name}`, async () => {
-        if (await this.gw.ensureLeg({ sandbox: t.sandbox, ifname: t.gw.ifname, hostIf: t.gw.hostIf, ip: t.gw.ip, mac: t.gw.mac, defaultRoute: true })) r.gwLegs++;
+    // Namespaces first: legs, overlays and rules go into them.
+    for (const name of plan.namespaces) {
+      await this.target(r, 'namespace', name, true, async () => {
+        if (this.a.namespaces.exists(name)) return false;
+        this.a.namespaces.create(name);
+        r.namespaces++;
+        return true;
       });
     }
 
-    for (const input of state.overlays) {
-      await step(`overlay ${input.network.name}`, async () => {
-        r.overlayOps += (await this.overlay.apply(input)).ops.length;
+    for (const leg of plan.gwLegs) {
+      await this.target(r, 'gwleg', leg.hostIf, leg, async () => {
+        if (await this.a.gw.ensureLeg(leg)) r.gwLegs++;
+      });
+    }
+    for (const t of plan.tasks) if (!this.cache.failing('gwleg', t.gw.hostIf)) this.gwAddresses.set(t.record.id, t.gw.ip);
+
+    for (const s of plan.sysctls) {
+      await this.target(r, 'sysctl', `${s.netns ?? 'host'} ${s.key}`, s.value, async () => {
+        this.a.sysctl(s.netns, s.key, s.value);
+        r.sysctls++;
       });
     }
 
-    // Load balancing before processes start, so a task's first connection to a VIP already works.
-    for (const t of state.tasks) {
-      await step(`vip ${t.name}`, async () => {
-        r.lbChanges += (await this.lbOf(t.sandbox).apply(this.deps.vipTableFor(t))).changes;
+    for (const input of plan.overlays) {
+      await this.target(r, 'overlay', input.network.name, input, async () => {
+        r.overlayOps += (await this.a.overlay.apply(input)).ops.length;
       });
     }
 
-    await step('mesh', async () => {
-      if (!state.mesh) {
-        this.lastMeshPlan = null;
-        r.meshRules += (await this.kernel.mesh.removeHostRules(this.deps.hostNetns)).changed ? 1 : 0;
-        return;
-      }
-      const plan = computeMeshPlan(state.mesh);
-      this.lastMeshPlan = plan;
-      // Said when the set of conflicts changes, not on every pass.
-      const conflicts = plan.conflicts.map((c) => c.message).sort().join('\n');
-      if (conflicts !== this.lastConflicts) {
-        for (const c of plan.conflicts) logEvent('warn', 'mesh.conflict', { code: c.code, error: c.message });
-        this.lastConflicts = conflicts;
-      }
-      for (const sc of plan.sbox.sysctls) this.kernel.sysctl(sboxPath, sc.key, sc.value);
-      r.lbChanges += (await this.lbOf(sboxPath).apply({ services: plan.sbox.virtualServices })).changes;
-      const hostResult = await this.kernel.mesh.applyHostPlan(this.deps.hostNetns, plan.host);
-      if (hostResult.changed) r.meshRules++;
-      for (const tp of plan.tasks) {
-        const local = state.tasks.find((t) => t.record.id === tp.taskId);
-        if (!local) continue;
-        if ((await this.kernel.mesh.applyTaskPlan(local.sandbox, tp)).changed) r.meshRules++;
-        if (tp.returnRoute) await this.kernel.mesh.applyReturnRoute(local.sandbox, tp.returnRoute);
-      }
-      await this.deps.health.reconcile(plan.health);
+    // Load balancing before processes start, so a task's first connection to a VIP already works;
+    // the sandbox's table and the tasks' redirects before the host DNATs a new published port to them.
+    for (const { netns, table } of plan.lbTables) {
+      await this.target(r, 'lb', netns, table, async () => {
+        const lb = this.lbOf(netns);
+        r.lbChanges += (opts.resync && lb.reconcile ? await lb.reconcile(table) : await lb.apply(table)).changes;
+        // Big tables are shared by identity between passes (the planner's memo); small ones, like the
+        // sandbox's, are rebuilt each pass and compared by content, which costs little at their size.
+      }, { byIdentity: table.services.length > 64 });
+    }
+    for (const rules of plan.taskRules) {
+      await this.target(r, 'taskrules', rules.netns, rules, async () => {
+        if (await this.a.mesh.applyTask(rules, { resync: opts.resync })) r.meshRules++;
+      });
+    }
+    await this.target(r, 'hostrules', 'host', plan.hostRules, async () => {
+      if (await this.a.mesh.applyHost(plan.hostRules, { resync: opts.resync })) r.meshRules++;
+    });
+    await this.target(r, 'health', 'host', plan.health, async () => {
+      await this.a.health.reconcile(plan.health);
+      r.health++;
     });
 
-    for (const t of state.tasks) {
-      if (t.draining || t.external) continue;
-      await step(`process ${t.name}`, async () => {
-        const before = this.deps.supervisor.get(t.record.id);
-        const env: Record<string, string> = {
-          ...(t.service.env ?? {}),
-          MESHNET_TASK_ID: t.record.id,
-          MESHNET_TASK_NAME: t.name,
-          MESHNET_SERVICE: t.service.name,
-          MESHNET_NODE: this.deps.settings.nodeId,
-        };
-        await this.deps.supervisor.ensureRunning({ taskId: t.record.id, netnsPath: t.sandbox, command: t.service.command, env, resolvConf: this.deps.resolvConf, hostname: `${t.service.name}-${t.record.slot}`.slice(0, 63) });
-        if (!before) r.processes++;
+    for (const p of plan.processes) {
+      // The supervisor restarts a process that exits; the agent only starts what it does not know.
+      const known = this.a.processes.get(p.taskId) !== undefined;
+      if (!known) this.cache.forget('process', p.taskId);
+      await this.target(r, 'process', p.taskId, p, async () => {
+        await this.a.processes.ensureRunning(this.taskSpec(p));
+        if (!known) r.processes++;
       });
     }
 
-    await step('dns', async () => {
-      const views = new Map<string, NameView>(state.dnsViews.map((v) => [v.sandbox, v.view]));
-      for (const [sandbox, view] of views) {
-        const key = JSON.stringify(view);
-        const had = this.dnsAttached.get(sandbox);
-        if (had === key) continue;
-        if (had === undefined) await this.deps.dns.attach(sandbox, view);
-        else this.deps.dns.update(sandbox, view);
-        this.dnsAttached.set(sandbox, key);
+    for (const { sandbox, view } of plan.nameViews) {
+      await this.target(r, 'dns', sandbox, view, async () => {
+        if (this.dnsAttached.has(sandbox)) this.a.dns.update(sandbox, view);
+        else await this.a.dns.attach(sandbox, view);
+        this.dnsAttached.add(sandbox);
         r.dns++;
-      }
-      for (const sandbox of [...this.dnsAttached.keys()]) {
-        if (!views.has(sandbox)) {
-          await this.deps.dns.detach(sandbox);
-          this.dnsAttached.delete(sandbox);
-          r.dns++;
-        }
-      }
-    });
+      });
+    }
 
-    // Processes of tasks that left the state (a slot claimed by another node) stop on every pass;
-    // kernel objects are pruned on the periodic full pass.
-    await step('reap', async () => {
-      r.pruned += (await this.deps.supervisor.reap(new Set(state.tasks.filter((t) => !t.external).map((t) => t.record.id)), { graceMs: 5000 })).length;
-    });
-    if (opts.prune) await step('prune', async () => this.prune(state, r));
+    await this.removeUnwanted(plan, r, sboxPath);
+    if (opts.resync) await this.prune(plan, r);
     return r;
   }
 
-  /** Removes what meshnet made on this node but the state no longer wants: processes, legs, namespaces, overlays. */
-  private async prune(state: NodeState, r: PassReport): Promise<void> {
-    const keepLegs = new Set(state.tasks.map((t) => t.gw.hostIf));
-    if (state.ingress) keepLegs.add('mn-sbox');
-    for (const leg of await this.gw.legs()) {
-      if ((leg.startsWith('mg') || leg === 'mn-sbox') && !keepLegs.has(leg)) {
-        await this.gw.removeLeg(leg);
-        r.pruned++;
+  private taskSpec(p: ProcessPlan): TaskSpec {
+    return { taskId: p.taskId, netnsPath: p.netnsPath, command: p.command, env: p.env, resolvConf: this.opts.resolvConf, hostname: p.hostname };
+  }
+
+  /**
+   * Applies one target unless it already holds `value`; a failure is recorded for the target, logged
+   * when it starts or changes (then every 30 s while it lasts) and the pass goes on.
+   */
+  private async target(r: PassReport, surface: Surface, name: string, value: unknown, fn: () => Promise<unknown>, opts: { byIdentity?: boolean } = {}): Promise<void> {
+    if (this.cache.holds(surface, name, value)) return;
+    try {
+      await fn();
+      const wasFailing = this.cache.failing(surface, name);
+      this.cache.record(surface, name, value, opts);
+      if (wasFailing) this.opts.log.info({ event: 'reconcile.target_recovered', surface, target: name });
+    } catch (err) {
+      const message = (err as Error).message;
+      r.errors.push(`${surface} ${name}: ${message}`);
+      const { first } = this.cache.fail(surface, name, message);
+      const k = `${surface}\0${name}`;
+      const last = this.lastLogged.get(k) ?? 0;
+      if (first || Date.now() - last >= 30_000) {
+        this.opts.log.error({ event: 'reconcile.target_failed', surface, target: name, error: message });
+        this.lastLogged.set(k, Date.now());
       }
-    }
-    const keepNs = new Set(state.tasks.map((t) => basename(t.sandbox)));
-    if (state.ingress) keepNs.add(INGRESS_SBOX);
-    for (const o of state.overlays) keepNs.add(overlayNetnsName(o.network.name));
-    for (const name of this.deps.netnsDir.list()) {
-      const ours = TASK_NETNS.test(name) || name.startsWith('ov-') || name === INGRESS_SBOX;
-      if (!ours || keepNs.has(name)) continue;
-      const path = this.deps.netnsDir.path(name);
-      if (this.dnsAttached.has(path)) {
-        await this.deps.dns.detach(path);
-        this.dnsAttached.delete(path);
-      }
-      this.lbs.delete(path);
-      this.deps.netnsDir.delete(name);
-      r.pruned++;
     }
   }
 
-  private lbOf(netns: string): LbBackend {
+  /** Takes away, in a normal pass, what this reconciler applied earlier and the plan no longer holds. */
+  private async removeUnwanted(plan: NodePlan, r: PassReport, sboxPath: string): Promise<void> {
+    // Processes first: a task leaves the tables before its process and namespace go.
+    const keep = new Set(plan.tasks.filter((t) => !t.external).map((t) => t.record.id));
+    for (const info of this.a.processes.list()) {
+      if (keep.has(info.taskId)) continue;
+      try {
+        await this.a.processes.stop(info.taskId, { graceMs: this.opts.stopGraceMs ?? 5000 });
+        this.cache.forget('process', info.taskId);
+        this.gwAddresses.delete(info.taskId);
+        r.removed++;
+      } catch (err) {
+        // A task that will not stop is reported; the rest of the node still converges.
+        r.errors.push(`process ${info.taskId}: ${(err as Error).message}`);
+        const { first } = this.cache.fail('process', info.taskId, (err as Error).message);
+        if (first) this.opts.log.error({ event: 'task.stop_failed', task: info.taskId, error: (err as Error).message });
+      }
+    }
+    for (const id of [...this.gwAddresses.keys()]) if (!plan.tasks.some((t) => t.record.id === id)) this.gwAddresses.delete(id);
+
+    const wantedDns = new Set(plan.nameViews.map((v) => v.sandbox));
+    for (const sandbox of [...this.dnsAttached]) {
+      if (wantedDns.has(sandbox)) continue;
+      await this.detachDns(sandbox);
+      r.removed++;
+    }
+    const wantedLb = new Set(plan.lbTables.map((t) => t.netns));
+    for (const netns of this.cache.targets('lb')) {
+      if (wantedLb.has(netns)) continue;
+      // The sandbox keeps its (empty) table when the ingress goes; a task's table goes with its namespace.
+      if (netns === sboxPath) continue;
+      this.closeLb(netns);
+      this.cache.forget('lb', netns);
+    }
+    const wantedRules = new Set(plan.taskRules.map((t) => t.netns));
+    for (const netns of this.cache.targets('taskrules')) {
+      if (wantedRules.has(netns)) continue;
+      this.a.mesh.forgetTask(netns);
+      this.cache.forget('taskrules', netns);
+    }
+    const wantedLegs = new Set(plan.gwLegs.map((l) => l.hostIf));
+    for (const hostIf of this.cache.targets('gwleg')) {
+      if (wantedLegs.has(hostIf)) continue;
+      await this.a.gw.removeLeg(hostIf).catch(() => undefined);
+      this.cache.forget('gwleg', hostIf);
+      r.removed++;
+    }
+    const wantedNs = new Set(plan.namespaces);
+    const inUse = new Set(this.a.processes.list().map((p) => p.netnsPath));
+    for (const name of this.cache.targets('namespace')) {
+      if (name === '(bridge)' || wantedNs.has(name)) continue;
+      // A task that would not stop keeps its namespace until it does.
+      if (inUse.has(this.a.namespaces.path(name))) continue;
+      try {
+        this.deleteNamespace(name);
+        r.removed++;
+      } catch (err) {
+        r.errors.push(`namespace ${name}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** Removes what meshnet made on this node but nothing wants: legs, namespaces (tasks, overlays, sandbox). */
+  private async prune(plan: NodePlan, r: PassReport): Promise<void> {
+    try {
+      const keepLegs = new Set(plan.gwLegs.map((l) => l.hostIf));
+      for (const leg of await this.a.gw.legs()) {
+        if (OWN_LEG.test(leg) && !keepLegs.has(leg)) {
+          await this.a.gw.removeLeg(leg);
+          r.pruned++;
+        }
+      }
+      const keepNs = new Set(plan.namespaces);
+      for (const o of plan.overlays) keepNs.add(overlayNetnsName(o.network.name));
+      const running = new Set(this.a.processes.list().map((p) => p.netnsPath));
+      for (const name of this.a.namespaces.list()) {
+        if (!OWN_NETNS.test(name) || keepNs.has(name)) continue;
+        // A process still draining in it keeps its namespace until it stops.
+        if (running.has(this.a.namespaces.path(name))) continue;
+        this.deleteNamespace(name);
+        r.pruned++;
+      }
+    } catch (err) {
+      r.errors.push(`prune: ${(err as Error).message}`);
+      this.opts.log.error({ event: 'reconcile.prune_failed', error: (err as Error).message });
+    }
+  }
+
+  private deleteNamespace(name: string): void {
+    const path = this.a.namespaces.path(name);
+    if (this.dnsAttached.has(path)) void this.detachDns(path);
+    this.closeLb(path);
+    this.cache.forget('lb', path);
+    this.a.mesh.forgetTask(path);
+    this.cache.forget('taskrules', path);
+    if (this.a.namespaces.exists(name)) this.a.namespaces.delete(name);
+    this.cache.forget('namespace', name);
+  }
+
+  private async detachDns(sandbox: string): Promise<void> {
+    this.dnsAttached.delete(sandbox);
+    this.cache.forget('dns', sandbox);
+    await this.a.dns.detach(sandbox).catch((err: Error) => this.opts.log.warn({ event: 'dns.detach_failed', sandbox, error: err.message }));
+  }
+
+  private lbOf(netns: string): ReturnType<NodeAdapters['lbFor']> {
     let lb = this.lbs.get(netns);
     if (!lb) {
-      lb = this.deps.lbFor(netns);
+      lb = this.a.lbFor(netns);
       this.lbs.set(netns, lb);
     }
     return lb;
   }
 
-  /** Releases sockets held by the reconciler. */
-  close(): void {
-    this.kernel.close();
+  private closeLb(netns: string): void {
+    this.lbs.get(netns)?.close?.();
+    this.lbs.delete(netns);
   }
-}
 
-/** The real adapters: rtnetlink for the host and sandboxes, iptables-restore, /proc/sys. */
-function realKernelAdapters(deps: ReconcilerDeps): KernelAdapters {
-  const host = Rtnl.open(deps.hostNetns, { allowHostNamespace: true });
-  return {
-    overlay: new OverlayDriver({ netnsDir: deps.netnsDir, hostNetns: deps.hostNetns, allowHostNamespace: true }),
-    gw: new GwBridge(host, deps.hostNetns, deps.settings.gwbridge),
-    mesh: {
-      applyHostPlan: (netns, plan) => applyHostPlan(netns, plan),
-      removeHostRules: (netns) => removeHostRules(netns),
-      applyTaskPlan: (netns, task) => applyTaskPlan(netns, task),
-      applyReturnRoute: async (sandbox, rr) => {
-        const sb = Rtnl.open(sandbox);
-        try {
-          for (const route of rr.routes) {
-            const spec: Parameters<Rtnl['replaceRoute']>[0] = { dst: route.to === 'default' ? 'default' : route.to, dev: rr.device, table: rr.table };
-            if (route.via) spec.gateway = route.via;
-            await sb.replaceRoute(spec);
-          }
-          await sb.replaceRule({ from: rr.from, table: rr.table, priority: rr.priority });
-        } finally {
-          sb.close();
-        }
-      },
-    },
-    sysctl: (netns, key, value) => setSysctl(netns, key, value),
-    close: () => host.close(),
-  };
+  /** Releases sockets and sessions held by the reconciler and its backends; the kernel state stays. */
+  close(): void {
+    for (const netns of [...this.lbs.keys()]) this.closeLb(netns);
+    this.a.close();
+  }
 }

@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import type { KvStore } from '../store/kv-store.js';
 import type { LbTable } from '../vip/lb-table.js';
+import { lbServiceId } from '../vip/desired-table.js';
+import { ingressServiceId } from '../mesh/published-ports.js';
+import { attachedNetworks, type ClusterSnapshot } from '../model/cluster.js';
+import { INGRESS_NETWORK } from '../model/ipam.js';
 
 /** What each agent last programmed, so `meshnet service inspect` can show every node's view. */
 export const NODE_STATUS = '/meshnet/node-status/';
@@ -30,6 +34,20 @@ export function summarizeTables(tables: readonly LbTable[], serviceOf: (id: stri
     }
   }
   return out;
+}
+
+/** The status a node publishes: every table it programmed, summarised per service. */
+export function publishableStatus(node: string, lbBackend: NodeStatus['lbBackend'], snapshot: ClusterSnapshot, tables: readonly LbTable[]): NodeStatus {
+  const owner = new Map<string, string>();
+  for (const svc of snapshot.services) {
+    for (const net of attachedNetworks(svc).filter((n) => n !== INGRESS_NETWORK)) {
+      for (const protocol of ['tcp', 'udp'] as const) owner.set(lbServiceId(svc.name, svc.name, net, protocol, 0), svc.name);
+    }
+    for (const p of svc.ports) owner.set(ingressServiceId(p.protocol, p.published), svc.name);
+  }
+  // Task namespaces on the same networks share one table object: summarise each once.
+  const services = summarizeTables([...new Set(tables)], (id) => owner.get(id));
+  return { node, lbBackend, updatedAt: new Date().toISOString(), services };
 }
 
 /** Writes the status under the node's lease (it vanishes with the node). */

@@ -10,8 +10,14 @@ const udp = `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when
   100: 00000000:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 5 2 0000000000000000 0`;
 
 describe('boundPorts', () => {
-  it('lists TCP ports in LISTEN only, not established or TIME_WAIT ones', () => {
-    expect([...boundPorts(tcp, 'tcp')].sort((a, b) => a - b)).toEqual([53, 80]);
+  it('lists TCP ports in LISTEN only, not established or TIME_WAIT ones, nor the resolver on 127.0.0.11', () => {
+    expect([...boundPorts(tcp, 'tcp')].sort((a, b) => a - b)).toEqual([80]);
+  });
+  it('reads tcp6 tables: a dual-stack listener on :: (Node listen(port), iperf3 -s) counts', () => {
+    const tcp6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:1451 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7 1 0000000000000000 100 0 0 10 0
+   1: 0000000000000000FFFF00000200FF0A:0050 0000000000000000FFFF00006400000A:C350 01 00000000:00000000 00:00000000 00000000     0        0 8 1 0000000000000000 20 4 30 10 -1`;
+    expect([...boundPorts(tcp6, 'tcp')]).toEqual([5201]);
   });
   it('lists bound UDP ports', () => {
     expect([...boundPorts(udp, 'udp')]).toEqual([5353]);

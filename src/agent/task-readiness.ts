@@ -1,9 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { withNetns } from '../sandbox/netns-switch.js';
 
+/** The embedded resolver's address: its sockets in a task namespace are the agent's, never the task's. */
+const RESOLVER_V4 = '0B00007F';
+
 /**
- * Local ports bound in a /proc/net/{tcp,udp} table: TCP sockets in LISTEN (state 0A), or any bound
- * UDP socket. Pure: parses the kernel's text.
+ * Local ports a task's own programs hold in one /proc/net/{tcp,udp,tcp6,udp6} table: TCP sockets in
+ * LISTEN (state 0A) or any bound UDP socket. The resolver's sockets on 127.0.0.11 are left out, so a
+ * task is never taken for ready because the agent serves DNS in its namespace. Pure: parses the text.
  */
 export function boundPorts(procNetText: string, protocol: 'tcp' | 'udp'): Set<number> {
   const ports = new Set<number>();
@@ -13,28 +17,37 @@ export function boundPorts(procNetText: string, protocol: 'tcp' | 'udp'): Set<nu
     const state = f[3];
     if (!local || !state) continue;
     if (protocol === 'tcp' && state !== '0A') continue;
-    const port = parseInt(local.split(':')[1] ?? '', 16);
+    const [address, portHex] = local.split(':');
+    if (address === RESOLVER_V4) continue;
+    const port = parseInt(portHex ?? '', 16);
     if (Number.isFinite(port)) ports.add(port);
   }
   return ports;
 }
 
+function readTable(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    // No IPv6 in this kernel (or namespace): no tcp6/udp6 file, no v6 listeners.
+    return '';
+  }
+}
+
 /**
- * True when a task listens on every target port its service publishes: the process is up *and*
- * ready, so the mesh sends it traffic only once it can answer (a process that was just restarted
- * is not). Reads the task namespace's socket tables; a task without ports is ready when running.
+ * True when the task's namespace holds a listener on every target port its service publishes,
+ * counting IPv6 and dual-stack `::` sockets (Node's `listen(port)`, Go's `":80"`, iperf3's default
+ * show only in tcp6). A task without ports is ready when running. Reads the namespace's own tables.
  */
 export function taskReady(sandbox: string, ports: readonly { protocol: 'tcp' | 'udp'; target: number }[]): boolean {
   if (ports.length === 0) return true;
   return withNetns(sandbox, () => {
-    const tables = { tcp: '', udp: '' };
-    try {
-      tables.tcp = readFileSync('/proc/thread-self/net/tcp', 'utf8');
-      tables.udp = readFileSync('/proc/thread-self/net/udp', 'utf8');
-    } catch {
-      return false;
+    const bound = { tcp: new Set<number>(), udp: new Set<number>() };
+    for (const protocol of ['tcp', 'udp'] as const) {
+      for (const table of [protocol, `${protocol}6`]) {
+        for (const p of boundPorts(readTable(`/proc/thread-self/net/${table}`), protocol)) bound[protocol].add(p);
+      }
     }
-    const bound = { tcp: boundPorts(tables.tcp, 'tcp'), udp: boundPorts(tables.udp, 'udp') };
     return ports.every((p) => bound[p.protocol].has(p.target));
   });
 }

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../log/logger.js';
 import { Agent } from '../../agent/agent.js';
 import { AgentConfigSchema } from '../../agent/agent-config.js';
 import { defaultStoreAddress } from '../../store/open-store.js';
@@ -21,7 +22,9 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .option('--resync-seconds <n>', 'seconds between full passes that prune stale kernel state', '30')
     .option('--lease-ttl <seconds>', 'seconds after which a silent node counts as dead', '10')
     .option('--dns-upstream <ip>', 'upstream nameserver for names that are not ours (repeat, at most 3; default: the host\'s)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .addOption(new Option('--log-level <level>', 'least severe log lines written (debug explains every pass)').choices([...LOG_LEVELS]).default('info'))
     .action(async (o: Record<string, string | string[]>) => {
+      const log = createLogger({ level: o['logLevel'] as LogLevel, component: 'agent' });
       const parsed = AgentConfigSchema.safeParse({
         nodeName: o['name'],
         advertiseAddr: o['advertiseAddr'],
@@ -40,11 +43,11 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
       if (!parsed.success) {
         throw new CliError(`invalid agent options: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`, EXIT.usage);
       }
-      const agent = new Agent(parsed.data, storeOption().options);
+      const agent = new Agent(parsed.data, storeOption().options, log);
       await agent.start();
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
-          process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'agent.stopping', signal: sig })}\n`);
+          log.info({ event: 'agent.stopping', signal: sig });
           agent.stop({ deregister: sig === 'SIGINT' }).finally(resolve);
           // Worker threads or sockets of adapters must not keep a stopped agent alive.
           setTimeout(() => process.exit(0), 5000).unref();

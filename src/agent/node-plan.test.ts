@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { assignGwAddresses, desiredNode, gwHostIfName, PlanMemo, type NodeFacts, type NodeSettings } from './node-plan.js';
+import { snapshotFixture } from './agent-fixtures.test-data.js';
+
+const settings = (nodeId: string): NodeSettings => ({
+  nodeId,
+  netnsDir: `/run/${nodeId}/netns`,
+  underlayIp: nodeId === 'host-a' ? '192.0.2.1' : '192.0.2.2',
+  underlayMtu: 1500,
+  drainSeconds: 2,
+  gwbridge: { name: 'meshnet_gwbr', subnet: '172.18.0.0/16', gateway: '172.18.0.1', sboxAddress: '172.18.0.2' },
+});
+const endpoints = [
+  { node: 'host-a', ip: '10.255.0.3', mac: '02:42:0a:ff:00:03' },
+  { node: 'host-b', ip: '10.255.0.4', mac: '02:42:0a:ff:00:04' },
+  { node: 'host-c', ip: '10.255.0.5', mac: '02:42:0a:ff:00:05' },
+];
+const facts = (over: Partial<NodeFacts> = {}): NodeFacts => ({ gwAddresses: {}, unusableExternal: new Set(), ingressEndpoints: endpoints, now: Date.parse('2026-11-25T10:00:01.000Z'), ...over });
+
+describe('desiredNode', () => {
+  const plan = desiredNode(snapshotFixture(), settings('host-a'), facts());
+
+  it('wires the local task: ingress first (eth0), its network next, the gwbridge leg last', () => {
+    expect(plan.tasks).toHaveLength(1);
+    const t = plan.tasks[0]!;
+    expect(t.name).toBe('web.1');
+    expect(t.interfaces.map((i) => `${i.ifname}=${i.network}`)).toEqual(['eth0=ingress', 'eth1=appnet']);
+    expect(t.gw).toMatchObject({ ifname: 'eth2', ip: '172.18.0.3', hostIf: gwHostIfName('task00000001') });
+    expect(plan.gwLegs.map((l) => l.hostIf)).toEqual(['mn-sbox', gwHostIfName('task00000001')]);
+    expect(plan.namespaces).toEqual(['t-task00000001', 'ingress_sbox']);
+  });
+
+  it('computes a task namespace path from the task id, never from the record', () => {
+    const snap = snapshotFixture();
+    snap.tasks[0]!.sandbox = '/run/meshnet/netns/../../../proc/1/ns/net';
+    const p = desiredNode(snap, settings('host-a'), facts());
+    expect(p.tasks[0]!.sandbox).toBe('/run/host-a/netns/t-task00000001');
+    expect(p.processes[0]!.netnsPath).toBe('/run/host-a/netns/t-task00000001');
+  });
+
+  it('builds one overlay per network in use, with remote tasks and sandboxes as peers', () => {
+    const ingress = plan.overlays.find((o) => o.network.name === 'ingress')!;
+    expect(ingress.local.map((l) => l.ip).sort()).toEqual(['10.255.0.11', '10.255.0.3']);
+    expect(ingress.remote.map((r) => `${r.ip}@${r.vtep}`).sort()).toEqual(['10.255.0.12@192.0.2.2', '10.255.0.13@192.0.2.3', '10.255.0.4@192.0.2.2', '10.255.0.5@192.0.2.3']);
+    const appnet = plan.overlays.find((o) => o.network.name === 'appnet')!;
+    expect(appnet.remote).toHaveLength(2);
+    expect(appnet.underlayMtu).toBe(1500);
+  });
+
+  it("drops a dead node's endpoints, peers and backends", () => {
+    const snap = snapshotFixture();
+    snap.nodes = snap.nodes.filter((n) => n.id !== 'host-c');
+    const p = desiredNode(snap, settings('host-a'), facts());
+    for (const o of p.overlays) expect(o.remote.some((r) => r.vtep === '192.0.2.3')).toBe(false);
+    const sbox = p.lbTables.find((t) => t.netns.endsWith('/ingress_sbox'))!;
+    expect(sbox.table.services[0]!.backends.map((b) => b.address)).toEqual(['10.255.0.11', '10.255.0.12']);
+  });
+
+  it("keeps its own tasks when its own node record is missing (a lapsed lease is not a dead node)", () => {
+    const snap = snapshotFixture();
+    snap.nodes = snap.nodes.filter((n) => n.id !== 'host-a');
+    const p = desiredNode(snap, settings('host-a'), facts());
+    expect(p.processes.map((x) => x.taskId)).toEqual(['task00000001']);
+    expect(p.lbTables[0]!.table.services[0]!.backends.map((b) => b.address)).toContain('10.0.1.11');
+  });
+
+  it('gives the task a DNS view of its own network only (the ingress network has no names)', () => {
+    expect(plan.nameViews).toHaveLength(1);
+    expect(plan.nameViews[0]!.view.networks.map((n) => n.name)).toEqual(['appnet']);
+  });
+
+  it("balances published ports in the sandbox over every live task, with the service's scheduler", () => {
+    const sbox = plan.lbTables.find((t) => t.netns === '/run/host-a/netns/ingress_sbox')!;
+    expect(sbox.table.services).toHaveLength(1);
+    expect(sbox.table.services[0]!.frontend).toMatchObject({ kind: 'fwmark', port: 8000, address: '172.18.0.2' });
+    expect(sbox.table.services[0]!.backends.map((b) => b.address)).toEqual(['10.255.0.11', '10.255.0.12', '10.255.0.13']);
+    expect(plan.hostRules!.ingressPorts).toEqual([{ protocol: 'tcp', port: 8000 }]);
+    expect(plan.taskRules).toEqual([
+      { taskId: 'task00000001', netns: '/run/host-a/netns/t-task00000001', redirects: [{ protocol: 'tcp', address: '10.255.0.11', port: 8000, targetPort: 80 }], returnRoute: null },
+    ]);
+  });
+
+  it('starts the processes of running tasks, not of draining or attached ones', () => {
+    expect(plan.processes).toEqual([
+      expect.objectContaining({ taskId: 'task00000001', command: ['/bin/server'], hostname: 'web-1', env: expect.objectContaining({ MESHNET_TASK_NAME: 'web.1', MESHNET_NODE: 'host-a' }) }),
+    ]);
+    const snap = snapshotFixture();
+    snap.tasks[0]!.desiredState = 'shutdown';
+    expect(desiredNode(snap, settings('host-a'), facts()).processes).toEqual([]);
+  });
+
+  it('leaves an attached task whose namespace is unusable unwired', () => {
+    const snap = snapshotFixture();
+    snap.tasks[0]!.external = true;
+    const p = desiredNode(snap, settings('host-a'), facts({ unusableExternal: new Set(['task00000001']) }));
+    expect(p.tasks).toEqual([]);
+  });
+
+  it('balances the VIP over running tasks; draining ones keep weight 0 until the drain deadline', () => {
+    const snap = snapshotFixture();
+    snap.tasks[1]!.desiredState = 'shutdown';
+    snap.tasks[2]!.state = 'starting';
+    const before = desiredNode(snap, settings('host-a'), facts());
+    const vip = before.lbTables[0]!.table.services;
+    expect(vip.map((s) => s.frontend)).toEqual([
+      { kind: 'vip', address: '10.0.1.2', protocol: 'tcp', port: 0 },
+      { kind: 'vip', address: '10.0.1.2', protocol: 'udp', port: 0 },
+    ]);
+    expect(vip[0]!.backends).toEqual([
+      { address: '10.0.1.11', port: 0, weight: 1 },
+      { address: '10.0.1.12', port: 0, weight: 0 },
+    ]);
+    const after = desiredNode(snap, settings('host-a'), facts({ now: Date.parse('2026-11-25T10:00:02.500Z') }));
+    expect(after.lbTables[0]!.table.services[0]!.backends.map((b) => b.address)).toEqual(['10.0.1.11']);
+  });
+
+  it('gives dnsrr services no VIP', () => {
+    const snap = snapshotFixture();
+    snap.services[0]!.endpointMode = 'dnsrr';
+    snap.services[0]!.ports = [];
+    expect(desiredNode(snap, settings('host-a'), facts()).lbTables[0]!.table.services).toEqual([]);
+  });
+
+  it('is a pure function: the same input gives the same plan, with or without a memo', () => {
+    const memo = new PlanMemo();
+    desiredNode(snapshotFixture(), settings('host-a'), facts(), memo);
+    expect(desiredNode(snapshotFixture(), settings('host-a'), facts(), memo)).toEqual(plan);
+  });
+
+  it('shares unchanged tables by identity, and gives a changed service a new table', () => {
+    const memo = new PlanMemo();
+    const snap = snapshotFixture();
+    const first = desiredNode(snap, settings('host-a'), facts(), memo);
+    const same = desiredNode({ ...snap }, settings('host-a'), facts(), memo);
+    expect(same.lbTables[0]!.table).toBe(first.lbTables[0]!.table);
+    const changed = { ...snap, tasks: snap.tasks.map((t, i) => (i === 2 ? { ...t, state: 'failed' as const } : t)) };
+    const next = desiredNode(changed, settings('host-a'), facts(), memo);
+    expect(next.lbTables[0]!.table).not.toBe(first.lbTables[0]!.table);
+    expect(next.lbTables[0]!.table.services[0]!.backends.map((b) => b.address)).toEqual(['10.0.1.11', '10.0.1.12']);
+  });
+});
+
+describe('assignGwAddresses', () => {
+  const gw = settings('host-a').gwbridge;
+  it('keeps addresses a task already has and gives new tasks the lowest free one', () => {
+    expect(assignGwAddresses(['a', 'b', 'c'], { b: '172.18.0.3' }, gw)).toEqual({ a: '172.18.0.4', b: '172.18.0.3', c: '172.18.0.5' });
+  });
+  it('never hands out the gateway or the sandbox address, and refuses a full subnet', () => {
+    expect(assignGwAddresses(['x'], { x: '172.18.0.2' }, gw)).toEqual({ x: '172.18.0.3' });
+    expect(() => assignGwAddresses(['a', 'b', 'c', 'd', 'e'], {}, { ...gw, subnet: '172.18.0.0/29' })).toThrow(/full/);
+  });
+});

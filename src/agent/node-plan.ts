@@ -1,0 +1,397 @@
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import type { ClusterSnapshot } from '../model/cluster.js';
+import { attachedNetworks } from '../model/cluster.js';
+import type { NetworkRecord, ServiceRecord, TaskRecord } from '../model/records.js';
+import { INGRESS_NETWORK } from '../model/ipam.js';
+import type { OverlayInput, LocalEndpoint, RemoteEndpoint } from '../overlay/overlay-spec.js';
+import { cidrContains, intToIpv4, ipv4ToInt, macForIpv4, parseCidr } from '../sandbox/addresses.js';
+import type { IngressEndpoint } from './ingress-endpoint.js';
+import { buildNameView, type NameView, type ServiceRecord as DnsService, type TaskRecord as DnsTask } from '../dns/name-view.js';
+import type { MeshInput } from '../mesh/mesh-input.js';
+import { computeMeshPlan } from '../mesh/published-ports.js';
+import type { HealthPortPlan, HostPlan, ReturnRoute, TaskRedirect } from '../mesh/mesh-plan.js';
+import type { MeshConflictError } from '../mesh/errors.js';
+import type { LbTable } from '../vip/lb-table.js';
+import type { GwLeg } from './gwbridge.js';
+import { EastWestPlanner } from './lb-plan.js';
+
+/** This node's fixed settings, from the agent's configuration. */
+export interface NodeSettings {
+  nodeId: string;
+  /** Where this node keeps its namespaces (tasks, overlays, ingress_sbox). */
+  netnsDir: string;
+  underlayIp: string;
+  underlayMtu: number;
+  gwbridge: { name: string; subnet: string; gateway: string; sboxAddress: string };
+  /** Seconds a draining task keeps weight 0 before it leaves the tables. */
+  drainSeconds: number;
+}
+
+/** One network interface of a local task. */
+export interface TaskInterface {
+  network: string;
+  ifname: string;
+  ip: string;
+  mac: string;
+}
+
+/** A task this node must run, with everything needed to wire and start it. */
+export interface LocalTask {
+  record: TaskRecord;
+  service: ServiceRecord;
+  /** e.g. web.2 */
+  name: string;
+  /** The task's namespace file: computed on this node from the task id, never taken from a record (except attached ones). */
+  sandbox: string;
+  interfaces: TaskInterface[];
+  /** The task's leg on the node's gwbridge: default route and host-mode ports. */
+  gw: { ifname: string; hostIf: string; ip: string; mac: string };
+  /** The process should run (false while draining: kept alive, given no new connections). */
+  draining: boolean;
+  /** Run by another runtime: wired here, never started, stopped or pruned by meshnet. */
+  external: boolean;
+}
+
+/** What the node knows that the store does not; read by its owners, never by the planner. */
+export interface NodeFacts {
+  /** task id -> the gwbridge address its namespace holds (adopted from the kernel at start, then as applied). */
+  gwAddresses: Readonly<Record<string, string>>;
+  /** Attached (external) tasks whose namespace is missing or is not a usable network namespace. */
+  unusableExternal: ReadonlySet<string>;
+  /** Every node's ingress sandbox endpoint. */
+  ingressEndpoints: readonly IngressEndpoint[];
+  /** Milliseconds since the epoch: drain deadlines. */
+  now: number;
+}
+
+/** A sysctl the node needs; `netns` null is the host. */
+export interface SysctlTarget {
+  netns: string | null;
+  key: string;
+  value: string;
+}
+
+/** A local task's mesh rules: REDIRECT published -> target, and the policy=local return route. */
+export interface TaskRules {
+  taskId: string;
+  netns: string;
+  redirects: TaskRedirect[];
+  returnRoute: ReturnRoute | null;
+}
+
+/** A process the node runs (the agent adds the resolv.conf it serves). */
+export interface ProcessPlan {
+  taskId: string;
+  netnsPath: string;
+  command: string[];
+  env: Record<string, string>;
+  hostname: string;
+}
+
+/** Everything this node's kernel and processes should hold, as plain comparable data. */
+export interface NodePlan {
+  tasks: LocalTask[];
+  /** Names (under the node's netns dir) of the namespaces meshnet makes: tasks and ingress_sbox. */
+  namespaces: string[];
+  /** Veth legs on the host bridge: the ingress sandbox's and every task's. */
+  gwLegs: GwLeg[];
+  overlays: OverlayInput[];
+  /** Load-balancing table per namespace: each task's east-west VIPs, and the ingress sandbox's published ports. */
+  lbTables: { netns: string; table: LbTable }[];
+  /** The host's DOCKER-INGRESS rules; null when the cluster has no ingress network yet. */
+  hostRules: HostPlan | null;
+  taskRules: TaskRules[];
+  health: HealthPortPlan[];
+  sysctls: SysctlTarget[];
+  nameViews: { sandbox: string; view: NameView }[];
+  processes: ProcessPlan[];
+  /** Published-port claims the mesh left out, for the log and `service inspect`. */
+  conflicts: MeshConflictError[];
+  /** The ingress network and this node's endpoint on it, when the node has one. */
+  ingress: { network: NetworkRecord; endpoint: IngressEndpoint } | null;
+}
+
+/** Name of the ingress sandbox namespace (Docker's ingress_sbox). */
+export const INGRESS_SBOX = 'ingress_sbox';
+/** Host-side name of the ingress sandbox's gwbridge veth. */
+export const SBOX_HOST_IF = 'mn-sbox';
+
+/** Host-side name of a task's gwbridge veth: stable, within 15 characters. */
+export function gwHostIfName(taskId: string): string {
+  return `mg${createHash('sha256').update(taskId).digest('hex').slice(0, 11)}`;
+}
+
+/** Name of a task's namespace under the node's netns dir, derived from its id alone. */
+export function taskNetnsName(taskId: string): string {
+  return `t-${taskId.slice(0, 12)}`;
+}
+
+/** A task's networks in interface order: ingress first (as Docker's eth0 for published services), then its own. */
+export function taskNetworks(service: ServiceRecord): string[] {
+  const nets = attachedNetworks(service);
+  return [...nets.filter((n) => n === INGRESS_NETWORK), ...nets.filter((n) => n !== INGRESS_NETWORK)];
+}
+
+/**
+ * Keeps existing gwbridge addresses and gives new tasks the lowest free one, so an address
+ * never changes under a running task. Pure: `current` is what the kernel holds.
+ */
+export function assignGwAddresses(taskIds: readonly string[], current: Readonly<Record<string, string>>, gw: NodeSettings['gwbridge']): Record<string, string> {
+  const { ip: base, prefix } = parseCidr(gw.subnet);
+  const first = ipv4ToInt(base) + 1;
+  const last = ipv4ToInt(base) + 2 ** (32 - prefix) - 2;
+  const used = new Set([gw.gateway, gw.sboxAddress]);
+  const out: Record<string, string> = {};
+  for (const id of taskIds) {
+    const ip = current[id];
+    if (ip && cidrContains(gw.subnet, ip) && !used.has(ip)) {
+      out[id] = ip;
+      used.add(ip);
+    }
+  }
+  let next = first;
+  for (const id of [...taskIds].sort()) {
+    if (out[id]) continue;
+    while (next <= last && used.has(intToIpv4(next))) next++;
+    if (next > last) throw new Error(`gwbridge subnet ${gw.subnet} is full: use a larger --gwbridge-subnet`);
+    out[id] = intToIpv4(next);
+    used.add(out[id]);
+  }
+  return out;
+}
+
+const taskName = (t: TaskRecord) => `${t.service}.${t.slot}`;
+
+/** State carried between passes only to make planning cheap; it never changes a result. */
+export class PlanMemo {
+  readonly eastWest = new EastWestPlanner();
+}
+
+/**
+ * Pure: the whole desired state of this node, from the cluster's intent and the node's facts.
+ * The node itself always counts as live here: a lapse of its own lease (a store hiccup) must not
+ * make its tasks look foreign and stop them; they move only when the cluster places them elsewhere.
+ */
+export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, facts: NodeFacts, memo: PlanMemo = new PlanMemo()): NodePlan {
+  const me = settings.nodeId;
+  const liveNodes = new Map(snapshot.nodes.map((n) => [n.id, n]));
+  const live = (node: string) => node === me || liveNodes.has(node);
+  const networks = new Map(snapshot.networks.map((n) => [n.name, n]));
+  const services = new Map(snapshot.services.map((s) => [s.name, s]));
+  const ingressNet = snapshot.networks.find((n) => n.ingress) ?? null;
+  const myIngress = facts.ingressEndpoints.find((e) => e.node === me);
+  const sboxPath = join(settings.netnsDir, INGRESS_SBOX);
+
+  // Tasks that exist on live nodes and whose service exists; ours are wired even before they run.
+  const alive = snapshot.tasks.filter((t) => live(t.node) && services.has(t.service));
+  const mine = alive.filter((t) => t.node === me && !(t.external && facts.unusableExternal.has(t.id)));
+  const gwIps = assignGwAddresses(mine.map((t) => t.id).sort(), facts.gwAddresses, settings.gwbridge);
+
+  const tasks: LocalTask[] = mine.map((record) => {
+    const service = services.get(record.service)!;
+    const interfaces: TaskInterface[] = taskNetworks(service)
+      .filter((n) => record.addresses[n] && networks.has(n))
+      .map((network, i) => ({ network, ifname: `eth${i}`, ip: record.addresses[network]!.ip, mac: record.addresses[network]!.mac }));
+    const gwIp = gwIps[record.id]!;
+    return {
+      record,
+      service,
+      name: taskName(record),
+      sandbox: record.external ? record.sandbox : join(settings.netnsDir, taskNetnsName(record.id)),
+      interfaces,
+      gw: { ifname: `eth${interfaces.length}`, hostIf: gwHostIfName(record.id), ip: gwIp, mac: macForIpv4(gwIp) },
+      draining: record.desiredState === 'shutdown',
+      external: record.external === true,
+    };
+  });
+  const localById = new Map(tasks.map((t) => [t.record.id, t]));
+  const ingress = ingressNet && myIngress ? { network: ingressNet, endpoint: myIngress } : null;
+
+  const namespaces = tasks.filter((t) => !t.external).map((t) => taskNetnsName(t.record.id));
+  const gwLegs: GwLeg[] = [];
+  if (ingress) {
+    namespaces.push(INGRESS_SBOX);
+    const g = settings.gwbridge;
+    gwLegs.push({ sandbox: sboxPath, ifname: 'eth1', hostIf: SBOX_HOST_IF, ip: g.sboxAddress, mac: macForIpv4(g.sboxAddress), defaultRoute: true });
+  }
+  for (const t of tasks) gwLegs.push({ sandbox: t.sandbox, ifname: t.gw.ifname, hostIf: t.gw.hostIf, ip: t.gw.ip, mac: t.gw.mac, defaultRoute: true });
+
+  const overlays = overlayInputs(settings, facts, { tasks, alive, networks, liveNodes, ingress, sboxPath });
+
+  // Load balancing: each task's VIPs; the ingress sandbox's published ports come with the mesh plan below.
+  const networkSets = tasks.map((t) => t.interfaces.map((i) => i.network));
+  memo.eastWest.plan(snapshot, live, settings.drainSeconds, facts.now, networkSets);
+  const lbTables = tasks.map((t) => ({ netns: t.sandbox, table: memo.eastWest.tableFor(t.interfaces.map((i) => i.network)) }));
+
+  const sysctls: SysctlTarget[] = [{ netns: null, key: 'net.ipv4.ip_forward', value: '1' }];
+  let hostRules: HostPlan | null = null;
+  const taskRules: TaskRules[] = [];
+  let health: HealthPortPlan[] = [];
+  let conflicts: MeshConflictError[] = [];
+  if (ingress) {
+    const plan = computeMeshPlan(meshInput(snapshot, settings, ingress, alive, localById, services));
+    hostRules = plan.host;
+    for (const s of plan.host.sysctls) sysctls.push({ netns: null, key: s.key, value: s.value });
+    for (const s of plan.sbox.sysctls) sysctls.push({ netns: sboxPath, key: s.key, value: s.value });
+    lbTables.push({ netns: sboxPath, table: { services: plan.sbox.virtualServices } });
+    const rulesByTask = new Map(plan.tasks.map((tp) => [tp.taskId, tp]));
+    // Every local task gets an entry, so one that stops publishing has its rules removed.
+    for (const t of tasks) {
+      const tp = rulesByTask.get(t.record.id);
+      taskRules.push({ taskId: t.record.id, netns: t.sandbox, redirects: tp?.redirects ?? [], returnRoute: tp?.returnRoute ?? null });
+    }
+    health = plan.health;
+    conflicts = plan.conflicts;
+  }
+
+  const processes: ProcessPlan[] = tasks
+    .filter((t) => !t.draining && !t.external)
+    .map((t) => ({
+      taskId: t.record.id,
+      netnsPath: t.sandbox,
+      command: t.service.command,
+      env: { ...(t.service.env ?? {}), MESHNET_TASK_ID: t.record.id, MESHNET_TASK_NAME: t.name, MESHNET_SERVICE: t.service.name, MESHNET_NODE: me },
+      hostname: `${t.service.name}-${t.record.slot}`.slice(0, 63),
+    }));
+
+  return {
+    tasks,
+    namespaces,
+    gwLegs,
+    overlays,
+    lbTables,
+    hostRules,
+    taskRules,
+    health,
+    sysctls,
+    nameViews: nameViews(snapshot, tasks, alive),
+    processes,
+    conflicts,
+    ingress,
+  };
+}
+
+interface OverlayContext {
+  tasks: LocalTask[];
+  alive: TaskRecord[];
+  networks: Map<string, NetworkRecord>;
+  liveNodes: Map<string, { underlayIp: string }>;
+  ingress: NodePlan['ingress'];
+  sboxPath: string;
+}
+
+/** One overlay per network that has a local endpoint (ingress: the sandbox's, whenever the node has one). */
+function overlayInputs(settings: NodeSettings, facts: NodeFacts, ctx: OverlayContext): OverlayInput[] {
+  const me = settings.nodeId;
+  const overlays: OverlayInput[] = [];
+  for (const net of ctx.networks.values()) {
+    const local: LocalEndpoint[] = [];
+    for (const t of ctx.tasks) {
+      const itf = t.interfaces.find((i) => i.network === net.name);
+      if (itf) local.push({ id: t.record.id, sandbox: t.sandbox, ifname: itf.ifname, ip: itf.ip, mac: itf.mac });
+    }
+    if (net.ingress && ctx.ingress) {
+      local.push({ id: `sbox-${me}`, sandbox: ctx.sboxPath, ifname: 'eth0', ip: ctx.ingress.endpoint.ip, mac: ctx.ingress.endpoint.mac });
+    }
+    if (local.length === 0) continue;
+    const remote: RemoteEndpoint[] = [];
+    for (const t of ctx.alive) {
+      const addr = t.addresses[net.name];
+      const node = ctx.liveNodes.get(t.node);
+      if (t.node === me || !addr || !node) continue;
+      remote.push({ ip: addr.ip, mac: addr.mac, vtep: node.underlayIp });
+    }
+    if (net.ingress) {
+      for (const e of facts.ingressEndpoints) {
+        const node = ctx.liveNodes.get(e.node);
+        if (e.node !== me && node) remote.push({ ip: e.ip, mac: e.mac, vtep: node.underlayIp });
+      }
+    }
+    overlays.push({
+      network: { name: net.name, vni: net.vni, subnet: net.subnet, gateway: net.gateway },
+      underlayMtu: settings.underlayMtu,
+      localVtep: settings.underlayIp,
+      local,
+      remote,
+    });
+  }
+  return overlays.sort((a, b) => a.network.name.localeCompare(b.network.name));
+}
+
+/** DNS: a task sees the services and tasks of its own networks; the ingress network has no names (as in Swarm). */
+function nameViews(snapshot: ClusterSnapshot, tasks: LocalTask[], alive: TaskRecord[]): NodePlan['nameViews'] {
+  if (tasks.length === 0) return [];
+  const dnsServices: DnsService[] = snapshot.services.map((s) => ({
+    name: s.name,
+    endpointMode: s.endpointMode,
+    attachments: attachedNetworks(s)
+      .filter((n) => n !== INGRESS_NETWORK)
+      .map((n) => ({ network: n, vip: s.endpointMode === 'vip' ? (s.vips[n] ?? null) : null })),
+    ports: s.ports.map((p) => ({ protocol: p.protocol, targetPort: p.target, publishedPort: p.published })),
+  }));
+  const dnsTasks: DnsTask[] = alive.map((t) => ({
+    name: taskName(t),
+    service: t.service,
+    running: t.state === 'running' && t.desiredState === 'running',
+    ips: Object.entries(t.addresses)
+      .filter(([n]) => n !== INGRESS_NETWORK)
+      .map(([network, a]) => ({ network, ip: a.ip })),
+  }));
+  // Tasks on the same networks see the same names: one view per distinct network list.
+  const byNetworks = new Map<string, NameView>();
+  return tasks.map((t) => {
+    const nets = t.interfaces.map((i) => i.network).filter((n) => n !== INGRESS_NETWORK);
+    const key = nets.join(',');
+    let view = byNetworks.get(key);
+    if (!view) byNetworks.set(key, (view = buildNameView({ taskNetworks: nets, services: dnsServices, tasks: dnsTasks })));
+    return { sandbox: t.sandbox, view };
+  });
+}
+
+/** The mesh's view of the cluster: published services and every live task of them. */
+function meshInput(
+  snapshot: ClusterSnapshot,
+  settings: NodeSettings,
+  ingress: NonNullable<NodePlan['ingress']>,
+  alive: TaskRecord[],
+  localById: Map<string, LocalTask>,
+  services: Map<string, ServiceRecord>,
+): MeshInput {
+  return {
+    node: {
+      nodeId: settings.nodeId,
+      gwbridge: { name: settings.gwbridge.name, subnet: settings.gwbridge.subnet },
+      sbox: { gwbridgeAddress: settings.gwbridge.sboxAddress, ingressAddress: ingress.endpoint.ip },
+      ingressSubnet: ingress.network.subnet,
+    },
+    services: snapshot.services
+      .filter((s) => s.ports.length > 0)
+      .map((s) => {
+        const svc: MeshInput['services'][number] = {
+          id: s.name,
+          name: s.name,
+          ports: s.ports.map((p) => ({ published: p.published, target: p.target, protocol: p.protocol, mode: p.mode, policy: p.policy })),
+        };
+        if (s.healthPort) svc.healthPort = s.healthPort;
+        return svc;
+      }),
+    tasks: alive
+      .filter((t) => services.get(t.service)!.ports.length > 0)
+      .map((t) => {
+        const local = localById.get(t.id);
+        const ingressItf = local?.interfaces.find((i) => i.network === INGRESS_NETWORK);
+        const m: MeshInput['tasks'][number] = {
+          id: t.id,
+          serviceId: t.service,
+          nodeId: t.node,
+          state: t.desiredState === 'shutdown' ? 'draining' : t.state === 'running' ? 'running' : t.state === 'failed' || t.state === 'shutdown' ? 'stopped' : 'pending',
+        };
+        const ingressAddr = t.addresses[INGRESS_NETWORK];
+        if (ingressAddr) m.ingressAddress = ingressAddr.ip;
+        if (local) m.gwbridgeAddress = local.gw.ip;
+        if (ingressItf) m.ingressInterface = ingressItf.ifname;
+        return m;
+      }),
+  };
+}
