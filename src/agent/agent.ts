@@ -23,6 +23,7 @@ import { taskReady } from './task-readiness.js';
 import { selectLbBackend } from './lb-backend-choice.js';
 import { publishableStatus, writeNodeStatus } from './node-status.js';
 import { readLeaseFile, writeLeaseFile } from './lease-file.js';
+import { hostBoundPorts, shadowedPorts } from './host-ports.js';
 
 /**
  * One agent per host: registers the node, follows the store, and reconciles the host to it.
@@ -53,6 +54,9 @@ export class Agent {
   private lastPlan: NodePlan | null = null;
   private lastStatusKey = '';
   private lastStatusTables: unknown[] = [];
+  /** Published ports that local programs also hold, found on the last resync. */
+  private shadowed: string[] = [];
+  private lastServices: unknown = null;
   private ingressCache: { raw: ReadonlyMap<string, string>; endpoints: IngressEndpoint[] } | null = null;
   /** task id -> pid and restarts when it was last found listening, so a ready task is not re-read every pass. */
   private readonly readyAt = new Map<string, string>();
@@ -179,6 +183,7 @@ export class Agent {
     }, this.memo);
     if (this.lastPlan === null || conflictsChanged(this.lastPlan, plan)) {
       for (const c of plan.conflicts) this.log.warn({ event: 'mesh.conflict', code: c.code, error: c.message });
+      this.lastStatusKey = '';
     }
     this.lastPlan = plan;
     const resync = Date.now() - this.lastResync >= this.config.resyncSeconds * 1000;
@@ -187,6 +192,9 @@ export class Agent {
       // The periodic full pass also re-reads the store, healing anything a watch could have missed.
       if (this.mirror.connected) await this.mirror.relist().catch((err: Error) => this.log.warn({ event: 'store.relist_failed', error: err.message }));
     }
+    // Host sockets are read on the resync and when published ports may have changed, never on every pass.
+    if (resync || snapshot.services !== this.lastServices) this.checkShadowedPorts(snapshot);
+    this.lastServices = snapshot.services;
     const report = await this.reconciler.apply(plan, { resync });
     if (this.mirror.connected) {
       await this.reportTaskStates(plan, resync);
@@ -221,6 +229,19 @@ export class Agent {
       }
     }
     return endpoints;
+  }
+
+  /** Reports published ports that a program on this host also listens on (read on the resync only). */
+  private checkShadowedPorts(snapshot: ClusterSnapshot): void {
+    try {
+      const ours = new Set(snapshot.services.flatMap((sv) => (sv.healthPort ? [`tcp/${sv.healthPort}`] : [])));
+      const found = shadowedPorts(snapshot, hostBoundPorts(this.config.hostNetns, ours));
+      for (const message of found) if (!this.shadowed.includes(message)) this.log.warn({ event: 'mesh.port_shadowed', error: message });
+      if (found.join('\n') !== this.shadowed.join('\n')) this.lastStatusKey = '';
+      this.shadowed = found;
+    } catch (err) {
+      this.log.warn({ event: 'mesh.port_check_failed', error: (err as Error).message });
+    }
   }
 
   /** Attached namespaces that are gone or are not network namespaces (never the host's own): left unwired. */
@@ -312,8 +333,9 @@ export class Agent {
   private async publishStatus(plan: NodePlan): Promise<void> {
     const tables = plan.lbTables.map((t) => t.table);
     if (this.lastStatusKey && tables.length === this.lastStatusTables.length && tables.every((t, i) => t === this.lastStatusTables[i])) return;
-    const status = publishableStatus(this.config.nodeName, this.lbKind, this.mirror.snapshot(), tables);
-    const key = JSON.stringify([status.lbBackend, status.services]);
+    const conflicts = [...plan.conflicts.map((c) => c.message), ...this.shadowed];
+    const status = publishableStatus(this.config.nodeName, this.lbKind, this.mirror.snapshot(), tables, conflicts);
+    const key = JSON.stringify([status.lbBackend, status.services, status.conflicts]);
     this.lastStatusTables = tables;
     if (key === this.lastStatusKey) return;
     await writeNodeStatus(this.store, status, this.registration.lease());

@@ -15,6 +15,8 @@ const NodeStatusSchema = z.strictObject({
   updatedAt: z.string(),
   /** frontend ("vip 10.0.1.2 tcp 80" / "ingress tcp 8000") -> backends ("10.0.1.5:80 w1"), per service name. */
   services: z.record(z.string(), z.record(z.string(), z.array(z.string()))),
+  /** What this node could not do as asked (port conflicts, shadowed host programs), for `service inspect`. */
+  conflicts: z.array(z.string()).optional(),
 });
 
 /** One node's load-balancing view. */
@@ -37,7 +39,7 @@ export function summarizeTables(tables: readonly LbTable[], serviceOf: (id: stri
 }
 
 /** The status a node publishes: every table it programmed, summarised per service. */
-export function publishableStatus(node: string, lbBackend: NodeStatus['lbBackend'], snapshot: ClusterSnapshot, tables: readonly LbTable[]): NodeStatus {
+export function publishableStatus(node: string, lbBackend: NodeStatus['lbBackend'], snapshot: ClusterSnapshot, tables: readonly LbTable[], conflicts: readonly string[] = []): NodeStatus {
   const owner = new Map<string, string>();
   for (const svc of snapshot.services) {
     for (const net of attachedNetworks(svc).filter((n) => n !== INGRESS_NETWORK)) {
@@ -47,7 +49,7 @@ export function publishableStatus(node: string, lbBackend: NodeStatus['lbBackend
   }
   // Task namespaces on the same networks share one table object: summarise each once.
   const services = summarizeTables([...new Set(tables)], (id) => owner.get(id));
-  return { node, lbBackend, updatedAt: new Date().toISOString(), services };
+  return { node, lbBackend, updatedAt: new Date().toISOString(), services, ...(conflicts.length ? { conflicts: [...conflicts] } : {}) };
 }
 
 /** Writes the status under the node's lease (it vanishes with the node). */

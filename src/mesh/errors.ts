@@ -66,5 +66,21 @@ export class HealthPortConflictError extends MeshError {
   }
 }
 
+/** iptables-save, iptables-restore or conntrack failed in a namespace; the message carries the tool's own words. */
+export class IptablesCommandError extends MeshError {
+  constructor(
+    readonly argv: readonly string[],
+    readonly netns: string | null,
+    readonly exitCode: number,
+    readonly stderr: string,
+  ) {
+    super(
+      'MESH_IPTABLES_FAILED',
+      `${argv.join(' ')}${netns ? ` (in ${netns})` : ''} exited with ${exitCode}: ${stderr.trim().slice(0, 2000) || 'no output'}; ` +
+        'check that iptables (with the nat, filter and mangle tables) is installed (scripts/setup installs it) and that the namespace still exists',
+    );
+  }
+}
+
 /** Any conflict the plan had to leave out; the rest of the plan still applies. */
 export type MeshConflictError = PublishedPortConflictError | HostPortConflictError | HealthPortConflictError;

@@ -143,6 +143,21 @@ export function tablesOf(set: IptablesRuleSet): IptablesTable[] {
 }
 
 /**
+ * What a namespace holds of this owner once `set` is applied: its chains and its rules in
+ * built-in chains, as iptables-save would print them. Rendering the next set against this
+ * needs no read of the kernel.
+ */
+export function ruleSetState(set: IptablesRuleSet): IptablesState {
+  const state: IptablesState = new Map(tablesOf(set).map((t) => [t, new Map<string, string[]>()]));
+  for (const c of set.chains) state.get(c.table)!.set(c.name, [...c.rules]);
+  for (const b of set.builtins) {
+    const chains = state.get(b.table)!;
+    chains.set(b.chain, [...(chains.get(b.chain) ?? []), b.rule]);
+  }
+  return state;
+}
+
+/**
  * The `iptables-restore --noflush` input that turns `current` into `desired`, or null when
  * nothing differs. Only this owner's objects are touched: its own chains (declaring one
  * flushes it, so it is refilled in the same transaction; unwanted ones are flushed and

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/sandbox/exec.js';
 import { getSysctl } from '../../src/sandbox/sysctl.js';
-import { applyHostPlan, readIptables, removeHostRules } from '../../src/mesh/iptables-apply.js';
+import { applyHostRules, applySysctls } from '../../src/mesh/iptables-apply.js';
+import { IptablesWriter } from '../../src/mesh/iptables-writer.js';
+import type { HostPlan } from '../../src/mesh/mesh-plan.js';
 import { hasComment } from '../../src/mesh/iptables-save-parse.js';
 import type { MeshInput, ServiceInput } from '../../src/mesh/mesh-input.js';
 import { computeMeshPlan } from '../../src/mesh/published-ports.js';
@@ -15,6 +17,13 @@ const lab = new MeshLab('mesh-host');
 let host = '';
 let sbox = '';
 let client = '';
+let writer: IptablesWriter;
+
+/** The host part of a plan, as the agent applies it: sysctls, then the rules through the namespace's writer. */
+async function applyHost(host: HostPlan) {
+  applySysctls(writer.netns, host.sysctls);
+  return applyHostRules(writer, host);
+}
 
 const web: ServiceInput = { id: 'web', name: 'web', ports: [{ published: 8000, target: 80, protocol: 'tcp', mode: 'ingress', policy: 'cluster' }] };
 const echo: ServiceInput = { id: 'echo', name: 'echo', ports: [{ published: 5353, target: 53, protocol: 'udp', mode: 'ingress', policy: 'cluster' }] };
@@ -63,6 +72,7 @@ describe('host rules in namespaces: DOCKER-INGRESS to the ingress sandbox', () =
     await lab.ip(sbox, 'route add default via 172.18.0.1');
     await lab.veth({ netns: host, name: 'eth0', cidr: '192.0.2.1/24' }, { netns: client, name: 'eth0', cidr: '192.0.2.100/24' });
     await lab.start(sbox, standInServerArgv('sbox', [8000, 9101], [5353]));
+    writer = new IptablesWriter({ netns: host });
   });
 
   afterAll(async () => {
@@ -76,10 +86,12 @@ describe('host rules in namespaces: DOCKER-INGRESS to the ingress sandbox', () =
   it('applies the plan in one transaction; a second apply writes nothing', async () => {
     const plan = computeMeshPlan(input([web, echo, metrics]));
     expect(plan.conflicts).toEqual([]);
-    const first = await applyHostPlan(host, plan.host);
+    const first = await applyHost(plan.host);
     expect(first.changed).toBe(true);
-    const second = await applyHostPlan(host, plan.host);
-    expect(second).toEqual({ changed: false, script: null, unpublishedUdpPorts: [] });
+    const second = await applyHost(plan.host);
+    expect(second).toMatchObject({ changed: false, script: null, readKernel: false, unpublishedUdpPorts: [] });
+    // Read back from the kernel, the rules compare equal to the plan's.
+    expect(await applyHostRules(writer, plan.host, { resync: true })).toMatchObject({ changed: false, readKernel: true });
     expect(getSysctl(host, `net.ipv4.conf.${GW}.route_localnet`)).toBe('1');
     expect(getSysctl(host, 'net.ipv4.ip_forward')).toBe('1');
   });
@@ -114,7 +126,7 @@ describe('host rules in namespaces: DOCKER-INGRESS to the ingress sandbox', () =
 
   it('unpublishing one port removes its rule and only its rule', async () => {
     const plan = computeMeshPlan(input([echo, metrics]));
-    await applyHostPlan(host, plan.host);
+    await applyHost(plan.host);
     expect((await curl(client, 'http://192.0.2.1:8000/')).code).not.toBe(0);
     expect(await udp(client, '192.0.2.1', 5353, 'again')).toBe('sbox 5353 192.0.2.100 again');
     expect((await listChain('nat', 'DOCKER-INGRESS')).text).not.toContain('dpt:8000');
@@ -129,22 +141,23 @@ describe('host rules in namespaces: DOCKER-INGRESS to the ingress sandbox', () =
     const flows = async (): Promise<string> =>
       (await execIn(host, ['conntrack', '-L', '-p', 'udp', '--orig-port-dst', '5353'], { allowFailure: true })).stdout;
     expect(await flows()).toContain('dport=5353');
-    const unpublished = await applyHostPlan(host, computeMeshPlan(input([])).host);
+    const unpublished = await applyHost(computeMeshPlan(input([])).host);
     expect(unpublished.unpublishedUdpPorts).toEqual([5353]);
     expect(await flows()).not.toContain('dport=5353');
     expect((await listChain('nat', 'DOCKER-INGRESS')).code).not.toBe(0);
     expect((await listChain('nat', 'MESHNET-HOSTPORT')).code).not.toBe(0);
     expect((await listChain('filter', 'DOCKER-INGRESS')).code).not.toBe(0);
     expect((await curl(client, 'http://192.0.2.1:9100/')).code).not.toBe(0);
-    const nat = (await readIptables(host, ['nat'])).get('nat')!;
+    const nat = (await writer.read(['nat'])).get('nat')!;
     const ours = [...nat.values()].flat().filter((r) => hasComment(r, 'meshnet'));
     expect(ours).toEqual([`-s 172.18.0.0/16 ! -o ${GW} -m comment --comment meshnet -j MASQUERADE`]);
 
-    expect((await removeHostRules(host)).changed).toBe(true);
-    const after = await readIptables(host, ['nat', 'filter']);
+    expect((await applyHostRules(writer, null)).changed).toBe(true);
+    const after = await writer.read(['nat', 'filter']);
     const left = [...after.values()].flatMap((chains) => [...chains.values()].flat());
     expect(left.filter((r) => r.includes('meshnet'))).toEqual([]);
     expect(after.get('nat')!.get('POSTROUTING')).toEqual([other]);
-    expect((await removeHostRules(host)).changed).toBe(false);
+    expect((await applyHostRules(writer, null)).changed).toBe(false);
+    expect((await applyHostRules(writer, null, { resync: true })).changed).toBe(false);
   });
 });

@@ -1,13 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/sandbox/exec.js';
-import { applyRuleSet, readIptables, type IptablesFlavor } from '../../src/mesh/iptables-apply.js';
-import { emptyHostRuleSet, hostRuleSet } from '../../src/mesh/iptables-render.js';
+import { applyHostRules, applyTaskRules } from '../../src/mesh/iptables-apply.js';
+import { IptablesWriter, type IptablesFlavor, type IptablesRunner } from '../../src/mesh/iptables-writer.js';
 import { computeMeshPlan } from '../../src/mesh/published-ports.js';
-import { MeshLab } from './mesh-lab.js';
+import { markRulesFromState, markRuleSet, type MarkRule } from '../../src/vip/ipvs/mark-rules.js';
 import { knownState } from '../../src/mesh/fixtures.test-data.js';
+import { MeshLab } from './mesh-lab.js';
 
-// The same transactions through both iptables backends: whichever one a host uses, applying
-// twice writes once and removal leaves nothing.
+// The same writer through both iptables backends: whichever one a host uses, an unchanged set
+// forks nothing, a resync reads and repairs drift, and removal leaves nothing of ours.
 const lab = new MeshLab('mesh-flavors');
 const plan = computeMeshPlan({
   node: knownState().node,
@@ -15,25 +16,75 @@ const plan = computeMeshPlan({
     { id: 'web', name: 'web', ports: [{ published: 8000, target: 80, protocol: 'tcp', mode: 'ingress', policy: 'cluster' }] },
     { id: 'dns', name: 'dns', ports: [{ published: 53, target: 53, protocol: 'udp', mode: 'ingress', policy: 'cluster' }] },
   ],
-  tasks: [],
+  tasks: [{ id: 'web.1', serviceId: 'web', nodeId: 'n1', state: 'running', ingressAddress: '10.255.0.5' }],
 });
-const netns: Record<string, string> = {};
+const marks: MarkRule[] = [
+  { id: 'ingress-tcp-8000', mark: 8256, protocol: 'tcp', port: 8000, address: '172.18.0.2' },
+  { id: 'api-tcp0', mark: 0x40000001, protocol: 'tcp', port: 0, address: '10.0.7.2' },
+];
+
+/** A writer on a real namespace that records the tools it forks. */
+function countingWriter(netns: string, flavor: IptablesFlavor): { writer: IptablesWriter; forks: string[] } {
+  const forks: string[] = [];
+  const run: IptablesRunner = (argv, input) => {
+    forks.push(argv[0]!);
+    return execIn(netns, argv, { input: input ?? '', allowFailure: true, timeoutMs: 30_000 });
+  };
+  return { writer: new IptablesWriter({ netns, flavor, run }), forks };
+}
+
+async function ours(netns: string, flavor: IptablesFlavor): Promise<string[]> {
+  const out: string[] = [];
+  for (const table of ['nat', 'filter', 'mangle']) {
+    const { stdout } = await execIn(netns, [`iptables-${flavor}-save`, '-t', table]);
+    out.push(...stdout.split('\n').filter((l) => /meshnet|DOCKER-INGRESS|MESHNET/.test(l)));
+  }
+  return out;
+}
 
 describe.each<IptablesFlavor>(['nft', 'legacy'])('iptables-%s', (flavor) => {
-  beforeAll(async () => {
-    netns[flavor] = await lab.netns(`host-${flavor}`);
-  });
-
-  it('applies, re-applies as a no-op, and removes everything', async () => {
-    const ns = netns[flavor]!;
-    expect((await applyRuleSet(ns, hostRuleSet(plan.host), { flavor })).changed).toBe(true);
-    expect((await applyRuleSet(ns, hostRuleSet(plan.host), { flavor })).changed).toBe(false);
+  it('host rules: apply, no fork for the same set, resync repairs drift, removal leaves nothing', async () => {
+    const ns = await lab.netns(`host-${flavor}`);
+    const { writer, forks } = countingWriter(ns, flavor);
+    expect((await applyHostRules(writer, plan.host)).changed).toBe(true);
     const listed = await execIn(ns, [`iptables-${flavor}`, '-t', 'nat', '-S', 'DOCKER-INGRESS']);
     expect(listed.stdout).toContain('-A DOCKER-INGRESS -p udp -m udp --dport 53 -j DNAT --to-destination 172.18.0.2:53');
-    expect((await applyRuleSet(ns, emptyHostRuleSet(), { flavor })).changed).toBe(true);
-    const left = await readIptables(ns, ['nat', 'filter'], { flavor });
-    const rules = [...left.values()].flatMap((chains) => [...chains.keys(), ...[...chains.values()].flat()]);
-    expect(rules.filter((r) => r.includes('meshnet') || r.includes('DOCKER-INGRESS'))).toEqual([]);
+
+    const before = forks.length;
+    expect((await applyHostRules(writer, structuredClone(plan.host))).changed).toBe(false);
+    expect(forks.length).toBe(before);
+    // What iptables-save prints compares equal to what was written: a resync reads and writes nothing.
+    expect(await applyHostRules(writer, plan.host, { resync: true })).toMatchObject({ changed: false, readKernel: true });
+    expect(forks.slice(before)).toEqual([`iptables-${flavor}-save`, `iptables-${flavor}-save`]);
+
+    await execIn(ns, [`iptables-${flavor}`, '-t', 'nat', '-F', 'DOCKER-INGRESS']);
+    expect((await applyHostRules(writer, plan.host)).changed).toBe(false);
+    expect((await applyHostRules(writer, plan.host, { resync: true })).changed).toBe(true);
+    expect((await execIn(ns, [`iptables-${flavor}`, '-t', 'nat', '-S', 'DOCKER-INGRESS'])).stdout).toContain('--dport 8000 -j DNAT');
+
+    expect((await applyHostRules(writer, null)).changed).toBe(true);
+    expect(await ours(ns, flavor)).toEqual([]);
+  });
+
+  it('task redirects and IPVS mark rules share one writer in a task namespace without touching each other', async () => {
+    const ns = await lab.netns(`task-${flavor}`);
+    const { writer, forks } = countingWriter(ns, flavor);
+    expect((await applyTaskRules(writer, plan.tasks[0]!)).changed).toBe(true);
+    expect((await writer.apply(markRuleSet(marks))).changed).toBe(true);
+    expect(markRulesFromState(await writer.read(['mangle']))).toEqual(marks);
+
+    const before = forks.length;
+    expect((await applyTaskRules(writer, plan.tasks[0]!)).changed).toBe(false);
+    expect((await writer.apply(markRuleSet(marks))).changed).toBe(false);
+    expect(forks.length).toBe(before);
+    expect((await writer.apply(markRuleSet(marks), { resync: true })).changed).toBe(false);
+    expect((await applyTaskRules(writer, plan.tasks[0]!, { resync: true })).changed).toBe(false);
+
+    expect((await writer.apply(markRuleSet([]))).changed).toBe(true);
+    const nat = await execIn(ns, [`iptables-${flavor}`, '-t', 'nat', '-S']);
+    expect(nat.stdout).toContain('-A MESHNET-INGRESS -d 10.255.0.5/32 -p tcp -m tcp --dport 8000 -j REDIRECT --to-ports 80');
+    expect((await applyTaskRules(writer, null)).changed).toBe(true);
+    expect(await ours(ns, flavor)).toEqual([]);
   });
 });
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { LbTable } from '../lb-table.js';
 import type { IpvsDest, IpvsDestKey, IpvsDestStatus, IpvsService, IpvsServiceKey, IpvsTimeouts } from './codec.js';
-import { IpvsBackend, type CommandRunner, type IpvsKernel } from './ipvs-backend.js';
+import { fakeIptablesRunner } from '../../mesh/fake-iptables.test-helper.js';
+import { IpvsBackend, type IpvsKernel } from './ipvs-backend.js';
 import { serviceKeyId } from './ipvs-plan.js';
 import { ipvsSysctls, ipvsTimeouts, sourceNatNeeds } from './ipvs-tuning.js';
 
@@ -60,24 +61,10 @@ class FakeIpvs implements IpvsKernel {
   }
 }
 
-/** Plays iptables-save / iptables-restore on one mangle chain, enough to check what the backend sends. */
+/** The mesh's fake namespace for iptables, recording each iptables-restore input. */
 function fakeIptables() {
-  const restored: string[] = [];
-  let save = '*mangle\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
-  const run: CommandRunner = async (argv, input) => {
-    if (argv[0] === 'iptables-save') return { stdout: save, stderr: '', code: 0 };
-    if (argv[0] === 'iptables-restore' && input !== undefined) {
-      restored.push(input);
-      const rules = input.split('\n').filter((l) => l.startsWith('-A MESHNET'));
-      const removing = input.includes('-X MESHNET-IPVS-MARK');
-      save = removing
-        ? '*mangle\nCOMMIT\n'
-        : ['*mangle', ':MESHNET-IPVS-MARK - [0:0]', '-A PREROUTING -j MESHNET-IPVS-MARK', '-A OUTPUT -j MESHNET-IPVS-MARK', ...rules, 'COMMIT', ''].join('\n');
-      return { stdout: '', stderr: '', code: 0 };
-    }
-    return { stdout: '', stderr: `unexpected ${argv.join(' ')}`, code: 2 };
-  };
-  return { run, restored };
+  const fake = fakeIptablesRunner();
+  return { run: fake.run, restored: fake.inputs, fake };
 }
 
 const table: LbTable = {
@@ -117,11 +104,17 @@ describe('IpvsBackend (fake kernel)', () => {
     const drained: LbTable = { services: [{ ...table.services[0]!, backends: [{ address: '10.0.1.2', port: 0, weight: 0 }, { address: '10.0.1.3', port: 0, weight: 1 }] }] };
     await be.apply(drained);
     expect(kernel.calls).toEqual(['updateDest 10.0.1.2:80 w0', 'deleteService fwm/inet/300']);
-    expect(ipt.restored[1]).toBe('*mangle\n:MESHNET-IPVS-MARK - [0:0]\nCOMMIT\n');
+    // No fwmark frontend left: the chain and its hooks go.
+    expect(ipt.restored[1]).toBe(
+      '*mangle\n:MESHNET-IPVS-MARK - [0:0]\n-D PREROUTING -m comment --comment meshnet-ipvs -j MESHNET-IPVS-MARK\n' +
+        '-D OUTPUT -m comment --comment meshnet-ipvs -j MESHNET-IPVS-MARK\n-X MESHNET-IPVS-MARK\nCOMMIT\n',
+    );
 
+    await be.apply(table);
     await be.destroy();
     expect(kernel.services.size).toBe(0);
-    expect(ipt.restored[2]).toContain('-X MESHNET-IPVS-MARK');
+    expect(ipt.restored[3]).toContain('-X MESHNET-IPVS-MARK');
+    expect(ipt.fake.state.get('mangle')!.has('MESHNET-IPVS-MARK')).toBe(false);
   });
 
   it('runs concurrent applies one after the other, so the last table wins without EEXIST', async () => {

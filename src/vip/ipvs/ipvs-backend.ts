@@ -1,14 +1,15 @@
 /**
  * LbBackend on IPVS: computes the difference between the table and what the kernel holds
  * (pure, in ipvs-plan.ts) and applies it through the IPVS client; firewall-mark frontends
- * also get their mangle MARK rules through iptables-restore.
+ * also get their mangle MARK rules through the mesh's IptablesWriter, the one iptables writer.
  */
 import type { ApplyReport, LbBackend, LbTable, Scheduler, VirtualService } from '../lb-table.js';
 import type { IpvsTimeouts } from './codec.js';
 import { IpvsClient, type EnterNamespace } from './ipvs-client.js';
 import { EVERY_PORT_MARK_BASE, ipvsStateFromTable, planIpvs, serviceKeyId, validateLbTable, type IpvsOp, type IpvsState } from './ipvs-plan.js';
 import { ipvsTimeouts, timeoutsLogEvent } from './ipvs-tuning.js';
-import { markRulesFromTable, parseMarkChain, renderMarkChainRemoval, renderMarkRules, type MarkChainState, type MarkRule } from './mark-rules.js';
+import { IptablesWriter } from '../../mesh/iptables-writer.js';
+import { markRulesFromState, markRulesFromTable, markRuleSet, type MarkRule } from './mark-rules.js';
 
 export { planIpvs, ipvsStateFromTable, validateLbTable } from './ipvs-plan.js';
 export type { IpvsOp, IpvsState, IpvsServiceState } from './ipvs-plan.js';
@@ -26,24 +27,14 @@ export type IpvsKernel = Pick<
 >;
 
 export interface IpvsBackendOptions {
-  /** Runs iptables-save / iptables-restore in the same namespace as the IPVS socket. */
-  run: CommandRunner;
+  /** The namespace's iptables writer (share the one the namespace's other rules go through). */
+  iptables?: IptablesWriter;
+  /** Without `iptables`: runs iptables-save / iptables-restore in the same namespace as the IPVS socket. */
+  run?: CommandRunner;
   /** Connection timeouts to enforce (defaults: tcp 900, tcpFin 120, udp 300). */
   timeouts?: Partial<IpvsTimeouts>;
   /** Receives one structured event per call (JSON-serialisable). */
   log?: (event: Record<string, unknown>) => void;
-  /** iptables-save / iptables-restore commands; default the `iptables-*` on PATH. */
-  iptablesSave?: string;
-  iptablesRestore?: string;
-}
-
-/** iptables-save or iptables-restore failed; the message carries its stderr. */
-export class MarkRulesError extends Error {
-  readonly code = 'IPVS_MARK_RULES_FAILED';
-  constructor(what: string, stderr: string) {
-    super(`${what} failed: ${stderr.trim() || 'no output'} (is iptables installed, with the mangle table and the MARK target?)`);
-    this.name = 'MarkRulesError';
-  }
 }
 
 const FALLBACK_SCHEDULER: Scheduler = 'rr';
@@ -54,8 +45,7 @@ export class IpvsBackend implements LbBackend {
   readonly kind = 'ipvs' as const;
   private readonly timeouts: IpvsTimeouts;
   private readonly log: (event: Record<string, unknown>) => void;
-  private readonly save: string;
-  private readonly restore: string;
+  private readonly iptables: IptablesWriter;
   /** Table ids by IPVS key, so read() gives back the names apply() was given. */
   private readonly names = new Map<string, string>();
   private timeoutsChecked = false;
@@ -64,12 +54,13 @@ export class IpvsBackend implements LbBackend {
 
   constructor(
     private readonly kernel: IpvsKernel,
-    private readonly opts: IpvsBackendOptions,
+    opts: IpvsBackendOptions,
   ) {
     this.timeouts = ipvsTimeouts(opts.timeouts);
     this.log = opts.log ?? (() => {});
-    this.save = opts.iptablesSave ?? 'iptables-save';
-    this.restore = opts.iptablesRestore ?? 'iptables-restore';
+    if (!opts.iptables && !opts.run) throw new TypeError('IpvsBackend needs `iptables` (an IptablesWriter) or `run`');
+    // A writer on `run` has no namespace of its own: `run` already runs inside the backend's namespace.
+    this.iptables = opts.iptables ?? new IptablesWriter({ netns: null, run: opts.run! });
   }
 
   /** Open the IPVS socket (inside the namespace when `enterNamespace` is given) and build a backend on it. */
@@ -89,15 +80,8 @@ export class IpvsBackend implements LbBackend {
     return out;
   }
 
-  private async readMarks(): Promise<MarkChainState> {
-    const r = await this.opts.run([this.save, '-t', 'mangle']);
-    if (r.code !== 0) throw new MarkRulesError(`${this.save} -t mangle`, r.stderr);
-    return parseMarkChain(r.stdout);
-  }
-
-  private async restoreMarks(input: string): Promise<void> {
-    const r = await this.opts.run([this.restore, '--noflush'], input);
-    if (r.code !== 0) throw new MarkRulesError(`${this.restore} --noflush`, r.stderr);
+  private async readMarks(): Promise<MarkRule[]> {
+    return markRulesFromState(await this.iptables.read(['mangle']));
   }
 
   private async ensureTimeouts(): Promise<number> {
@@ -161,15 +145,8 @@ export class IpvsBackend implements LbBackend {
     const rest = ops.filter((o) => o.op !== 'deleteService');
     for (const op of rest) await this.runOp(op);
 
-    const wantRules = markRulesFromTable(table);
-    const marks = await this.readMarks();
-    const hooksMissing = !marks.hooked.PREROUTING || !marks.hooked.OUTPUT;
-    const rulesDiffer = JSON.stringify(marks.rules) !== JSON.stringify(wantRules);
-    if ((wantRules.length > 0 && (hooksMissing || rulesDiffer)) || (wantRules.length === 0 && marks.rules.length > 0)) {
-      // Marks go in after the services they feed exist, and leave before those services go.
-      await this.restoreMarks(renderMarkRules(wantRules, marks));
-      changes += 1;
-    }
+    // Marks go in after the services they feed exist, and leave before those services go.
+    if ((await this.iptables.apply(markRuleSet(markRulesFromTable(table)))).changed) changes += 1;
     for (const op of deletions) await this.runOp(op);
 
     this.names.clear();
@@ -182,8 +159,7 @@ export class IpvsBackend implements LbBackend {
 
   private async readNow(): Promise<LbTable> {
     const state = await this.readState();
-    const marks = await this.readMarks();
-    const byMark = new Map<number, MarkRule>(marks.rules.map((r) => [r.mark, r]));
+    const byMark = new Map<number, MarkRule>((await this.readMarks()).map((r) => [r.mark, r]));
     const services: VirtualService[] = state.services.map(({ service, dests }) => {
       const kid = serviceKeyId(service.key);
       const k = service.key;
@@ -207,9 +183,7 @@ export class IpvsBackend implements LbBackend {
   }
 
   private async destroyNow(): Promise<void> {
-    const marks = await this.readMarks();
-    const removal = renderMarkChainRemoval(marks);
-    if (removal) await this.restoreMarks(removal);
+    await this.iptables.apply(markRuleSet([]), { resync: true });
     for (const s of await this.kernel.listServices()) await this.kernel.deleteService(s.key);
     this.names.clear();
     this.log({ event: 'ipvs_destroy' });

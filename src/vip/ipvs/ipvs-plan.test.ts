@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { LbTable, VirtualService } from '../lb-table.js';
 import { EVERY_PORT_MARK_BASE, everyPortMark, ipvsStateFromTable, planIpvs, validateLbTable, type IpvsState } from './ipvs-plan.js';
-import { markRulesFromTable, parseMarkChain, renderMarkRules } from './mark-rules.js';
+import { renderRestore } from '../../mesh/iptables-render.js';
+import { parseIptablesSave } from '../../mesh/iptables-save-parse.js';
+import { markRulesFromState, markRulesFromTable, markRuleSet } from './mark-rules.js';
 
 const web: VirtualService = {
   id: 'web',
@@ -126,8 +128,8 @@ describe('validateLbTable', () => {
     expect(everyPortMark('10.0.7.2', 'tcp')).not.toBe(everyPortMark('10.0.7.3', 'tcp'));
     const rules = markRulesFromTable(table);
     expect(rules[0]).toEqual({ id: 'api-tcp0', mark: everyPortMark('10.0.7.2', 'tcp'), protocol: 'tcp', port: 0, address: '10.0.7.2' });
-    const text = renderMarkRules(rules, { hooked: { PREROUTING: true, OUTPUT: true } });
+    const text = renderRestore(markRuleSet(rules), new Map()) ?? '';
     expect(text).toContain(`-A MESHNET-IPVS-MARK -d 10.0.7.2/32 -p tcp -m comment --comment "meshnet:api-tcp0" -j MARK --set-xmark 0x${everyPortMark('10.0.7.2', 'tcp').toString(16)}/0xffffffff`);
-    expect(parseMarkChain(text.replace('*mangle\n', '').replace(/^:.*\n/m, '')).rules[0]).toEqual(rules[0]);
+    expect(markRulesFromState(parseIptablesSave(text))[0]).toEqual(rules[0]);
   });
 });

@@ -1,14 +1,18 @@
 /**
- * The mangle-table rules that mark packets for IPVS firewall-mark services, rendered as an
- * `iptables-restore --noflush` fragment (one atomic transaction) and parsed back from
- * `iptables-save -t mangle`.
+ * The mangle-table rules that mark packets for IPVS firewall-mark services, as a rule set for
+ * the mesh's IptablesWriter (the one iptables writer in a namespace), and parsed back from
+ * what the writer reads.
  */
+import type { IptablesRuleSet } from '../../mesh/iptables-ruleset.js';
+import type { IptablesState } from '../../mesh/iptables-save-parse.js';
 import type { L4Protocol, LbTable } from '../lb-table.js';
 import { everyPortMark } from './ipvs-plan.js';
 
 export const MARK_CHAIN = 'MESHNET-IPVS-MARK';
 /** Built-in chains that jump to MARK_CHAIN: PREROUTING for traffic arriving, OUTPUT for local clients. */
 export const MARK_HOOKS = ['PREROUTING', 'OUTPUT'] as const;
+/** Marks the jumps to MARK_CHAIN in built-in chains, so the writer finds and prunes only its own. */
+export const MARK_COMMENT = 'meshnet-ipvs';
 const COMMENT_PREFIX = 'meshnet:';
 
 /** One marking rule: packets to (address,) protocol, port get `mark`; `id` names the service. */
@@ -18,13 +22,6 @@ export interface MarkRule {
   protocol: L4Protocol;
   port: number;
   address?: string;
-}
-
-/** What `iptables-save -t mangle` shows of ours. */
-export interface MarkChainState {
-  chainExists: boolean;
-  hooked: Record<(typeof MARK_HOOKS)[number], boolean>;
-  rules: MarkRule[];
 }
 
 /** The marking rules a table needs (fwmark frontends only), in table order. */
@@ -44,36 +41,30 @@ export function markRulesFromTable(table: LbTable): MarkRule[] {
   return out;
 }
 
-function ruleLine(r: MarkRule): string {
-  const dst = r.address === undefined ? '' : ` -d ${r.address}${r.address.includes(':') ? '/128' : '/32'}`;
+// Written exactly as iptables-save prints it (comments with ':' come back quoted), so read-back compares equal.
+function ruleText(r: MarkRule): string {
+  const dst = r.address === undefined ? '' : `-d ${r.address}${r.address.includes(':') ? '/128' : '/32'} `;
   // Port 0: every port of the address (an every-port VIP).
   const port = r.port === 0 ? '' : ` -m ${r.protocol} --dport ${r.port}`;
-  return `-A ${MARK_CHAIN}${dst} -p ${r.protocol}${port} -m comment --comment "${COMMENT_PREFIX}${r.id}" -j MARK --set-xmark 0x${r.mark.toString(16)}/0xffffffff`;
+  return `${dst}-p ${r.protocol}${port} -m comment --comment "${COMMENT_PREFIX}${r.id}" -j MARK --set-xmark 0x${r.mark.toString(16)}/0xffffffff`;
 }
 
 /**
- * An `iptables-restore --noflush` input that makes the chain hold exactly `rules` and hooks
- * it where it is not hooked yet. Declaring the chain flushes it in the same transaction,
+ * The mark chain holding exactly `rules`, hooked into PREROUTING and OUTPUT; with no rules, no
+ * chain and no hooks. The writer declares (flushes) and refills the chain in one transaction,
  * so packets never see a half-written chain.
  */
-export function renderMarkRules(rules: MarkRule[], state: Pick<MarkChainState, 'hooked'>): string {
-  const lines = ['*mangle', `:${MARK_CHAIN} - [0:0]`];
-  for (const r of rules) lines.push(ruleLine(r));
-  for (const hook of MARK_HOOKS) if (!state.hooked[hook]) lines.push(`-I ${hook} 1 -j ${MARK_CHAIN}`);
-  lines.push('COMMIT', '');
-  return lines.join('\n');
+export function markRuleSet(rules: readonly MarkRule[]): IptablesRuleSet {
+  const hook = `-m comment --comment ${MARK_COMMENT} -j ${MARK_CHAIN}`;
+  return {
+    comment: MARK_COMMENT,
+    ownedChains: [{ table: 'mangle', name: MARK_CHAIN }],
+    chains: rules.length > 0 ? [{ table: 'mangle', name: MARK_CHAIN, rules: rules.map(ruleText) }] : [],
+    builtins: rules.length > 0 ? MARK_HOOKS.map((chain) => ({ table: 'mangle' as const, chain, rule: hook })) : [],
+  };
 }
 
-/** An `iptables-restore --noflush` input that unhooks and deletes the chain. */
-export function renderMarkChainRemoval(state: MarkChainState): string {
-  if (!state.chainExists) return '';
-  const lines = ['*mangle'];
-  for (const hook of MARK_HOOKS) if (state.hooked[hook]) lines.push(`-D ${hook} -j ${MARK_CHAIN}`);
-  lines.push(`-F ${MARK_CHAIN}`, `-X ${MARK_CHAIN}`, 'COMMIT', '');
-  return lines.join('\n');
-}
-
-/** Split an iptables-save line into words, honouring double quotes. */
+/** Split an iptables-save rule into words, honouring double quotes. */
 function words(line: string): string[] {
   const out: string[] = [];
   const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
@@ -81,18 +72,12 @@ function words(line: string): string[] {
   return out;
 }
 
-/** Our chain, hooks and rules as `iptables-save -t mangle` prints them. */
-export function parseMarkChain(save: string): MarkChainState {
-  const state: MarkChainState = { chainExists: false, hooked: { PREROUTING: false, OUTPUT: false }, rules: [] };
-  for (const line of save.split('\n')) {
-    if (line.startsWith(`:${MARK_CHAIN} `)) state.chainExists = true;
-    if (!line.startsWith('-A ')) continue;
+/** Our marking rules in what the writer read of the mangle table (rules of others are skipped). */
+export function markRulesFromState(state: IptablesState): MarkRule[] {
+  const out: MarkRule[] = [];
+  for (const line of state.get('mangle')?.get(MARK_CHAIN) ?? []) {
     const w = words(line);
-    const chain = w[1];
-    const target = w[w.indexOf('-j') + 1];
-    if ((chain === 'PREROUTING' || chain === 'OUTPUT') && target === MARK_CHAIN && w.length === 4) state.hooked[chain] = true;
-    if (chain !== MARK_CHAIN) continue;
-    const opt = (name: string) => {
+    const opt = (name: string): string | undefined => {
       const i = w.indexOf(name);
       return i >= 0 ? w[i + 1] : undefined;
     };
@@ -104,7 +89,7 @@ export function parseMarkChain(save: string): MarkChainState {
     const rule: MarkRule = { id: comment.slice(COMMENT_PREFIX.length), mark: parseInt(xmark.split('/')[0]!, 16), protocol: proto, port: dport ? Number(dport) : 0 };
     const d = opt('-d');
     if (d) rule.address = d.replace(/\/(32|128)$/, '');
-    state.rules.push(rule);
+    out.push(rule);
   }
-  return state;
+  return out;
 }

@@ -1,0 +1,163 @@
+import { silentLogger, type Logger } from '../log/logger.js';
+import { execIn, type ExecResult } from '../sandbox/exec.js';
+import { IptablesCommandError } from './errors.js';
+import { renderRestore, ruleSetState, tablesOf } from './iptables-render.js';
+import type { IptablesRuleSet, IptablesTable } from './iptables-ruleset.js';
+import { parseIptablesSave, type IptablesState } from './iptables-save-parse.js';
+
+/**
+ * Which iptables tools to run. `auto` uses `iptables-restore`/`iptables-save` as installed
+ * (the Debian alternative: nf_tables here); `nft` and `legacy` pin one backend, for hosts
+ * where the other one holds the rules that matter (a host's Docker, say).
+ */
+export type IptablesFlavor = 'auto' | 'nft' | 'legacy';
+
+/** Runs a command in the writer's namespace with `input` on stdin; resolves with the exit code instead of throwing. */
+export type IptablesRunner = (argv: string[], input?: string) => Promise<ExecResult>;
+
+export interface IptablesWriterOptions {
+  /** The namespace written (null: the one this process runs in). */
+  netns: string | null;
+  flavor?: IptablesFlavor;
+  /** How commands run; default: execIn inside `netns`. Tests pass a fake that counts forks. */
+  run?: IptablesRunner;
+  log?: Logger;
+}
+
+export interface IptablesApplyOptions {
+  /** Read the kernel instead of trusting what was last applied, and repair any drift (the periodic full pass). */
+  resync?: boolean;
+}
+
+/** What an apply did. */
+export interface IptablesApplyResult {
+  /** True when a transaction was written. */
+  changed: boolean;
+  /** The transaction fed to iptables-restore, or null. */
+  script: string | null;
+  /** True when the kernel was read (first apply, resync, or a retry after a failed write). */
+  readKernel: boolean;
+  /** What the namespace held before, as read or as last applied: at least this owner's chains and rules. */
+  previous: IptablesState;
+}
+
+interface Applied {
+  key: string;
+  state: IptablesState;
+}
+
+const TIMEOUT_MS = 30_000;
+
+/**
+ * The one writer of iptables in one namespace, for every owner there (the mesh's host or task
+ * rules, the IPVS mark rules): each owner is a rule set named by its comment. It remembers what
+ * it last applied per owner, so an apply of an unchanged set forks nothing, and a changed one
+ * forks exactly one `iptables-restore --noflush` (atomic per run). The kernel is read with
+ * `iptables-save` only on an owner's first apply, on `{ resync: true }`, and once more when a
+ * write rendered from memory fails (someone changed the namespace behind our back).
+ */
+export class IptablesWriter {
+  readonly netns: string | null;
+  private readonly flavor: IptablesFlavor;
+  private readonly run: IptablesRunner;
+  private readonly log: Logger;
+  private readonly applied = new Map<string, Applied>();
+  /** One transaction at a time: renders from memory assume the previous write landed. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: IptablesWriterOptions) {
+    this.netns = opts.netns;
+    this.flavor = opts.flavor ?? 'auto';
+    const netns = opts.netns;
+    this.run = opts.run ?? ((argv, input) => execIn(netns, argv, { input: input ?? '', allowFailure: true, timeoutMs: TIMEOUT_MS }));
+    this.log = opts.log ?? silentLogger();
+  }
+
+  /** Makes the namespace hold exactly `desired` for its owner (`desired.comment`), touching nothing else. */
+  apply(desired: IptablesRuleSet, opts: IptablesApplyOptions = {}): Promise<IptablesApplyResult> {
+    return this.serialize(() => this.applyNow(desired, opts.resync === true));
+  }
+
+  /** Reads the given tables as iptables-save prints them (always forks: one iptables-save per table). */
+  read(tables: readonly IptablesTable[]): Promise<IptablesState> {
+    return this.serialize(() => this.readNow(tables));
+  }
+
+  /**
+   * Deletes the UDP conntrack entries to these destination ports. UDP has no connection end: a
+   * client that keeps sending would stay DNATed by its old entry after a port's rule is gone.
+   */
+  async forgetUdpFlows(ports: readonly number[]): Promise<void> {
+    for (const port of ports) {
+      const argv = ['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(port)];
+      const r = await this.run(argv);
+      // Exit code 1 only means there was nothing to delete.
+      if (r.code > 1) throw new IptablesCommandError(argv, this.netns, r.code, r.stderr);
+    }
+    if (ports.length > 0) this.log.info({ event: 'conntrack.udp_flushed', netns: this.netns, ports });
+  }
+
+  /** Drops what this writer remembers (the namespace was recreated): the next apply reads the kernel. */
+  forget(): void {
+    this.applied.clear();
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private tool(name: 'save' | 'restore'): string {
+    return this.flavor === 'auto' ? `iptables-${name}` : `iptables-${this.flavor}-${name}`;
+  }
+
+  private async readNow(tables: readonly IptablesTable[]): Promise<IptablesState> {
+    const state: IptablesState = new Map();
+    for (const table of tables) {
+      const argv = [this.tool('save'), '-t', table];
+      const r = await this.run(argv);
+      if (r.code !== 0) throw new IptablesCommandError(argv, this.netns, r.code, r.stderr);
+      const parsed = parseIptablesSave(r.stdout).get(table);
+      if (parsed) state.set(table, parsed);
+    }
+    return state;
+  }
+
+  private async restore(script: string): Promise<void> {
+    const argv = [this.tool('restore'), '--noflush', '-w', '5'];
+    const r = await this.run(argv, script);
+    if (r.code !== 0) throw new IptablesCommandError(argv, this.netns, r.code, r.stderr);
+  }
+
+  private async applyNow(desired: IptablesRuleSet, resync: boolean): Promise<IptablesApplyResult> {
+    const owner = desired.comment;
+    const key = JSON.stringify(desired);
+    const last = this.applied.get(owner);
+    if (!resync && last?.key === key) return { changed: false, script: null, readKernel: false, previous: last.state };
+
+    let readKernel = resync || last === undefined;
+    let previous = readKernel ? await this.readNow(tablesOf(desired)) : last!.state;
+    let script = renderRestore(desired, previous);
+    // Forget first: if the write fails, what the kernel holds is unknown until read again.
+    this.applied.delete(owner);
+    if (script !== null) {
+      try {
+        await this.restore(script);
+      } catch (err) {
+        if (readKernel) throw err;
+        // Rendered from memory, and the kernel disagreed (a rule deleted by hand, a flushed table): read and retry once.
+        this.log.warn({ event: 'iptables.drift', netns: this.netns, owner, error: (err as Error).message });
+        readKernel = true;
+        previous = await this.readNow(tablesOf(desired));
+        script = renderRestore(desired, previous);
+        if (script !== null) await this.restore(script);
+      }
+    }
+    this.applied.set(owner, { key, state: ruleSetState(desired) });
+    if (script !== null) {
+      this.log.info({ event: 'iptables.applied', netns: this.netns, owner, resync, readKernel, lines: script.split('\n').length - 1 });
+    }
+    return { changed: script !== null, script, readKernel, previous };
+  }
+}
