@@ -1,50 +1,91 @@
-import { execIn } from '../sandbox/exec.js';
+import type { RouteInfo, RuleInfo, Rtnl } from '../sandbox/rtnl.js';
 import type { ReturnRoute } from './mesh-plan.js';
+import { RETURN_ROUTE_PRIORITY, RETURN_ROUTE_TABLE } from './published-ports.js';
 
 /**
- * The policy=local return route inside a task, applied with `ip` (the agent may apply the
- * same data over rtnetlink instead). Idempotent: routes are replaced, and the rule is only
- * rewritten when the one at its priority differs.
+ * The policy=local return route inside a task namespace: the rule at RETURN_ROUTE_PRIORITY and
+ * the routes of RETURN_ROUTE_TABLE. Planned as a pure difference, applied over rtnetlink.
  */
 
-/** The `ip` argument lists that make a task namespace hold `route`, in order. */
-export function returnRouteCommands(route: ReturnRoute): string[][] {
-  const routes = route.routes.map((r) => [
-    'route',
-    'replace',
-    r.to,
-    ...(r.via ? ['via', r.via] : []),
-    'dev',
-    route.device,
-    ...(r.via ? [] : ['scope', 'link']),
-    'table',
-    String(route.table),
-  ]);
-  return [...routes, ['rule', 'add', 'from', route.from, 'lookup', String(route.table), 'pref', String(route.priority)]];
+/** What a task namespace holds of the return route: the rules at its priority, the routes of its table. */
+export interface ObservedReturnRoute {
+  rules: RuleInfo[];
+  routes: RouteInfo[];
 }
 
-/** Makes the task namespace route replies from its ingress address through the local ingress sandbox. */
-export async function applyReturnRoute(taskNetns: string, route: ReturnRoute): Promise<void> {
-  const commands = returnRouteCommands(route);
-  for (const argv of commands.slice(0, -1)) await execIn(taskNetns, ['ip', ...argv]);
-  const shown = await execIn(taskNetns, ['ip', 'rule', 'show', 'pref', String(route.priority)]);
-  const lines = shown.stdout.split('\n').filter((l) => l.trim() !== '');
-  const want = `from ${route.from} lookup ${route.table}`;
-  if (lines.length === 1 && lines[0]!.includes(want)) return;
-  await removeReturnRule(taskNetns, route.priority, lines.length);
-  await execIn(taskNetns, ['ip', ...commands.at(-1)!]);
+/** One rtnetlink write. */
+export type ReturnRouteOp =
+  | { op: 'replaceRoute'; route: { dst: string; gateway?: string; dev: string; table: number } }
+  | { op: 'deleteRoute'; dst: string; table: number }
+  | { op: 'addRule'; rule: RuleInfo }
+  | { op: 'deleteRule'; rule: RuleInfo };
+
+const sameRoute = (have: RouteInfo, want: { to: string; via?: string }, device: string): boolean =>
+  have.dst === want.to && have.gateway === want.via && have.dev === device;
+
+/**
+ * The writes that turn `observed` into `desired` (null: no return route). Routes go in before
+ * the rule that leads to them, and the rule leaves before its routes, so the rule never points
+ * replies at a half-filled table.
+ */
+export function planReturnRoute(observed: ObservedReturnRoute, desired: ReturnRoute | null): ReturnRouteOp[] {
+  const table = desired?.table ?? RETURN_ROUTE_TABLE;
+  const priority = desired?.priority ?? RETURN_ROUTE_PRIORITY;
+  const rules = observed.rules.filter((r) => r.priority === priority);
+  const routes = observed.routes.filter((r) => r.table === table);
+  if (desired === null) {
+    return [
+      ...rules.map((rule): ReturnRouteOp => ({ op: 'deleteRule', rule })),
+      ...routes.map((r): ReturnRouteOp => ({ op: 'deleteRoute', dst: r.dst, table })),
+    ];
+  }
+  const ops: ReturnRouteOp[] = [];
+  for (const want of desired.routes) {
+    if (routes.some((r) => sameRoute(r, want, desired.device))) continue;
+    ops.push({ op: 'replaceRoute', route: { dst: want.to, dev: desired.device, table, ...(want.via ? { gateway: want.via } : {}) } });
+  }
+  // A route replaced above has the same destination as the stale one, so only other destinations go.
+  for (const r of routes) {
+    if (!desired.routes.some((w) => w.to === r.dst)) ops.push({ op: 'deleteRoute', dst: r.dst, table });
+  }
+  const want: RuleInfo = { from: desired.from, table, priority };
+  const exact = rules.filter((r) => r.from === want.from && r.table === want.table);
+  for (const r of rules) if (r.from !== want.from || r.table !== want.table) ops.push({ op: 'deleteRule', rule: r });
+  // The kernel keeps duplicate rules: a crash between add and record may have left two.
+  for (const r of exact.slice(1)) ops.push({ op: 'deleteRule', rule: r });
+  if (exact.length === 0) ops.push({ op: 'addRule', rule: want });
+  return ops;
 }
 
-/** Removes the return route's rule and table from a task namespace (missing is fine). */
-export async function removeReturnRoute(taskNetns: string, route: Pick<ReturnRoute, 'table' | 'priority'>): Promise<void> {
-  const shown = await execIn(taskNetns, ['ip', 'rule', 'show', 'pref', String(route.priority)]);
-  const count = shown.stdout.split('\n').filter((l) => l.trim() !== '').length;
-  // Without the rule the table is unreachable: skip the flush on the common path (nothing there).
-  if (count === 0) return;
-  await removeReturnRule(taskNetns, route.priority, count);
-  await execIn(taskNetns, ['ip', 'route', 'flush', 'table', String(route.table)], { allowFailure: true });
-}
+/** The rtnetlink calls the return route needs; `Rtnl` has them. */
+export type ReturnRouteNetlink = Pick<Rtnl, 'rules' | 'routes' | 'replaceRoute' | 'deleteRoute' | 'addRule' | 'deleteRule'>;
 
-async function removeReturnRule(netns: string, priority: number, count: number): Promise<void> {
-  for (let i = 0; i < count; i++) await execIn(netns, ['ip', 'rule', 'del', 'pref', String(priority)]);
+/**
+ * Makes the task namespace behind `rtnl` hold `desired` (null: no return route) and says
+ * whether it changed anything. Reads the namespace (two dumps) on every call: call it when the
+ * task's plan changed and on the periodic resync, not on every pass.
+ */
+export async function syncReturnRoute(rtnl: ReturnRouteNetlink, desired: ReturnRoute | null): Promise<boolean> {
+  const observed: ObservedReturnRoute = {
+    rules: await rtnl.rules(),
+    routes: await rtnl.routes({ table: desired?.table ?? RETURN_ROUTE_TABLE }),
+  };
+  const ops = planReturnRoute(observed, desired);
+  for (const op of ops) {
+    switch (op.op) {
+      case 'replaceRoute':
+        await rtnl.replaceRoute(op.route);
+        break;
+      case 'deleteRoute':
+        await rtnl.deleteRoute({ dst: op.dst, table: op.table });
+        break;
+      case 'addRule':
+        await rtnl.addRule(op.rule);
+        break;
+      case 'deleteRule':
+        await rtnl.deleteRule(op.rule);
+        break;
+    }
+  }
+  return ops.length > 0;
 }

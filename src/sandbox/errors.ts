@@ -63,6 +63,7 @@ const errnoHints: Record<string, string> = {
   EEXIST: 'an object with that name or key already exists',
   ENODEV: 'the link does not exist (or was moved to another namespace)',
   ENOENT: 'no such object',
+  ESRCH: 'no such route',
   EPERM: 'not permitted: meshnet must run as root',
   EADDRNOTAVAIL: 'address not configured on that link',
   EINVAL: 'the kernel rejected the arguments',

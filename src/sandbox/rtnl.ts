@@ -29,6 +29,24 @@ export interface LinkInfo {
   vxlan?: { vni: number; port: number; learning: boolean; proxy: boolean };
 }
 
+/** An IPv4 unicast route as meshnet sees it. */
+export interface RouteInfo {
+  /** `default` or a.b.c.d/len. */
+  dst: string;
+  table: number;
+  gateway?: string;
+  /** Index and name of the outgoing link. */
+  oif?: number;
+  dev?: string;
+}
+
+/** A source-address policy rule: `from <ip> lookup <table>` at `priority`. */
+export interface RuleInfo {
+  from: string;
+  table: number;
+  priority: number;
+}
+
 export interface AddressInfo {
   link: string;
   cidr: string;
@@ -329,19 +347,56 @@ export class Rtnl {
     );
   }
 
-  /** Source-address policy rules (IPv4) with their table and priority. */
-  async rules(): Promise<{ from: string; table: number; priority: number }[]> {
+  /** IPv4 unicast routes, of one table when `table` is given (main is 254). */
+  async routes(filter: { table?: number } = {}): Promise<RouteInfo[]> {
+    const msgs = await this.call('list', 'routes', () => this.sock.getRoutes({ family: AF_INET }));
+    const names = new Map((await this.links()).map((l) => [l.index, l.name]));
+    const out: RouteInfo[] = [];
+    for (const m of msgs) {
+      if (m.data.family !== AF_INET || m.data.type !== 'UNICAST') continue;
+      const table = m.attrs.table ?? m.data.table ?? 0;
+      if (filter.table !== undefined && table !== filter.table) continue;
+      const route: RouteInfo = { dst: m.attrs.dst ? `${bufferToIpv4(m.attrs.dst)}/${m.data.dstLen}` : 'default', table };
+      if (m.attrs.gateway) route.gateway = bufferToIpv4(m.attrs.gateway);
+      if (m.attrs.oif !== undefined) {
+        route.oif = m.attrs.oif;
+        const dev = names.get(m.attrs.oif);
+        if (dev !== undefined) route.dev = dev;
+      }
+      out.push(route);
+    }
+    return out;
+  }
+
+  /** Deletes the IPv4 route to `dst` in the main table (or `table`); missing is fine. Returns whether one was deleted. */
+  async deleteRoute(route: { dst: string | 'default'; table?: number }): Promise<boolean> {
+    this.guard(`delete route ${route.dst}`);
+    const dst = route.dst === 'default' ? { ip: '0.0.0.0', prefix: 0 } : parseCidr(route.dst);
+    const table = route.table ?? 254;
+    const attrs: NL.rt.RouteAttrs = { table };
+    if (dst.prefix > 0) attrs.dst = ipv4ToBuffer(dst.ip);
+    try {
+      // Scope NOWHERE on a delete matches a route of any scope, as `ip route del` does.
+      await this.serial(() => this.sock.delRoute({ family: AF_INET, dstLen: dst.prefix, table: table > 255 ? 252 : table, scope: 'NOWHERE' }, attrs));
+      return true;
+    } catch (err) {
+      const e = toNetlinkError(err, 'delete', `route ${route.dst} (table ${table}) in ${this.where}`);
+      if (e.errno === 'ESRCH' || e.errno === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  /** Source-address policy rules (IPv4, from a single address) with their table and priority. */
+  async rules(): Promise<RuleInfo[]> {
     const msgs = await this.call('list', 'rules', () => this.sock.getRules({ family: AF_INET }));
     return msgs
       .filter((m) => m.attrs.src && m.data.srcLen === 32)
       .map((m) => ({ from: bufferToIpv4(m.attrs.src!), table: m.attrs.table ?? m.data.table ?? 0, priority: m.attrs.priority ?? 0 }));
   }
 
-  /** Adds `from <ip> lookup <table>` at `priority` unless that exact rule exists. */
-  async replaceRule(rule: { from: string; table: number; priority: number }): Promise<void> {
+  /** Adds `from <ip> lookup <table>` at `priority`; the kernel keeps duplicates, so callers check `rules()` first. */
+  async addRule(rule: RuleInfo): Promise<void> {
     this.guard(`add rule from ${rule.from}`);
-    const have = await this.rules();
-    if (have.some((x) => x.from === rule.from && x.table === rule.table && x.priority === rule.priority)) return;
     await this.call('add', `rule from ${rule.from} lookup ${rule.table}`, () =>
       this.sock.newRule(
         { family: AF_INET, srcLen: 32, table: rule.table > 255 ? 252 : rule.table, action: 'toTbl' },
@@ -349,6 +404,31 @@ export class Rtnl {
         { flags: FLAGS_CREATE_EXCL },
       ),
     );
+  }
+
+  /** Adds `from <ip> lookup <table>` at `priority` unless that exact rule exists. */
+  async replaceRule(rule: RuleInfo): Promise<void> {
+    const have = await this.rules();
+    if (have.some((x) => x.from === rule.from && x.table === rule.table && x.priority === rule.priority)) return;
+    await this.addRule(rule);
+  }
+
+  /** Deletes the rule `from <ip> lookup <table>` at `priority`; missing is fine. Returns whether one was deleted. */
+  async deleteRule(rule: RuleInfo): Promise<boolean> {
+    this.guard(`delete rule from ${rule.from}`);
+    try {
+      await this.serial(() =>
+        this.sock.delRule(
+          { family: AF_INET, srcLen: 32, table: rule.table > 255 ? 252 : rule.table, action: 'toTbl' },
+          { src: ipv4ToBuffer(rule.from), table: rule.table, priority: rule.priority },
+        ),
+      );
+      return true;
+    } catch (err) {
+      const e = toNetlinkError(err, 'delete', `rule from ${rule.from} lookup ${rule.table} in ${this.where}`);
+      if (e.errno === 'ENOENT' || e.errno === 'ESRCH') return false;
+      throw e;
+    }
   }
 
   // ---- neighbours and FDB ----

@@ -96,6 +96,33 @@ describe('rtnl', () => {
     }
   });
 
+  it('lists, adds and deletes routes of a table and source rules, missing being fine', async () => {
+    const r = Rtnl.open(b);
+    try {
+      await r.replaceRoute({ dst: '203.0.113.0/24', dev: 'vb', table: 3000 });
+      await r.replaceRoute({ dst: 'default', gateway: '198.51.100.1', dev: 'vb', table: 3000 });
+      const vb = await r.requireLink('vb');
+      expect(await r.routes({ table: 3000 })).toEqual([
+        { dst: 'default', table: 3000, gateway: '198.51.100.1', oif: vb.index, dev: 'vb' },
+        { dst: '203.0.113.0/24', table: 3000, oif: vb.index, dev: 'vb' },
+      ]);
+      expect((await r.routes()).some((x) => x.table === 254 && x.dst === 'default')).toBe(true);
+      await r.addRule({ from: '198.51.100.2', table: 3000, priority: 3000 });
+      await r.replaceRule({ from: '198.51.100.2', table: 3000, priority: 3000 }); // present: no duplicate
+      expect((await r.rules()).filter((x) => x.priority === 3000)).toEqual([{ from: '198.51.100.2', table: 3000, priority: 3000 }]);
+      expect(await r.deleteRule({ from: '198.51.100.2', table: 3000, priority: 3000 })).toBe(true);
+      expect(await r.deleteRule({ from: '198.51.100.2', table: 3000, priority: 3000 })).toBe(false);
+      // A link-scope route and a gateway route both go (a delete matches any scope).
+      expect(await r.deleteRoute({ dst: '203.0.113.0/24', table: 3000 })).toBe(true);
+      expect(await r.deleteRoute({ dst: 'default', table: 3000 })).toBe(true);
+      expect(await r.deleteRoute({ dst: 'default', table: 3000 })).toBe(false);
+      expect(await r.routes({ table: 3000 })).toEqual([]);
+      expect((await execIn(b, ['ip', 'rule', 'show', 'pref', '3000'])).stdout.trim()).toBe('');
+    } finally {
+      r.close();
+    }
+  });
+
   it('turns kernel refusals into typed errors that name the object', async () => {
     const r = Rtnl.open(a);
     try {
