@@ -7,6 +7,7 @@ import { ClusterMirror } from '../model/cluster-mirror.js';
 import { NetnsDir } from '../sandbox/netns.js';
 import { Rtnl } from '../sandbox/rtnl.js';
 import { homeNetnsIdentity } from '../sandbox/netns-switch.js';
+import { processesSpawned } from '../sandbox/exec.js';
 import { TaskSupervisor, type TaskStateEvent } from '../tasks/supervisor.js';
 import { DnsService } from '../dns/dns-service.js';
 import { taskResolvConf } from '../dns/resolv-conf.js';
@@ -171,6 +172,7 @@ export class Agent {
   /** One pass: store writes first (claims, drains), then the kernel and processes, then reports. */
   private async pass(): Promise<void> {
     const started = performance.now();
+    const spawnedBefore = processesSpawned();
     let snapshot = this.mirror.snapshot();
     const wrote = this.mirror.connected ? await this.applyPlacement(snapshot) : false;
     if (wrote) snapshot = this.mirror.snapshot();
@@ -203,10 +205,11 @@ export class Agent {
     this.passes.push(report);
     if (this.passes.length > 50) this.passes.shift();
     const ms = Math.round((performance.now() - started) * 10) / 10;
+    const spawned = processesSpawned() - spawnedBefore;
     if (reportChanges(report) > 0 || wrote) {
-      this.log[report.errors.length ? 'warn' : 'info']({ event: 'reconcile.pass', revision: snapshot.revision, resync, ms, ...report });
+      this.log[report.errors.length ? 'warn' : 'info']({ event: 'reconcile.pass', revision: snapshot.revision, resync, ms, spawned, ...report });
     } else {
-      this.log.debug({ event: 'reconcile.pass', revision: snapshot.revision, resync, ms, changes: 0 });
+      this.log.debug({ event: 'reconcile.pass', revision: snapshot.revision, resync, ms, spawned, changes: 0 });
     }
     if (wrote) this.again = true;
   }

@@ -31,6 +31,13 @@ export interface ExecOptions {
   allowFailure?: boolean;
 }
 
+let spawned = 0;
+
+/** Processes started through this module since the process began: the agent logs it per pass, so a fork on an idle pass shows. */
+export function processesSpawned(): number {
+  return spawned;
+}
+
 /** argv prefixed so that it runs inside `netns` (a namespace file path); null runs it here. */
 export function argvIn(netns: string | null, argv: readonly string[]): string[] {
   return netns ? ['nsenter', `--net=${netns}`, '--', ...argv] : [...argv];
@@ -39,6 +46,7 @@ export function argvIn(netns: string | null, argv: readonly string[]): string[] 
 /** Runs a command inside a namespace and collects its output; throws CommandFailedError on failure. */
 export function execIn(netns: string | null, argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const full = argvIn(netns, argv);
+  spawned++;
   return new Promise((resolve, reject) => {
     const child = spawn(full[0]!, full.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -69,5 +77,6 @@ export function execIn(netns: string | null, argv: readonly string[], opts: Exec
 /** Starts a long-running process inside a namespace (a task, a server); the caller owns it. */
 export function spawnIn(netns: string | null, argv: readonly string[], options: SpawnOptions = {}): ChildProcess {
   const full = argvIn(netns, argv);
+  spawned++;
   return spawn(full[0]!, full.slice(1), options);
 }
