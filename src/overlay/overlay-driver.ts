@@ -1,6 +1,5 @@
 import type { NetnsDir } from '../sandbox/netns.js';
 import { Rtnl } from '../sandbox/rtnl.js';
-import { execIn } from '../sandbox/exec.js';
 import type { OverlayInput } from './overlay-spec.js';
 import { desiredOverlayState, type EndpointState, type OverlayState } from './overlay-state.js';
 import { type ObservedOverlay, type OverlayOp, planOverlay } from './overlay-plan.js';
@@ -19,6 +18,9 @@ export interface OverlayApplyResult {
   ops: OverlayOp[];
   netns: string;
 }
+
+/** The main routing table, where an endpoint's default route lives. */
+const MAIN_TABLE = 254;
 
 const withRtnl = async <T>(netns: string, fn: (r: Rtnl) => Promise<T>): Promise<T> => {
   const r = Rtnl.open(netns);
@@ -98,9 +100,8 @@ export class OverlayDriver {
       const side: ObservedOverlay['sandboxSides'][string] = { present: true, cidrs, mtu: link.mtu, up: link.up };
       if (link.mac) side.mac = link.mac;
       if (e.gateway) {
-        const route = await execIn(e.sandbox, ['ip', '-4', 'route', 'show', 'default', 'dev', e.ifname]);
-        const m = /via (\S+)/.exec(route.stdout);
-        if (m?.[1]) side.gateway = m[1];
+        const route = (await r.routes({ table: MAIN_TABLE })).find((x) => x.dst === 'default' && x.oif === link.index && x.gateway);
+        if (route?.gateway) side.gateway = route.gateway;
       }
       return side;
     });
