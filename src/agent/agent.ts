@@ -113,7 +113,7 @@ export class Agent {
     this.lbKind = await selectLbBackend(this.config.lbBackend, this.config.hostNetns);
     const resolv = taskResolvConf(safeRead('/etc/resolv.conf'));
     const upstreams = this.config.dnsUpstreams.length > 0 ? this.config.dnsUpstreams : resolv.upstreams;
-    this.supervisor = new TaskSupervisor({ stateDir: join(this.config.stateDir, 'tasks'), onStateChange: (e) => this.onTaskEvent(e) });
+    this.supervisor = new TaskSupervisor({ stateDir: join(this.config.stateDir, 'tasks'), onStateChange: (e) => this.onTaskEvent(e), log: this.log });
     const adopted = await this.supervisor.adoptOrphans();
     this.dns = new DnsService({ upstreams });
     this.health = new HealthServers(this.config.hostNetns);

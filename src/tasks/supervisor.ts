@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homeNetnsIdentity } from '../sandbox/netns-switch.js';
+import { silentLogger, type Logger } from '../log/logger.js';
 import { SupervisorClosedError, TaskError } from './errors.js';
 import { readBootId, readCmdline, readProcessNetnsInode, readProcStat } from './proc-stat.js';
 import { decideAfterExit, DEFAULT_RESTART_POLICY, validateRestartPolicy, type RestartPolicy } from './restart-policy.js';
@@ -56,6 +57,8 @@ export interface TaskSupervisorOptions {
   onStateChange?: (event: TaskStateEvent) => void;
   /** Clock for the crash window (tests). */
   now?: () => number;
+  /** Where the supervisor says what it found and did (default: nothing). */
+  log?: Logger;
 }
 
 /** Options of stop() and reap(). */
@@ -125,6 +128,7 @@ export class TaskSupervisor {
   private pollTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly unlock: () => void;
+  private readonly logger: Logger;
 
   constructor(options: TaskSupervisorOptions = {}) {
     this.stateDir = options.stateDir ?? DEFAULT_TASKS_DIR;
@@ -134,6 +138,7 @@ export class TaskSupervisor {
     this.maxLogBytes = options.maxLogBytes ?? 16 * 1024 * 1024;
     this.onStateChange = options.onStateChange;
     this.now = options.now ?? Date.now;
+    this.logger = (options.log ?? silentLogger()).child({ component: 'tasks' });
     mkdirSync(this.stateDir, { recursive: true, mode: 0o755 });
     this.unlock = lockStateDir(this.stateDir);
   }
@@ -560,7 +565,7 @@ export class TaskSupervisor {
   }
 
   private log(event: string, fields: Record<string, unknown>): void {
-    process.stderr.write(`${JSON.stringify({ at: new Date().toISOString(), component: 'tasks', event, ...fields })}\n`);
+    this.logger.warn({ event: `task.${event}`, ...fields });
   }
 }
 
