@@ -150,8 +150,11 @@ export class NodeReconciler {
     // the sandbox's table and the tasks' redirects before the host DNATs a new published port to them.
     for (const { netns, table } of plan.lbTables) {
       await this.target(r, 'lb', netns, table, async () => {
+        // A backend's first apply adopts what the kernel holds (a restart must not rebuild tables);
+        // later resyncs reconcile, which also removes anything stale.
+        const fresh = !this.lbs.has(netns);
         const lb = this.lbOf(netns);
-        r.lbChanges += (opts.resync && lb.reconcile ? await lb.reconcile(table) : await lb.apply(table)).changes;
+        r.lbChanges += (opts.resync && !fresh && lb.reconcile ? await lb.reconcile(table) : await lb.apply(table)).changes;
         // Big tables are shared by identity between passes (the planner's memo); small ones, like the
         // sandbox's, are rebuilt each pass and compared by content, which costs little at their size.
       }, { byIdentity: table.services.length > 64 });
