@@ -6,10 +6,9 @@
  * thread stands in the wrong namespace. Nothing here may use dns.lookup or async fs (the
  * libuv threadpool is shared with the main thread and must never start inside a task).
  */
-import { closeSync, openSync } from 'node:fs';
 import { connect, type Socket as TcpSocket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
-import { CLONE_NEWNET, lastErrno, setns } from '../sandbox/libc.js';
+import { inNetnsAsync } from '../sandbox/netns-switch.js';
 import { compileAnswerTable } from './answer-table.js';
 import type { Upstream } from './forwarder.js';
 import type { NameView } from './name-view.js';
@@ -18,51 +17,18 @@ import type { WorkerReply, WorkerRequest, WorkerSettings } from './worker-protoc
 
 const settings = workerData as WorkerSettings;
 const port = parentPort!;
-const homeFd = openSync('/proc/thread-self/ns/net', 'r');
 const servers = new Map<string, NamespaceServer>();
 // Requests arrive in order, but an attach finishes asynchronously: an update that arrives
 // meanwhile is kept here and applied when the sockets are up, and a detach waits for it.
 const attaching = new Map<string, { done: Promise<void>; latest: NameView | null }>();
-let queue: Promise<unknown> = Promise.resolve();
 
 function log(event: Record<string, unknown>): void {
   process.stderr.write(`${JSON.stringify({ component: 'dns', ...event })}\n`);
 }
 
-function enter(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    if (setns(fd, CLONE_NEWNET) !== 0) throw new Error(`setns failed with errno ${lastErrno()}`);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function leave(): void {
-  if (setns(homeFd, CLONE_NEWNET) !== 0) {
-    // Staying in a task namespace would open the next task's sockets in the wrong place.
-    log({ event: 'fatal', msg: 'cannot return to home netns', errno: lastErrno() });
-    process.abort();
-  }
-}
-
-/** Runs `fn` inside the namespace at `path`, one at a time, returning home even on failure. */
-function inNamespace<T>(path: string, fn: () => Promise<T>): Promise<T> {
-  const run = queue.then(async () => {
-    enter(path);
-    try {
-      return await fn();
-    } finally {
-      leave();
-    }
-  });
-  queue = run.catch(() => undefined);
-  return run;
-}
-
 function tcpOpener(path: string) {
   return (upstream: Upstream): Promise<TcpSocket> =>
-    inNamespace(path, async () => {
+    inNetnsAsync(path, async () => {
       // An IP literal host skips the lookup step of net.connect entirely (no dns.lookup here).
       const sock = connect({ host: upstream.host, port: upstream.port });
       // net.connect creates the socket on the next tick for an IP literal: wait until it exists.
@@ -87,7 +53,7 @@ function attach(path: string, view: NameView): Promise<void> {
 
 async function openServer(path: string, view: NameView, entry: { latest: NameView | null }): Promise<void> {
   const table = compile(view);
-  const server = await inNamespace(path, () =>
+  const server = await inNetnsAsync(path, () =>
     NamespaceServer.open({
       table,
       address: settings.address,

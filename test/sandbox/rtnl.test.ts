@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { homeNetnsIdentity, inNetnsAsync, netnsIdentity, withNetns } from '../../src/sandbox/netns-switch.js';
 import { NetnsDir } from '../../src/sandbox/netns.js';
 import { Rtnl } from '../../src/sandbox/rtnl.js';
 import { execIn } from '../../src/sandbox/exec.js';
@@ -33,6 +34,14 @@ describe('namespaces', () => {
     setSysctl(a, 'net.ipv4.ip_forward', 1);
     expect(getSysctl(a, 'net.ipv4.ip_forward')).toBe('1');
     expect(getSysctl(b, 'net.ipv4.ip_forward')).toBe('0');
+  });
+
+  it('steps the main thread in only for synchronous work; async stays in worker threads (the DNS workers)', async () => {
+    expect(withNetns(a, () => netnsIdentity('/proc/thread-self/ns/net'))).toBe(netnsIdentity(a));
+    expect(() => withNetns(a, () => withNetns(b, () => 1))).toThrow(/cannot nest/);
+    expect(() => withNetns(a, async () => 1)).toThrow(/synchronous code only/);
+    await expect(inNetnsAsync(a, async () => 1)).rejects.toThrow(/worker threads/);
+    expect(netnsIdentity('/proc/thread-self/ns/net')).toBe(homeNetnsIdentity());
   });
 
   it('refuses a namespace that does not exist', () => {
