@@ -1,8 +1,9 @@
 import type { MeshInput } from './mesh-input.js';
 
 /**
- * A known cluster state seen from node n1: web (cluster, tcp 8000->80, 3 replicas on 3 nodes),
- * dns (cluster, udp 5353->53), api (policy=local, tcp 9000->8080, health on 31000),
+ * A known cluster state seen from node n1: web (cluster, tcp 8000->80, 3 replicas on 3 nodes,
+ * source-hash scheduler), dns (cluster, udp 5353->53), api (policy=local, tcp 9000->8080, health
+ * on 31000, client affinity 600 s),
  * metrics (mode=host, tcp 9100->9100).
  */
 export function knownState(): MeshInput {
@@ -14,12 +15,18 @@ export function knownState(): MeshInput {
       ingressSubnet: '10.255.0.0/16',
     },
     services: [
-      { id: 'web', name: 'web', ports: [{ published: 8000, target: 80, protocol: 'tcp', mode: 'ingress', policy: 'cluster' }] },
+      {
+        id: 'web',
+        name: 'web',
+        scheduler: 'sh',
+        ports: [{ published: 8000, target: 80, protocol: 'tcp', mode: 'ingress', policy: 'cluster' }],
+      },
       { id: 'dns', name: 'dns', ports: [{ published: 5353, target: 53, protocol: 'udp', mode: 'ingress', policy: 'cluster' }] },
       {
         id: 'api',
         name: 'api',
         healthPort: 31000,
+        affinityTimeoutSeconds: 600,
         ports: [{ published: 9000, target: 8080, protocol: 'tcp', mode: 'ingress', policy: 'local' }],
       },
       { id: 'metrics', name: 'metrics', ports: [{ published: 9100, target: 9100, protocol: 'tcp', mode: 'host', policy: 'cluster' }] },

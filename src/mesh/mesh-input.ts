@@ -27,6 +27,10 @@ export const serviceSchema = z.object({
   ports: z.array(portSpecSchema),
   /** TCP port of the HTTP health check for policy=local ports (kube-proxy's healthCheckNodePort). */
   healthPort: port.optional(),
+  /** How the ingress sandbox spreads new connections over the tasks (`--lb-scheduler`); rr when absent. */
+  scheduler: z.enum(['rr', 'wrr', 'lc', 'sh', 'mh', 'random']).optional(),
+  /** Client-IP affinity (`--lb-affinity client-ip,SECONDS`): a client keeps its task this long after its last packet. */
+  affinityTimeoutSeconds: z.number().int().min(1).max(86_400).optional(),
 });
 
 export const taskStateSchema = z.enum(['pending', 'running', 'draining', 'stopped']);

@@ -189,6 +189,48 @@ describe('conflicts', () => {
   });
 });
 
+describe('computeMeshPlan: load-balancing choices of the service', () => {
+  const sbox = (s: MeshInput) => computeMeshPlan(s).sbox.virtualServices;
+
+  it('carries --lb-scheduler and --lb-affinity into the sandbox services of every published port', () => {
+    const services = sbox(state());
+    expect(services.find((v) => v.id === 'ingress-tcp-8000')).toMatchObject({ scheduler: 'sh', sourceNat: '10.255.0.2' });
+    expect(services.find((v) => v.id === 'ingress-tcp-8000')!.persistenceSeconds).toBeUndefined();
+    // policy=local keeps the client address: affinity on it, and still no SNAT.
+    const api = services.find((v) => v.id === 'ingress-tcp-9000')!;
+    expect(api).toMatchObject({ scheduler: 'rr', persistenceSeconds: 600 });
+    expect(api.sourceNat).toBeUndefined();
+  });
+
+  it('a service that chose nothing gets rr without affinity, as before', () => {
+    const dns = sbox(state()).find((v) => v.id === 'ingress-udp-5353')!;
+    expect(dns.scheduler).toBe('rr');
+    expect('persistenceSeconds' in dns).toBe(false);
+  });
+
+  it('every port of a service with several gets the same choices', () => {
+    const two = sbox(
+      state((s) => {
+        s.services[0]!.ports.push({ published: 8443, target: 443, protocol: 'tcp', mode: 'ingress', policy: 'cluster' });
+        s.services[0]!.affinityTimeoutSeconds = 30;
+      }),
+    ).filter((v) => v.id.startsWith('ingress-tcp-8'));
+    expect(two.map((v) => [v.id, v.scheduler, v.persistenceSeconds])).toEqual([
+      ['ingress-tcp-8000', 'sh', 30],
+      ['ingress-tcp-8443', 'sh', 30],
+    ]);
+  });
+
+  it('refuses an unknown scheduler and an affinity outside 1-86400 s at the edge', () => {
+    const bad = state((s) => {
+      (s.services[0] as { scheduler?: string }).scheduler = 'fifo';
+      s.services[2]!.affinityTimeoutSeconds = 0;
+    });
+    expect(() => computeMeshPlan(bad)).toThrow(InvalidMeshInputError);
+    expect(() => computeMeshPlan(bad)).toThrow(/services\.0\.scheduler.*services\.2\.affinityTimeoutSeconds/);
+  });
+});
+
 describe('input validation', () => {
   it('names every bad field', () => {
     const bad = state((s) => {

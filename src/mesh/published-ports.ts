@@ -164,7 +164,9 @@ export function computeMeshPlan(rawInput: MeshInput): MeshPlan {
         port: spec.published,
         address: node.sbox.gwbridgeAddress,
       },
-      scheduler: 'rr',
+      // The service's own choices, as its VIP gets them: Swarm's published ports could only do rr (moby#37057).
+      scheduler: service.scheduler ?? 'rr',
+      ...(service.affinityTimeoutSeconds !== undefined ? { persistenceSeconds: service.affinityTimeoutSeconds } : {}),
       ...(local ? {} : { sourceNat: node.sbox.ingressAddress }),
       backends,
     });
