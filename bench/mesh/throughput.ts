@@ -17,7 +17,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execIn } from '../../src/sandbox/exec.js';
-import { applyHostPlan, applySysctls, applyTaskPlan } from '../../src/mesh/iptables-apply.js';
+import { applyHostRules, applySysctls, applyTaskRules } from '../../src/mesh/iptables-apply.js';
+import { IptablesWriter } from '../../src/mesh/iptables-writer.js';
 import { NftBackend } from '../../src/vip/nft/nft-backend.js';
 import type { ServiceInput } from '../../src/mesh/mesh-input.js';
 import { computeMeshPlan } from '../../src/mesh/published-ports.js';
@@ -118,9 +119,10 @@ async function main(): Promise<void> {
         { id: 'iperf.1', serviceId: 'iperf', nodeId: 'bench', state: 'running', ingressAddress: BACKEND },
       ],
     });
-    await applyHostPlan(host, plan.host);
+    applySysctls(host, plan.host.sysctls);
+    await applyHostRules(new IptablesWriter({ netns: host }), plan.host);
     // The task namespace here serves both services: merge their redirects.
-    await applyTaskPlan(backend, { redirects: plan.tasks.flatMap((t) => t.redirects) });
+    await applyTaskRules(new IptablesWriter({ netns: backend }), { redirects: plan.tasks.flatMap((t) => t.redirects) });
     applySysctls(sbox, plan.sbox.sysctls);
     // HAProxy's ports stay out of the kernel balancer: it answers them itself in the sandbox.
     const kernelServices = plan.sbox.virtualServices.filter((v) => v.backends.length > 0);
