@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createLogger } from '../log/logger.js';
 import { IptablesCommandError } from './errors.js';
 import { fakeIptablesRunner } from './fake-iptables.test-helper.js';
 import { knownState } from './fixtures.test-data.js';
@@ -64,8 +65,16 @@ describe('IptablesWriter: what it forks', () => {
     expect(fake.state.get('nat')!.get('PREROUTING')!.filter((r) => r.endsWith('-j DOCKER-INGRESS'))).toHaveLength(1);
   });
 
-  it('a write rendered from memory that the kernel refuses is retried once after reading the kernel', async () => {
-    const { fake, writer, forksDuring } = setup();
+  it('a write rendered from memory that the kernel refuses is retried once after reading the kernel, and said so', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({ destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+    const fake = fakeIptablesRunner();
+    const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run: fake.run, log });
+    const forksDuring = async (fn: () => Promise<unknown>): Promise<string[]> => {
+      const before = fake.forks.length;
+      await fn();
+      return fake.forks.slice(before).map(tool);
+    };
     await writer.apply(hostSet);
     // Our OUTPUT jump vanished behind our back: deleting it by exact text now fails.
     const output = fake.state.get('nat')!.get('OUTPUT')!;
@@ -79,6 +88,8 @@ describe('IptablesWriter: what it forks', () => {
     ]);
     expect(fake.state.get('nat')!.has('DOCKER-INGRESS')).toBe(false);
     expect(await forksDuring(() => writer.apply(none))).toEqual([]);
+    expect(lines.map((l) => l.event)).toEqual(['iptables.applied', 'iptables.drift', 'iptables.applied']);
+    expect(lines[1]).toMatchObject({ level: 'warn', owner: 'meshnet', netns: '/run/meshnet/netns/fake' });
   });
 
   it('a failed write is a typed error that names the command, and the next apply reads the kernel again', async () => {

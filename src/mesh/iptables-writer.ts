@@ -1,4 +1,4 @@
-import { silentLogger, type Logger } from '../log/logger.js';
+import type { Logger } from '../log/logger.js';
 import { execIn, type ExecResult } from '../sandbox/exec.js';
 import { IptablesCommandError } from './errors.js';
 import { renderRestore, ruleSetState, tablesOf } from './iptables-render.js';
@@ -21,6 +21,7 @@ export interface IptablesWriterOptions {
   flavor?: IptablesFlavor;
   /** How commands run; default: execIn inside `netns`. Tests pass a fake that counts forks. */
   run?: IptablesRunner;
+  /** Where writes and repairs are reported; none: silent (no pino is loaded, as in the IPVS test VM). */
   log?: Logger;
 }
 
@@ -60,7 +61,7 @@ export class IptablesWriter {
   readonly netns: string | null;
   private readonly flavor: IptablesFlavor;
   private readonly run: IptablesRunner;
-  private readonly log: Logger;
+  private readonly log: Logger | undefined;
   private readonly applied = new Map<string, Applied>();
   /** One transaction at a time: renders from memory assume the previous write landed. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -70,7 +71,7 @@ export class IptablesWriter {
     this.flavor = opts.flavor ?? 'auto';
     const netns = opts.netns;
     this.run = opts.run ?? ((argv, input) => execIn(netns, argv, { input: input ?? '', allowFailure: true, timeoutMs: TIMEOUT_MS }));
-    this.log = opts.log ?? silentLogger();
+    this.log = opts.log;
   }
 
   /** Makes the namespace hold exactly `desired` for its owner (`desired.comment`), touching nothing else. */
@@ -94,7 +95,7 @@ export class IptablesWriter {
       // Exit code 1 only means there was nothing to delete.
       if (r.code > 1) throw new IptablesCommandError(argv, this.netns, r.code, r.stderr);
     }
-    if (ports.length > 0) this.log.info({ event: 'conntrack.udp_flushed', netns: this.netns, ports });
+    if (ports.length > 0) this.log?.info({ event: 'conntrack.udp_flushed', netns: this.netns, ports });
   }
 
   /** Drops what this writer remembers (the namespace was recreated): the next apply reads the kernel. */
@@ -147,7 +148,7 @@ export class IptablesWriter {
       } catch (err) {
         if (readKernel) throw err;
         // Rendered from memory, and the kernel disagreed (a rule deleted by hand, a flushed table): read and retry once.
-        this.log.warn({ event: 'iptables.drift', netns: this.netns, owner, error: (err as Error).message });
+        this.log?.warn({ event: 'iptables.drift', netns: this.netns, owner, error: (err as Error).message });
         readKernel = true;
         previous = await this.readNow(tablesOf(desired));
         script = renderRestore(desired, previous);
@@ -156,7 +157,7 @@ export class IptablesWriter {
     }
     this.applied.set(owner, { key, state: ruleSetState(desired) });
     if (script !== null) {
-      this.log.info({ event: 'iptables.applied', netns: this.netns, owner, resync, readKernel, lines: script.split('\n').length - 1 });
+      this.log?.info({ event: 'iptables.applied', netns: this.netns, owner, resync, readKernel, lines: script.split('\n').length - 1 });
     }
     return { changed: script !== null, script, readKernel, previous };
   }

@@ -100,7 +100,7 @@ trap 'rm -rf "$app"' EXIT
 mkdir -p "$app/app/dist/src" "$app/app/dist/test" "$app/app/node_modules"
 cp "$repo/test/vm/ipvs-vm-init.sh" "$app/init" && chmod 755 "$app/init"
 cp "$repo/package.json" "$app/app/"
-for d in src/vip src/sandbox src/runtime test/vm; do
+for d in src/vip src/mesh src/sandbox src/runtime test/vm; do
   mkdir -p "$app/app/dist/$d" && cp -r "$repo/dist/$d/." "$app/app/dist/$d/"
 done
 find "$app/app/dist" \( -name '*.map' -o -name '*.test.js' \) -delete

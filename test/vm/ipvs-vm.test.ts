@@ -207,8 +207,8 @@ describe.skipIf(skipReason !== undefined)('IPVS backend in a qemu VM (Debian 6.1
         { service: 'FWM 7', scheduler: 'wrr', flags: '', dests: ['10.2.0.2:0 Masq 1', '10.3.0.2:0 Masq 1'] },
         { service: 'TCP 10.99.0.100:80', scheduler: 'rr', flags: '', dests: ['10.2.0.2:80 Masq 1', '10.3.0.2:80 Masq 1'] },
       ]);
-      expect(t.mangle).toContain('-A PREROUTING -j MESHNET-IPVS-MARK');
-      expect(t.mangle).toContain('-A OUTPUT -j MESHNET-IPVS-MARK');
+      expect(t.mangle).toContain('-A PREROUTING -m comment --comment meshnet-ipvs -j MESHNET-IPVS-MARK');
+      expect(t.mangle).toContain('-A OUTPUT -m comment --comment meshnet-ipvs -j MESHNET-IPVS-MARK');
       expect(t.mangle).toContain('-A MESHNET-IPVS-MARK -d 10.99.0.101/32 -p tcp -m tcp --dport 8080 -m comment --comment "meshnet:pub-8080" -j MARK --set-xmark 0x7/0xffffffff');
       expect(t.events[0]).toMatchObject({ event: 'ipvs_timeouts', tcpIdleSeconds: 900 });
     });
