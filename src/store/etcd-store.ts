@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Etcd3, EtcdLeaseInvalidError } from 'etcd3';
+import { circuitBreaker, ConsecutiveBreaker, handleWhen, isBrokenCircuitError, noop } from 'cockatiel';
+import { Etcd3, EtcdLeaseInvalidError, GRPCDeadlineExceededError, isRecoverableError } from 'etcd3';
 import type { ICompare, IDuplexStream, IKeyValue, IRequestOp, IWatchRequest, IWatchResponse, IOptions } from 'etcd3';
 import type {
   Compare,
@@ -15,13 +16,16 @@ import type {
   WatchHandle,
   WatchOptions,
 } from './kv-store.js';
-import { CompactedError, LeaseNotFoundError, StoreClosedError, StoreRequestError } from './store-errors.js';
+import { withDeadline } from './call-deadline.js';
+import { CompactedError, LeaseNotFoundError, StoreClosedError, StoreRequestError, StoreTimeoutError, StoreUnavailableError } from './store-errors.js';
 
 // The etcd 3.4 backend speaks the raw KV/Lease/Watch RPCs through the etcd3 client so the KvStore contract maps
 // one to one (compare-and-swap on mod_revision / version / create_revision == 0). Watches are our own loop over
 // the Watch stream rather than etcd3's Watcher: etcd3 moves its resume point to the *created* response's header
 // revision, which can skip events still in flight; here the resume point only advances past events delivered
 // (or a progress notification), so a reconnect resumes at exactly lastDelivered + 1.
+// Every call, keepalives and watch set-up included, has a deadline (callTimeoutMs): a hung etcd fails the call
+// with StoreTimeoutError instead of stalling an agent's pass or its keepalive forever.
 
 /** TLS material for the etcd client: file paths or PEM contents. */
 export interface EtcdTlsOptions {
@@ -40,9 +44,16 @@ export interface EtcdStoreOptions {
   tls?: EtcdTlsOptions;
   auth?: { username: string; password: string };
   dialTimeoutMs?: number;
+  /** Deadline of every call, keepalives included (ms, default 5000); past it the call fails with StoreTimeoutError. */
+  callTimeoutMs?: number;
 }
 
+/** Default deadline of an etcd call: well under the default 10 s node lease, so a keepalive can be retried in time. */
+export const DEFAULT_ETCD_CALL_TIMEOUT_MS = 5000;
+
 const textEncoder = new TextEncoder();
+/** gRPC status codes we act on (from the gRPC spec; etcd3 does not re-export grpc-js's enum). */
+const grpcStatus = { DEADLINE_EXCEEDED: 4 } as const;
 
 /** etcd's range end for a prefix: the prefix with its last byte incremented (all keys for an empty prefix). */
 export function etcdPrefixRangeEnd(prefix: string): Buffer {
@@ -126,14 +137,28 @@ function resolveTls(tls: EtcdTlsOptions | undefined): IOptions['credentials'] | 
 export class EtcdKvStore implements KvStore {
   private readonly client: Etcd3;
   private readonly watches = new Set<EtcdWatch>();
+  private readonly callTimeoutMs: number;
   private closed = false;
 
   /** Connects lazily to the given endpoints. */
   constructor(options: EtcdStoreOptions) {
     if (options.endpoints.length === 0) throw new StoreRequestError('etcd needs at least one endpoint');
+    this.callTimeoutMs = options.callTimeoutMs ?? DEFAULT_ETCD_CALL_TIMEOUT_MS;
+    if (!Number.isFinite(this.callTimeoutMs) || this.callTimeoutMs <= 0) {
+      throw new StoreRequestError(`callTimeoutMs must be a positive number of milliseconds, got ${this.callTimeoutMs}`);
+    }
     const scheme = options.tls !== undefined ? 'https' : 'http';
     const hosts = options.endpoints.map((e) => (/^[a-z]+:\/\//.test(e) ? e : `${scheme}://${e}`));
-    const clientOptions: IOptions = { hosts, dialTimeout: options.dialTimeoutMs ?? 3000 };
+    const clientOptions: IOptions = {
+      hosts,
+      dialTimeout: options.dialTimeoutMs ?? 3000,
+      // etcd3 opens a per-host circuit for 5 s after three failed calls (a missed deadline counts). With one
+      // endpoint there is nothing to fail over to, so it would only turn an etcd that is back into 5 s of
+      // refused calls; with several, a shorter break still skips a dead member without lingering.
+      faultHandling: {
+        host: () => (hosts.length === 1 ? noop : circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) })),
+      },
+    };
     const credentials = resolveTls(options.tls);
     if (credentials !== undefined) clientOptions.credentials = credentials;
     if (options.auth !== undefined) clientOptions.auth = { username: options.auth.username, password: options.auth.password };
@@ -144,11 +169,25 @@ export class EtcdKvStore implements KvStore {
     if (this.closed) throw new StoreClosedError();
   }
 
+  /** Runs one call under the call deadline. */
+  private async call<T>(operation: string, work: (options: { deadline: Date }) => Promise<T>, onTimeout?: () => void): Promise<T> {
+    try {
+      return await withDeadline(operation, this.callTimeoutMs, (deadline) => work({ deadline }), onTimeout);
+    } catch (err) {
+      if (err instanceof Error && isBrokenCircuitError(err)) throw new StoreUnavailableError(operation);
+      // The gRPC deadline and the timer are the same instant: whichever fires first, it is the same timeout.
+      if (err instanceof GRPCDeadlineExceededError || (err as { code?: unknown }).code === grpcStatus.DEADLINE_EXCEEDED) {
+        throw new StoreTimeoutError(operation, this.callTimeoutMs);
+      }
+      throw err;
+    }
+  }
+
   /** Reads one key. */
   async get(key: string): Promise<KeyValue | undefined> {
     this.ensureOpen();
     requireKey(key);
-    const res = await this.client.kv.range({ key: Buffer.from(key) });
+    const res = await this.call('get', (o) => this.client.kv.range({ key: Buffer.from(key) }, o));
     const kv = res.kvs[0];
     return kv === undefined ? undefined : toKeyValue(kv);
   }
@@ -158,7 +197,7 @@ export class EtcdKvStore implements KvStore {
     this.ensureOpen();
     requireKey(key);
     try {
-      const res = await this.client.kv.put({ key: Buffer.from(key), value: Buffer.from(value), lease: options.lease ?? 0 });
+      const res = await this.call('put', (o) => this.client.kv.put({ key: Buffer.from(key), value: Buffer.from(value), lease: options.lease ?? 0 }, o));
       return Number(res.header.revision);
     } catch (err) {
       throw mapLeaseError(err, options.lease);
@@ -169,14 +208,14 @@ export class EtcdKvStore implements KvStore {
   async delete(key: string): Promise<{ deleted: boolean; revision: number }> {
     this.ensureOpen();
     requireKey(key);
-    const res = await this.client.kv.deleteRange({ key: Buffer.from(key) });
+    const res = await this.call('delete', (o) => this.client.kv.deleteRange({ key: Buffer.from(key) }, o));
     return { deleted: Number(res.deleted) > 0, revision: Number(res.header.revision) };
   }
 
   /** Reads every key under a prefix at one revision. */
   async range(prefix: string): Promise<RangeResult> {
     this.ensureOpen();
-    const res = await this.client.kv.range({ key: prefixKey(prefix), range_end: etcdPrefixRangeEnd(prefix) });
+    const res = await this.call('range', (o) => this.client.kv.range({ key: prefixKey(prefix), range_end: etcdPrefixRangeEnd(prefix) }, o));
     return { kvs: res.kvs.map(toKeyValue), revision: Number(res.header.revision) };
   }
 
@@ -184,11 +223,12 @@ export class EtcdKvStore implements KvStore {
   async txn(request: TxnRequest): Promise<TxnResult> {
     this.ensureOpen();
     try {
-      const res = await this.client.kv.txn({
+      const txn = {
         compare: request.compare.map(toCompare),
         success: request.success.map(toRequestOp),
         failure: (request.failure ?? []).map(toRequestOp),
-      });
+      };
+      const res = await this.call('txn', (o) => this.client.kv.txn(txn, o));
       return { succeeded: res.succeeded, revision: Number(res.header.revision) };
     } catch (err) {
       const lease = [...request.success, ...(request.failure ?? [])].find((op) => op.type === 'put' && op.lease !== undefined);
@@ -207,8 +247,9 @@ export class EtcdKvStore implements KvStore {
     const watch = new EtcdWatch(this.client, prefix, from, onEvent, options.onError, () => this.watches.delete(watch));
     this.watches.add(watch);
     try {
-      await watch.start();
+      await this.call('watch', () => watch.start(), () => watch.close());
     } catch (err) {
+      watch.close();
       this.watches.delete(watch);
       throw err;
     }
@@ -217,7 +258,7 @@ export class EtcdKvStore implements KvStore {
 
   private async checkNotCompacted(revision: number): Promise<void> {
     try {
-      await this.client.kv.range({ key: Buffer.from([0]), revision, limit: 1 });
+      await this.call('range', (o) => this.client.kv.range({ key: Buffer.from([0]), revision, limit: 1 }, o));
     } catch (err) {
       if (/compacted/.test(String(err))) throw new CompactedError(revision);
       throw err;
@@ -228,25 +269,38 @@ export class EtcdKvStore implements KvStore {
   async grantLease(ttlSeconds: number): Promise<LeaseId> {
     this.ensureOpen();
     if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) throw new StoreRequestError(`lease TTL must be a positive number of seconds, got ${ttlSeconds}`);
-    const res = await this.client.leaseClient.leaseGrant({ TTL: Math.ceil(ttlSeconds) });
+    const res = await this.call('grantLease', (o) => this.client.leaseClient.leaseGrant({ TTL: Math.ceil(ttlSeconds) }, o));
     if (res.error) throw new StoreRequestError(`etcd refused the lease: ${res.error}`);
     return String(res.ID);
   }
 
-  /** Refreshes a lease once over a short-lived keepalive stream. */
+  /** Refreshes a lease once over a short-lived keepalive stream, within the call deadline. */
   async keepAlive(lease: LeaseId): Promise<void> {
     this.ensureOpen();
-    const stream = await this.client.leaseClient.leaseKeepAlive();
+    let stream: IDuplexStream<{ ID: string }, { TTL: string }> | undefined;
+    let timedOut = false;
+    const refresh = async (o: { deadline: Date }): Promise<string> => {
+      const opened = await this.client.leaseClient.leaseKeepAlive(o);
+      // The deadline passed while the stream was being opened: nobody is waiting for it any more.
+      if (timedOut) {
+        closeStream(opened);
+        return '0';
+      }
+      stream = opened;
+      return new Promise<string>((resolve, reject) => {
+        opened.on('data', (res: { TTL: string }) => resolve(res.TTL));
+        opened.on('error', reject);
+        opened.on('end', () => reject(new Error('etcd closed the keepalive stream')));
+        opened.write({ ID: lease });
+      });
+    };
     try {
-      const ttl = await new Promise<string>((resolve, reject) => {
-        stream.on('data', (res: { TTL: string }) => resolve(res.TTL));
-        stream.on('error', reject);
-        stream.on('end', () => reject(new Error('etcd closed the keepalive stream')));
-        stream.write({ ID: lease });
+      const ttl = await this.call('keepAlive', refresh, () => {
+        timedOut = true;
       });
       if (Number(ttl) <= 0) throw new LeaseNotFoundError(lease);
     } finally {
-      closeStream(stream);
+      if (stream !== undefined) closeStream(stream);
     }
   }
 
@@ -254,7 +308,7 @@ export class EtcdKvStore implements KvStore {
   async revokeLease(lease: LeaseId): Promise<void> {
     this.ensureOpen();
     try {
-      await this.client.leaseClient.leaseRevoke({ ID: lease });
+      await this.call('revokeLease', (o) => this.client.leaseClient.leaseRevoke({ ID: lease }, o));
     } catch (err) {
       if (!(mapLeaseError(err, lease) instanceof LeaseNotFoundError)) throw err;
     }
@@ -263,14 +317,14 @@ export class EtcdKvStore implements KvStore {
   /** The current store revision. */
   async currentRevision(): Promise<number> {
     this.ensureOpen();
-    const res = await this.client.kv.range({ key: Buffer.from([0]), limit: 1 });
+    const res = await this.call('currentRevision', (o) => this.client.kv.range({ key: Buffer.from([0]), limit: 1 }, o));
     return Number(res.header.revision);
   }
 
   /** Compacts etcd's history below `revision`. */
   async compact(revision: number): Promise<void> {
     this.ensureOpen();
-    await this.client.kv.compact({ revision, physical: true });
+    await this.call('compact', (o) => this.client.kv.compact({ revision, physical: true }, o));
   }
 
   /** Stops watches and closes the client. */

@@ -15,6 +15,8 @@ import type {
   WatchHandle,
   WatchOptions,
 } from './kv-store.js';
+import { silentLogger, type Logger } from '../log/logger.js';
+import { machineLeaseClock, type LeaseClock } from './lease-clock.js';
 import { CompactedError, LeaseNotFoundError, StoreBusyError, StoreClosedError, StoreRequestError } from './store-errors.js';
 
 // A kine-like store in one SQLite file shared by every agent process on a machine.
@@ -22,8 +24,10 @@ import { CompactedError, LeaseNotFoundError, StoreBusyError, StoreClosedError, S
 //    `revision >= next`; writers are serialized by BEGIN IMMEDIATE, so a reader never sees revision N+1 without N.
 //  - `kv` is the current value of each live key, updated in the same transaction as the log row, so reads and
 //    compare-and-swap never scan history and compaction may drop any log row below the kept window.
-//  - `leases` holds expiry timestamps (ms since epoch, all processes share the machine clock); whichever handle
-//    notices an expired lease deletes its keys as ordinary delete events.
+//  - `leases` holds each lease's deadline on the machine's monotonic clock with the boot it belongs to (see
+//    lease-clock.ts: a wall-clock step must not expire every lease at once); whichever handle notices an expired
+//    lease deletes its keys as ordinary delete events. `expires_at` (wall clock) is still written for meshnet
+//    versions that only know it, and decides only for leases such a version granted and nobody renewed since.
 //  - `meta.compact_revision`: log rows below it may be gone, so a watch from below it fails with CompactedError.
 // Unlike etcd, every op of a multi-op txn gets its own revision; the txn result reports the last one.
 
@@ -51,7 +55,9 @@ CREATE INDEX IF NOT EXISTS kv_lease ON kv(lease) WHERE lease IS NOT NULL;
 CREATE TABLE IF NOT EXISTS leases (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   ttl_ms INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL
+  expires_at INTEGER NOT NULL,
+  boot TEXT,
+  deadline_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS leases_expiry ON leases(expires_at);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -70,6 +76,21 @@ export interface SqliteStoreOptions {
   compactIntervalMs?: number;
   /** How many recent revisions compaction keeps for watchers that are behind. */
   compactKeepRevisions?: number;
+  /** The clock leases expire by (tests; default: the machine's monotonic clock). */
+  leaseClock?: LeaseClock;
+  /** Where housekeeping failures go (default: nowhere). */
+  log?: Logger;
+}
+
+/** Leases past their deadline: this boot's by the monotonic clock, earlier boots' always, legacy rows by wall clock. */
+// Written with IS and IFNULL so no term is NULL: NOT (NULL) would make a legacy lease neither live nor expired.
+const EXPIRED_LEASE =
+  '(boot IS @boot AND IFNULL(deadline_ms, 0) <= @mono) OR (boot IS NOT NULL AND boot IS NOT @boot) OR (boot IS NULL AND expires_at <= @wall)';
+
+interface LeaseTime {
+  boot: string;
+  mono: number;
+  wall: number;
 }
 
 interface KvRow {
@@ -131,6 +152,8 @@ export class SqliteKvStore implements KvStore {
   private readonly pollIntervalMs: number;
   private readonly compactKeepRevisions: number;
   private readonly busyTimeoutMs: number;
+  private readonly leaseClock: LeaseClock;
+  private readonly log: Logger;
   private pollTimer: NodeJS.Timeout | undefined;
   private pollSoon: NodeJS.Immediate | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -146,10 +169,10 @@ export class SqliteKvStore implements KvStore {
     deleteKv: Database.Statement<[string]>;
     keysOfLease: Database.Statement<[string], { key: string }>;
     leaseExists: Database.Statement<[number], { id: number }>;
-    insertLease: Database.Statement<[number, number]>;
-    renewLease: Database.Statement<[number, number, number]>;
+    insertLease: Database.Statement<[{ ttl: number } & LeaseTime]>;
+    renewLease: Database.Statement<[{ id: number } & LeaseTime]>;
     deleteLease: Database.Statement<[number]>;
-    expiredLeases: Database.Statement<[number], { id: number }>;
+    expiredLeases: Database.Statement<[LeaseTime], { id: number }>;
     compactRevision: Database.Statement<[], { value: number }>;
     setCompactRevision: Database.Statement<[number]>;
     deleteLogBelow: Database.Statement<[number]>;
@@ -165,6 +188,8 @@ export class SqliteKvStore implements KvStore {
     this.compactKeepRevisions = options.compactKeepRevisions ?? 10_000;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    this.leaseClock = options.leaseClock ?? machineLeaseClock();
+    this.log = options.log ?? silentLogger();
     // SQLite's own busy handler backs off to 100 ms sleeps, which under steady multi-process contention idles
     // writers most of the time; `write` retries with short jittered sleeps instead.
     this.db = new Database(path, { timeout: 0 });
@@ -182,10 +207,12 @@ export class SqliteKvStore implements KvStore {
       deleteKv: this.db.prepare('DELETE FROM kv WHERE key = ?'),
       keysOfLease: this.db.prepare('SELECT key FROM kv WHERE lease = ? ORDER BY key'),
       leaseExists: this.db.prepare('SELECT id FROM leases WHERE id = ?'),
-      insertLease: this.db.prepare('INSERT INTO leases(ttl_ms, expires_at) VALUES (?, ?)'),
-      renewLease: this.db.prepare('UPDATE leases SET expires_at = ? + ttl_ms WHERE id = ? AND expires_at > ?'),
+      insertLease: this.db.prepare('INSERT INTO leases(ttl_ms, expires_at, boot, deadline_ms) VALUES (@ttl, @wall + @ttl, @boot, @mono + @ttl)'),
+      renewLease: this.db.prepare(
+        `UPDATE leases SET expires_at = @wall + ttl_ms, boot = @boot, deadline_ms = @mono + ttl_ms WHERE id = @id AND NOT (${EXPIRED_LEASE})`,
+      ),
       deleteLease: this.db.prepare('DELETE FROM leases WHERE id = ?'),
-      expiredLeases: this.db.prepare('SELECT id FROM leases WHERE expires_at <= ? ORDER BY id'),
+      expiredLeases: this.db.prepare(`SELECT id FROM leases WHERE ${EXPIRED_LEASE} ORDER BY id`),
       compactRevision: this.db.prepare(`SELECT value FROM meta WHERE name = 'compact_revision'`),
       setCompactRevision: this.db.prepare(`UPDATE meta SET value = ? WHERE name = 'compact_revision'`),
       deleteLogBelow: this.db.prepare('DELETE FROM log WHERE revision < ?'),
@@ -210,13 +237,27 @@ export class SqliteKvStore implements KvStore {
       try {
         this.db.pragma('journal_mode = WAL');
         this.db.pragma('synchronous = NORMAL');
-        this.db.transaction(() => this.db.exec(SCHEMA)).immediate();
+        this.db.transaction(() => {
+          this.db.exec(SCHEMA);
+          this.addLeaseClockColumns();
+        }).immediate();
         return;
       } catch (err) {
         if (!isBusy(err) || Date.now() > deadline) throw err;
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2 + Math.random() * 5);
       }
     }
+  }
+
+  /** Files made before leases ran on the monotonic clock get its columns; their old rows keep wall-clock expiry until renewed. */
+  private addLeaseClockColumns(): void {
+    const columns = new Set(this.db.prepare<[], { name: string }>('PRAGMA table_info(leases)').all().map((c) => c.name));
+    if (!columns.has('boot')) this.db.exec('ALTER TABLE leases ADD COLUMN boot TEXT');
+    if (!columns.has('deadline_ms')) this.db.exec('ALTER TABLE leases ADD COLUMN deadline_ms INTEGER');
+  }
+
+  private leaseTime(): LeaseTime {
+    return { boot: this.leaseClock.bootId, mono: this.leaseClock.nowMs(), wall: Date.now() };
   }
 
   private ensureOpen(): void {
@@ -228,7 +269,7 @@ export class SqliteKvStore implements KvStore {
     work().catch((err: unknown) => {
       // Housekeeping retries on its next tick; a busy or closed database is not an error worth surfacing.
       if (this.closed || isBusy(err)) return;
-      process.stderr.write(`${JSON.stringify({ event: 'store.sqlite.housekeeping_failed', error: String(err) })}\n`);
+      this.log.warn({ event: 'store.sqlite.housekeeping_failed', path: this.path, error: String(err) });
     });
   }
 
@@ -310,9 +351,9 @@ export class SqliteKvStore implements KvStore {
   /** Deletes the keys of every expired lease (as delete events) and the leases themselves. */
   async sweepExpiredLeases(): Promise<void> {
     if (this.closed) return;
-    if (this.reading(() => this.stmt.expiredLeases.all(Date.now())).length === 0) return;
+    if (this.reading(() => this.stmt.expiredLeases.all(this.leaseTime())).length === 0) return;
     await this.write(() => {
-      for (const { id } of this.stmt.expiredLeases.all(Date.now())) this.revokeLeaseRows(id);
+      for (const { id } of this.stmt.expiredLeases.all(this.leaseTime())) this.revokeLeaseRows(id);
     });
   }
 
@@ -468,16 +509,13 @@ export class SqliteKvStore implements KvStore {
   async grantLease(ttlSeconds: number): Promise<LeaseId> {
     if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) throw new StoreRequestError(`lease TTL must be a positive number of seconds, got ${ttlSeconds}`);
     const ttlMs = Math.round(ttlSeconds * 1000);
-    return this.write(() => String(this.stmt.insertLease.run(ttlMs, Date.now() + ttlMs).lastInsertRowid));
+    return this.write(() => String(this.stmt.insertLease.run({ ttl: ttlMs, ...this.leaseTime() }).lastInsertRowid));
   }
 
   /** Refreshes a lease once. */
   async keepAlive(lease: LeaseId): Promise<void> {
     this.ensureOpen();
-    const changes = await this.write(() => {
-      const now = Date.now();
-      return this.stmt.renewLease.run(now, Number(lease), now).changes;
-    });
+    const changes = await this.write(() => this.stmt.renewLease.run({ id: Number(lease), ...this.leaseTime() }).changes);
     if (changes === 0) throw new LeaseNotFoundError(lease);
   }
 

@@ -62,3 +62,23 @@ export class StoreBusyError extends StoreError {
     super('STORE_BUSY', `the store file ${path} stayed locked by another writer for ${timeoutMs} ms; check for a stuck meshnet process or raise busyTimeoutMs`);
   }
 }
+
+/** A store call got no answer in time (a hung or unreachable etcd); the call may or may not have taken effect. */
+export class StoreTimeoutError extends StoreError {
+  constructor(
+    readonly operation: string,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      'STORE_TIMEOUT',
+      `store call ${operation} got no answer within ${timeoutMs} ms; check that etcd is reachable and healthy (etcdctl endpoint health), then retry`,
+    );
+  }
+}
+
+/** Every etcd endpoint failed its recent calls and is being skipped for a moment. */
+export class StoreUnavailableError extends StoreError {
+  constructor(readonly operation: string) {
+    super('STORE_UNAVAILABLE', `store call ${operation} was not sent: every etcd endpoint failed its recent calls; check the etcd members' health, the call is retried after a second`);
+  }
+}

@@ -9,59 +9,9 @@ import { EtcdKvStore } from '../../src/store/etcd-store.js';
 import { defaultStoreAddress, openStore, parseStoreAddress } from '../../src/store/open-store.js';
 import { SqliteKvStore } from '../../src/store/sqlite-store.js';
 import { CompactedError, LeaseNotFoundError, StoreAddressError } from '../../src/store/store-errors.js';
-import { EtcdTestServer } from './etcd-server.js';
+import { etcdBackend, sqliteBackend, waitFor } from './backends.js';
 
 // The same cases run against both backends: the model layer must not be able to tell them apart.
-
-interface Backend {
-  name: 'sqlite' | 'etcd';
-  setup(): Promise<void>;
-  teardown(): Promise<void>;
-  /** A new, independent handle on the same store. */
-  open(): KvStore;
-  /** Breaks every open connection (sqlite: nothing to break; etcd: kill and restart the server). */
-  restartServer(): Promise<void>;
-}
-
-function sqliteBackend(): Backend {
-  let dir = '';
-  return {
-    name: 'sqlite',
-    async setup() {
-      dir = mkdtempSync(join(tmpdir(), 'meshnet-store-'));
-    },
-    async teardown() {
-      rmSync(dir, { recursive: true, force: true });
-    },
-    open: () => new SqliteKvStore(join(dir, 'state.db'), { pollIntervalMs: 10, leaseSweepIntervalMs: 50 }),
-    async restartServer() {},
-  };
-}
-
-function etcdBackend(): Backend {
-  let server: EtcdTestServer | undefined;
-  return {
-    name: 'etcd',
-    async setup() {
-      server = await EtcdTestServer.start();
-    },
-    async teardown() {
-      await server?.stop();
-    },
-    open: () => new EtcdKvStore({ endpoints: [server!.endpoint] }),
-    async restartServer() {
-      await server!.restart();
-    },
-  };
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 let keyCounter = 0;
 function uniquePrefix(name: string): string {

@@ -130,6 +130,16 @@ export class EtcdTestServer {
     });
   }
 
+  /** Freezes etcd (SIGSTOP): connections stay open and nothing answers, as with a hung or partitioned server. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** Lets a paused etcd run again (SIGCONT). */
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** Kills etcd and starts it again on the same ports and data. */
   async restart(): Promise<void> {
     await this.kill();

@@ -1,0 +1,92 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { machineLeaseClock } from '../../src/store/lease-clock.js';
+import { SqliteKvStore } from '../../src/store/sqlite-store.js';
+import { LeaseNotFoundError } from '../../src/store/store-errors.js';
+import { waitFor } from './backends.js';
+
+// SQLite leases expire by the machine's monotonic clock: a wall-clock step (NTP, `date -s`, a resumed VM) must
+// neither expire every lease at once nor keep a dead node's lease alive.
+
+const HOUR_MS = 3_600_000;
+
+describe('sqlite leases and the clock', () => {
+  let dir: string;
+  let store: SqliteKvStore;
+  const realNow = Date.now.bind(Date);
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'meshnet-leases-'));
+    store = new SqliteKvStore(join(dir, 'state.db'), { leaseSweepIntervalMs: 20 });
+  });
+
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a wall-clock step forward expires no lease, and keepAlive still works', async () => {
+    const lease = await store.grantLease(10);
+    await store.put('/l/node', 'n', { lease });
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + HOUR_MS);
+    await store.sweepExpiredLeases();
+    await new Promise((r) => setTimeout(r, 100)); // a few periodic sweeps too
+    expect((await store.get('/l/node'))?.lease).toBe(lease);
+    await store.keepAlive(lease);
+  });
+
+  test('a wall-clock step backward does not keep an unrefreshed lease alive', async () => {
+    const lease = await store.grantLease(0.3);
+    await store.put('/l/dead', 'n', { lease });
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() - HOUR_MS);
+    await waitFor('the lease to expire', async () => (await store.get('/l/dead')) === undefined, 5000);
+    await expect(store.keepAlive(lease)).rejects.toBeInstanceOf(LeaseNotFoundError);
+  });
+
+  test('a lease granted before a reboot has expired', async () => {
+    const before = new SqliteKvStore(store.path, { leaseSweepIntervalMs: 60_000, leaseClock: { bootId: 'an-earlier-boot', nowMs: () => 1_000 } });
+    try {
+      const lease = await before.grantLease(3600);
+      await before.put('/l/old', 'n', { lease });
+    } finally {
+      await before.close();
+    }
+    await store.sweepExpiredLeases();
+    expect(await store.get('/l/old')).toBeUndefined();
+  });
+
+  test('a store file from before the monotonic clock opens; its leases renew onto it or expire', async () => {
+    const path = join(dir, 'old.db');
+    const old = new Database(path);
+    old.exec(`
+      CREATE TABLE leases (id INTEGER PRIMARY KEY AUTOINCREMENT, ttl_ms INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+      INSERT INTO leases(id, ttl_ms, expires_at) VALUES (7, 10000, ${realNow() + 10_000}), (8, 10000, ${realNow() - 1});
+    `);
+    old.close();
+    const upgraded = new SqliteKvStore(path, { leaseSweepIntervalMs: 60_000 });
+    try {
+      await upgraded.keepAlive('7');
+      await upgraded.put('/l/live', 'n', { lease: '7' });
+      await upgraded.sweepExpiredLeases();
+      expect((await upgraded.get('/l/live'))?.lease).toBe('7');
+      await expect(upgraded.keepAlive('8')).rejects.toBeInstanceOf(LeaseNotFoundError);
+      // Renewed onto the monotonic clock, lease 7 no longer cares about the wall clock either.
+      vi.spyOn(Date, 'now').mockImplementation(() => realNow() + HOUR_MS);
+      await upgraded.sweepExpiredLeases();
+      expect((await upgraded.get('/l/live'))?.lease).toBe('7');
+    } finally {
+      await upgraded.close();
+    }
+  });
+
+  test('the machine clock is shared by processes: it counts from boot, not from process start', () => {
+    const clock = machineLeaseClock();
+    expect(clock.bootId).toMatch(/^[0-9a-f-]{36}$/);
+    // Process uptime is far below the time since boot on any machine that has run for a second before this test.
+    expect(clock.nowMs()).toBeGreaterThan(process.uptime() * 1000);
+  });
+});
