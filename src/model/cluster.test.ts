@@ -39,6 +39,14 @@ async function ipClaims(network: string): Promise<string[]> {
   return kvs.map((kv) => `${kv.key.slice(keys.networkIpsPrefix(network).length)}=${kv.value}`);
 }
 
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('networks', () => {
   test('allocate /24s, VNIs from 4096 and the gateway; ingress gets 10.255.0.0/16', async () => {
     const a = await cluster.createNetwork({ name: 'front' });
@@ -124,16 +132,20 @@ describe('services', () => {
     expect((await store.range(keys.PORTS)).kvs.map((kv) => kv.key)).toEqual([keys.portKey('tcp', 30000), keys.portKey('tcp', 9000)]);
     await cluster.removeService('api');
     expect((await store.range(keys.PORTS)).kvs).toEqual([]);
-    expect(await ipClaims('ingress')).toEqual(['10.255.0.1=gateway']);
+    // The VIP is released into quarantine, not deleted: hosts may still balance to it for a while.
+    expect(await ipClaims('ingress')).toEqual(['10.255.0.1=gateway', '10.255.0.2=quarantine:vip:api']);
     await expect(cluster.removeService('api')).rejects.toBeInstanceOf(NotFoundError);
   });
 
-  test('VIP exhaustion is a typed error', async () => {
-    await cluster.createNetwork({ name: 'tiny', subnet: '10.9.0.0/29' });
-    for (let i = 0; i < 5; i++) await cluster.createService({ name: `s${i}`, networks: ['tiny'], command: ['x'] });
-    await expect(cluster.createService({ name: 's5', networks: ['tiny'], command: ['x'] })).rejects.toBeInstanceOf(PoolExhaustedError);
-    await cluster.removeService('s0');
-    expect((await cluster.createService({ name: 's5', networks: ['tiny'], command: ['x'] })).vips.tiny).toBe('10.9.0.2');
+  test('VIP exhaustion is a typed error; a released VIP is reused only after its quarantine', async () => {
+    const quick = new Cluster(store, { addressQuarantineSeconds: 0.4 });
+    await quick.createNetwork({ name: 'tiny', subnet: '10.9.0.0/29' });
+    for (let i = 0; i < 5; i++) await quick.createService({ name: `s${i}`, networks: ['tiny'], command: ['x'] });
+    await expect(quick.createService({ name: 's5', networks: ['tiny'], command: ['x'] })).rejects.toBeInstanceOf(PoolExhaustedError);
+    await quick.removeService('s0');
+    await expect(quick.createService({ name: 's5', networks: ['tiny'], command: ['x'] })).rejects.toBeInstanceOf(PoolExhaustedError);
+    await waitFor('the quarantine to end', async () => !(await ipClaims('tiny')).includes('10.9.0.2=quarantine:vip:s0'));
+    expect((await quick.createService({ name: 's5', networks: ['tiny'], command: ['x'] })).vips.tiny).toBe('10.9.0.2');
   });
 });
 
@@ -173,12 +185,13 @@ describe('nodes and tasks', () => {
       const t1b = await cluster.claimTask('web', 1, 'n2');
       expect(t1b.id).not.toBe(t1.id);
       expect(t1b.node).toBe('n2');
-      expect(await ipClaims('front')).toEqual(['10.0.0.1=gateway', '10.0.0.2=vip:web', `10.0.0.4=task:${t1b.id}`]);
+      expect(await ipClaims('front')).toEqual(['10.0.0.1=gateway', '10.0.0.2=vip:web', `10.0.0.3=quarantine:task:${t1.id}`, `10.0.0.4=task:${t1b.id}`]);
       await expect(cluster.updateTaskState('web', 1, t1.id, { state: 'failed' })).rejects.toBeInstanceOf(TaskReplacedError);
 
       await expect(cluster.claimTask('web', 3, 'n1')).rejects.toThrow(/slot 3 is outside 1..2/);
       await expect(cluster.claimTask('web', 1, 'n9')).rejects.toThrow(/node "n9" does not exist/);
-      await cluster.claimTask('web', 2, 'n1');
+      const t2 = await cluster.claimTask('web', 2, 'n1');
+      expect(t2.addresses['front']?.ip).toBe('10.0.0.5');
       expect((await cluster.listTasks({ node: 'n1' })).map((t) => t.slot)).toEqual([2]);
 
       // Scaling down leaves a live node's surplus task to its agent, which drains it (weight 0) first...
@@ -190,24 +203,32 @@ describe('nodes and tasks', () => {
       expect((await cluster.listTasks()).map((t) => `${t.service}.${t.slot}@${t.node}`)).toEqual(['web.1@n2']);
       expect(await cluster.removeTask('web', 1, 'not-the-id')).toBe(false);
       expect(await cluster.removeTask('web', 1)).toBe(true);
-      expect(await ipClaims('front')).toEqual(['10.0.0.1=gateway', '10.0.0.2=vip:web']);
+      expect(await ipClaims('front')).toEqual([
+        '10.0.0.1=gateway',
+        '10.0.0.2=vip:web',
+        `10.0.0.3=quarantine:task:${t1.id}`,
+        `10.0.0.4=quarantine:task:${t1b.id}`,
+        `10.0.0.5=quarantine:task:${t2.id}`,
+      ]);
     } finally {
       await n1.close();
       await n2.close();
     }
   });
 
-  test('removing a service removes its tasks and frees their addresses', async () => {
+  test('removing a service removes its tasks and quarantines their addresses', async () => {
     await cluster.createNetwork({ name: 'front' });
     await cluster.createService({ name: 'web', networks: ['front'], command: ['httpd'], replicas: 2 });
     const n1 = await cluster.registerNode({ id: 'n1', name: 'n1', underlayIp: '192.168.0.1' });
     try {
-      await cluster.claimTask('web', 1, 'n1');
-      await cluster.claimTask('web', 2, 'n1');
+      const a = await cluster.claimTask('web', 1, 'n1');
+      const b = await cluster.claimTask('web', 2, 'n1');
       await cluster.removeService('web');
       expect(await cluster.listTasks()).toEqual([]);
-      expect(await ipClaims('front')).toEqual(['10.0.0.1=gateway']);
+      expect(await ipClaims('front')).toEqual(['10.0.0.1=gateway', '10.0.0.2=quarantine:vip:web', `10.0.0.3=quarantine:task:${a.id}`, `10.0.0.4=quarantine:task:${b.id}`]);
+      // Removing the network keeps the quarantined claims: they end with their lease, not with the network.
       await cluster.removeNetwork('front');
+      expect(await ipClaims('front')).toEqual(['10.0.0.2=quarantine:vip:web', `10.0.0.3=quarantine:task:${a.id}`, `10.0.0.4=quarantine:task:${b.id}`]);
     } finally {
       await n1.close();
     }
@@ -236,7 +257,7 @@ describe('nodes and tasks', () => {
     }
   });
 
-  test('a dead node\'s slots move to live nodes, which claim them and free the old addresses', async () => {
+  test('a dead node\'s slots move to live nodes, which claim them and quarantine the old addresses', async () => {
     await cluster.createNetwork({ name: 'front' });
     await cluster.createService({ name: 'web', networks: ['front'], command: ['httpd'], replicas: 3 });
     const stable = [
@@ -264,10 +285,177 @@ describe('nodes and tasks', () => {
       expect(after.find((t) => t.slot === onC.slot)?.node).not.toBe('c');
       // Only the dead node's slot moved.
       for (const t of after) if (t.slot !== onC.slot) expect(t.node).toBe(before.get(t.slot));
-      expect(await ipClaims('front')).not.toContain(`${onC.addresses['front']!.ip}=task:${onC.id}`);
-      expect((await ipClaims('front')).filter((c) => c.includes('task:'))).toHaveLength(3);
+      expect(await ipClaims('front')).toContain(`${onC.addresses['front']!.ip}=quarantine:task:${onC.id}`);
+      expect((await ipClaims('front')).filter((c) => c.includes('=task:'))).toHaveLength(3);
     } finally {
       for (const r of stable) await r.close();
+    }
+  });
+});
+
+describe('address quarantine', () => {
+  test('a released task address is not handed out while quarantined, and is after', async () => {
+    const quick = new Cluster(store, { addressQuarantineSeconds: 0.5 });
+    await quick.createNetwork({ name: 'front' });
+    await quick.createService({ name: 'web', networks: ['front'], command: ['httpd'], replicas: 1 });
+    await quick.createService({ name: 'ng', networks: ['front'], command: ['nginx'], replicas: 1 });
+    const n1 = await quick.registerNode({ id: 'n1', name: 'n1', underlayIp: '192.168.0.1' });
+    try {
+      const old = await quick.claimTask('web', 1, 'n1');
+      const released = old.addresses['front']!.ip;
+      expect(await quick.removeTask('web', 1, old.id)).toBe(true);
+      const other = await quick.claimTask('ng', 1, 'n1');
+      expect(other.addresses['front']!.ip).not.toBe(released);
+      expect(await ipClaims('front')).toContain(`${released}=quarantine:task:${old.id}`);
+      await waitFor('the quarantine to end', async () => !(await ipClaims('front')).some((c) => c.startsWith(`${released}=`)));
+      const next = await quick.claimTask('web', 1, 'n1');
+      expect(next.addresses['front']!.ip).toBe(released);
+    } finally {
+      await n1.close();
+    }
+  });
+
+  test('a period of 0 releases at once; a negative period is refused', async () => {
+    expect(() => new Cluster(store, { addressQuarantineSeconds: -1 })).toThrow(InvalidSpecError);
+    const at0 = new Cluster(store, { addressQuarantineSeconds: 0 });
+    await at0.createNetwork({ name: 'front' });
+    await at0.createService({ name: 'web', networks: ['front'], command: ['httpd'] });
+    const n1 = await at0.registerNode({ id: 'n1', name: 'n1', underlayIp: '192.168.0.1' });
+    try {
+      const t = await at0.claimTask('web', 1, 'n1');
+      await at0.removeTask('web', 1);
+      expect(await ipClaims('front')).toEqual(['10.0.0.1=gateway', '10.0.0.2=vip:web']);
+      expect((await at0.claimTask('web', 1, 'n1')).addresses['front']!.ip).toBe(t.addresses['front']!.ip);
+    } finally {
+      await n1.close();
+    }
+  });
+});
+
+describe('records from a newer meshnet', () => {
+  test('unknown fields are read, not reported, and kept by every read-modify-write', async () => {
+    await cluster.createNetwork({ name: 'front' });
+    const created = await cluster.createService({ name: 'web', networks: ['front'], command: ['httpd'], replicas: 2, ports: [{ target: 80 }] });
+    const newer = { ...created, placement: { maxPerNode: 1 }, ports: created.ports.map((p) => ({ ...p, appProtocol: 'http' })), lb: { ...created.lb, weights: 'even' } };
+    await store.put(keys.serviceKey('web'), JSON.stringify(newer));
+    const n1 = await cluster.registerNode({ id: 'n1', name: 'n1', underlayIp: '192.168.0.1' });
+    try {
+      const snap = await cluster.snapshot();
+      expect(snap.invalid).toEqual([]);
+      expect(snap.services).toEqual([newer]);
+
+      const task = await cluster.claimTask('web', 1, 'n1');
+      await store.put(keys.taskKey('web', 1), JSON.stringify({ ...task, cpus: 2 }));
+      const updated = await cluster.updateTaskState('web', 1, task.id, { state: 'running' });
+      expect(updated).toMatchObject({ state: 'running', cpus: 2 });
+      expect(JSON.parse((await store.get(keys.taskKey('web', 1)))!.value)).toMatchObject({ state: 'running', cpus: 2 });
+
+      const scaled = await cluster.scaleService('web', 3);
+      expect(scaled).toEqual({ ...newer, replicas: 3 });
+      expect(await cluster.getService('web')).toEqual({ ...newer, replicas: 3 });
+    } finally {
+      await n1.close();
+    }
+  });
+
+  test('a really invalid record is reported with its key, kind and reason, and shown by inspectService', async () => {
+    await cluster.createService({ name: 'web', command: ['httpd'] });
+    const n1 = await cluster.registerNode({ id: 'n1', name: 'n1', underlayIp: '192.168.0.1' });
+    try {
+      const task = await cluster.claimTask('web', 1, 'n1');
+      await store.put(keys.taskKey('web', 1), JSON.stringify({ ...task, addresses: { ingress: { ip: '10.255.0.300', mac: '02:42:0a:ff:00:03' } } }));
+      await store.put(keys.serviceKey('api'), JSON.stringify({ name: 'api', replicas: 'two' }));
+      const snap = await cluster.snapshot();
+      expect(snap.invalid.map((i) => [i.key, i.kind])).toEqual([
+        [keys.serviceKey('api'), 'service'],
+        [keys.taskKey('web', 1), 'task'],
+      ]);
+      expect(snap.invalid[1]?.error).toMatch(/addresses\.ingress\.ip: must be a dotted-quad IPv4 address/);
+      expect(snap.tasks).toEqual([]);
+
+      const web = await cluster.inspectService('web');
+      expect(web?.service?.name).toBe('web');
+      expect(web?.tasks).toEqual([]);
+      expect(web?.invalid.map((i) => i.key)).toEqual([keys.taskKey('web', 1)]);
+      const api = await cluster.inspectService('api');
+      expect(api?.service).toBeUndefined();
+      expect(api?.invalid[0]?.error).toMatch(/invalid service at \/meshnet\/services\/api: .*replicas/);
+      expect(await cluster.inspectService('ghost')).toBeUndefined();
+    } finally {
+      await n1.close();
+    }
+  });
+});
+
+describe('node lease takeover', () => {
+  const spec = { id: 'n1', name: 'n1', underlayIp: '192.168.0.1' };
+
+  test('a restarted agent resumes a live lease: no key changes revision, keys under the lease outlive the old TTL', async () => {
+    const first = await cluster.registerNode(spec, { ttlSeconds: 0.9 });
+    expect(first.resumed).toBe(false);
+    const lease = first.lease();
+    await store.put('/meshnet/ingress-endpoints/n1', '{"node":"n1"}', { lease });
+    const before = (await store.get(keys.nodeKey('n1')))!;
+    first.stop(); // a graceful restart: the old agent stops refreshing, the lease still runs
+    const second = await cluster.registerNode(spec, { ttlSeconds: 0.9, resumeLease: lease });
+    try {
+      expect(second.resumed).toBe(true);
+      expect(second.lease()).toBe(lease);
+      expect(second.node).toEqual(JSON.parse(before.value));
+      // Several TTLs later nothing was re-created: same revisions, still on the old lease.
+      await new Promise((r) => setTimeout(r, 2000));
+      expect((await store.get(keys.nodeKey('n1')))?.modRevision).toBe(before.modRevision);
+      expect((await store.get('/meshnet/ingress-endpoints/n1'))?.lease).toBe(lease);
+    } finally {
+      await second.close();
+    }
+    expect(await store.get('/meshnet/ingress-endpoints/n1')).toBeUndefined();
+  });
+
+  test('a lease that is gone, or that holds another registration, is not taken over', async () => {
+    const gone = await cluster.registerNode(spec);
+    const goneLease = gone.lease();
+    await gone.close();
+    const afterGone = await cluster.registerNode(spec, { resumeLease: goneLease });
+    expect(afterGone.resumed).toBe(false);
+    expect(afterGone.lease()).not.toBe(goneLease);
+    afterGone.stop();
+
+    // The old lease is alive, but the node now lives at another underlay address: register afresh.
+    const moved = await cluster.registerNode({ ...spec, underlayIp: '192.168.0.9' }, { resumeLease: afterGone.lease() });
+    try {
+      expect(moved.resumed).toBe(false);
+      expect(moved.lease()).not.toBe(afterGone.lease());
+      expect((await cluster.getNode('n1'))?.underlayIp).toBe('192.168.0.9');
+    } finally {
+      await moved.close();
+      await store.revokeLease(afterGone.lease());
+    }
+  });
+
+  test('a renamed node resumes its lease and rewrites only its record', async () => {
+    const first = await cluster.registerNode(spec);
+    first.stop();
+    const renamed = await cluster.registerNode({ ...spec, name: 'n1.example', labels: { zone: 'a' } }, { resumeLease: first.lease() });
+    try {
+      expect(renamed.resumed).toBe(true);
+      expect(await cluster.getNode('n1')).toEqual({ ...spec, name: 'n1.example', labels: { zone: 'a' }, lease: first.lease() });
+    } finally {
+      await renamed.close();
+    }
+  });
+
+  test('a lease lost under a running agent is replaced and reported to onLeaseReplaced', async () => {
+    const replaced: [string, string][] = [];
+    const reg = await cluster.registerNode(spec, { ttlSeconds: 0.6, onLeaseReplaced: (lease, previous) => replaced.push([lease, previous]) });
+    try {
+      const old = reg.lease();
+      await store.revokeLease(old); // as if the agent had stalled past its TTL
+      await waitFor('the lease to be replaced', async () => replaced.length > 0);
+      expect(replaced).toEqual([[reg.lease(), old]]);
+      expect((await cluster.getNode('n1'))?.lease).toBe(reg.lease());
+    } finally {
+      await reg.close();
     }
   });
 });

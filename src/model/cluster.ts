@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { Compare, KeyValue, KvStore, TxnOp, WatchEvent, WatchHandle, WatchOptions } from '../store/kv-store.js';
+import { silentLogger, type Logger } from '../log/logger.js';
+import type { Compare, KeyValue, KvStore, LeaseId, TxnOp, WatchEvent, WatchHandle, WatchOptions } from '../store/kv-store.js';
 import { LeaseNotFoundError } from '../store/store-errors.js';
+import { AddressQuarantine, DEFAULT_QUARANTINE_SECONDS, isQuarantined, type ReleasedAddress } from './address-quarantine.js';
 import {
   checkOverlaySubnet,
   checkSubnetFree,
@@ -23,7 +25,6 @@ import {
   NetworkInUseError,
   NotFoundError,
   PortConflictError,
-  RecordInvalidError,
   TaskReplacedError,
 } from './model-errors.js';
 import {
@@ -33,10 +34,12 @@ import {
   NetworkSpecSchema,
   NodeRecordSchema,
   NodeSpecSchema,
+  PortRecordSchema,
   ServiceRecordSchema,
   ServiceSpecSchema,
   ServiceUpdateSchema,
   TaskRecordSchema,
+  unknownFields,
   validate,
   type NetworkRecord,
   type NetworkSpec,
@@ -49,6 +52,7 @@ import {
   type ServiceUpdate,
   type TaskRecord,
 } from './records.js';
+import { decodeSnapshotEntry, type InvalidRecord } from './snapshot-entry.js';
 
 // Cluster operations over a KvStore, shared by the CLI and the agents. Every allocation is a compare-and-swap
 // transaction: read what is taken, choose, commit guarded by the revisions read (or `absent` for claim keys);
@@ -65,6 +69,13 @@ export interface ClusterOptions {
   now?: () => Date;
   /** Compare-and-swap rounds before giving up with ContentionError. */
   maxAttempts?: number;
+  /**
+   * How long an address released by a removed or replaced task (or a released VIP) stays unavailable, so hosts
+   * that still balance to it have dropped it first (default 30 s: two 10 s node leases plus margin; 0: at once).
+   */
+  addressQuarantineSeconds?: number;
+  /** Where node registration events go (default: nowhere). */
+  log?: Logger;
 }
 
 /** The whole intent at one revision, as plain data for the agent's pure desired-state functions. */
@@ -74,15 +85,32 @@ export interface ClusterSnapshot {
   networks: NetworkRecord[];
   services: ServiceRecord[];
   tasks: TaskRecord[];
-  /** Records that failed validation (left out above), so the agent can log them instead of dying. */
-  invalid: { key: string; error: string }[];
+  /**
+   * Records that failed validation (left out above), with their key, kind and reason. They are not deletions:
+   * the agent logs them and keeps acting on what it last knew of those keys.
+   */
+  invalid: InvalidRecord[];
+}
+
+/** A service with its tasks as stored, for `service inspect`; records that cannot be read are listed in `invalid`. */
+export interface ServiceView {
+  /** Undefined when the service record is missing or invalid. */
+  service: ServiceRecord | undefined;
+  tasks: TaskRecord[];
+  invalid: InvalidRecord[];
 }
 
 /** A live node registration; its lease is kept alive until close(). */
 export interface NodeRegistration {
   readonly node: NodeRecord;
   /** The lease currently holding the node record (changes if the lease had to be re-granted). */
-  lease(): string;
+  lease(): LeaseId;
+  /**
+   * True when registerNode took over `resumeLease`: the node record and every key the previous agent put under
+   * that lease were kept as they were. False: the node holds a fresh lease, and keys held under the old one (if
+   * it is still alive) vanish when it expires, so put them again under lease().
+   */
+  readonly resumed: boolean;
   /** Stops the keepalive and revokes the lease, removing the node record. */
   close(): Promise<void>;
   /** Stops the keepalive only: the node stays registered until its lease runs out (an agent restart takes it over). */
@@ -95,6 +123,17 @@ export interface RegisterNodeOptions {
   ttlSeconds?: number;
   /** Called when a keepalive fails for a reason other than an expired lease (which is repaired). */
   onKeepAliveError?: (err: Error) => void;
+  /**
+   * A lease a previous agent of this node held (persisted across restarts). When it is still alive and holds this
+   * node's record (same id and underlay address) it is kept alive and nothing is re-created, so no key changes
+   * revision and peers see nothing; otherwise the node registers under a fresh lease.
+   */
+  resumeLease?: LeaseId;
+  /**
+   * Called after the lease ran out (the keepalive found it gone) and the node record was put again under
+   * `lease`: everything else held under `previous` is gone too, so put it back under `lease`.
+   */
+  onLeaseReplaced?: (lease: LeaseId, previous: LeaseId) => void;
 }
 
 /** Filter of listTasks. */
@@ -128,10 +167,6 @@ function newTaskId(): string {
   return randomBytes(12).toString('hex');
 }
 
-function log(event: string, fields: Record<string, unknown>): void {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
-}
-
 function byServiceThenSlot(a: TaskRecord, b: TaskRecord): number {
   if (a.service !== b.service) return a.service < b.service ? -1 : 1;
   return a.slot - b.slot;
@@ -154,6 +189,8 @@ export class Cluster {
   private readonly sandboxDir: string;
   private readonly now: () => Date;
   private readonly maxAttempts: number;
+  private readonly quarantine: AddressQuarantine;
+  private readonly log: Logger;
 
   constructor(
     readonly store: KvStore,
@@ -162,6 +199,12 @@ export class Cluster {
     this.sandboxDir = options.sandboxDir ?? DEFAULT_SANDBOX_DIR;
     this.now = options.now ?? (() => new Date());
     this.maxAttempts = options.maxAttempts ?? 200;
+    const quarantineSeconds = options.addressQuarantineSeconds ?? DEFAULT_QUARANTINE_SECONDS;
+    if (!Number.isFinite(quarantineSeconds) || quarantineSeconds < 0) {
+      throw new InvalidSpecError(`addressQuarantineSeconds must be a number of seconds >= 0, got ${quarantineSeconds}`);
+    }
+    this.quarantine = new AddressQuarantine(store, quarantineSeconds);
+    this.log = (options.log ?? silentLogger()).child({ component: 'cluster' });
   }
 
   // ---- plumbing ----
@@ -188,7 +231,20 @@ export class Cluster {
   }
 
   private async commit(compare: Compare[], success: TxnOp[]): Promise<boolean> {
-    return (await this.store.txn({ compare, success })).succeeded;
+    try {
+      return (await this.store.txn({ compare, success })).succeeded;
+    } catch (err) {
+      // The only leases Cluster txns put keys under are quarantine leases: one that vanished is re-granted by
+      // the caller's next round.
+      if (!(err instanceof LeaseNotFoundError)) throw err;
+      this.quarantine.forget();
+      return false;
+    }
+  }
+
+  /** Ops releasing the addresses a task held, into quarantine. */
+  private releaseTaskAddresses(task: TaskRecord): Promise<TxnOp[]> {
+    return this.quarantine.releaseOps(Object.entries(task.addresses).map(([network, { ip }]) => ({ network, ip, owner: `task:${task.id}` })));
   }
 
   private async usedIps(network: string): Promise<Set<string>> {
@@ -205,19 +261,54 @@ export class Cluster {
 
   // ---- nodes ----
 
-  /** Registers (or re-registers) a node under a lease and keeps the lease alive until close(). */
+  /**
+   * Registers a node under a lease and keeps the lease alive until close(); with `resumeLease` it takes over the
+   * registration a previous agent of this node left behind (see RegisterNodeOptions).
+   */
   async registerNode(spec: NodeSpec, options: RegisterNodeOptions = {}): Promise<NodeRegistration> {
     const input = validate(NodeSpecSchema, 'node spec', 'for registerNode', spec);
     const ttlSeconds = options.ttlSeconds ?? 10;
     const id = input.id ?? randomBytes(6).toString('hex');
     const key = keys.nodeKey(id);
-    const register = async (): Promise<{ node: NodeRecord; lease: string }> => {
+    const recordFor = (lease: LeaseId, kept: Record<string, unknown> = {}): NodeRecord => ({
+      ...kept,
+      id,
+      name: input.name,
+      underlayIp: input.underlayIp,
+      lease,
+      ...(input.labels ? { labels: input.labels } : {}),
+    });
+    const register = async (): Promise<{ node: NodeRecord; lease: LeaseId }> => {
       const lease = await this.store.grantLease(ttlSeconds);
-      const node: NodeRecord = { id, name: input.name, underlayIp: input.underlayIp, lease, ...(input.labels ? { labels: input.labels } : {}) };
+      const node = recordFor(lease);
       await this.store.put(key, encodeRecord(NodeRecordSchema, 'node', key, node), { lease });
       return { node, lease };
     };
-    let current = await register();
+    const resume = async (lease: LeaseId): Promise<{ node: NodeRecord; lease: LeaseId } | undefined> => {
+      const kv = await this.store.get(key);
+      if (kv === undefined || kv.lease !== lease) return undefined;
+      const entry = decodeSnapshotEntry(key, kv.value);
+      if (entry === undefined || !('record' in entry) || entry.kind !== 'node') return undefined;
+      const held = entry.record;
+      if (held.id !== id || held.underlayIp !== input.underlayIp || held.lease !== lease) return undefined;
+      try {
+        await this.store.keepAlive(lease);
+      } catch (err) {
+        if (err instanceof LeaseNotFoundError) return undefined;
+        throw err;
+      }
+      const node = recordFor(lease, unknownFields(NodeRecordSchema, held));
+      // A changed name or label set is written in place, on the same lease; an unchanged record is not touched.
+      if (held.name !== input.name || JSON.stringify(held.labels ?? null) !== JSON.stringify(input.labels ?? null)) {
+        const ok = await this.commit([{ key, modRevision: kv.modRevision }], [{ type: 'put', key, value: encodeRecord(NodeRecordSchema, 'node', key, node), lease }]);
+        if (!ok) return undefined;
+      }
+      return { node, lease };
+    };
+
+    const resumed = options.resumeLease !== undefined ? await resume(options.resumeLease) : undefined;
+    let current = resumed ?? (await register());
+    this.log.info({ event: resumed ? 'cluster.node.lease_resumed' : 'cluster.node.registered', node: id, lease: current.lease, ...(options.resumeLease !== undefined && !resumed ? { staleLease: options.resumeLease } : {}) });
     let closed = false;
     let busy = false;
     const refresh = async (): Promise<void> => {
@@ -226,8 +317,11 @@ export class Cluster {
       } catch (err) {
         if (closed || !(err instanceof LeaseNotFoundError)) throw err;
         // The agent stalled longer than the TTL and its node vanished: register again under a fresh lease.
-        log('cluster.node.lease_lost', { node: id, lease: current.lease });
+        const previous = current.lease;
+        this.log.warn({ event: 'cluster.node.lease_lost', node: id, lease: previous });
         current = await register();
+        this.log.info({ event: 'cluster.node.lease_replaced', node: id, lease: current.lease, previous });
+        options.onLeaseReplaced?.(current.lease, previous);
       }
     };
     const timer = setInterval(() => {
@@ -237,7 +331,7 @@ export class Cluster {
         .catch((err: unknown) => {
           if (closed) return;
           if (options.onKeepAliveError) options.onKeepAliveError(err as Error);
-          else log('cluster.node.keepalive_failed', { node: id, error: String(err) });
+          else this.log.warn({ event: 'cluster.node.keepalive_failed', node: id, error: String(err) });
         })
         .finally(() => {
           busy = false;
@@ -248,6 +342,7 @@ export class Cluster {
         return current.node;
       },
       lease: () => current.lease,
+      resumed: resumed !== undefined,
       close: async () => {
         closed = true;
         clearInterval(timer);
@@ -347,7 +442,10 @@ export class Cluster {
         { type: 'delete', key },
         { type: 'put', key: keys.SUBNETS_KEY, value: JSON.stringify(remaining) },
         { type: 'delete', key: keys.vniKey(net.record.vni) },
-        ...[...(await this.usedIps(name))].map((ip): TxnOp => ({ type: 'delete', key: keys.ipKey(name, ip) })),
+        // Quarantined addresses keep their lease: a network re-created at once must not hand them out either.
+        ...(await this.store.range(keys.networkIpsPrefix(name))).kvs
+          .filter((kv) => !isQuarantined(kv.value))
+          .map((kv): TxnOp => ({ type: 'delete', key: kv.key })),
       ];
       if (usersKv) ops.push({ type: 'delete', key: usersKv.key });
       const compare = [unchanged(key, net.kv), unchanged(keys.netusersKey(name), usersKv), unchanged(keys.SUBNETS_KEY, tableKv)];
@@ -482,9 +580,8 @@ export class Cluster {
           ops.push({ type: 'put', key: keys.ipKey(netName, ip), value: `vip:${name}` });
         }
       }
-      for (const [netName, ip] of Object.entries(current?.vips ?? {})) {
-        if (vips[netName] !== ip) ops.push({ type: 'delete', key: keys.ipKey(netName, ip) });
-      }
+      const droppedVips = Object.entries(current?.vips ?? {}).filter(([netName, ip]) => vips[netName] !== ip);
+      ops.push(...(await this.quarantine.releaseOps(droppedVips.map(([network, ip]) => ({ network, ip, owner: `vip:${name}` })))));
 
       // Ports: explicit ones must be free (or already ours); dynamic ones keep their old number or get a free one.
       const portClaims = new Map(portKvs.map((kv) => [kv.key, kv]));
@@ -508,7 +605,8 @@ export class Cluster {
           published = i >= 0 ? reusable.splice(i, 1)[0]!.published : choosePort(used[p.protocol], attempt);
           used[p.protocol].add(published);
         }
-        return { published, target: p.target, protocol: p.protocol, mode: p.mode, policy: p.policy };
+        // Ports carried over from the stored record keep fields a newer meshnet added.
+        return { ...unknownFields(PortRecordSchema, p), published, target: p.target, protocol: p.protocol, mode: p.mode, policy: p.policy };
       });
       let healthPort = spec.healthPort;
       if (healthPort === undefined && ports.some((p) => p.policy === 'local')) healthPort = choosePort(used.tcp, attempt);
@@ -523,6 +621,7 @@ export class Cluster {
       for (const claim of new Set(oldClaims)) if (!newClaims.includes(claim)) ops.push({ type: 'delete', key: claim });
 
       const record: ServiceRecord = {
+        ...(current ? unknownFields(ServiceRecordSchema, current) : {}),
         name,
         networks: spec.networks,
         vips,
@@ -555,7 +654,8 @@ export class Cluster {
         compare.push(unchanged(usersKey, usersKv));
         ops.push(rest.length > 0 ? { type: 'put', key: usersKey, value: JSON.stringify(rest) } : { type: 'delete', key: usersKey });
       }
-      for (const [netName, ip] of Object.entries(service.vips)) ops.push({ type: 'delete', key: keys.ipKey(netName, ip) });
+      const vips: ReleasedAddress[] = Object.entries(service.vips).map(([network, ip]) => ({ network, ip, owner: `vip:${name}` }));
+      ops.push(...(await this.quarantine.releaseOps(vips)));
       for (const claim of new Set(portClaimKeys(service.ports, service.healthPort))) {
         const kv = await this.store.get(claim);
         if (kv?.value === name) ops.push({ type: 'delete', key: claim });
@@ -581,7 +681,7 @@ export class Cluster {
   /**
    * Makes `nodeId` the owner of `service` slot `slot`: returns the existing task when it already runs there,
    * otherwise writes a new task (new id, new addresses on every attached network) replacing the old one,
-   * whose addresses are released.
+   * whose addresses go into quarantine (see ClusterOptions.addressQuarantineSeconds).
    */
   async claimTask(serviceName: string, slot: number, nodeId: string): Promise<TaskRecord> {
     const key = keys.taskKey(serviceName, slot);
@@ -602,9 +702,7 @@ export class Cluster {
       const compare: Compare[] = [unchanged(service.kv.key, service.kv), unchanged(node.kv.key, node.kv), unchanged(key, existing?.kv)];
       const ops: TxnOp[] = [];
       const addresses = await this.claimTaskAddresses(service.record, id, attempt, compare, ops);
-      for (const [netName, { ip }] of Object.entries(existing?.record.addresses ?? {})) {
-        ops.push({ type: 'delete', key: keys.ipKey(netName, ip) });
-      }
+      if (existing) ops.push(...(await this.releaseTaskAddresses(existing.record)));
       const record: TaskRecord = {
         id,
         service: serviceName,
@@ -707,14 +805,13 @@ export class Cluster {
     });
   }
 
-  /** Deletes a slot's task (only while it is still `taskId`, when given) and releases its addresses. */
+  /** Deletes a slot's task (only while it is still `taskId`, when given); its addresses go into quarantine. */
   async removeTask(serviceName: string, slot: number, taskId?: string): Promise<boolean> {
     const key = keys.taskKey(serviceName, slot);
     return this.retrying(`removeTask(${serviceName}.${slot})`, async () => {
       const read = await this.read(TaskRecordSchema, 'task', key);
       if (!read || (taskId !== undefined && read.record.id !== taskId)) return false;
-      const ops: TxnOp[] = [{ type: 'delete', key }];
-      for (const [netName, { ip }] of Object.entries(read.record.addresses)) ops.push({ type: 'delete', key: keys.ipKey(netName, ip) });
+      const ops: TxnOp[] = [{ type: 'delete', key }, ...(await this.releaseTaskAddresses(read.record))];
       return (await this.commit([unchanged(key, read.kv)], ops)) ? true : undefined;
     });
   }
@@ -733,18 +830,32 @@ export class Cluster {
     const { kvs, revision } = await this.store.range(keys.ROOT);
     const snap: ClusterSnapshot = { revision, nodes: [], networks: [], services: [], tasks: [], invalid: [] };
     for (const kv of kvs) {
-      try {
-        if (kv.key.startsWith(keys.NODES)) snap.nodes.push(decodeRecord(NodeRecordSchema, 'node', kv.key, kv.value));
-        else if (kv.key.startsWith(keys.NETWORKS)) snap.networks.push(decodeRecord(NetworkRecordSchema, 'network', kv.key, kv.value));
-        else if (kv.key.startsWith(keys.SERVICES)) snap.services.push(decodeRecord(ServiceRecordSchema, 'service', kv.key, kv.value));
-        else if (kv.key.startsWith(keys.TASKS)) snap.tasks.push(decodeRecord(TaskRecordSchema, 'task', kv.key, kv.value));
-      } catch (err) {
-        if (!(err instanceof RecordInvalidError)) throw err;
-        snap.invalid.push({ key: kv.key, error: err.message });
-      }
+      const entry = decodeSnapshotEntry(kv.key, kv.value);
+      if (entry === undefined) continue;
+      if ('invalid' in entry) snap.invalid.push(entry.invalid);
+      else if (entry.kind === 'node') snap.nodes.push(entry.record);
+      else if (entry.kind === 'network') snap.networks.push(entry.record);
+      else if (entry.kind === 'service') snap.services.push(entry.record);
+      else snap.tasks.push(entry.record);
     }
     snap.tasks.sort(byServiceThenSlot);
     return snap;
+  }
+
+  /** A service and its tasks, tolerating records that fail validation (listed in `invalid`); undefined when nothing is stored. */
+  async inspectService(name: string): Promise<ServiceView | undefined> {
+    const [serviceKv, { kvs: taskKvs }] = await Promise.all([this.store.get(keys.serviceKey(name)), this.store.range(keys.serviceTasksPrefix(name))]);
+    if (serviceKv === undefined && taskKvs.length === 0) return undefined;
+    const view: ServiceView = { service: undefined, tasks: [], invalid: [] };
+    for (const kv of serviceKv ? [serviceKv, ...taskKvs] : taskKvs) {
+      const entry = decodeSnapshotEntry(kv.key, kv.value);
+      if (entry === undefined) continue;
+      if ('invalid' in entry) view.invalid.push(entry.invalid);
+      else if (entry.kind === 'service') view.service = entry.record;
+      else if (entry.kind === 'task') view.tasks.push(entry.record);
+    }
+    view.tasks.sort(byServiceThenSlot);
+    return view;
   }
 
   /** Calls `onChange` for every change under /meshnet/ (from `options.fromRevision`, default: from now). */

@@ -1,6 +1,17 @@
 import { describe, expect, test } from 'vitest';
 import { RecordInvalidError } from './model-errors.js';
-import { decodeRecord, encodeRecord, NetworkRecordSchema, NodeRecordSchema, ServiceRecordSchema, ServiceSpecSchema, TaskRecordSchema, validate } from './records.js';
+import {
+  decodeRecord,
+  encodeRecord,
+  NetworkRecordSchema,
+  NodeRecordSchema,
+  ServiceRecordSchema,
+  ServiceSpecSchema,
+  ServiceUpdateSchema,
+  TaskRecordSchema,
+  unknownFields,
+  validate,
+} from './records.js';
 
 const goodService = {
   name: 'web',
@@ -55,13 +66,34 @@ describe('record schemas', () => {
     expect(issuesOf(() => validate(ServiceRecordSchema, 'service', 'x', { ...goodService, command: [] }))).toMatch(/command: needs at least the program/);
     expect(issuesOf(() => validate(ServiceRecordSchema, 'service', 'x', { ...goodService, name: '-bad name' }))).toMatch(/name: must be 1-63 letters/);
     expect(issuesOf(() => validate(ServiceRecordSchema, 'service', 'x', { ...goodService, ports: [{ ...goodService.ports[0], published: 70000 }] }))).toMatch(/ports\.0\.published/);
-    expect(issuesOf(() => validate(ServiceRecordSchema, 'service', 'x', { ...goodService, extra: 1 }))).toMatch(/extra/);
     expect(issuesOf(() => validate(TaskRecordSchema, 'task', 'x', { ...goodTask, state: 'exploded' }))).toMatch(/state/);
     expect(issuesOf(() => validate(TaskRecordSchema, 'task', 'x', { ...goodTask, sandbox: 'relative' }))).toMatch(/sandbox: must be an absolute netns path/);
     expect(issuesOf(() => validate(NetworkRecordSchema, 'network', 'x', { name: 'n', driver: 'bridge', subnet: '10.0.0.1/24', gateway: '10.0.0.1', vni: 0, ingress: false, options: {} }))).toMatch(
       /driver.*subnet: must be an IPv4 CIDR.*vni/,
     );
     expect(issuesOf(() => validate(NodeRecordSchema, 'node', 'x', { id: 'h', name: 'h', underlayIp: 'h', lease: 'abc' }))).toMatch(/underlayIp.*lease/);
+  });
+
+  test('stored records keep fields a newer meshnet added, at the top and nested', () => {
+    const newer = {
+      ...goodService,
+      placement: { constraints: ['zone==a'] },
+      ports: [{ ...goodService.ports[0], appProtocol: 'http' }],
+      lb: { scheduler: 'rr', weights: 'even' },
+    };
+    const json = encodeRecord(ServiceRecordSchema, 'service', '/k', newer as never);
+    expect(decodeRecord(ServiceRecordSchema, 'service', '/k', json)).toEqual(newer);
+    const task = { ...goodTask, cpus: 2, addresses: { front: { ...goodTask.addresses.front, ipv6: 'fd00::3' } } };
+    expect(decodeRecord(TaskRecordSchema, 'task', '/k', JSON.stringify(task))).toEqual(task);
+    expect(unknownFields(ServiceRecordSchema, newer)).toEqual({ placement: { constraints: ['zone==a'] } });
+    // A known field with a wrong type is still an error, even next to unknown ones.
+    expect(issuesOf(() => validate(ServiceRecordSchema, 'service', 'x', { ...newer, replicas: 'three' }))).toMatch(/replicas/);
+  });
+
+  test('what users submit stays strict: an unknown field is a typo', () => {
+    expect(issuesOf(() => validate(ServiceSpecSchema, 'service spec', 'x', { name: 'api', command: ['api'], replicsa: 3 }))).toMatch(/replicsa/);
+    expect(issuesOf(() => validate(ServiceSpecSchema, 'service spec', 'x', { name: 'api', command: ['api'], ports: [{ target: 80, mdoe: 'host' }] }))).toMatch(/mdoe/);
+    expect(issuesOf(() => validate(ServiceUpdateSchema, 'service update', 'x', { lb: { scheduler: 'rr', afinity: {} } }))).toMatch(/afinity/);
   });
 
   test('stored garbage is reported with its key', () => {

@@ -4,6 +4,9 @@ import { parseIpv4, parseSubnet } from './ipv4.js';
 
 // Schemas of everything the model stores (validated on every read and write) and of the specs users submit.
 // Records are plain JSON so every agent, whatever its version, reads the same thing.
+// Stored records are loose objects: a field added by a newer meshnet is accepted and kept on every read-modify-write,
+// so an older agent neither drops it nor takes the record for garbage (and the object for deleted). What users
+// submit (specs, updates) stays strict, so a typo is an error at the edge, not a silently stored field.
 
 /** Names of networks, services and nodes: usable as store key segments and interface-name material. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
@@ -14,7 +17,7 @@ const portNumber = z.number().int().min(1).max(65535);
 const stringMap = z.record(z.string(), z.string());
 
 /** A host running an agent; stored under the agent's lease so it disappears when the agent dies. */
-export const NodeRecordSchema = z.strictObject({
+export const NodeRecordSchema = z.looseObject({
   id: nameSchema,
   name: z.string().min(1).max(253),
   underlayIp: ipv4Schema,
@@ -25,7 +28,7 @@ export const NodeRecordSchema = z.strictObject({
 export type NodeRecord = z.infer<typeof NodeRecordSchema>;
 
 /** An overlay network (the ingress network is one with ingress: true). */
-export const NetworkRecordSchema = z.strictObject({
+export const NetworkRecordSchema = z.looseObject({
   name: nameSchema,
   driver: z.literal('overlay'),
   subnet: subnetSchema,
@@ -38,7 +41,7 @@ export const NetworkRecordSchema = z.strictObject({
 export type NetworkRecord = z.infer<typeof NetworkRecordSchema>;
 
 /** A published port as stored: `published` is always concrete. */
-export const PortRecordSchema = z.strictObject({
+export const PortRecordSchema = z.looseObject({
   published: portNumber,
   target: portNumber,
   protocol: z.enum(['tcp', 'udp']),
@@ -48,16 +51,25 @@ export const PortRecordSchema = z.strictObject({
 /** A stored published port. */
 export type PortRecord = z.infer<typeof PortRecordSchema>;
 
-/** Load-balancing choices of a service (names follow IPVS schedulers). */
-export const LbSchema = z.strictObject({
-  scheduler: z.enum(['rr', 'wrr', 'lc', 'sh', 'mh', 'random']),
-  affinity: z.strictObject({ timeoutSeconds: z.number().int().min(1).max(86_400) }).optional(),
+const schedulerSchema = z.enum(['rr', 'wrr', 'lc', 'sh', 'mh', 'random']);
+const affinitySeconds = z.number().int().min(1).max(86_400);
+
+/** Load-balancing choices of a stored service (names follow IPVS schedulers). */
+export const LbRecordSchema = z.looseObject({
+  scheduler: schedulerSchema,
+  affinity: z.looseObject({ timeoutSeconds: affinitySeconds }).optional(),
 });
 /** Load-balancing choices. */
-export type LbRecord = z.infer<typeof LbSchema>;
+export type LbRecord = z.infer<typeof LbRecordSchema>;
+
+/** Load-balancing choices as users give them. */
+export const LbSpecSchema = z.strictObject({
+  scheduler: schedulerSchema,
+  affinity: z.strictObject({ timeoutSeconds: affinitySeconds }).optional(),
+});
 
 /** A replicated service. `vips` has one entry per attached network, plus `ingress` when it publishes in ingress mode. */
-export const ServiceRecordSchema = z.strictObject({
+export const ServiceRecordSchema = z.looseObject({
   name: nameSchema,
   networks: z.array(nameSchema),
   vips: z.record(nameSchema, ipv4Schema),
@@ -66,19 +78,19 @@ export const ServiceRecordSchema = z.strictObject({
   replicas: z.number().int().min(0).max(10_000),
   command: z.array(z.string()).min(1, 'needs at least the program to run'),
   env: stringMap.optional(),
-  lb: LbSchema,
+  lb: LbRecordSchema,
   healthPort: portNumber.optional(),
 });
 /** A stored service. */
 export type ServiceRecord = z.infer<typeof ServiceRecordSchema>;
 
 /** One replica of a service, bound to a node. */
-export const TaskRecordSchema = z.strictObject({
+export const TaskRecordSchema = z.looseObject({
   id: z.string().regex(/^[a-z0-9]{8,64}$/, 'must be 8-64 lowercase letters or digits'),
   service: nameSchema,
   slot: z.number().int().min(1),
   node: nameSchema,
-  addresses: z.record(nameSchema, z.strictObject({ ip: ipv4Schema, mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/) })),
+  addresses: z.record(nameSchema, z.looseObject({ ip: ipv4Schema, mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/) })),
   sandbox: z.string().startsWith('/', 'must be an absolute netns path'),
   /** Run by another runtime and attached with `meshnet task attach`: meshnet wires it, never starts or stops it. */
   external: z.boolean().optional(),
@@ -111,7 +123,7 @@ export const ServiceSpecSchema = z.strictObject({
   replicas: z.number().int().min(0).max(10_000).default(1),
   command: z.array(z.string()).min(1, 'needs at least the program to run'),
   env: stringMap.optional(),
-  lb: LbSchema.default({ scheduler: 'rr' }),
+  lb: LbSpecSchema.default({ scheduler: 'rr' }),
   healthPort: portNumber.optional(),
 });
 /** A service spec as users write it. */
@@ -124,7 +136,7 @@ export const ServiceUpdateSchema = z.strictObject({
   replicas: z.number().int().min(0).max(10_000).optional(),
   command: z.array(z.string()).min(1).optional(),
   env: stringMap.optional(),
-  lb: LbSchema.optional(),
+  lb: LbSpecSchema.optional(),
   ports: z.array(PortSpecSchema).optional(),
   healthPort: portNumber.optional(),
 });
@@ -176,4 +188,10 @@ export function decodeRecord<S extends z.ZodType>(schema: S, kind: string, key: 
 /** Validates a record and serialises it for the store. */
 export function encodeRecord<S extends z.ZodType>(schema: S, kind: string, key: string, value: z.input<S>): string {
   return JSON.stringify(validate(schema, kind, `for ${key}`, value));
+}
+
+/** The fields of `value` that `schema` does not know (written by a newer meshnet), to carry into a rewritten record. */
+export function unknownFields(schema: z.ZodObject, value: object): Record<string, unknown> {
+  const known = new Set(Object.keys(schema.shape));
+  return Object.fromEntries(Object.entries(value).filter(([field]) => !known.has(field)));
 }

@@ -58,6 +58,7 @@ async function prepare(address: string): Promise<NodeRegistration[]> {
   return regs.map((r) => ({
     node: r.node,
     lease: r.lease,
+    resumed: r.resumed,
     stop: () => r.stop(),
     close: async () => {
       await r.close();

@@ -91,18 +91,26 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
     );
   svc
     .command('inspect <name>')
-    .description('show a service: VIPs, published ports, tasks, and each node\'s backend set and LB backend kind')
-    .action(async (name: string) =>
+    .description('show a service: VIPs, published ports, tasks, each node\'s backend set and LB backend kind, and stored records that are invalid')
+    .option('--json', 'machine-readable output only (no warnings on stderr)')
+    .action(async (name: string, o: { json?: boolean }) =>
       withCluster(storeOption(), async (cluster, store) => {
-        const s = await cluster.getService(name);
-        if (!s) throw new CliError(`no service named ${name}: see meshnet service ls`, EXIT.usage);
-        const tasks = await cluster.listTasks({ service: name });
+        // Records that fail validation are shown, not fatal: agents leave such a service as it was, and the
+        // operator needs to see why it no longer follows its record.
+        const view = await cluster.inspectService(name);
+        if (!view) throw new CliError(`no service named ${name}: see meshnet service ls`, EXIT.usage);
         const statuses = await readNodeStatuses(store);
         printJson({
-          ...s,
-          tasks: tasks.map((t) => ({ task: `${t.service}.${t.slot}`, id: t.id, node: t.node, state: t.state, desiredState: t.desiredState, addresses: t.addresses, restarts: t.restarts })),
+          ...(view.service ?? { name }),
+          tasks: view.tasks.map((t) => ({ task: `${t.service}.${t.slot}`, id: t.id, node: t.node, state: t.state, desiredState: t.desiredState, addresses: t.addresses, restarts: t.restarts })),
           nodes: statuses.map((st) => ({ node: st.node, lbBackend: st.lbBackend, updatedAt: st.updatedAt, frontends: st.services[name] ?? {} })),
+          invalid: view.invalid,
         });
+        if (!o.json) {
+          for (const bad of view.invalid) {
+            process.stderr.write(`warning: the stored ${bad.kind ?? 'record'} at ${bad.key} is invalid and is left as it is (${bad.error}); fix or remove it\n`);
+          }
+        }
       }),
     );
   svc
