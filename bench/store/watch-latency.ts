@@ -17,6 +17,8 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+const figures: Record<string, number> = {};
+
 async function measure(label: string, writer: KvStore, watcher: KvStore): Promise<void> {
   const prefix = `/bench/${label.replace(/\W+/g, '-')}/`;
   let waiting: ((at: number) => void) | undefined;
@@ -44,6 +46,9 @@ async function measure(label: string, writer: KvStore, watcher: KvStore): Promis
   process.stdout.write(
     `${label.padEnd(44)} n=${latencies.length}  p50=${fmt(percentile(latencies, 50))} ms  p99=${fmt(percentile(latencies, 99))} ms  max=${fmt(latencies[latencies.length - 1]!)} ms\n`,
   );
+  const name = label.replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string | undefined) => (c ?? '').toUpperCase());
+  figures[`${name}P50Ms`] = Number(percentile(latencies, 50).toFixed(2));
+  figures[`${name}P99Ms`] = Number(percentile(latencies, 99).toFixed(2));
 }
 
 async function main(): Promise<void> {
@@ -64,6 +69,7 @@ async function main(): Promise<void> {
     const e2 = open(new EtcdKvStore({ endpoints: [etcd.endpoint] }));
     await measure('etcd, same client', e1, e1);
     await measure('etcd, other client', e1, e2);
+    process.stdout.write(`${JSON.stringify({ bench: 'store-watch-latency', samples: SAMPLES, ...figures })}\n`);
   } finally {
     for (const h of handles) await h.close();
     await etcd.stop();
