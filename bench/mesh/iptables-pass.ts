@@ -17,6 +17,7 @@ import { IptablesWriter, type IptablesRunner } from '../../src/mesh/iptables-wri
 import type { MeshInput, ServiceInput } from '../../src/mesh/mesh-input.js';
 import type { MeshPlan } from '../../src/mesh/mesh-plan.js';
 import { computeMeshPlan } from '../../src/mesh/published-ports.js';
+import { knownState } from '../../src/mesh/fixtures.test-data.js';
 import { MeshLab } from '../../test/mesh/mesh-lab.js';
 
 const tasks = Math.min(Math.max(Number(process.argv[2] ?? 60), 1), 100);
@@ -42,12 +43,7 @@ function input(targetOf: (i: number) => number): MeshInput {
     taskInputs.push({ id: `s${i}.1`, serviceId: `s${i}`, nodeId: 'n1', state: 'running', ingressAddress: `10.255.${1 + (i >> 8)}.${(i % 254) + 1}` });
   }
   return {
-    node: {
-      nodeId: 'n1',
-      gwbridge: { name: 'meshnet_gwbr', subnet: '172.18.0.0/16' },
-      sbox: { gwbridgeAddress: '172.18.0.2', ingressAddress: '10.255.0.2' },
-      ingressSubnet: '10.255.0.0/16',
-    },
+    node: knownState().node,
     services,
     tasks: taskInputs,
   };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../log/logger.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import { IptablesCommandError } from './errors.js';
 import { fakeIptablesRunner } from './fake-iptables.test-helper.js';
 import { knownState } from './fixtures.test-data.js';
@@ -12,9 +12,9 @@ const plan = computeMeshPlan(knownState());
 const hostSet = hostRuleSet(plan.host);
 const tool = (argv: string[]): string => argv.slice(0, argv[0] === 'conntrack' ? 1 : 3).join(' ');
 
-function setup(flavor: 'auto' | 'nft' | 'legacy' = 'auto') {
+function setup(flavor: 'auto' | 'nft' | 'legacy' = 'auto', log?: Logger) {
   const fake = fakeIptablesRunner();
-  const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run: fake.run, flavor });
+  const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run: fake.run, flavor, ...(log ? { log } : {}) });
   const forksDuring = async (fn: () => Promise<unknown>): Promise<string[]> => {
     const before = fake.forks.length;
     await fn();
@@ -68,13 +68,7 @@ describe('IptablesWriter: what it forks', () => {
   it('a write rendered from memory that the kernel refuses is retried once after reading the kernel, and said so', async () => {
     const lines: Record<string, unknown>[] = [];
     const log = createLogger({ destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
-    const fake = fakeIptablesRunner();
-    const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run: fake.run, log });
-    const forksDuring = async (fn: () => Promise<unknown>): Promise<string[]> => {
-      const before = fake.forks.length;
-      await fn();
-      return fake.forks.slice(before).map(tool);
-    };
+    const { fake, writer, forksDuring } = setup('auto', log);
     await writer.apply(hostSet);
     // Our OUTPUT jump vanished behind our back: deleting it by exact text now fails.
     const output = fake.state.get('nat')!.get('OUTPUT')!;
