@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
@@ -9,7 +9,8 @@ import type { KvStore } from '../store/kv-store.js';
 
 // Under vitest this file is src/lab/*.ts and the compiled tree is <repo>/dist; compiled, it is dist/src/lab/*.js.
 const self = fileURLToPath(import.meta.url);
-const compiledRoot = self.endsWith('.ts') ? join(resolve(dirname(self), '../..'), 'dist') : resolve(dirname(self), '../..');
+/** Root of the compiled tree (dist/), where lab programs run from even under vitest. */
+export const compiledRoot = self.endsWith('.ts') ? join(resolve(dirname(self), '../..'), 'dist') : resolve(dirname(self), '../..');
 
 /** The compiled CLI entry point. */
 export const CLI_PATH = join(compiledRoot, 'src/cli/main.js');
@@ -80,6 +81,17 @@ export class ClusterLab {
   cli(args: string[], timeoutMs = 180_000): { code: number; stdout: string; stderr: string } {
     const r = spawnSync(process.execPath, [CLI_PATH, '--store', this.store, ...args], { encoding: 'utf8', timeout: timeoutMs });
     return { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  }
+
+  /** Runs the meshnet CLI without blocking this process (needed while the store may hang); killed after `timeoutMs`. */
+  cliAsync(args: string[], timeoutMs = 180_000): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+    const started = Date.now();
+    return new Promise((resolve) => {
+      execFile(process.execPath, [CLI_PATH, '--store', this.store, ...args], { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 128) : 0;
+        resolve({ code, stdout, stderr: err?.killed ? `${stderr}\nkilled after ${timeoutMs} ms` : stderr, ms: Date.now() - started });
+      });
+    });
   }
 
   /** Opens the store and runs `fn` on the cluster model. */
