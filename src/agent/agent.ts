@@ -92,7 +92,7 @@ export class Agent {
     await import('node:fs/promises').then((fs) => fs.stat('/'));
     this.settings.underlayMtu = await this.underlayMtu();
     this.store = await openStore(this.config.store, this.storeOptions);
-    this.cluster = new Cluster(this.store, { sandboxDir: this.config.netnsDir });
+    this.cluster = new Cluster(this.store, { sandboxDir: this.config.netnsDir, log: this.log });
     const leaseFile = join(this.config.stateDir, 'node-lease');
     const previousLease = readLeaseFile(leaseFile);
     this.registration = await this.cluster.registerNode(
@@ -115,7 +115,7 @@ export class Agent {
     const upstreams = this.config.dnsUpstreams.length > 0 ? this.config.dnsUpstreams : resolv.upstreams;
     this.supervisor = new TaskSupervisor({ stateDir: join(this.config.stateDir, 'tasks'), onStateChange: (e) => this.onTaskEvent(e), log: this.log });
     const adopted = await this.supervisor.adoptOrphans();
-    this.dns = new DnsService({ upstreams });
+    this.dns = new DnsService({ upstreams, port: 53, log: this.log });
     this.health = new HealthServers(this.config.hostNetns);
     const netnsDir = new NetnsDir(this.config.netnsDir);
     this.reconciler = new NodeReconciler(

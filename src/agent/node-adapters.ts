@@ -5,7 +5,9 @@ import { OverlayDriver } from '../overlay/overlay-driver.js';
 import type { TaskSupervisor } from '../tasks/supervisor.js';
 import type { DnsService } from '../dns/dns-service.js';
 import type { HealthServers } from '../mesh/health-server.js';
-import { applyHostPlan, applyTaskPlan, removeHostRules } from '../mesh/iptables-apply.js';
+import { applyHostRules, applyTaskRules } from '../mesh/iptables-apply.js';
+import { IptablesWriter } from '../mesh/iptables-writer.js';
+import { syncReturnRoute } from '../mesh/return-route.js';
 import type { Logger } from '../log/logger.js';
 import { GwBridge } from './gwbridge.js';
 import { createLbBackend } from './lb-backend-choice.js';
@@ -28,6 +30,9 @@ export interface RealAdapterDeps {
 export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
   const host = Rtnl.open(deps.hostNetns, { allowHostNamespace: true });
   const gw = new GwBridge(host, deps.settings.gwbridge);
+  // One iptables writer per namespace: it remembers what it applied, so an unchanged pass forks nothing.
+  const hostWriter = new IptablesWriter({ netns: deps.hostNetns, log: deps.log });
+  const taskWriters = new Map<string, IptablesWriter>();
   return {
     namespaces: deps.netnsDir,
     sysctl: (netns, key, value) => setSysctl(netns ?? deps.hostNetns, key, value),
@@ -35,26 +40,19 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
     overlay: new OverlayDriver({ netnsDir: deps.netnsDir, hostNetns: deps.hostNetns, allowHostNamespace: true }),
     lbFor: (netns) => createLbBackend(deps.lbKind, netns),
     mesh: {
-      applyHost: async (plan) => (plan ? (await applyHostPlan(deps.hostNetns, plan)).changed : (await removeHostRules(deps.hostNetns)).changed),
-      applyTask: async (rules) => {
-        const changed = (await applyTaskPlan(rules.netns, rules)).changed;
-        if (rules.returnRoute) {
-          const rr = rules.returnRoute;
-          const sb = Rtnl.open(rules.netns);
-          try {
-            for (const route of rr.routes) {
-              const spec: Parameters<Rtnl['replaceRoute']>[0] = { dst: route.to === 'default' ? 'default' : route.to, dev: rr.device, table: rr.table };
-              if (route.via) spec.gateway = route.via;
-              await sb.replaceRoute(spec);
-            }
-            await sb.replaceRule({ from: rr.from, table: rr.table, priority: rr.priority });
-          } finally {
-            sb.close();
-          }
+      applyHost: async (plan, opts) => (await applyHostRules(hostWriter, plan, opts)).changed,
+      applyTask: async (rules, opts) => {
+        let writer = taskWriters.get(rules.netns);
+        if (!writer) taskWriters.set(rules.netns, (writer = new IptablesWriter({ netns: rules.netns, log: deps.log })));
+        const changed = (await applyTaskRules(writer, rules, opts)).changed;
+        const sb = Rtnl.open(rules.netns);
+        try {
+          return (await syncReturnRoute(sb, rules.returnRoute)) || changed;
+        } finally {
+          sb.close();
         }
-        return changed;
       },
-      forgetTask: () => undefined,
+      forgetTask: (netns) => void taskWriters.delete(netns),
     },
     health: deps.health,
     dns: deps.dns,

@@ -80,6 +80,13 @@ describe('desiredNode', () => {
     ]);
   });
 
+  it('balances published ports with the service scheduler and affinity, as its VIPs', () => {
+    const snap = snapshotFixture();
+    snap.services[0]!.lb = { scheduler: 'sh', affinity: { timeoutSeconds: 60 } };
+    const sbox = desiredNode(snap, settings('host-a'), facts()).lbTables.find((t) => t.netns.endsWith('/ingress_sbox'))!;
+    expect(sbox.table.services[0]).toMatchObject({ scheduler: 'sh', persistenceSeconds: 60 });
+  });
+
   it('starts the processes of running tasks, not of draining or attached ones', () => {
     expect(plan.processes).toEqual([
       expect.objectContaining({ taskId: 'task00000001', command: ['/bin/server'], hostname: 'web-1', env: expect.objectContaining({ MESHNET_TASK_NAME: 'web.1', MESHNET_NODE: 'host-a' }) }),

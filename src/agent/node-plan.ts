@@ -374,6 +374,9 @@ function meshInput(
           ports: s.ports.map((p) => ({ published: p.published, target: p.target, protocol: p.protocol, mode: p.mode, policy: p.policy })),
         };
         if (s.healthPort) svc.healthPort = s.healthPort;
+        // Published ports balance as the service's VIPs do (--lb-scheduler, --lb-affinity).
+        svc.scheduler = s.lb.scheduler;
+        if (s.lb.affinity) svc.affinityTimeoutSeconds = s.lb.affinity.timeoutSeconds;
         return svc;
       }),
     tasks: alive

@@ -2,7 +2,7 @@ import { setSysctl } from '../sandbox/sysctl.js';
 import { emptyHostRuleSet, HOSTPORT_CHAIN, hostRuleSet, INGRESS_CHAIN, taskRuleSet } from './iptables-render.js';
 import type { SysctlSetting } from './iptables-ruleset.js';
 import type { IptablesState } from './iptables-save-parse.js';
-import { IptablesWriter, type IptablesApplyOptions, type IptablesApplyResult, type IptablesFlavor } from './iptables-writer.js';
+import type { IptablesWriter, IptablesApplyOptions, IptablesApplyResult } from './iptables-writer.js';
 import type { HostPlan, TaskPlan } from './mesh-plan.js';
 
 /** A host apply also says which UDP ports stopped being published (their conntrack entries were flushed). */
@@ -49,31 +49,4 @@ export function applyTaskRules(
 /** Sets each sysctl in the namespace (the links they name must exist). */
 export function applySysctls(netns: string | null, sysctls: readonly SysctlSetting[]): void {
   for (const s of sysctls) setSysctl(netns, s.key, s.value);
-}
-
-/**
- * One-shot host apply for callers that keep no writer: sysctls, then the rules, reading the
- * kernel every time (an iptables-save per table). The agent should hold an IptablesWriter per
- * namespace and call applyHostRules instead.
- * @deprecated kept until the agent holds writers; use applyHostRules.
- */
-export async function applyHostPlan(hostNetns: string | null, host: HostPlan, opts: { flavor?: IptablesFlavor } = {}): Promise<HostApplyResult> {
-  applySysctls(hostNetns, host.sysctls);
-  return applyHostRules(new IptablesWriter({ netns: hostNetns, ...opts }), host);
-}
-
-/**
- * One-shot removal of the mesh's host rules (reads the kernel every time).
- * @deprecated kept until the agent holds writers; use applyHostRules(writer, null).
- */
-export function removeHostRules(hostNetns: string | null, opts: { flavor?: IptablesFlavor } = {}): Promise<HostApplyResult> {
-  return applyHostRules(new IptablesWriter({ netns: hostNetns, ...opts }), null);
-}
-
-/**
- * One-shot task apply (reads the kernel every time).
- * @deprecated kept until the agent holds writers; use applyTaskRules.
- */
-export function applyTaskPlan(taskNetns: string, task: Pick<TaskPlan, 'redirects'>, opts: { flavor?: IptablesFlavor } = {}): Promise<IptablesApplyResult> {
-  return applyTaskRules(new IptablesWriter({ netns: taskNetns, ...opts }), task);
 }
