@@ -76,6 +76,8 @@ export interface SqliteStoreOptions {
   compactIntervalMs?: number;
   /** How many recent revisions compaction keeps for watchers that are behind. */
   compactKeepRevisions?: number;
+  /** A handle that could not reach the store for longer than this renews every lease before it expires any (default: 10 sweeps, at least 2 s). */
+  outageGapMs?: number;
   /** The clock leases expire by (tests; default: the machine's monotonic clock). */
   leaseClock?: LeaseClock;
   /** Where housekeeping failures go (default: nowhere). */
@@ -153,6 +155,9 @@ export class SqliteKvStore implements KvStore {
   private readonly compactKeepRevisions: number;
   private readonly busyTimeoutMs: number;
   private readonly leaseClock: LeaseClock;
+  /** When this handle last reached the store (monotonic ms); null before the first sweep. */
+  private lastReached: number | null = null;
+  private readonly outageGapMs: number;
   private readonly log: Logger;
   private pollTimer: NodeJS.Timeout | undefined;
   private pollSoon: NodeJS.Immediate | undefined;
@@ -173,6 +178,7 @@ export class SqliteKvStore implements KvStore {
     renewLease: Database.Statement<[{ id: number } & LeaseTime]>;
     deleteLease: Database.Statement<[number]>;
     expiredLeases: Database.Statement<[LeaseTime], { id: number }>;
+    extendLeases: Database.Statement<[LeaseTime]>;
     compactRevision: Database.Statement<[], { value: number }>;
     setCompactRevision: Database.Statement<[number]>;
     deleteLogBelow: Database.Statement<[number]>;
@@ -189,6 +195,7 @@ export class SqliteKvStore implements KvStore {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.leaseClock = options.leaseClock ?? machineLeaseClock();
+    this.outageGapMs = options.outageGapMs ?? Math.max(2000, 10 * (options.leaseSweepIntervalMs ?? 200));
     this.log = options.log ?? silentLogger();
     // SQLite's own busy handler backs off to 100 ms sleeps, which under steady multi-process contention idles
     // writers most of the time; `write` retries with short jittered sleeps instead.
@@ -212,6 +219,7 @@ export class SqliteKvStore implements KvStore {
         `UPDATE leases SET expires_at = @wall + ttl_ms, boot = @boot, deadline_ms = @mono + ttl_ms WHERE id = @id AND NOT (${EXPIRED_LEASE})`,
       ),
       deleteLease: this.db.prepare('DELETE FROM leases WHERE id = ?'),
+      extendLeases: this.db.prepare('UPDATE leases SET expires_at = MAX(expires_at, @wall + ttl_ms), deadline_ms = MAX(IFNULL(deadline_ms, 0), @mono + ttl_ms) WHERE boot IS @boot OR boot IS NULL'),
       expiredLeases: this.db.prepare(`SELECT id FROM leases WHERE ${EXPIRED_LEASE} ORDER BY id`),
       compactRevision: this.db.prepare(`SELECT value FROM meta WHERE name = 'compact_revision'`),
       setCompactRevision: this.db.prepare(`UPDATE meta SET value = ? WHERE name = 'compact_revision'`),
@@ -348,13 +356,33 @@ export class SqliteKvStore implements KvStore {
     this.stmt.deleteLease.run(id);
   }
 
-  /** Deletes the keys of every expired lease (as delete events) and the leases themselves. */
+  /**
+   * Deletes the keys of every expired lease (as delete events) and the leases themselves. After a gap
+   * in which this handle could not reach the store (locked, or the process stalled), every lease is
+   * first given its full TTL again, as etcd's lessor does when a new leader takes over: holders could
+   * not renew while the store was away, so their leases must not all lapse the moment it returns.
+   */
   async sweepExpiredLeases(): Promise<void> {
     if (this.closed) return;
-    if (this.reading(() => this.stmt.expiredLeases.all(this.leaseTime())).length === 0) return;
+    await this.extendLeasesAfterGap();
+    if (this.reading(() => this.stmt.expiredLeases.all(this.leaseTime())).length === 0) {
+      this.lastReached = this.leaseClock.nowMs();
+      return;
+    }
     await this.write(() => {
       for (const { id } of this.stmt.expiredLeases.all(this.leaseTime())) this.revokeLeaseRows(id);
     });
+    this.lastReached = this.leaseClock.nowMs();
+  }
+
+  /** Gives every lease its TTL again when this handle has not reached the store for longer than the gap. */
+  private async extendLeasesAfterGap(): Promise<void> {
+    const now = this.leaseClock.nowMs();
+    if (this.lastReached === null || now - this.lastReached <= this.outageGapMs) return;
+    const gapMs = now - this.lastReached;
+    const extended = await this.write(() => this.stmt.extendLeases.run(this.leaseTime()).changes);
+    this.lastReached = this.leaseClock.nowMs();
+    this.log.warn({ event: 'store.leases_extended', leases: extended, gapMs, why: 'the store was out of reach; leases get their TTL again instead of all lapsing at once' });
   }
 
   private async compactWindow(): Promise<void> {
@@ -515,6 +543,7 @@ export class SqliteKvStore implements KvStore {
   /** Refreshes a lease once. */
   async keepAlive(lease: LeaseId): Promise<void> {
     this.ensureOpen();
+    await this.extendLeasesAfterGap();
     const changes = await this.write(() => this.stmt.renewLease.run({ id: Number(lease), ...this.leaseTime() }).changes);
     if (changes === 0) throw new LeaseNotFoundError(lease);
   }

@@ -47,6 +47,28 @@ describe('sqlite leases and the clock', () => {
     await expect(store.keepAlive(lease)).rejects.toBeInstanceOf(LeaseNotFoundError);
   });
 
+  test('after the store was out of reach, every lease gets its TTL again instead of lapsing at once (etcd promote)', async () => {
+    let mono = 1_000_000;
+    const clock = { bootId: machineLeaseClock().bootId, nowMs: () => mono };
+    const h = new SqliteKvStore(join(dir, 'own-clock.db'), { leaseSweepIntervalMs: 60_000, leaseClock: clock, outageGapMs: 2000 });
+    try {
+      const lease = await h.grantLease(1);
+      await h.put('/l/held', 'n', { lease });
+      await h.sweepExpiredLeases();
+      mono += 30_000; // 30 s in which this handle could not reach the store (nobody could renew)
+      await h.sweepExpiredLeases();
+      expect((await h.get('/l/held'))?.lease).toBe(lease);
+      mono += 500;
+      await h.sweepExpiredLeases();
+      expect((await h.get('/l/held'))?.lease).toBe(lease);
+      mono += 1000; // a full TTL after the store came back, unrenewed: now it lapses
+      await h.sweepExpiredLeases();
+      expect(await h.get('/l/held')).toBeUndefined();
+    } finally {
+      await h.close();
+    }
+  });
+
   test('a lease granted before a reboot has expired', async () => {
     const before = new SqliteKvStore(store.path, { leaseSweepIntervalMs: 60_000, leaseClock: { bootId: 'an-earlier-boot', nowMs: () => 1_000 } });
     try {
