@@ -1,110 +1,142 @@
 /**
- * nftables VIP backend: cold sync and one-backend change at 1,000 and 10,000 services x 10
- * backends, each inside a throwaway namespace, against the raw `nft -f` time of the same full
- * ruleset. Run: npm run build && node dist/bench/vip/nft-sync.js [services...]
+ * nftables VIP backend (in-process libnftables): one-backend change end to end and its planning
+ * part, at 1,000 and 10,000 services x 10 backends, each in a throwaway namespace; cold load
+ * against raw `nft -f` of the same ruleset; and the tasks (processes or threads) the process
+ * started during the measured changes, counted in a private pid namespace.
+ * Run: npm run build && node dist/bench/vip/nft-sync.js [services...]
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { execIn } from '../../src/sandbox/exec.js';
 import { NetnsDir } from '../../src/sandbox/netns.js';
-import type { LbTable } from '../../src/vip/lb-table.js';
+import { ElementCache } from '../../src/vip/nft/element-cache.js';
 import { NftBackend } from '../../src/vip/nft/nft-backend.js';
 import { renderLbTable } from '../../src/vip/nft/render.js';
-import { backendAddress, syntheticTable } from './synthetic-table.js';
+import { fmt, inPrivatePidNamespace, lastPid, percentile, round, timedWithStall, withChange } from './measure.js';
+import { syntheticTable } from './synthetic-table.js';
 
 const BACKENDS = 10;
-const CHANGES = 50;
+const CHANGES = 200;
+const PLAN_CHANGES = 1000;
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
+const sorted = (a: number[]) => a.slice().sort((x, y) => x - y);
+const line = (name: string, v: string) => console.log(`  ${name.padEnd(52)} ${v}`);
 
-function fmt(ms: number): string {
-  return ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`;
-}
-
-/** Replaces backend `b` of service `s` with a fresh address: one backend out, one in. */
-function withChange(table: LbTable, s: number, b: number, round: number): LbTable {
-  const services = table.services.slice();
-  const svc = services[s]!;
-  const backends = svc.backends.slice();
-  backends[b] = { ...backends[b]!, address: backendAddress(s, 10 + (round % 50)) };
-  services[s] = { ...svc, backends };
-  return { services };
-}
-
-async function changes(backend: NftBackend, start: LbTable, n: number, services: number): Promise<{ times: number[]; ops: number[]; plan: number[]; nft: number[] }> {
-  let table = start;
+/** The planning part alone (ElementCache, no kernel): a one-backend change on a structurally shared table. */
+function planning(services: number): { p50: number; p99: number; max: number } {
+  const cache = new ElementCache();
+  let table = syntheticTable(services, BACKENDS);
+  cache.plan(table).commit();
   const times: number[] = [];
-  const ops: number[] = [];
-  const plan: number[] = [];
-  const nft: number[] = [];
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < PLAN_CHANGES + 100; i++) {
     table = withChange(table, (i * 7919) % services, i % BACKENDS, i);
     const t0 = performance.now();
-    const r = await backend.apply(table);
-    times.push(performance.now() - t0);
-    ops.push(r.changes);
-    plan.push(backend.lastApply.planMs);
-    nft.push(backend.lastApply.nftMs);
+    const pending = cache.plan(table);
+    const dt = performance.now() - t0;
+    pending.commit();
+    if (i >= 100) times.push(dt); // the first hundred warm the JIT
   }
-  const sort = (a: number[]) => a.sort((x, y) => x - y);
-  return { times: sort(times), ops, plan: sort(plan), nft: sort(nft) };
+  const s = sorted(times);
+  return { p50: percentile(s, 50), p99: percentile(s, 99), max: s.at(-1)! };
 }
 
-async function benchOne(dir: NetnsDir, services: number): Promise<void> {
+interface KernelFigures {
+  rawMs: number;
+  coldMs: number;
+  coldLoopStallMs: number;
+  e2e: number[];
+  plan: number[];
+  nft: number[];
+  ops: number[];
+  tasksStarted: number;
+  reconcileMs: number;
+  reconcileLoopStallMs: number;
+  readMs: number;
+}
+
+async function kernel(dir: NetnsDir, services: number): Promise<KernelFigures> {
   const table = syntheticTable(services, BACKENDS);
-  const ns = dir.create(`bench-${services}`);
+  const name = `bench-${services}`;
+  const ns = dir.create(name);
   try {
-    const t0 = performance.now();
     const script = renderLbTable(table);
-    const renderMs = performance.now() - t0;
     const r0 = performance.now();
     await execIn(ns, ['nft', '-f', '-'], { input: script, timeoutMs: 600_000 });
     const rawMs = performance.now() - r0;
     await execIn(ns, ['nft', 'delete table ip meshnet']);
 
     const backend = new NftBackend(ns);
-    const c0 = performance.now();
-    await backend.apply(table);
-    const coldMs = performance.now() - c0;
+    const { ms: coldMs, stallMs: coldLoopStallMs } = await timedWithStall(() => backend.apply(table));
 
-    const session = await changes(backend, table, CHANGES, services);
+    let t = table;
+    for (let i = 0; i < 20; i++) await backend.apply((t = withChange(t, (i * 104729) % services, i % BACKENDS, i + 25)));
+    const e2e: number[] = [];
+    const plan: number[] = [];
+    const nft: number[] = [];
+    const ops: number[] = [];
+    const pid0 = lastPid();
+    for (let i = 0; i < CHANGES; i++) {
+      t = withChange(t, (i * 7919) % services, i % BACKENDS, i);
+      const t0 = performance.now();
+      const r = await backend.apply(t);
+      e2e.push(performance.now() - t0);
+      ops.push(r.changes);
+      plan.push(backend.lastApply.planMs);
+      nft.push(backend.lastApply.nftMs);
+    }
+    const tasksStarted = lastPid() - pid0;
+
+    const { ms: reconcileMs, stallMs: reconcileLoopStallMs } = await timedWithStall(() => backend.reconcile(t));
     const rb0 = performance.now();
     const readBack = await backend.read();
     const readMs = performance.now() - rb0;
     if (readBack.services.length !== services) throw new Error(`read back ${readBack.services.length} services, expected ${services}`);
     backend.close();
-    const oneshot = new NftBackend(ns, { transport: 'oneshot' });
-    await oneshot.reconcile(table);
-    const shot = await changes(oneshot, table, 10, services);
-    const rec0 = performance.now();
-    await oneshot.reconcile(table);
-    const reconcileMs = performance.now() - rec0;
-    oneshot.close();
-
-    const line = (name: string, v: string) => console.log(`  ${name.padEnd(44)} ${v}`);
-    console.log(`${services} services x ${BACKENDS} backends (${(script.length / 1e6).toFixed(1)} MB script)`);
-    line('render full script (JS)', fmt(renderMs));
-    line('raw nft -f of the same full ruleset', fmt(rawMs));
-    line('cold sync (NftBackend.apply, empty namespace)', `${fmt(coldMs)} = ${(coldMs / rawMs).toFixed(2)} x raw`);
-    line('full reconcile (atomic rebuild)', fmt(reconcileMs));
-    line('read-back / adoption (nft -j list table)', fmt(readMs));
-    line(`one-backend change, nft -i session (n=${CHANGES})`, `p50 ${fmt(percentile(session.times, 50))}  p99 ${fmt(percentile(session.times, 99))}  max ${fmt(session.times.at(-1)!)}  ops/change ${Math.min(...session.ops)}-${Math.max(...session.ops)}`);
-    line('  of which computing the transaction (JS)', `p50 ${fmt(percentile(session.plan, 50))}  p99 ${fmt(percentile(session.plan, 99))}`);
-    line('  of which nft -i applying it', `p50 ${fmt(percentile(session.nft, 50))}  p99 ${fmt(percentile(session.nft, 99))}`);
-    line('one-backend change, one nft -f per change (n=10)', `p50 ${fmt(percentile(shot.times, 50))}  p99 ${fmt(percentile(shot.times, 99))}`);
+    return { rawMs, coldMs, coldLoopStallMs, e2e: sorted(e2e), plan: sorted(plan), nft: sorted(nft), ops, tasksStarted, reconcileMs, reconcileLoopStallMs, readMs };
   } finally {
-    dir.delete(`bench-${services}`);
+    dir.delete(name);
   }
 }
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
-const root = `/run/meshnet-bench-vip-${randomBytes(3).toString('hex')}`;
-const dir = new NetnsDir(`${root}/netns`);
-try {
-  for (const n of sizes.length ? sizes : [1000, 10000]) await benchOne(dir, n);
-} finally {
-  dir.removeAll();
-  rmSync(root, { recursive: true, force: true });
+async function main(): Promise<void> {
+  const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+  const root = `/run/meshnet-bench-vip-${randomBytes(3).toString('hex')}`;
+  const dir = new NetnsDir(`${root}/netns`);
+  const summary: Record<string, number | string> = { bench: 'vip-nft-sync', backendsPerService: BACKENDS };
+  try {
+    for (const n of sizes.length ? sizes : [1000, 10000]) {
+      const p = planning(n);
+      const k = await kernel(dir, n);
+      const tag = n >= 1000 ? `${n / 1000}k` : String(n);
+      console.log(`${n} services x ${BACKENDS} backends`);
+      line('raw nft -f of the full ruleset (one process)', fmt(k.rawMs));
+      line('cold load (NftBackend.apply, empty namespace)', `${fmt(k.coldMs)} = ${(k.coldMs / k.rawMs).toFixed(2)} x raw; event loop stalled at most ${fmt(k.coldLoopStallMs)}`);
+      line(`one-backend change end to end (n=${CHANGES})`, `p50 ${fmt(percentile(k.e2e, 50))}  p99 ${fmt(percentile(k.e2e, 99))}  max ${fmt(k.e2e.at(-1)!)}  ops ${Math.min(...k.ops)}-${Math.max(...k.ops)}`);
+      line('  of which planning (JS)', `p50 ${fmt(percentile(k.plan, 50))}  p99 ${fmt(percentile(k.plan, 99))}`);
+      line('  of which libnftables (parse, commit)', `p50 ${fmt(percentile(k.nft, 50))}  p99 ${fmt(percentile(k.nft, 99))}`);
+      line(`planning alone, ElementCache (n=${PLAN_CHANGES})`, `p50 ${fmt(p.p50)}  p99 ${fmt(p.p99)}  max ${fmt(p.max)}`);
+      line('processes or threads started during the changes', String(k.tasksStarted));
+      line('full reconcile (atomic rebuild)', `${fmt(k.reconcileMs)}; event loop stalled at most ${fmt(k.reconcileLoopStallMs)}`);
+      line('read-back (list table as JSON, parse)', fmt(k.readMs));
+      Object.assign(summary, {
+        [`changeP50Ms_${tag}`]: round(percentile(k.e2e, 50)),
+        [`changeP99Ms_${tag}`]: round(percentile(k.e2e, 99)),
+        [`changePlanP99Ms_${tag}`]: round(percentile(k.plan, 99)),
+        [`planP50Ms_${tag}`]: round(p.p50),
+        [`planP99Ms_${tag}`]: round(p.p99),
+        [`coldLoadMs_${tag}`]: round(k.coldMs),
+        [`rawNftFMs_${tag}`]: round(k.rawMs),
+        [`coldLoopStallMs_${tag}`]: round(k.coldLoopStallMs),
+        [`reconcileMs_${tag}`]: round(k.reconcileMs),
+        [`readBackMs_${tag}`]: round(k.readMs),
+        [`processesStartedDuringChanges_${tag}`]: k.tasksStarted,
+      });
+    }
+  } finally {
+    dir.removeAll();
+    rmSync(root, { recursive: true, force: true });
+  }
+  console.log(JSON.stringify(summary));
 }
+
+if (inPrivatePidNamespace()) await main();

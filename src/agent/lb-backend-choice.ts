@@ -4,7 +4,7 @@ import { probeIpvs } from '../vip/ipvs/ipvs-client.js';
 import type { ApplyReport, LbBackend, LbTable } from '../vip/lb-table.js';
 import { withNetns } from '../sandbox/netns-switch.js';
 import { execIn } from '../sandbox/exec.js';
-import { logEvent } from './agent-log.js';
+import { silentLogger, type Logger } from '../log/logger.js';
 
 /** `--lb-backend auto` picks IPVS when the kernel has the IPVS family, nftables otherwise. */
 export async function selectLbBackend(wanted: 'auto' | 'nftables' | 'ipvs', hostNetns: string | null): Promise<'nftables' | 'ipvs'> {
@@ -20,20 +20,30 @@ export async function selectLbBackend(wanted: 'auto' | 'nftables' | 'ipvs', host
 class LazyIpvsBackend implements LbBackend {
   readonly kind = 'ipvs' as const;
   private opened: Promise<IpvsBackend> | null = null;
+  private readonly log: Logger;
 
-  constructor(private readonly netns: string) {}
+  constructor(
+    private readonly netns: string,
+    log: Logger,
+  ) {
+    this.log = log.child({ component: 'vip', backend: 'ipvs', netns });
+  }
 
   private backend(): Promise<IpvsBackend> {
     this.opened ??= IpvsBackend.open({
       enterNamespace: (fn) => withNetns(this.netns, fn),
       run: (argv, input) => execIn(this.netns, argv, { input: input ?? '', allowFailure: true }),
-      log: (e) => logEvent('info', 'ipvs', e),
+      log: (e) => this.log.info(e),
     }).then((o) => o.backend);
     return this.opened;
   }
 
   async apply(table: LbTable): Promise<ApplyReport> {
     return (await this.backend()).apply(table);
+  }
+
+  async reconcile(table: LbTable): Promise<ApplyReport> {
+    return (await this.backend()).reconcile(table);
   }
 
   async read(): Promise<LbTable> {
@@ -43,9 +53,16 @@ class LazyIpvsBackend implements LbBackend {
   async destroy(): Promise<void> {
     return (await this.backend()).destroy();
   }
+
+  /** Closes the IPVS socket once it is open (also when it is still opening); the next call opens a new one. */
+  close(): void {
+    const opened = this.opened;
+    this.opened = null;
+    opened?.then((b) => b.close()).catch(() => undefined);
+  }
 }
 
-/** A load-balancing backend of `kind` for one (non-host) namespace. */
-export function createLbBackend(kind: 'nftables' | 'ipvs', netns: string): LbBackend {
-  return kind === 'ipvs' ? new LazyIpvsBackend(netns) : new NftBackend(netns);
+/** A load-balancing backend of `kind` for one (non-host) namespace; `log` receives its events. */
+export function createLbBackend(kind: 'nftables' | 'ipvs', netns: string, log: Logger = silentLogger()): LbBackend {
+  return kind === 'ipvs' ? new LazyIpvsBackend(netns, log) : new NftBackend(netns, { log });
 }

@@ -72,8 +72,15 @@ export interface LbBackend {
   readonly kind: 'nftables' | 'ipvs';
   /** Make the kernel match `table`, touching only what differs from what it has. */
   apply(table: LbTable): Promise<ApplyReport>;
+  /**
+   * Make the kernel match `table` as a whole, removing whatever else is there (the periodic full
+   * resync: it also prunes), atomically, so established connections keep flowing.
+   */
+  reconcile(table: LbTable): Promise<ApplyReport>;
   /** Read back what the kernel holds for meshnet (only meshnet's own objects). */
   read(): Promise<LbTable>;
   /** Remove everything this backend created in the namespace. */
   destroy(): Promise<void>;
+  /** Release sockets, contexts and processes, leaving the kernel state in place (the namespace went away, or the agent stops). */
+  close(): void;
 }

@@ -8,7 +8,7 @@ import { execIn, spawnIn } from '../../src/sandbox/exec.js';
 import { setSysctl } from '../../src/sandbox/sysctl.js';
 import { NftBackend } from '../../src/vip/nft/nft-backend.js';
 import { NftApplyError } from '../../src/vip/nft/errors.js';
-import { sortedBackends } from '../../src/vip/nft/render.js';
+import { renderModel, sortedBackends } from '../../src/vip/nft/render.js';
 import { SAMPLE_TABLE } from '../../src/vip/nft/sample-table.fixture.js';
 import type { LbBackendTarget, LbTable, VirtualService } from '../../src/vip/lb-table.js';
 
@@ -37,6 +37,21 @@ u.bind(5353, ip);
 const ROUTER_SERVER = `
 const ip = process.argv[1]; let up = 0;
 for (const port of [80, 81]) require('http').createServer((q, r) => r.end('router')).listen(port, ip, () => ++up === 2 && console.log('ready'));
+`;
+
+// Holds one keep-alive connection; each "go" line on stdin sends one request on it and prints
+// the answering backend and the client port (the same port means the same connection).
+const KEEPALIVE_CLIENT = `
+const http = require('http');
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+require('readline').createInterface({ input: process.stdin }).on('line', () => {
+  const req = http.get(process.argv[1], { agent, timeout: 3000 }, (res) => {
+    let body = ''; res.on('data', (d) => body += d);
+    res.on('end', () => console.log(JSON.stringify({ body: body.split(' ')[0], port: req.socket.localPort })));
+  });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', (e) => console.log(JSON.stringify({ error: e.code || e.message })));
+});
 `;
 
 // Sends `count` sequential requests (new connection each) to url; prints one JSON line of results.
@@ -77,6 +92,45 @@ function stopServer(i: number): void {
 async function requests(url: string, count: number, pauseMs = 0): Promise<{ ok: boolean; body?: string; error?: string }[]> {
   const r = await execIn(ns.client!, [process.execPath, '-e', CLIENT, url, String(count), String(pauseMs)], { timeoutMs: 30_000 });
   return JSON.parse(r.stdout);
+}
+
+/** The JSON lines `child` prints, as they come, and a wait for a condition on them (woken by each line). */
+function jsonLines<T>(child: ChildProcess): { lines: T[]; until: (what: string, cond: () => boolean) => Promise<void> } {
+  const lines: T[] = [];
+  let wake: (() => void) | null = null;
+  let buf = '';
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (d: string) => {
+    buf += d;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      lines.push(JSON.parse(buf.slice(0, nl)));
+      buf = buf.slice(nl + 1);
+    }
+    wake?.();
+  });
+  const until = async (what: string, cond: () => boolean) => {
+    const deadline = Date.now() + 15_000;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} after ${lines.length} lines`);
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 200);
+      });
+    }
+  };
+  return { lines, until };
+}
+
+/** The digest element the client namespace's table holds. */
+async function kernelDigest(): Promise<string> {
+  const r = await execIn(ns.client!, ['nft', 'list', 'map', 'ip', 'meshnet', 'table-digest']);
+  return /elements = \{ (0x[0-9a-f]+ \. 0x[0-9a-f]+) :/.exec(r.stdout)?.[1] ?? 'none';
+}
+
+/** The digest the renderer gives `t` (what the kernel must hold after applying it). */
+function renderedDigest(t: LbTable): string {
+  return [...renderModel(t).maps.get('table-digest')!.keys()][0]!;
 }
 
 function webService(backends: number[], weightZero: number[] = []): VirtualService {
@@ -174,29 +228,7 @@ describe('nftables VIP in a client task namespace', () => {
   it('scales to 5 and down to 1 under a request loop without failing a request (drain first)', async () => {
     // The loop streams one JSON line per request, so each step waits for traffic, not for a clock.
     const child = spawnIn(ns.client!, [process.execPath, '-e', CLIENT, `http://${VIP}/`, '3000', '2', 'stream'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const results: { ok: boolean; body?: string; error?: string }[] = [];
-    let wake: (() => void) | null = null;
-    let buf = '';
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (d: string) => {
-      buf += d;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        results.push(JSON.parse(buf.slice(0, nl)));
-        buf = buf.slice(nl + 1);
-      }
-      wake?.();
-    });
-    const until = async (what: string, cond: () => boolean) => {
-      const deadline = Date.now() + 15_000;
-      while (!cond()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} after ${results.length} requests`);
-        await new Promise<void>((r) => {
-          wake = r;
-          setTimeout(r, 200);
-        });
-      }
-    };
+    const { lines: results, until } = jsonLines<{ ok: boolean; body?: string; error?: string }>(child);
     const from = (n: number) => results.slice(n).map((r) => r.body?.split(' ')[0]);
     try {
       await until('traffic', () => results.length >= 20);
@@ -234,16 +266,74 @@ describe('nftables VIP in a client task namespace', () => {
     expect(byId.get('echo')!.frontend).toEqual(want.services[1]!.frontend);
     const second = new NftBackend(ns.client!);
     try {
-      const report = await second.apply(want);
+      // A new agent builds its table afresh (no shared objects): the digest still matches.
+      const report = await second.apply(structuredClone(want));
       expect(second.lastApply.adopted).toBe(true);
+      expect(second.lastApply.adoptedBy).toBe('digest');
       expect(report.changes).toBe(0);
+      // What it adopted is what it can change incrementally from.
+      await second.apply(table(webService([1, 3])));
+      expect(second.lastApply.mode).toBe('incremental');
+      expect(await kernelDigest()).toBe(renderedDigest(table(webService([1, 3]))));
     } finally {
       second.close();
+    }
+    // The table changed while no agent ran: the digests differ, the table is read back and fixed in place.
+    const third = new NftBackend(ns.client!);
+    try {
+      await third.apply(want);
+      expect(third.lastApply.adoptedBy).toBe('read-back');
+      expect(third.lastApply.mode).toBe('incremental');
+      expect((await third.read()).services.find((s) => s.id === 'web')!.backends).toEqual(byId.get('web')!.backends);
+      expect(await kernelDigest()).toBe(renderedDigest(want));
+    } finally {
+      third.close();
+    }
+  });
+
+  it('keeps the digest element equal to the digest of the applied table after every transaction', async () => {
+    const steps = [table(webService([1, 2])), table(webService([2]), [1]), table(webService([]), []), table(webService([1, 2, 3]))];
+    for (const t of steps) {
+      await nft.apply(t);
+      expect(await kernelDigest()).toBe(renderedDigest(t));
+    }
+    await nft.reconcile(steps[0]!);
+    expect(nft.lastApply.mode).toBe('full');
+    expect(await kernelDigest()).toBe(renderedDigest(steps[0]!));
+  });
+
+  it('keeps an established connection flowing across an atomic rebuild and an adoption', async () => {
+    await nft.apply(table(webService([1, 2, 3])));
+    const child = spawnIn(ns.client!, [process.execPath, '-e', KEEPALIVE_CLIENT, `http://${VIP}/`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const { lines: answers, until } = jsonLines<{ body?: string; port?: number; error?: string }>(child);
+    const ask = async () => {
+      const n = answers.length;
+      child.stdin!.write('go\n');
+      await until('an answer from the keep-alive client', () => answers.length > n);
+      return answers.at(-1)!;
+    };
+    try {
+      const first = await ask();
+      expect(first.error).toBeUndefined();
+      await nft.reconcile(table(webService([1, 2, 3]))); // atomic rebuild: the table is replaced in one transaction
+      expect(nft.lastApply.mode).toBe('full');
+      const second = new NftBackend(ns.client!);
+      try {
+        await second.apply(table(webService([1, 2, 3])));
+        expect(second.lastApply.adoptedBy).toBe('digest');
+      } finally {
+        second.close();
+      }
+      const later = await ask();
+      // The same TCP connection (same client port) still reaches the same backend.
+      expect(later).toEqual(first);
+    } finally {
+      child.kill('SIGTERM');
     }
   });
 
   it('keeps the previous ruleset and raises nft\'s message when a transaction fails', async () => {
-    const broken = new NftBackend(ns.client!, { transport: 'oneshot' });
+    const broken = new NftBackend(ns.client!);
     await broken.apply(table(webService([1])));
     // Someone removed the VIP behind meshnet's back: the plan's delete of that element fails.
     await execIn(ns.client!, ['nft', 'delete element ip meshnet service-ips { 10.99.0.10 . tcp . 80 }']);

@@ -49,6 +49,8 @@ export class IpvsBackend implements LbBackend {
   /** Table ids by IPVS key, so read() gives back the names apply() was given. */
   private readonly names = new Map<string, string>();
   private timeoutsChecked = false;
+  /** Closes the socket open() created; null when the kernel handle was given from outside. */
+  private release: (() => void) | null = null;
   /** apply/read/destroy run one at a time: interleaved diffs would replay each other's operations. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -66,7 +68,15 @@ export class IpvsBackend implements LbBackend {
   /** Open the IPVS socket (inside the namespace when `enterNamespace` is given) and build a backend on it. */
   static async open(opts: IpvsBackendOptions & { enterNamespace?: EnterNamespace }): Promise<{ backend: IpvsBackend; close: () => void }> {
     const client = await IpvsClient.open(opts.enterNamespace);
-    return { backend: new IpvsBackend(client, opts), close: () => client.close() };
+    const backend = new IpvsBackend(client, opts);
+    backend.release = () => client.close();
+    return { backend, close: () => backend.close() };
+  }
+
+  /** Closes the IPVS socket this backend opened (if open() made it); IPVS services and mark rules stay. */
+  close(): void {
+    this.release?.();
+    this.release = null;
   }
 
   /** What the kernel holds, as IPVS objects (all services in the namespace are meshnet's). */
@@ -123,6 +133,11 @@ export class IpvsBackend implements LbBackend {
   /** Make IPVS and the mark chain match `table`, touching only what differs. */
   apply(table: LbTable): Promise<ApplyReport> {
     return this.serialize(() => this.applyNow(table));
+  }
+
+  /** The full resync: every apply already diffs against the kernel's whole IPVS state and prunes what the table lacks. */
+  reconcile(table: LbTable): Promise<ApplyReport> {
+    return this.apply(table);
   }
 
   /** Read IPVS services and mark rules back as a table (ids from the last apply, else derived from the key). */

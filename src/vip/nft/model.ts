@@ -61,6 +61,12 @@ export const STATIC_MAPS = {
   'vip-backend-weights': 'type ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service : mark',
   /** The same for fwmark services: mark . backend . port -> weight. */
   'mark-backend-weights': 'type mark . ipv4_addr . inet_service : mark',
+  /**
+   * Bookkeeping, never matched: one element, the table's digest (two 32-bit lanes) -> number of
+   * services, rewritten in every transaction (digest.ts). A new agent compares it with the digest
+   * of the table it wants and adopts without reading the table back when they match.
+   */
+  'table-digest': 'type mark . mark : mark',
 } as const;
 
 export type StaticMapName = keyof typeof STATIC_MAPS;

@@ -1,101 +1,129 @@
+import { silentLogger, type Logger } from '../../log/logger.js';
 import { execIn } from '../../sandbox/exec.js';
 import type { ApplyReport, LbBackend, LbTable } from '../lb-table.js';
-import { ElementCache } from './element-cache.js';
+import { sameDigest, parseDigestListing, type TableDigest } from './digest.js';
+import { ElementCache, type PendingSync, type ServiceChange } from './element-cache.js';
 import { HostNamespaceNotAllowedError, NftApplyError, NftReadError } from './errors.js';
+import { NftCommandError, NftContext } from './libnftables.js';
 import { TABLE_REF } from './model.js';
 import type { NftPlan } from './plan.js';
-import { NftSession } from './nft-session.js';
-import { parseKernelTable } from './read-back.js';
+import { parseKernelTable, type ParsedKernelTable } from './read-back.js';
 import { conntrackDeleteArgv, udpConntrackDeletions } from './udp-conntrack.js';
 
 export interface NftBackendOptions {
   /** Required (true) to program the namespace meshnet itself runs in (netns null). */
   allowHostNamespace?: boolean;
-  /** Incremental changes through a warm `nft -i` (default) or a new `nft -f -` each time. */
-  transport?: 'session' | 'oneshot';
-  /** Incremental scripts longer than this go through `nft -f -` instead of one session line. */
-  maxSessionScriptBytes?: number;
-  /** Delete stale UDP conntrack entries of removed backends (default true; needs `conntrack`). */
+  /** Delete stale UDP conntrack entries of removed backends (default true; forks `conntrack`, only then). */
   clearUdpConntrack?: boolean;
-  timeoutMs?: number;
+  /**
+   * Transactions up to this many bytes run on the calling thread (a one-backend change takes a
+   * few ms); longer ones (loads, rebuilds) on the libuv pool, so the event loop keeps running.
+   */
+  maxSyncScriptBytes?: number;
+  /** Where the backend reports adoptions, rebuilds and failed conntrack deletes (default: silent). */
+  log?: Logger;
 }
 
 /** What the last apply did, beyond the LbBackend contract (for logs and benchmarks). */
 export interface NftApplyDetails {
   mode: 'full' | 'incremental' | 'none';
+  /** True when this apply took over a table a previous agent left. */
   adopted: boolean;
+  /** How: its digest matched the wanted table (nothing read back), or it was read back. */
+  adoptedBy: 'digest' | 'read-back' | null;
   conntrackDeletions: number;
-  /** Milliseconds computing the transaction (render + diff) and running it in nft. */
+  /** Milliseconds computing the transaction (render + diff) and running it in libnftables. */
   planMs: number;
   nftMs: number;
 }
 
-function isMissingTable(stderr: string): boolean {
-  return /No such file or directory/.test(stderr);
+const DEFAULT_MAX_SYNC_BYTES = 64 * 1024;
+
+function isMissing(err: unknown): boolean {
+  return err instanceof NftCommandError && /No such file or directory/.test(err.nftMessage);
 }
 
 /**
  * The nftables load-balancing backend for one namespace: owns `table ip meshnet` there and
- * nothing else. The first apply adopts what a previous agent left (no flush: running traffic
- * keeps flowing), then every apply writes only what changed, in one atomic transaction.
+ * nothing else, and speaks to the kernel through one in-process libnftables context (no process
+ * per namespace). The first apply adopts what a previous agent left without flushing, so running
+ * traffic keeps flowing: when the table's digest equals the wanted table's, nothing is read back.
+ * Every later apply writes only what changed, digest included, in one atomic transaction.
  */
 export class NftBackend implements LbBackend {
   readonly kind = 'nftables' as const;
   private readonly cache = new ElementCache();
-  private readonly session: NftSession;
+  private readonly log: Logger;
+  private ctx: NftContext | null = null;
   private adoptionTried = false;
   private adoptedUnverified = false;
   private needsFull = false;
-  private syncing: Promise<unknown> = Promise.resolve();
+  /** Every use of the context runs here, one at a time: libnftables contexts are not reentrant. */
+  private queue: Promise<unknown> = Promise.resolve();
   /** Details of the last apply. */
-  lastApply: NftApplyDetails = { mode: 'none', adopted: false, conntrackDeletions: 0, planMs: 0, nftMs: 0 };
+  lastApply: NftApplyDetails = { mode: 'none', adopted: false, adoptedBy: null, conntrackDeletions: 0, planMs: 0, nftMs: 0 };
 
   constructor(
     readonly netns: string | null,
     private readonly opts: NftBackendOptions = {},
   ) {
     if (netns === null && !opts.allowHostNamespace) throw new HostNamespaceNotAllowedError();
-    this.session = new NftSession(netns, opts.timeoutMs ?? 10_000);
+    this.log = (opts.log ?? silentLogger()).child({ component: 'vip', backend: 'nftables', netns });
   }
 
   /** Makes the kernel match `table`, touching only what changed since the last apply. */
-  async apply(table: LbTable): Promise<ApplyReport> {
-    return this.sync(table, false);
+  apply(table: LbTable): Promise<ApplyReport> {
+    return this.serialize(() => this.syncNow(table, false));
   }
 
   /** Rebuilds the whole table atomically from `table` (periodic reconcile: removes anything stale). */
-  async reconcile(table: LbTable): Promise<ApplyReport> {
-    return this.sync(table, true);
+  reconcile(table: LbTable): Promise<ApplyReport> {
+    return this.serialize(() => this.syncNow(table, true));
   }
 
-  /** Syncs run one at a time: each plans against what the previous one committed. */
-  private sync(table: LbTable, full: boolean): Promise<ApplyReport> {
-    const next = this.syncing.then(() => this.syncNow(table, full));
-    this.syncing = next.catch(() => undefined);
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn);
+    this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** The context, opened on first use inside the namespace (construction touches nothing). */
+  private context(): NftContext {
+    return (this.ctx ??= NftContext.open(this.netns));
   }
 
   private async syncNow(table: LbTable, full: boolean): Promise<ApplyReport> {
     const started = performance.now();
-    let adopted = false;
+    let adoptedBy: NftApplyDetails['adoptedBy'] = null;
+    let pending: PendingSync | null = null;
+    let planMs = 0;
     if (!this.adoptionTried && !full) {
+      const r = await this.adopt(table);
       this.adoptionTried = true;
-      adopted = await this.adopt();
+      if (r.by === 'digest') {
+        this.lastApply = { mode: 'none', adopted: true, adoptedBy: 'digest', conntrackDeletions: 0, planMs: r.planMs, nftMs: 0 };
+        return { changes: 0, durationMs: performance.now() - started };
+      }
+      adoptedBy = r.by;
+      // Nothing to adopt: the plan made to compare digests is the full load.
+      if (r.by === null) [pending, planMs] = [r.wanted, r.planMs];
     }
-    const prevTable = this.cache.lastTable;
-    const p0 = performance.now();
-    let pending = this.cache.plan(table, { full: full || this.needsFull });
-    const planMs = performance.now() - p0;
+    if (!pending) {
+      const p0 = performance.now();
+      pending = this.cache.plan(table, { full: full || this.needsFull });
+      planMs = performance.now() - p0;
+    }
     const n0 = performance.now();
     try {
       await this.run(pending.plan);
     } catch (err) {
-      // The kernel did not hold what the cache says (someone else changed the table): the
-      // next apply rebuilds it whole instead of failing again on the same stale entry.
+      // The kernel did not hold what the cache says (someone else changed the table, so even the
+      // digest element the transaction replaces was not there): rebuild it whole next time.
       if (pending.plan.mode === 'incremental') this.needsFull = true;
-      // A table adopted from a previous agent may differ from what its read-back renders to
-      // (another meshnet version): fall back to one atomic rebuild instead of failing.
+      // A table adopted by read-back may differ from what its read-back renders to (another
+      // meshnet version): fall back to one atomic rebuild now instead of failing.
       if (!(err instanceof NftApplyError) || pending.plan.mode !== 'incremental' || !this.adoptedUnverified) throw err;
+      this.log.warn({ event: 'vip.nft.adopted_table_differs', error: err.nftMessage.slice(0, 500) });
       pending = this.cache.plan(table, { full: true });
       await this.run(pending.plan);
     }
@@ -104,78 +132,126 @@ export class NftBackend implements LbBackend {
     this.adoptedUnverified = false;
     this.needsFull = false;
     pending.commit();
-    const deletions = this.opts.clearUdpConntrack === false ? 0 : await this.clearUdpConntrack(prevTable, table);
-    this.lastApply = { mode: plan.script ? plan.mode : 'none', adopted, conntrackDeletions: deletions, planMs, nftMs };
+    if (plan.mode === 'full') this.log.info({ event: 'vip.nft.rebuilt', services: table.services.length, ops: plan.ops, nftMs: Math.round(nftMs) });
+    const deletions = this.opts.clearUdpConntrack === false ? 0 : await this.clearUdpConntrack(pending.changes);
+    this.lastApply = { mode: plan.script ? plan.mode : 'none', adopted: adoptedBy !== null, adoptedBy, conntrackDeletions: deletions, planMs, nftMs };
     return { changes: plan.script ? plan.ops : 0, durationMs: performance.now() - started };
+  }
+
+  /**
+   * Runs `fn` on a context of its own, freed afterwards: nft keeps what a load or a listing touched
+   * in its context's cache, and a 10k-service cache would make the next small change pay seconds
+   * to release it.
+   */
+  private async bulk<T>(fn: (ctx: NftContext) => Promise<T>): Promise<T> {
+    const ctx = NftContext.open(this.netns);
+    try {
+      return await fn(ctx);
+    } finally {
+      ctx.close();
+    }
   }
 
   private async run(plan: NftPlan): Promise<void> {
     if (!plan.script) return;
-    const maxBytes = this.opts.maxSessionScriptBytes ?? 256 * 1024;
-    if (plan.mode === 'incremental' && this.opts.transport !== 'oneshot' && plan.script.length <= maxBytes) {
-      try {
-        await this.session.run(plan.script);
-      } catch (err) {
-        throw new NftApplyError((err as Error).message, this.netns, plan.mode);
-      }
-      return;
+    try {
+      if (plan.script.length <= (this.opts.maxSyncScriptBytes ?? DEFAULT_MAX_SYNC_BYTES)) this.context().run(plan.script);
+      else await this.bulk((ctx) => ctx.runAsync(plan.script));
+    } catch (err) {
+      if (err instanceof NftCommandError) throw new NftApplyError(err.nftMessage, this.netns, plan.mode);
+      throw err;
     }
-    const r = await execIn(this.netns, ['nft', '-f', '-'], { input: plan.script, allowFailure: true, timeoutMs: this.opts.timeoutMs ?? 120_000 });
-    if (r.code !== 0) throw new NftApplyError(r.stderr || r.stdout, this.netns, plan.mode);
-    // Start the session now (not awaited), so the first incremental change does not pay for nft's start.
-    if (this.opts.transport !== 'oneshot') this.session.warm().catch(() => undefined);
   }
 
-  /** Reads the existing table and takes it as the starting point; false when there is none to adopt. */
-  private async adopt(): Promise<boolean> {
-    const r = await execIn(this.netns, ['nft', '-j', 'list', 'table', TABLE_REF], { allowFailure: true, timeoutMs: this.opts.timeoutMs ?? 120_000 });
-    if (r.code !== 0) {
-      if (isMissingTable(r.stderr)) return false;
-      throw new NftReadError(r.stderr.trim());
+  /**
+   * Takes over the table a previous agent left. When its digest equals the digest of `table`,
+   * the kernel already holds exactly that table: adopt it as is (one small read, no read-back).
+   * Otherwise read it back and start from what it holds; with no usable table, plan a full load.
+   */
+  private async adopt(table: LbTable): Promise<{ by: 'digest' | 'read-back' | null; wanted: PendingSync; planMs: number }> {
+    const p0 = performance.now();
+    const wanted = this.cache.plan(table, { full: true });
+    const planMs = performance.now() - p0;
+    const kernel = this.readDigest();
+    if (kernel.digest && sameDigest(kernel.digest, wanted.digest)) {
+      wanted.commit();
+      this.log.info({ event: 'vip.nft.adopted', by: 'digest', services: table.services.length, planMs: Math.round(planMs) });
+      return { by: 'digest', wanted, planMs };
     }
-    const parsed = parseKernelTable(r.stdout);
-    if (!parsed.skeletonComplete) return false;
-    this.cache.adopt(parsed.table);
+    if (!kernel.tableExists) return { by: null, wanted, planMs };
+    const r0 = performance.now();
+    const parsed = await this.readKernel();
+    if (!parsed || !parsed.skeletonComplete) return { by: null, wanted, planMs };
+    this.cache.adopt(parsed.table, kernel.digest);
     this.adoptedUnverified = true;
-    return true;
+    this.log.info({ event: 'vip.nft.adopted', by: 'read-back', services: parsed.table.services.length, readMs: Math.round(performance.now() - r0) });
+    return { by: 'read-back', wanted, planMs };
   }
 
-  private async clearUdpConntrack(prev: LbTable | null, next: LbTable): Promise<number> {
+  /** The digest element of the kernel's table: one small synchronous read. */
+  private readDigest(): { tableExists: boolean; digest: TableDigest | null } {
+    const ctx = this.context();
+    try {
+      return { tableExists: true, digest: parseDigestListing(ctx.run(`list map ${TABLE_REF} table-digest`)) };
+    } catch (err) {
+      if (!isMissing(err)) throw new NftReadError((err as Error).message);
+      // The map is missing: is the table (a meshnet without digests left it)?
+      const tables = ctx.run('list tables');
+      return { tableExists: tables.split('\n').some((l) => l.trim() === `table ${TABLE_REF}`), digest: null };
+    }
+  }
+
+  /** The kernel's table as JSON, parsed (null when there is none). Runs off the event loop: 10k services take seconds. */
+  private async readKernel(): Promise<ParsedKernelTable | null> {
+    let json: string;
+    try {
+      json = await this.bulk((ctx) => ctx.runAsync(`list table ${TABLE_REF}`, { json: true }));
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw new NftReadError((err as Error).message);
+    }
+    return parseKernelTable(json);
+  }
+
+  private async clearUdpConntrack(changes: ServiceChange[]): Promise<number> {
+    if (changes.length === 0) return 0;
+    // Only changed services can lose a backend or gain their first one: the deletions between
+    // their before and after sides are those between the whole tables (frontends are unique).
+    const before = { services: changes.flatMap((c) => (c.before ? [c.before] : [])) };
+    const after = { services: changes.flatMap((c) => (c.after ? [c.after] : [])) };
     let n = 0;
-    for (const d of udpConntrackDeletions(prev, next)) {
-      const r = await execIn(this.netns, conntrackDeleteArgv(d), { allowFailure: true, timeoutMs: 5_000 });
+    for (const d of udpConntrackDeletions(before, after)) {
+      const argv = conntrackDeleteArgv(d);
+      const r = await execIn(this.netns, argv, { allowFailure: true, timeoutMs: 5_000 });
       const m = /(\d+) flow entries have been deleted/.exec(r.stderr + r.stdout);
       if (m) n += Number(m[1]);
-      else if (r.code !== 0) {
-        process.stderr.write(
-          JSON.stringify({ event: 'vip.nft.conntrack_delete_failed', netns: this.netns, argv: conntrackDeleteArgv(d), stderr: r.stderr.trim() }) + '\n',
-        );
-      }
+      else if (r.code !== 0) this.log.warn({ event: 'vip.nft.conntrack_delete_failed', argv, stderr: r.stderr.trim() });
     }
     return n;
   }
 
   /** Reads back what the kernel's meshnet table implements (an empty table when there is none). */
-  async read(): Promise<LbTable> {
-    const r = await execIn(this.netns, ['nft', '-j', 'list', 'table', TABLE_REF], { allowFailure: true, timeoutMs: this.opts.timeoutMs ?? 120_000 });
-    if (r.code !== 0) {
-      if (isMissingTable(r.stderr)) return { services: [] };
-      throw new NftReadError(r.stderr.trim());
-    }
-    return parseKernelTable(r.stdout).table;
+  read(): Promise<LbTable> {
+    return this.serialize(async () => (await this.readKernel())?.table ?? { services: [] });
   }
 
-  /** Deletes the meshnet table (missing is fine) and ends the nft session. */
-  async destroy(): Promise<void> {
-    this.session.close();
-    const r = await execIn(this.netns, ['nft', '-f', '-'], { input: `add table ${TABLE_REF}\ndelete table ${TABLE_REF}\n`, allowFailure: true });
-    if (r.code !== 0) throw new NftApplyError(r.stderr, this.netns, 'full');
-    this.cache.invalidate();
-    this.adoptionTried = false;
+  /** Deletes the meshnet table (missing is fine); the next apply loads it afresh. */
+  destroy(): Promise<void> {
+    return this.serialize(async () => {
+      try {
+        await this.bulk((ctx) => ctx.runAsync(`add table ${TABLE_REF}\ndelete table ${TABLE_REF}`));
+      } catch (err) {
+        if (err instanceof NftCommandError) throw new NftApplyError(err.nftMessage, this.netns, 'full');
+        throw err;
+      }
+      this.cache.invalidate();
+      this.adoptionTried = false;
+    });
   }
 
-  /** Ends the nft session, leaving the table in place (agent shutdown). */
+  /** Releases the netlink socket and nft context, leaving the table in place (the namespace went away, or the agent stops). */
   close(): void {
-    this.session.close();
+    this.ctx?.close();
+    this.ctx = null;
   }
 }

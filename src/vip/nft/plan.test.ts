@@ -40,8 +40,11 @@ describe('incremental plan', () => {
     const small = opsAt(10);
     const big = opsAt(1000);
     expect(big.ops).toBe(small.ops);
-    expect(big.ops).toBeLessThanOrEqual(20); // at most every slot of that one service
-    expect(big.script.split('\n').every((l) => !l || l.includes('10.96.3.231'))).toBe(true); // only that service's keys
+    expect(big.ops).toBeLessThanOrEqual(22); // at most every slot of that one service, and the digest
+    const lines = big.script.split('\n').filter(Boolean);
+    const digest = lines.filter((l) => l.includes(' table-digest '));
+    expect(digest.map((l) => l.split(' ')[0])).toEqual(['delete', 'add']); // the digest is replaced in the same transaction
+    expect(lines.filter((l) => !digest.includes(l)).every((l) => l.includes('10.96.3.231'))).toBe(true); // only that service's keys
   });
 
   it('writes nothing when nothing changed, and exactly the drained slot when a backend drains', () => {

@@ -13,6 +13,7 @@ import {
   type NftModel,
   type StaticMapName,
 } from './model.js';
+import { combine, definitionKey, digestTerm, setDigestElement, type TableDigest } from './digest.js';
 import { validateLbTable } from './validate-table.js';
 
 /** Most slots one service gets; larger weight ratios are scaled down to fit (at least one slot each). */
@@ -61,16 +62,18 @@ function gcd(a: number, b: number): number {
   return a;
 }
 
-function compareBackends(a: LbBackendTarget, b: LbBackendTarget): number {
-  const ka = a.address.split('.').map(Number).concat(a.port);
-  const kb = b.address.split('.').map(Number).concat(b.port);
-  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i]! - kb[i]!;
-  return 0;
+/** Address then port as one number (below 2^48), so sorting parses each address once, not per comparison. */
+function backendOrder(b: LbBackendTarget): number {
+  const [a0, a1, a2, a3] = b.address.split('.').map(Number);
+  return (((a0! * 256 + a1!) * 256 + a2!) * 256 + a3!) * 65536 + b.port;
 }
 
 /** The backends in address order, so that equal sets render equally. */
 export function sortedBackends(backends: readonly LbBackendTarget[]): LbBackendTarget[] {
-  return [...backends].sort(compareBackends);
+  return backends
+    .map((b) => [backendOrder(b), b] as const)
+    .sort((x, y) => x[0] - y[0])
+    .map(([, b]) => b);
 }
 
 /** Slots per selectable backend: 1 each, or proportional to weight (reduced by the gcd, scaled to MAX_SLOTS). */
@@ -158,13 +161,14 @@ export function renderService(svc: VirtualService): ServiceFragment {
   if (selectable.length === 0) dispatch = NO_BACKEND_CHAIN;
   else if (svc.persistenceSeconds !== undefined) dispatch = renderAffinity(frag, svc, backends, selectable, shares);
   else {
-    dispatch = selectionChainName(family, f.protocol, SELECTOR[svc.scheduler], slots);
+    const shared = selectionChain(family, f.protocol, SELECTOR[svc.scheduler], slots);
+    dispatch = shared[0];
     const slotMap: StaticMapName = anyPort ? 'vipany-slots' : `${family as 'vip' | 'mark'}-slots-${f.protocol}`;
     let slot = 0;
     selectable.forEach((b, i) => {
       for (let n = 0; n < shares[i]!; n++) put(slotMap, `${svcKey} . ${slot++}`, { value: target(b, anyPort) });
     });
-    frag.shared.push([dispatch, [selectionRule(family, f.protocol, SELECTOR[svc.scheduler], slots)]]);
+    frag.shared.push(shared);
   }
 
   // Weights the slots cannot show (draining backends, weights an unweighted scheduler ignores).
@@ -195,6 +199,48 @@ export function renderService(svc: VirtualService): ServiceFragment {
   return frag;
 }
 
+/** The shared selection chain a service dispatches to (name, rules), without rendering the rest; null when it uses none. */
+export function sharedChainOf(svc: VirtualService): [string, readonly string[]] | null {
+  if (svc.persistenceSeconds !== undefined) return null;
+  const selectable = svc.backends.filter((b) => b.weight > 0);
+  if (selectable.length === 0) return null;
+  // The slot count does not depend on backend order, so no sort is needed here.
+  const slots = slotShares(svc.scheduler, selectable).reduce((a, b) => a + b, 0);
+  const f = svc.frontend;
+  const family = f.kind === 'vip' ? (f.port === 0 ? 'vipany' : 'vip') : 'mark';
+  return selectionChain(family, f.protocol, SELECTOR[svc.scheduler], slots);
+}
+
+function selectionChain(family: 'vip' | 'vipany' | 'mark', protocol: L4Protocol, kind: SelectorKind, slots: number): [string, readonly string[]] {
+  return [selectionChainName(family, protocol, kind, slots), [selectionRule(family, protocol, kind, slots)]];
+}
+
+/**
+ * Services that exercise every renderer feature. Their rendering is part of every digest's
+ * layout term, so a table written by a meshnet that renders differently never matches.
+ */
+const PROBE_SERVICES: readonly VirtualService[] = [
+  { id: 'p1', frontend: { kind: 'vip', address: '10.0.0.1', protocol: 'tcp', port: 80 }, scheduler: 'rr', sourceNat: '10.0.0.9', backends: [{ address: '10.0.1.1', port: 8080, weight: 1 }, { address: '10.0.1.2', port: 0, weight: 0 }] },
+  { id: 'p2', frontend: { kind: 'vip', address: '10.0.0.2', protocol: 'udp', port: 53 }, scheduler: 'wrr', backends: [{ address: '10.0.1.1', port: 53, weight: 300 }, { address: '10.0.1.3', port: 53, weight: 1 }] },
+  { id: 'p3', frontend: { kind: 'vip', address: '10.0.0.3', protocol: 'tcp', port: 0 }, scheduler: 'sh', persistenceSeconds: 60, backends: [{ address: '10.0.1.4', port: 0, weight: 1 }, { address: '10.0.1.5', port: 0, weight: 2 }] },
+  { id: 'p4', frontend: { kind: 'fwmark', mark: 256, protocol: 'tcp', port: 8080 }, scheduler: 'random', sourceNat: '10.255.0.2', backends: [{ address: '10.255.0.5', port: 0, weight: 1 }] },
+  { id: 'p5', frontend: { kind: 'fwmark', mark: 257, protocol: 'udp', port: 9000, address: '192.168.1.1' }, scheduler: 'mh', backends: [] },
+  { id: 'p6', frontend: { kind: 'vip', address: '10.0.0.6', protocol: 'udp', port: 0 }, scheduler: 'lc', backends: [{ address: '10.0.1.6', port: 0, weight: 3 }, { address: '10.0.1.7', port: 0, weight: 1 }] },
+];
+let layout: TableDigest | undefined;
+
+/** The part of every digest that stands for the skeleton and the way services are rendered. */
+export function layoutTerm(): TableDigest {
+  return (layout ??= digestTerm(JSON.stringify(['layout', STATIC_MAPS, SKELETON_CHAINS, PROBE_SERVICES.map(renderService)])));
+}
+
+/** The digest of the table `services` render to: what map `table-digest` holds for it. */
+export function tableDigest(services: readonly VirtualService[]): TableDigest {
+  let digest = layoutTerm();
+  for (const svc of services) digest = combine(digest, digestTerm(definitionKey(svc)!));
+  return digest;
+}
+
 /** Adds a fragment's objects to a model (shared chains once). */
 export function addFragment(model: NftModel, frag: ServiceFragment): void {
   for (const [map, key, e] of frag.elements) model.maps.get(map)!.set(key, e);
@@ -208,6 +254,7 @@ export function renderModel(table: LbTable): NftModel {
   validateLbTable(table);
   const model = emptyModel();
   for (const svc of table.services) addFragment(model, renderService(svc));
+  setDigestElement(model, tableDigest(table.services), table.services.length);
   return model;
 }
 

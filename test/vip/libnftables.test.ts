@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab } from '../lab/lab.js';
+import { execIn } from '../../src/sandbox/exec.js';
+import { NftCommandError, NftContext } from '../../src/vip/nft/libnftables.js';
+
+// Two throwaway namespaces: a context opened in one must write there, and never anywhere else,
+// whichever thread (the event loop's or a libuv pool thread's) runs its commands.
+let lab: Lab;
+let a: string;
+let b: string;
+
+async function tables(ns: string): Promise<string[]> {
+  const r = await execIn(ns, ['nft', 'list', 'tables']);
+  return r.stdout.split('\n').filter(Boolean).sort();
+}
+
+beforeAll(async () => {
+  lab = await Lab.create(0, { tag: 'libnft' });
+  a = lab.netns('a');
+  b = lab.netns('b');
+});
+
+afterAll(async () => {
+  await lab?.destroy();
+});
+
+describe('libnftables context', () => {
+  it('stays bound to the namespace it was opened in, for calls on the event loop and on the pool', async () => {
+    const ctx = NftContext.open(a);
+    try {
+      ctx.run('add table ip sync_probe'); // this thread is back in its own namespace here
+      await ctx.runAsync('add table ip async_probe'); // a libuv pool thread, never switched
+      expect(await tables(a)).toEqual(['table ip async_probe', 'table ip sync_probe']);
+      expect(await tables(b)).toEqual([]);
+      expect(ctx.run('list tables')).toContain('table ip async_probe');
+    } finally {
+      ctx.close();
+    }
+  });
+
+  it("raises nft's own message and applies nothing of a failed transaction", async () => {
+    const ctx = NftContext.open(b);
+    try {
+      const err = (() => {
+        try {
+          ctx.run('add table ip half\nadd element ip half absent_set { 1 }');
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(NftCommandError);
+      expect((err as NftCommandError).nftMessage).toMatch(/No such file or directory/);
+      expect(await tables(b)).toEqual([]);
+      await expect(ctx.runAsync('list table ip nowhere')).rejects.toThrow(/No such file or directory/);
+    } finally {
+      ctx.close();
+    }
+  });
+
+  it('lists as JSON on request, and text again afterwards', () => {
+    const ctx = NftContext.open(b);
+    try {
+      ctx.run('add table ip json_probe');
+      expect(JSON.parse(ctx.run('list tables', { json: true })).nftables.some((o: { table?: { name: string } }) => o.table?.name === 'json_probe')).toBe(true);
+      expect(ctx.run('list tables')).toContain('table ip json_probe');
+      ctx.run('delete table ip json_probe');
+    } finally {
+      ctx.close();
+    }
+  });
+
+  it('can be closed while a call runs on the pool: the call finishes, later calls are refused', async () => {
+    const ctx = NftContext.open(a);
+    const pending = ctx.runAsync('list tables');
+    ctx.close();
+    expect(await pending).toContain('table ip');
+    expect(() => ctx.run('list tables')).toThrow(/closed/);
+  });
+});
