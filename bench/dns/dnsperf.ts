@@ -1,7 +1,8 @@
 /**
  * dnsperf against our resolver and against dnsmasq serving the same internal names from a
  * hosts file, each inside its own namespace on 127.0.0.11:53, in one run. Prints absolute qps,
- * average latency and the ratio. Usage: node dist/bench/dns/dnsperf.js [seconds] [outstanding]
+ * average latency and the ratio, then one JSON line of the figures.
+ * Usage: node dist/bench/dns/dnsperf.js [seconds] [outstanding]
  * Needs the Debian packages dnsperf, dnsmasq-base and dnsutils.
  */
 import { spawnIn, execIn } from '../../src/sandbox/exec.js';
@@ -32,7 +33,7 @@ async function dnsperf(netns: string, queryFile: string, maxOutstanding = outsta
 
 async function main(): Promise<void> {
   const lab = new BenchLab();
-  const dns = new DnsService({ upstreams: [], workers: 2 });
+  const dns = new DnsService({ upstreams: [], workers: 2, port: 53 });
   let dnsmasq: ReturnType<typeof spawnIn> | null = null;
   try {
     const ours = await lab.namespace('ours');
@@ -87,6 +88,17 @@ async function main(): Promise<void> {
     console.log(line('dnsmasq', d));
     console.log(`light load, 10 outstanding: meshnet ${light.ours.qps.toFixed(0)} qps avg ${light.ours.avgLatencyMs.toFixed(3)} ms; dnsmasq ${light.dnsmasq.qps.toFixed(0)} qps avg ${light.dnsmasq.avgLatencyMs.toFixed(3)} ms`);
     console.log(`ratio meshnet/dnsmasq: ${(o.qps / d.qps).toFixed(2)} (target >= 0.75); all rounds: ${JSON.stringify(results)}`);
+    console.log(
+      JSON.stringify({
+        bench: 'dns.dnsperf',
+        outstanding,
+        meshnetQps: Math.round(o.qps),
+        dnsmasqQps: Math.round(d.qps),
+        ratio: Number((o.qps / d.qps).toFixed(3)),
+        meshnetLightAvgMs: light.ours.avgLatencyMs,
+        dnsmasqLightAvgMs: light.dnsmasq.avgLatencyMs,
+      }),
+    );
   } finally {
     if (dnsmasq?.pid) process.kill(dnsmasq.pid, 'SIGTERM');
     await dns.close();

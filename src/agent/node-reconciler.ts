@@ -56,7 +56,7 @@ export interface NodeAdapters {
     forgetTask(netns: string): void;
   };
   health: { reconcile(plans: readonly HealthPortPlan[]): Promise<void> };
-  dns: { attach(sandbox: string, view: NameView): Promise<void>; update(sandbox: string, view: NameView): void; detach(sandbox: string): Promise<void> };
+  dns: { attach(sandbox: string, view: NameView): Promise<unknown>; update(sandbox: string, view: NameView): void; detach(sandbox: string): Promise<void> };
   processes: { get(taskId: string): TaskInfo | undefined; list(): TaskInfo[]; ensureRunning(spec: TaskSpec): Promise<TaskInfo>; stop(taskId: string, opts: { graceMs: number }): Promise<void> };
   close(): void;
 }

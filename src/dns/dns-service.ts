@@ -1,12 +1,15 @@
 import { access } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import { silentLogger, type Logger } from '../log/logger.js';
 import { compiledModuleUrl } from '../runtime/compiled-module.js';
 import { DEFAULT_TTL_SECONDS } from './answer-table.js';
 import { DnsAttachError, DnsNamespaceStateError, DnsServiceClosedError, InvalidDnsInputError } from './errors.js';
 import { parseUpstreams } from './forwarder.js';
 import { validateNameView, type NameView } from './name-view.js';
-import { RESOLVER_ADDRESS, RESOLVER_PORT } from './namespace-server.js';
-import type { WorkerReply, WorkerRequest, WorkerSettings } from './worker-protocol.js';
+import { RESOLVER_ADDRESS } from './namespace-server.js';
+import { tcpLimits, type TcpLimits } from './tcp-session.js';
+import type { WorkerMessage, WorkerReply, WorkerRequest, WorkerSettings } from './worker-protocol.js';
 
 /** Options of the resolver service. */
 export interface DnsServiceOptions {
@@ -18,37 +21,87 @@ export interface DnsServiceOptions {
   workers?: number;
   /** Per-try upstream timeout; default 2000 ms (two tries fit in a stub resolver's 5 s). */
   forwardTimeoutMs?: number;
-  /** Forwards in flight per namespace before SERVFAIL; default 256. */
+  /** Forwards in flight per namespace (TCP retries included) before SERVFAIL; default 256. */
   maxConcurrentForwards?: number;
-  /** Port inside each namespace; default 53 (other values only for tests of the service itself). */
+  /**
+   * Port on 127.0.0.11 in each namespace unless attach() says otherwise: 0 (the default) lets
+   * the kernel pick one per namespace, to be reached through resolverNatRules; 53 serves the
+   * standard port directly, and the task then cannot bind :53 itself.
+   */
+  port?: number;
+  /** Limits of the TCP service per namespace. */
+  tcp?: Partial<TcpLimits>;
+  /** Where worker deaths, restarts and socket errors are logged; default silent. */
+  log?: Logger;
+}
+
+/** Options of one attach. */
+export interface AttachOptions {
+  /** Overrides DnsServiceOptions.port for this namespace. */
   port?: number;
 }
 
+/** The outcome of attach: the port UDP and TCP listen on (0 when detached before it was served). */
+export interface Attached {
+  port: number;
+}
+
+interface Waiter {
+  settle: (reply: WorkerReply) => void;
+  /** The worker died before it answered. */
+  died: () => void;
+}
+
 interface WorkerSlot {
-  worker: Worker;
+  index: number;
+  /** null while the worker is down and its restart is pending. */
+  worker: Worker | null;
+  startedAt: number;
   namespaces: number;
-  failed: Error | null;
+  waiting: Map<number, Waiter>;
+  backoff: IBackoff<unknown> | undefined;
+  restartTimer: NodeJS.Timeout | null;
 }
 
 /** A namespace being served; `slot` is null until the workers have started. */
 interface Served {
   slot: WorkerSlot | null;
   latest: NameView;
+  /** The port asked for; 0: any. */
+  wanted: number;
+  /** The port bound, once bound; a restarted worker binds it again so the NAT rules stay true. */
+  port: number | null;
   detached: boolean;
+  ready: Promise<number>;
+  resolve: (port: number) => void;
+  reject: (err: Error) => void;
+}
+
+/** A worker that stayed up this long had a healthy life: its next death restarts it at once again. */
+const HEALTHY_UPTIME_MS = 60_000;
+
+function validPort(port: number, what: string): number {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidDnsInputError(`${what} ${port} must be an integer from 0 (any) to 65535`);
+  return port;
 }
 
 /**
  * The embedded resolver for every task namespace of this host. A small pool of worker threads
  * serves all namespaces (a worker costs about 8.5 MB; a namespace adds only its sockets and
- * answer table), each namespace pinned to the least-loaded worker when attached.
+ * answer table), each namespace pinned to the least-loaded worker when attached. A worker that
+ * dies is started again, with backoff, and the namespaces it served are attached to it again
+ * from the last view given, on the port they had: the caller does nothing.
  */
 export class DnsService {
   private readonly settings: WorkerSettings;
   private readonly workerCount: number;
+  private readonly defaultPort: number;
+  private readonly log: Logger;
+  // cockatiel's jittered exponential backoff: a worker that dies at once again must not spin a core.
+  private readonly backoff = new ExponentialBackoff({ initialDelay: 100, maxDelay: 10_000 });
   private slots: WorkerSlot[] | null = null;
   private starting: Promise<WorkerSlot[]> | null = null;
   private readonly owner = new Map<string, Served>();
-  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private nextReq = 1;
   private closed = false;
 
@@ -58,13 +111,15 @@ export class DnsService {
     const workers = opts.workers ?? 2;
     if (!Number.isInteger(workers) || workers < 1 || workers > 16) throw new InvalidDnsInputError(`workers ${workers} must be an integer from 1 to 16`);
     this.workerCount = workers;
+    this.defaultPort = validPort(opts.port ?? 0, 'port');
+    this.log = (opts.log ?? silentLogger()).child({ component: 'dns' });
     this.settings = {
       ttlSeconds: ttl,
       upstreams: parseUpstreams(opts.upstreams),
       forwardTimeoutMs: opts.forwardTimeoutMs ?? 2000,
       maxConcurrentForwards: opts.maxConcurrentForwards ?? 256,
       address: RESOLVER_ADDRESS,
-      port: opts.port ?? RESOLVER_PORT,
+      tcp: tcpLimits(opts.tcp),
     };
   }
 
@@ -74,12 +129,9 @@ export class DnsService {
       // The libuv threadpool starts on first use, in the namespace of whichever thread uses
       // it first: use it here, on the main thread at home, before any worker steps out.
       await access('/');
-      const url = compiledModuleUrl(import.meta.url, './dns-worker.js');
-      const slots = Array.from({ length: this.workerCount }, () => {
-        const slot: WorkerSlot = { worker: new Worker(url, { workerData: this.settings }), namespaces: 0, failed: null };
-        slot.worker.on('message', (r: WorkerReply) => this.onReply(r));
-        slot.worker.on('error', (err) => this.onWorkerDown(slot, err));
-        slot.worker.on('exit', (code) => this.onWorkerDown(slot, new Error(`worker exited with code ${code}`)));
+      const slots = Array.from({ length: this.workerCount }, (_, index): WorkerSlot => {
+        const slot: WorkerSlot = { index, worker: null, startedAt: 0, namespaces: 0, waiting: new Map(), backoff: undefined, restartTimer: null };
+        this.spawn(slot);
         return slot;
       });
       this.slots = slots;
@@ -88,48 +140,127 @@ export class DnsService {
     return this.starting;
   }
 
-  private onReply(r: WorkerReply): void {
-    const w = this.waiting.get(r.reqId);
+  private spawn(slot: WorkerSlot): void {
+    const worker = new Worker(compiledModuleUrl(import.meta.url, './dns-worker.js'), { workerData: this.settings });
+    slot.worker = worker;
+    slot.startedAt = Date.now();
+    worker.on('message', (m: WorkerMessage) => this.onMessage(slot, m));
+    worker.on('error', (err) => this.onWorkerDown(slot, worker, err));
+    worker.on('exit', (code) => this.onWorkerDown(slot, worker, new Error(`worker exited with code ${code}`)));
+  }
+
+  private onMessage(slot: WorkerSlot, m: WorkerMessage): void {
+    if (m.kind === 'log') {
+      this.log[m.level]({ ...m.fields, worker: slot.index });
+      return;
+    }
+    const w = slot.waiting.get(m.reqId);
     if (!w) return;
-    this.waiting.delete(r.reqId);
-    if (r.ok) w.resolve();
-    else w.reject(new Error(r.error ?? 'unknown worker error'));
+    slot.waiting.delete(m.reqId);
+    w.settle(m);
   }
 
-  private onWorkerDown(slot: WorkerSlot, err: Error): void {
-    if (slot.failed || this.closed) return;
-    slot.failed = err;
-    process.stderr.write(`${JSON.stringify({ component: 'dns', event: 'dns_worker_down', error: err.message })}\n`);
-    // Its namespaces are no longer served; callers learn it on their next request.
-    for (const w of this.waiting.values()) w.reject(new DnsServiceClosedError(err.message));
-    this.waiting.clear();
+  private onWorkerDown(slot: WorkerSlot, worker: Worker, err: Error): void {
+    // 'error' and 'exit' both come for one death; a replaced worker's late events are old news.
+    if (this.closed || slot.worker !== worker) return;
+    slot.worker = null;
+    void worker.terminate();
+    if (Date.now() - slot.startedAt >= HEALTHY_UPTIME_MS) slot.backoff = undefined;
+    slot.backoff = slot.backoff ? slot.backoff.next(undefined) : this.backoff.next();
+    const delayMs = Math.round(slot.backoff.duration);
+    this.log.error({ event: 'dns.worker_died', worker: slot.index, error: err.message, namespaces: slot.namespaces, restartInMs: delayMs });
+    const waiting = [...slot.waiting.values()];
+    slot.waiting.clear();
+    for (const w of waiting) w.died();
+    slot.restartTimer = setTimeout(() => this.restart(slot), delayMs);
   }
 
-  private request(slot: WorkerSlot, req: WorkerRequest & { reqId: number }): Promise<void> {
-    if (slot.failed) return Promise.reject(new DnsServiceClosedError(slot.failed.message));
-    return new Promise((resolve, reject) => {
-      this.waiting.set(req.reqId, { resolve, reject });
-      slot.worker.postMessage(req);
+  private restart(slot: WorkerSlot): void {
+    slot.restartTimer = null;
+    if (this.closed) return;
+    this.spawn(slot);
+    let namespaces = 0;
+    for (const [path, entry] of this.owner) {
+      if (entry.slot !== slot) continue;
+      this.sendAttach(slot, path, entry);
+      namespaces++;
+    }
+    this.log.info({ event: 'dns.worker_restarted', worker: slot.index, namespaces });
+  }
+
+  /** Posts a request; resolves with the reply, or null when the worker died first. */
+  private request(slot: WorkerSlot, req: Exclude<WorkerRequest, { op: 'update' | 'attach' }>): Promise<WorkerReply | null> {
+    const worker = slot.worker;
+    if (!worker) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      slot.waiting.set(req.reqId, { settle: resolve, died: () => resolve(null) });
+      worker.postMessage(req);
     });
   }
 
-  /** Starts answering on 127.0.0.11:53 inside the namespace at `netnsPath` with the names of `view`. */
-  async attach(netnsPath: string, view: NameView): Promise<void> {
+  /**
+   * Asks the slot's worker to serve `path`. A death before the answer needs nothing here: the
+   * restart sends the attach again. After a restart the old port is asked for again; if it
+   * was the kernel's pick and is now taken, any port is taken and the change logged.
+   */
+  private sendAttach(slot: WorkerSlot, path: string, entry: Served): void {
+    const worker = slot.worker;
+    if (!worker) return;
+    const reqId = this.nextReq++;
+    const port = entry.port ?? entry.wanted;
+    slot.waiting.set(reqId, {
+      settle: (reply) => {
+        if (reply.ok) {
+          if (entry.port !== null && entry.port !== reply.port) {
+            this.log.warn({ event: 'dns.port_changed', netns: path, from: entry.port, to: reply.port });
+          }
+          entry.port = reply.port ?? port;
+          entry.resolve(entry.port);
+          return;
+        }
+        if (entry.port !== null) {
+          if (entry.wanted === 0 && !entry.detached) {
+            entry.port = null;
+            this.sendAttach(slot, path, entry);
+            return;
+          }
+          this.log.error({ event: 'dns.reattach_failed', netns: path, port: entry.port, error: reply.error });
+        }
+        entry.reject(new Error(reply.error ?? 'unknown worker error'));
+      },
+      died: () => undefined,
+    });
+    worker.postMessage({ op: 'attach', reqId, path, view: entry.latest, port } satisfies WorkerRequest);
+  }
+
+  /**
+   * Starts answering on 127.0.0.11 inside the namespace at `netnsPath` with the names of `view`.
+   * Resolves to the port bound (UDP and TCP alike): by default one the kernel picked, which the
+   * namespace's NAT rules (resolverNatRules) must map 127.0.0.11:53 to.
+   */
+  async attach(netnsPath: string, view: NameView, opts: AttachOptions = {}): Promise<Attached> {
     if (this.closed) throw new DnsServiceClosedError('closed');
     const valid = validateNameView(view);
+    const wanted = validPort(opts.port ?? this.defaultPort, 'port');
     if (this.owner.has(netnsPath)) throw new DnsNamespaceStateError(netnsPath, 'attached');
     // Registered before the first await, so update() and detach() right after attach() work.
-    const entry: Served = { slot: null, latest: valid, detached: false };
+    let resolve!: (port: number) => void;
+    let reject!: (err: Error) => void;
+    const ready = new Promise<number>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const entry: Served = { slot: null, latest: valid, wanted, port: null, detached: false, ready, resolve, reject };
     this.owner.set(netnsPath, entry);
-    let slot: WorkerSlot | undefined;
     try {
       const slots = await this.start();
-      slot = slots.filter((s) => !s.failed).sort((a, b) => a.namespaces - b.namespaces)[0];
-      if (!slot) throw new DnsServiceClosedError('every worker has stopped');
-      if (entry.detached) return;
+      if (entry.detached) return { port: 0 };
+      // A worker waiting for its restart takes namespaces too: it will serve them when it is back.
+      const slot = [...slots].sort((a, b) => a.namespaces - b.namespaces)[0]!;
       entry.slot = slot;
       slot.namespaces++;
-      await this.request(slot, { op: 'attach', reqId: this.nextReq++, path: netnsPath, view: entry.latest });
+      this.sendAttach(slot, netnsPath, entry);
+      return { port: await entry.ready };
     } catch (err) {
       if (this.owner.get(netnsPath) === entry) this.owner.delete(netnsPath);
       if (entry.slot) entry.slot.namespaces--;
@@ -138,16 +269,19 @@ export class DnsService {
     }
   }
 
+  /** The port the resolver listens on in a served namespace; undefined until bound. */
+  portOf(netnsPath: string): number | undefined {
+    return this.owner.get(netnsPath)?.port ?? undefined;
+  }
+
   /** Replaces the names a served namespace sees; answers follow at once (clients within the TTL). */
   update(netnsPath: string, view: NameView): void {
     const valid = validateNameView(view);
     const entry = this.owner.get(netnsPath);
     if (!entry) throw new DnsNamespaceStateError(netnsPath, 'not attached');
     entry.latest = valid;
-    // Not yet sent to a worker: the attach request will carry this view.
-    if (!entry.slot) return;
-    if (entry.slot.failed) throw new DnsServiceClosedError(entry.slot.failed.message);
-    entry.slot.worker.postMessage({ op: 'update', path: netnsPath, view: valid } satisfies WorkerRequest);
+    // Not yet sent to a worker, or the worker is down: the (re)attach will carry this view.
+    entry.slot?.worker?.postMessage({ op: 'update', path: netnsPath, view: valid } satisfies WorkerRequest);
   }
 
   /** Stops answering inside the namespace (closes its sockets); unknown paths are fine. */
@@ -156,11 +290,13 @@ export class DnsService {
     if (!entry) return;
     this.owner.delete(netnsPath);
     entry.detached = true;
+    // An attach() still waiting (say, for a worker's restart that will now skip it) ends here.
+    entry.resolve(entry.port ?? 0);
     const slot = entry.slot;
     if (!slot) return;
     slot.namespaces--;
-    if (slot.failed) return;
-    // The worker finishes a pending attach of this path before it handles the detach.
+    // The worker finishes a pending attach of this path before it handles the detach; a dead
+    // worker's sockets are gone already.
     await this.request(slot, { op: 'detach', reqId: this.nextReq++, path: netnsPath });
   }
 
@@ -173,11 +309,11 @@ export class DnsService {
   async close(): Promise<void> {
     if (this.closed) return;
     const slots = this.slots ?? (this.starting ? await this.starting : []);
-    await Promise.all(
-      slots.filter((s) => !s.failed).map((s) => this.request(s, { op: 'close', reqId: this.nextReq++ }).catch(() => undefined)),
-    );
+    await Promise.all(slots.map((s) => this.request(s, { op: 'close', reqId: this.nextReq++ })));
     this.closed = true;
+    for (const s of slots) if (s.restartTimer) clearTimeout(s.restartTimer);
+    for (const entry of this.owner.values()) entry.reject(new DnsServiceClosedError('closed'));
     this.owner.clear();
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    await Promise.all(slots.map((s) => s.worker?.terminate()));
   }
 }

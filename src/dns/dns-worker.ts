@@ -13,7 +13,8 @@ import { compileAnswerTable } from './answer-table.js';
 import type { Upstream } from './forwarder.js';
 import type { NameView } from './name-view.js';
 import { NamespaceServer } from './namespace-server.js';
-import type { WorkerReply, WorkerRequest, WorkerSettings } from './worker-protocol.js';
+import { queryUdpSocket } from './sockets.js';
+import type { WorkerLog, WorkerMessage, WorkerRequest, WorkerSettings } from './worker-protocol.js';
 
 const settings = workerData as WorkerSettings;
 const port = parentPort!;
@@ -22,8 +23,13 @@ const servers = new Map<string, NamespaceServer>();
 // meanwhile is kept here and applied when the sockets are up, and a detach waits for it.
 const attaching = new Map<string, { done: Promise<void>; latest: NameView | null }>();
 
-function log(event: Record<string, unknown>): void {
-  process.stderr.write(`${JSON.stringify({ component: 'dns', ...event })}\n`);
+/** Sends a log line to the service, which owns the logger (a pino logger cannot cross threads). */
+function log(fields: WorkerLog['fields'], level: WorkerLog['level'] = 'warn'): void {
+  port.postMessage({ kind: 'log', level, fields } satisfies WorkerMessage);
+}
+
+function udpOpener(path: string) {
+  return () => inNetnsAsync(path, queryUdpSocket);
 }
 
 function tcpOpener(path: string) {
@@ -43,38 +49,43 @@ function compile(view: NameView) {
   return compileAnswerTable(view, { ttlSeconds: settings.ttlSeconds, forwarding: settings.upstreams.length > 0 });
 }
 
-function attach(path: string, view: NameView): Promise<void> {
+function attach(path: string, view: NameView, listenPort: number): Promise<number> {
   if (servers.has(path) || attaching.has(path)) return Promise.reject(new Error('already attached'));
   const entry = { done: Promise.resolve(), latest: null as NameView | null };
-  entry.done = openServer(path, view, entry).finally(() => attaching.delete(path));
+  const opened = openServer(path, view, listenPort, entry).finally(() => attaching.delete(path));
+  entry.done = opened.then(() => undefined);
   attaching.set(path, entry);
-  return entry.done;
+  return opened;
 }
 
-async function openServer(path: string, view: NameView, entry: { latest: NameView | null }): Promise<void> {
+async function openServer(path: string, view: NameView, listenPort: number, entry: { latest: NameView | null }): Promise<number> {
   const table = compile(view);
   const server = await inNetnsAsync(path, () =>
     NamespaceServer.open({
       table,
       address: settings.address,
-      port: settings.port,
+      port: listenPort,
+      tcp: settings.tcp,
       forward: {
         upstreams: settings.upstreams,
         timeoutMs: settings.forwardTimeoutMs,
         maxConcurrent: settings.maxConcurrentForwards,
+        openUdp: udpOpener(path),
         openTcp: tcpOpener(path),
       },
-      log: (e) => log({ ...e, netns: path }),
+      log: (e) => log({ event: 'dns.socket_error', ...e, netns: path }),
     }),
   );
   if (entry.latest) server.setTable(compile(entry.latest));
   servers.set(path, server);
+  return server.port;
 }
 
-async function handle(req: WorkerRequest): Promise<void> {
+/** Handles one request; an attach resolves to the port it bound. */
+async function handle(req: WorkerRequest): Promise<number | void> {
   switch (req.op) {
     case 'attach':
-      return attach(req.path, req.view);
+      return attach(req.path, req.view, req.port);
     case 'update': {
       const pending = attaching.get(req.path);
       if (pending) {
@@ -83,7 +94,7 @@ async function handle(req: WorkerRequest): Promise<void> {
       }
       const server = servers.get(req.path);
       if (!server) {
-        log({ event: 'dns_update_unknown_netns', netns: req.path });
+        log({ event: 'dns.update_unknown_netns', netns: req.path });
         return;
       }
       server.setTable(compile(req.view));
@@ -108,12 +119,12 @@ async function handle(req: WorkerRequest): Promise<void> {
 
 port.on('message', (req: WorkerRequest) => {
   handle(req).then(
-    () => {
-      if ('reqId' in req) port.postMessage({ reqId: req.reqId, ok: true } satisfies WorkerReply);
+    (bound) => {
+      if ('reqId' in req) port.postMessage({ kind: 'reply', reqId: req.reqId, ok: true, ...(bound ? { port: bound } : {}) } satisfies WorkerMessage);
     },
     (err: Error) => {
-      if ('reqId' in req) port.postMessage({ reqId: req.reqId, ok: false, error: err.message } satisfies WorkerReply);
-      else log({ event: 'dns_request_failed', op: req.op, error: err.message });
+      if ('reqId' in req) port.postMessage({ kind: 'reply', reqId: req.reqId, ok: false, error: err.message } satisfies WorkerMessage);
+      else log({ event: 'dns.request_failed', op: req.op, error: err.message }, 'error');
     },
   );
 });

@@ -23,8 +23,8 @@ export class DnsAttachError extends DnsError {
   constructor(netnsPath: string, reason: string) {
     super(
       'DNS_ATTACH_FAILED',
-      `cannot serve 127.0.0.11:53 in ${netnsPath}: ${reason}; ` +
-        'check that the namespace exists and that nothing else listens on 127.0.0.11:53 there (answers also need lo up)',
+      `cannot serve 127.0.0.11 in ${netnsPath}: ${reason}; ` +
+        'check that the namespace exists and that nothing else listens on 127.0.0.11 at the port asked there (answers also need lo up)',
     );
   }
 }
@@ -41,7 +41,7 @@ export class DnsNamespaceStateError extends DnsError {
   }
 }
 
-/** The service was closed or a worker died; the agent should create a new DnsService and re-attach. */
+/** The service was closed; the agent should create a new DnsService and re-attach (a dead worker is restarted by the service itself). */
 export class DnsServiceClosedError extends DnsError {
   constructor(reason: string) {
     super('DNS_SERVICE_CLOSED', `the DNS service is not running (${reason}): create a new one and attach the task namespaces again`);

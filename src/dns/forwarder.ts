@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import type { Socket as TcpSocket } from 'node:net';
 import { isIPv4 } from 'node:net';
@@ -28,113 +29,162 @@ export function parseUpstreams(list: readonly string[]): Upstream[] {
 
 /** Opens a TCP connection from inside the served namespace (the worker serialises namespace switches). */
 export type TcpOpener = (upstream: Upstream) => Promise<TcpSocket>;
+/** Opens a UDP socket bound to a fresh kernel-chosen port inside the served namespace. */
+export type UdpOpener = () => Promise<UdpSocket>;
 
 export interface ForwarderOptions {
   upstreams: Upstream[];
   /** Per try; the next upstream is asked after it (Swarm: 4 s; stub resolvers give up after 5 s). */
   timeoutMs: number;
-  /** Forwards in flight at once per namespace; beyond it the query is answered SERVFAIL at once. */
+  /** Forwards in flight at once per namespace, TCP retries included; beyond it the query is answered SERVFAIL at once. */
   maxConcurrent: number;
+  /** One socket per upstream query, so every query leaves from its own random port (RFC 5452 section 9.2). */
+  openUdp: UdpOpener;
   openTcp?: TcpOpener;
 }
 
-interface Pending {
+/** One client query on its way through the upstreams. */
+interface Forward {
   clientQuery: Buffer;
   questionEnd: number;
   upstreamIndex: number;
-  timer: NodeJS.Timeout;
   reply: (wire: Buffer) => void;
   overTcp: boolean;
+  attempt: Attempt | null;
+  done: boolean;
+}
+
+/** One try at one upstream: its own socket, ID and timer. */
+interface Attempt {
+  socket: UdpSocket;
+  id: number;
+  upstream: Upstream;
+  timer: NodeJS.Timeout;
+}
+
+/** A 16-bit query ID from the CSPRNG: Math.random's state can be recovered from a few outputs. */
+function queryId(): number {
+  return randomInt(0, 0x10000);
+}
+
+/** The upstream's message answers what we sent: a response, our ID, our question byte for byte. */
+function answers(msg: Buffer, id: number, f: Forward): boolean {
+  if (msg.length < f.questionEnd || !(msg[2]! & 0x80) || msg.readUInt16BE(0) !== id) return false;
+  return msg.compare(f.clientQuery, 12, f.questionEnd, 12, f.questionEnd) === 0;
 }
 
 /**
- * Forwards names that are not ours, from a UDP socket created inside the task's namespace
+ * Forwards names that are not ours, from sockets created inside the task's namespace
  * (Docker's way): the upstream is reached over the task's own network path (gwbridge + NAT in
  * production, a lab address in tests), and never from the agent's namespace, which a task must
- * not be able to use as a relay into the host's networks. The query bytes are sent unchanged
- * except for a fresh random ID, and the upstream's answer is relayed as received except for
- * the ID put back; a truncated upstream answer to a TCP client is fetched again over TCP.
+ * not be able to use as a relay into the host's networks. Per RFC 5452 every upstream query
+ * gets a fresh socket on a random port and a random ID, and only an answer from the address and
+ * port asked, with that ID and the same question, is taken. The query bytes are sent unchanged
+ * except for the ID, and the answer is relayed as received except for the client's ID put back;
+ * a truncated upstream answer to a TCP client is fetched again over TCP.
  */
 export class UpstreamForwarder {
-  private readonly pending = new Map<number, Pending>();
+  private readonly active = new Set<Forward>();
   private closed = false;
 
-  constructor(
-    private readonly socket: UdpSocket,
-    private readonly opts: ForwarderOptions,
-  ) {
-    socket.on('message', (msg, rinfo) => this.onAnswer(msg, rinfo));
-  }
+  constructor(private readonly opts: ForwarderOptions) {}
 
-  /** Forwards are in flight right now (tests and logs). */
+  /** Forwards in flight right now, TCP retries included (tests and logs). */
   get inFlight(): number {
-    return this.pending.size;
+    return this.active.size;
   }
 
   /** Sends `msg` upstream; `reply` gets the relayed answer, or SERVFAIL when nobody answers. */
   forward(msg: Buffer, q: ParsedQuery, overTcp: boolean, reply: (wire: Buffer) => void): void {
-    if (this.closed || this.opts.upstreams.length === 0 || this.pending.size >= this.opts.maxConcurrent) {
+    if (this.closed || this.opts.upstreams.length === 0 || this.active.size >= this.opts.maxConcurrent) {
       reply(questionOnlyAnswer(msg, q, RCODE_SERVFAIL));
       return;
     }
-    let id = (Math.random() * 0x10000) | 0;
-    while (this.pending.has(id)) id = (id + 1) & 0xffff;
-    const clientQuery = Buffer.from(msg);
-    const entry: Pending = { clientQuery, questionEnd: q.questionEnd, upstreamIndex: 0, timer: undefined as unknown as NodeJS.Timeout, reply, overTcp };
-    this.pending.set(id, entry);
-    this.send(id, entry);
+    const f: Forward = { clientQuery: Buffer.from(msg), questionEnd: q.questionEnd, upstreamIndex: 0, reply, overTcp, attempt: null, done: false };
+    this.active.add(f);
+    void this.ask(f);
   }
 
-  private send(id: number, entry: Pending): void {
-    const upstream = this.opts.upstreams[entry.upstreamIndex]!;
-    const out = Buffer.from(entry.clientQuery);
-    out.writeUInt16BE(id, 0);
-    entry.timer = setTimeout(() => this.onTimeout(id, entry), this.opts.timeoutMs);
-    this.socket.send(out, upstream.port, upstream.host, (err) => {
-      if (err) this.onTimeout(id, entry);
+  private async ask(f: Forward): Promise<void> {
+    const upstream = this.opts.upstreams[f.upstreamIndex]!;
+    let socket: UdpSocket;
+    try {
+      socket = await this.opts.openUdp();
+    } catch {
+      this.nextUpstream(f);
+      return;
+    }
+    if (f.done) {
+      socket.close();
+      return;
+    }
+    const attempt: Attempt = { socket, id: queryId(), upstream, timer: setTimeout(() => this.abandon(f, attempt), this.opts.timeoutMs) };
+    f.attempt = attempt;
+    socket.on('message', (msg, rinfo) => this.onAnswer(f, attempt, msg, rinfo));
+    socket.on('error', () => this.abandon(f, attempt));
+    const out = Buffer.from(f.clientQuery);
+    out.writeUInt16BE(attempt.id, 0);
+    socket.send(out, upstream.port, upstream.host, (err) => {
+      if (err) this.abandon(f, attempt);
     });
   }
 
-  private onTimeout(id: number, entry: Pending): void {
-    if (this.pending.get(id) !== entry) return;
-    clearTimeout(entry.timer);
-    entry.upstreamIndex++;
-    if (entry.upstreamIndex < this.opts.upstreams.length && !this.closed) {
-      this.send(id, entry);
-      return;
-    }
-    this.pending.delete(id);
-    this.failWith(entry);
+  private endAttempt(f: Forward, attempt: Attempt): void {
+    clearTimeout(attempt.timer);
+    attempt.socket.close();
+    if (f.attempt === attempt) f.attempt = null;
   }
 
-  private failWith(entry: Pending): void {
-    const q = { flags: entry.clientQuery.readUInt16BE(2), questionEnd: entry.questionEnd, ednsSize: 0 } as ParsedQuery;
-    entry.reply(questionOnlyAnswer(entry.clientQuery, q, RCODE_SERVFAIL));
+  /** The try failed or timed out: the next upstream is asked, or the client gets SERVFAIL. */
+  private abandon(f: Forward, attempt: Attempt): void {
+    if (f.attempt !== attempt) return;
+    this.endAttempt(f, attempt);
+    this.nextUpstream(f);
   }
 
-  private onAnswer(msg: Buffer, rinfo: RemoteInfo): void {
-    if (msg.length < 12 || !(msg[2]! & 0x80)) return;
-    const id = msg.readUInt16BE(0);
-    const entry = this.pending.get(id);
-    if (!entry) return;
-    // Only the upstream we asked, answering the question we asked, is relayed (no spoofing
-    // from other local senders that guessed the port and ID).
-    const asked = this.opts.upstreams[entry.upstreamIndex]!;
-    if (rinfo.address !== asked.host || rinfo.port !== asked.port) return;
-    if (msg.length < entry.questionEnd || msg.compare(entry.clientQuery, 12, entry.questionEnd, 12, entry.questionEnd) !== 0) return;
-    this.pending.delete(id);
-    clearTimeout(entry.timer);
-    if (entry.overTcp && msg.readUInt16BE(2) & FLAG_TC && this.opts.openTcp) {
-      void this.retryOverTcp(entry, asked);
-      return;
-    }
+  private nextUpstream(f: Forward): void {
+    f.upstreamIndex++;
+    if (f.upstreamIndex < this.opts.upstreams.length && !this.closed && !f.done) void this.ask(f);
+    else this.failWith(f);
+  }
+
+  private finish(f: Forward, wire: Buffer): void {
+    if (f.done) return;
+    f.done = true;
+    this.active.delete(f);
+    f.reply(wire);
+  }
+
+  private failWith(f: Forward): void {
+    const q = { flags: f.clientQuery.readUInt16BE(2), questionEnd: f.questionEnd, ednsSize: 0 } as ParsedQuery;
+    this.finish(f, questionOnlyAnswer(f.clientQuery, q, RCODE_SERVFAIL));
+  }
+
+  /** The answer with the client's ID put back. */
+  private relayed(f: Forward, msg: Buffer): Buffer {
     const out = Buffer.from(msg);
-    out[0] = entry.clientQuery[0]!;
-    out[1] = entry.clientQuery[1]!;
-    entry.reply(out);
+    out[0] = f.clientQuery[0]!;
+    out[1] = f.clientQuery[1]!;
+    return out;
   }
 
-  private async retryOverTcp(entry: Pending, upstream: Upstream): Promise<void> {
+  private onAnswer(f: Forward, attempt: Attempt, msg: Buffer, rinfo: RemoteInfo): void {
+    if (f.attempt !== attempt) return;
+    // Only the upstream we asked, answering what we asked, is relayed: a local sender that
+    // guessed the port must also guess the ID, and a stray answer never ends the wait.
+    if (rinfo.address !== attempt.upstream.host || rinfo.port !== attempt.upstream.port) return;
+    if (!answers(msg, attempt.id, f)) return;
+    this.endAttempt(f, attempt);
+    if (f.overTcp && msg.readUInt16BE(2) & FLAG_TC && this.opts.openTcp) {
+      // Still counted in `active`: the retry holds a connection until it ends.
+      void this.retryOverTcp(f, attempt.upstream);
+      return;
+    }
+    this.finish(f, this.relayed(f, msg));
+  }
+
+  private async retryOverTcp(f: Forward, upstream: Upstream): Promise<void> {
+    const id = queryId();
     try {
       const sock = await this.opts.openTcp!(upstream);
       const answer = await new Promise<Buffer>((resolve, reject) => {
@@ -162,23 +212,26 @@ export class UpstreamForwarder {
           clearTimeout(timer);
           reject(new Error('closed'));
         });
-        const len = Buffer.alloc(2);
-        len.writeUInt16BE(entry.clientQuery.length);
-        sock.write(Buffer.concat([len, entry.clientQuery]));
+        const out = Buffer.alloc(2 + f.clientQuery.length);
+        out.writeUInt16BE(f.clientQuery.length, 0);
+        f.clientQuery.copy(out, 2);
+        out.writeUInt16BE(id, 2);
+        sock.write(out);
       });
-      if (answer.length < 12 || answer.readUInt16BE(0) !== entry.clientQuery.readUInt16BE(0)) throw new Error('mismatched answer');
-      entry.reply(Buffer.from(answer));
+      if (!answers(answer, id, f)) throw new Error('mismatched answer');
+      this.finish(f, this.relayed(f, answer));
     } catch {
-      this.failWith(entry);
+      this.failWith(f);
     }
   }
 
-  /** Fails every forward in flight with SERVFAIL and refuses new ones. */
+  /** Stops every forward in flight (their clients get no answer) and refuses new ones. */
   close(): void {
     this.closed = true;
-    for (const [id, entry] of this.pending) {
-      clearTimeout(entry.timer);
-      this.pending.delete(id);
+    for (const f of this.active) {
+      f.done = true;
+      if (f.attempt) this.endAttempt(f, f.attempt);
     }
+    this.active.clear();
   }
 }

@@ -1,5 +1,6 @@
 import type { Upstream } from './forwarder.js';
 import type { NameView } from './name-view.js';
+import type { TcpLimits } from './tcp-session.js';
 
 /** Fixed settings every worker of one DnsService gets at start. */
 export interface WorkerSettings {
@@ -7,21 +8,33 @@ export interface WorkerSettings {
   upstreams: Upstream[];
   forwardTimeoutMs: number;
   maxConcurrentForwards: number;
-  /** Where to bind inside each namespace (tests of the service itself may use another port). */
+  /** Where to bind inside each namespace (tests of the service itself may use another address). */
   address: string;
-  port: number;
+  tcp: TcpLimits;
 }
 
-/** Requests from DnsService to a worker. */
+/** Requests from DnsService to a worker. `port` 0 lets the kernel pick the namespace's port. */
 export type WorkerRequest =
-  | { op: 'attach'; reqId: number; path: string; view: NameView }
+  | { op: 'attach'; reqId: number; path: string; view: NameView; port: number }
   | { op: 'update'; path: string; view: NameView }
   | { op: 'detach'; reqId: number; path: string }
   | { op: 'close'; reqId: number };
 
-/** A worker's answer to a request that carries a reqId. */
+/** A worker's answer to a request that carries a reqId; an attach reports the port it bound. */
 export interface WorkerReply {
+  kind: 'reply';
   reqId: number;
   ok: boolean;
   error?: string;
+  port?: number;
 }
+
+/** A log line from a worker: workers have no logger of their own, the service logs it. */
+export interface WorkerLog {
+  kind: 'log';
+  level: 'info' | 'warn' | 'error';
+  fields: Record<string, unknown> & { event: string };
+}
+
+/** Everything a worker posts to the service. */
+export type WorkerMessage = WorkerReply | WorkerLog;

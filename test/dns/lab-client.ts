@@ -1,7 +1,8 @@
 /**
  * Processes the DNS integration tests run inside task namespaces (compiled to dist/ and started
- * with `node`): a fake upstream, an HTTP server, a UDP flooder and a query loop. Each one is
- * bounded in time and count and prints one JSON line with what it did.
+ * with `node`): a fake upstream, an HTTP server, a UDP flooder, a query loop and a task's own
+ * DNS server on :53. Each one is bounded in time and count and prints one JSON line with what
+ * it did.
  */
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:http';
@@ -118,7 +119,22 @@ if (mode === 'upstream') {
     });
   };
   sock.bind(0, '127.0.0.1', ask);
+} else if (mode === 'dns53') {
+  // A task's own DNS server on 0.0.0.0:53/udp: answers every A question with `answerIp`.
+  const [answerIp] = args as [string];
+  const sock = createSocket('udp4');
+  sock.on('message', (msg, rinfo) => {
+    const q = dnsPacket.decode(msg);
+    const name = q.questions?.[0]?.name ?? '';
+    sock.send(dnsPacket.encode({ type: 'response', id: q.id, flags: 0, questions: q.questions, answers: [{ type: 'A', name, ttl: 1, data: answerIp }] }), rinfo.port, rinfo.address);
+  });
+  sock.on('error', (err) => {
+    done({ error: err.message });
+    process.exit(1);
+  });
+  sock.bind(53, '0.0.0.0', () => done({ listening: '0.0.0.0:53' }));
+  setTimeout(() => process.exit(0), 120_000).unref();
 } else {
-  process.stderr.write(`unknown mode ${mode}: use upstream, http, flood or query-loop\n`);
+  process.stderr.write(`unknown mode ${mode}: use upstream, http, flood, query-loop or dns53\n`);
   process.exit(2);
 }

@@ -61,7 +61,7 @@ async function runClient(netns: string, args: string[]): Promise<Record<string, 
 describe('resolver inside task namespaces', () => {
   const lab = new DnsLab();
   const ttlSeconds = 2;
-  const dns = new DnsService({ upstreams: ['127.0.0.53'], ttlSeconds, workers: 2, forwardTimeoutMs: 1000 });
+  const dns = new DnsService({ upstreams: ['127.0.0.53'], ttlSeconds, workers: 2, forwardTimeoutMs: 1000, port: 53 });
   const children: ChildProcess[] = [];
   let task = '';
   let task2 = '';

@@ -1,0 +1,60 @@
+/**
+ * The sockets the resolver binds. They are made while a worker thread stands inside a task
+ * namespace, where nothing may reach the libuv threadpool: so no name lookups, ever.
+ */
+import { createSocket, type Socket as UdpSocket, type SocketOptions } from 'node:dgram';
+import { isIPv4, type Server } from 'node:net';
+
+/**
+ * dgram resolves every address it binds or sends to through a lookup function; the default is
+ * dns.lookup, which can reach the libuv threadpool. Workers pass IPv4 literals only, so this
+ * one answers them in place and refuses names outright.
+ */
+export function literalLookup(address: string, _family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  if (isIPv4(address)) callback(null, address, 4);
+  else callback(new Error(`${address} is not an IPv4 literal: the resolver never looks names up`), '', 4);
+}
+
+/** An unbound IPv4 UDP socket that never looks names up. */
+export function udpSocket(): UdpSocket {
+  return createSocket({ type: 'udp4', lookup: literalLookup as unknown as SocketOptions['lookup'] });
+}
+
+/** Binds `sock` (port 0: the kernel picks a random free one); rejects with the bind error. */
+export function bindUdp(sock: UdpSocket, address: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    sock.once('error', onError);
+    sock.bind({ address, port, exclusive: true }, () => {
+      sock.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** Starts `server` listening; rejects with the listen error. */
+export function listenTcp(server: Server, address: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen({ host: address, port, exclusive: true }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/**
+ * A UDP socket for one upstream query, on a port the kernel picks at random (Linux draws bind(0)
+ * ports at random from ip_local_port_range), in the calling thread's current namespace.
+ */
+export async function queryUdpSocket(): Promise<UdpSocket> {
+  const sock = udpSocket();
+  try {
+    await bindUdp(sock, '0.0.0.0', 0);
+  } catch (err) {
+    sock.close();
+    throw err;
+  }
+  return sock;
+}
