@@ -44,6 +44,7 @@ export class Agent {
   private readonly memo = new PlanMemo();
   private timer: NodeJS.Timeout | null = null;
   private soonTimer: NodeJS.Timeout | null = null;
+  private soonAt = 0;
   private running: Promise<void> | null = null;
   private again = false;
   private stopping = false;
@@ -58,6 +59,8 @@ export class Agent {
   /** Published ports that local programs also hold, found on the last resync. */
   private shadowed: string[] = [];
   private lastServices: unknown = null;
+  /** Nodes placement has seen, and since when each has been missing from the store (null: present). */
+  private readonly lastSeenNodes = new Map<string, { node: ClusterSnapshot['nodes'][number]; goneSince: number | null }>();
   private ingressCache: { raw: ReadonlyMap<string, string>; endpoints: IngressEndpoint[] } | null = null;
   /** task id -> pid and restarts when it was last found listening, so a ready task is not re-read every pass. */
   private readonly readyAt = new Map<string, string>();
@@ -151,7 +154,11 @@ export class Agent {
 
   /** A pass in `ms`, unless one is already due sooner (readiness of starting tasks). */
   private kickSoon(ms: number): void {
-    if (this.soonTimer || this.stopping) return;
+    if (this.stopping) return;
+    const at = Date.now() + ms;
+    if (this.soonTimer && this.soonAt <= at) return;
+    if (this.soonTimer) clearTimeout(this.soonTimer);
+    this.soonAt = at;
     this.soonTimer = setTimeout(() => {
       this.soonTimer = null;
       this.kick();
@@ -211,7 +218,6 @@ export class Agent {
     } else {
       this.log.debug({ event: 'reconcile.pass', revision: snapshot.revision, resync, ms, spawned, changes: 0 });
     }
-    if (wrote) this.again = true;
   }
 
   /** The ingress endpoints, claiming this node's once the cluster has an ingress network. */
@@ -268,11 +274,14 @@ export class Agent {
 
   /** Claims, drains and removes tasks in the store; true when it wrote anything. */
   private async applyPlacement(snapshot: ClusterSnapshot): Promise<boolean> {
-    const actions = placementActions(snapshot, this.config.nodeName, new Date(), this.config.drainSeconds);
+    const actions = placementActions(this.placementView(snapshot), this.config.nodeName, new Date(), this.config.drainSeconds);
     let wrote = false;
     for (const c of actions.claim) {
       try {
+        const before = snapshot.tasks.find((t) => t.service === c.service && t.slot === c.slot);
         const task = await this.cluster.claimTask(c.service, c.slot, this.config.nodeName);
+        // The mirror may not show our own last write yet: a claim that found the task already ours wrote nothing.
+        if (task.id === before?.id) continue;
         this.log.info({ event: 'task.claimed', service: c.service, slot: c.slot, task: task.id });
         wrote = true;
       } catch (err) {
@@ -300,6 +309,29 @@ export class Agent {
       }
     }
     return wrote;
+  }
+
+  /**
+   * The snapshot as placement sees it: a node whose record vanished keeps its slots for one lease TTL more.
+   * Its backends leave every table at once (the data plane trusts the lease), but a node whose lease
+   * merely lapsed (a store hiccup, a stalled keepalive) registers again within that time, and its tasks
+   * must not be replaced meanwhile; a dead node's slots move when the grace ends.
+   */
+  private placementView(snapshot: ClusterSnapshot): ClusterSnapshot {
+    const now = Date.now();
+    const present = new Set(snapshot.nodes.map((n) => n.id));
+    for (const n of snapshot.nodes) this.lastSeenNodes.set(n.id, { node: n, goneSince: null });
+    const held: ClusterSnapshot['nodes'] = [];
+    for (const [id, seen] of this.lastSeenNodes) {
+      // Our own lapse stops our placement instead (placementActions needs our record).
+      if (present.has(id) || id === this.config.nodeName) continue;
+      seen.goneSince ??= now;
+      if (now - seen.goneSince < this.config.leaseTtlSeconds * 1000) {
+        held.push(seen.node);
+        this.kickSoon(this.config.leaseTtlSeconds * 1000 - (now - seen.goneSince) + 50);
+      } else this.lastSeenNodes.delete(id);
+    }
+    return held.length === 0 ? snapshot : { ...snapshot, nodes: [...snapshot.nodes, ...held] };
   }
 
   /** Writes process states to the store where they differ from what it says. */
