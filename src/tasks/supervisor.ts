@@ -1,12 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, openSync, readdirSync, readFileSync, rmSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homeNetnsIdentity } from '../sandbox/netns-switch.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { SupervisorClosedError, TaskError } from './errors.js';
 import { readBootId, readCmdline, readProcessNetnsInode, readProcStat } from './proc-stat.js';
 import { decideAfterExit, DEFAULT_RESTART_POLICY, validateRestartPolicy, type RestartPolicy } from './restart-policy.js';
-import { judgeIdentity, readPidFile, readTaskMeta, taskPaths, writeTaskMeta, type TaskMeta, type TaskPaths, type TaskState } from './task-meta.js';
-import { describeExit, signalGroup, spawnTask } from './task-process.js';
+import { DEFAULT_LOG_LIMITS, rotateIdleLog, rotateLiveLog, type LogLimits } from './log-rotation.js';
+import { ensureTaskDir, judgeIdentity, readPidFile, readTaskMeta, TASK_FILE_MODE, taskPaths, writeTaskMeta, type TaskMeta, type TaskPaths, type TaskState } from './task-meta.js';
+import { describeExit, ROOT_USER, signalGroup, spawnTask, taskPrivileges, type TaskPrivileges } from './task-process.js';
+import { resolveUser, systemAccounts, UnknownUserError } from './task-user.js';
 import { lockStateDir } from './state-dir-lock.js';
 import { parseTaskSpec, specFingerprint, TASK_ID, type TaskSpec } from './task-spec.js';
 
@@ -52,8 +54,12 @@ export interface TaskSupervisorOptions {
   restartPolicy?: Partial<RestartPolicy>;
   /** How often processes this supervisor did not start are checked for liveness (default 250 ms). */
   pollIntervalMs?: number;
-  /** stdout.log is rotated to stdout.log.1 at a (re)start once larger than this (default 16 MiB). */
+  /** stdout.log is rotated once larger than this, at a (re)start and while the task runs (default 16 MiB). */
   maxLogBytes?: number;
+  /** Files of a task's log kept, the live one included: stdout.log, stdout.log.1, ... (default 3). */
+  maxLogFiles?: number;
+  /** How often running tasks' logs are checked against maxLogBytes (default 1000 ms). */
+  logCheckIntervalMs?: number;
   onStateChange?: (event: TaskStateEvent) => void;
   /** Clock for the crash window (tests). */
   now?: () => number;
@@ -93,6 +99,23 @@ function specFromMeta(meta: TaskMeta, resolvConf: string): TaskSpec {
     ...(meta.spec.env ? { env: meta.spec.env } : {}),
     ...(meta.spec.hostname !== undefined ? { hostname: meta.spec.hostname } : {}),
     ...(meta.spec.cwd !== undefined ? { cwd: meta.spec.cwd } : {}),
+    ...(meta.spec.user !== undefined ? { user: meta.spec.user } : {}),
+    ...(meta.spec.capAdd !== undefined ? { capAdd: meta.spec.capAdd } : {}),
+    ...(meta.spec.capDrop !== undefined ? { capDrop: meta.spec.capDrop } : {}),
+  };
+}
+
+/** What meta.json records of a spec: enough to restart the task after the supervisor itself restarted. */
+function metaSpec(spec: TaskSpec): TaskMeta['spec'] {
+  return {
+    netnsPath: spec.netnsPath,
+    command: spec.command,
+    ...(spec.env ? { env: spec.env } : {}),
+    ...(spec.hostname !== undefined ? { hostname: spec.hostname } : {}),
+    ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
+    ...(spec.user !== undefined ? { user: spec.user } : {}),
+    ...(spec.capAdd !== undefined ? { capAdd: spec.capAdd } : {}),
+    ...(spec.capDrop !== undefined ? { capDrop: spec.capDrop } : {}),
   };
 }
 
@@ -120,7 +143,8 @@ export class TaskSupervisor {
   readonly stateDir: string;
   private readonly policy: RestartPolicy;
   private readonly pollIntervalMs: number;
-  private readonly maxLogBytes: number;
+  private readonly logLimits: LogLimits;
+  private readonly logTimer: NodeJS.Timeout;
   private readonly onStateChange: ((event: TaskStateEvent) => void) | undefined;
   private readonly now: () => number;
   private readonly entries = new Map<string, Entry>();
@@ -135,12 +159,18 @@ export class TaskSupervisor {
     if (!this.stateDir.startsWith('/')) throw new TaskError('TASK_INVALID_OPTION', `stateDir must be absolute, got ${JSON.stringify(this.stateDir)}`);
     this.policy = validateRestartPolicy({ ...DEFAULT_RESTART_POLICY, ...options.restartPolicy });
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
-    this.maxLogBytes = options.maxLogBytes ?? 16 * 1024 * 1024;
+    this.logLimits = { maxBytes: options.maxLogBytes ?? DEFAULT_LOG_LIMITS.maxBytes, maxFiles: options.maxLogFiles ?? DEFAULT_LOG_LIMITS.maxFiles };
+    if (!(this.logLimits.maxBytes >= 1) || !Number.isInteger(this.logLimits.maxFiles) || this.logLimits.maxFiles < 1) {
+      throw new TaskError('TASK_INVALID_OPTION', `maxLogBytes must be positive and maxLogFiles a whole number from 1, got ${this.logLimits.maxBytes} and ${this.logLimits.maxFiles}`);
+    }
     this.onStateChange = options.onStateChange;
     this.now = options.now ?? Date.now;
     this.logger = (options.log ?? silentLogger()).child({ component: 'tasks' });
-    mkdirSync(this.stateDir, { recursive: true, mode: 0o755 });
+    // 0700 when meshnet makes it: task directories hold environments; an existing directory is the operator's.
+    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
     this.unlock = lockStateDir(this.stateDir);
+    this.logTimer = setInterval(() => this.rotateRunningLogs(), options.logCheckIntervalMs ?? 1000);
+    this.logTimer.unref();
   }
 
   /** Starts the task unless it runs already (idempotent); a changed command, env, hostname or namespace replaces the process. */
@@ -171,13 +201,7 @@ export class TaskSupervisor {
           version: 1,
           taskId: spec.taskId,
           fingerprint,
-          spec: {
-            netnsPath: spec.netnsPath,
-            command: spec.command,
-            ...(spec.env ? { env: spec.env } : {}),
-            ...(spec.hostname !== undefined ? { hostname: spec.hostname } : {}),
-            ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
-          },
+          spec: metaSpec(spec),
           state: 'starting',
           pid: null,
           startTime: null,
@@ -259,6 +283,7 @@ export class TaskSupervisor {
     this.unlock();
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = null;
+    clearInterval(this.logTimer);
     for (const entry of this.entries.values()) {
       if (entry.restartTimer) clearTimeout(entry.restartTimer);
       entry.restartTimer = null;
@@ -361,12 +386,22 @@ export class TaskSupervisor {
       this.onGone(entry, null, null, null, `network namespace ${entry.spec.netnsPath} does not exist`);
       return;
     }
+    let privileges: TaskPrivileges;
+    try {
+      privileges = taskPrivileges(entry.spec, entry.spec.user === undefined ? ROOT_USER : resolveUser(entry.spec.user, systemAccounts));
+    } catch (err) {
+      if (!(err instanceof UnknownUserError)) throw err;
+      // Restarting cannot help until the operator acts: fail now rather than crash-loop.
+      this.failNow(entry, `cannot start: ${err.message}; then stop and start the task again`);
+      return;
+    }
     let logFd: number;
     try {
-      mkdirSync(entry.paths.dir, { recursive: true, mode: 0o755 });
+      ensureTaskDir(entry.paths);
       this.writeResolvConf(entry);
-      this.rotateLog(entry.paths.log);
-      logFd = openSync(entry.paths.log, 'a', 0o640);
+      rotateIdleLog(entry.paths.log, this.logLimits);
+      logFd = openSync(entry.paths.log, 'a', TASK_FILE_MODE);
+      fchmodSync(logFd, TASK_FILE_MODE);
     } catch (err) {
       this.persist(entry);
       this.onGone(entry, null, null, null, `cannot prepare ${entry.paths.dir}: ${(err as Error).message}`);
@@ -374,7 +409,7 @@ export class TaskSupervisor {
     }
     let child: ChildProcess;
     try {
-      child = spawnTask(entry.spec, entry.paths.resolvConf, logFd);
+      child = spawnTask(entry.spec, entry.paths.resolvConf, logFd, privileges);
     } finally {
       closeSync(logFd);
     }
@@ -401,6 +436,16 @@ export class TaskSupervisor {
       this.onGone(entry, pid, code, signal, null);
     });
     this.emit(entry, 'running', `started process ${pid}`, null, null);
+  }
+
+  /** The task cannot start until the operator changes something: failed at once, no restart. */
+  private failNow(entry: Entry, message: string): void {
+    entry.meta.state = 'failed';
+    entry.meta.pid = null;
+    entry.meta.startTime = null;
+    this.persist(entry);
+    this.emit(entry, 'failed', message, null, null);
+    this.updatePolling();
   }
 
   /** The task's process ended (or never started): record it and restart or fail under the policy. */
@@ -505,11 +550,15 @@ export class TaskSupervisor {
     if (current !== entry.spec.resolvConf) writeFileSync(entry.paths.resolvConf, entry.spec.resolvConf, { mode: 0o644 });
   }
 
-  private rotateLog(path: string): void {
-    try {
-      if (statSync(path).size > this.maxLogBytes) renameSync(path, `${path}.1`);
-    } catch {
-      // no log yet
+  /** Bounds the logs of running tasks, started here or adopted, between (re)starts too. */
+  private rotateRunningLogs(): void {
+    for (const entry of this.entries.values()) {
+      if (entry.meta.pid === null || entry.stopping) continue;
+      try {
+        if (rotateLiveLog(entry.paths.log, this.logLimits)) this.logger.debug({ event: 'task.log_rotated', taskId: entry.meta.taskId, maxBytes: this.logLimits.maxBytes });
+      } catch (err) {
+        this.log('log_rotation_failed', { taskId: entry.meta.taskId, error: (err as Error).message });
+      }
     }
   }
 

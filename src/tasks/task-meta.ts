@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CorruptTaskMetaError } from './errors.js';
@@ -17,6 +17,9 @@ const metaSchema = z.object({
     env: z.record(z.string(), z.string()).optional(),
     hostname: z.string().optional(),
     cwd: z.string().optional(),
+    user: z.string().optional(),
+    capAdd: z.array(z.string()).optional(),
+    capDrop: z.array(z.string()).optional(),
   }),
   state: z.enum(['starting', 'running', 'exited', 'failed', 'shutdown']),
   pid: z.number().int().positive().nullable(),
@@ -90,15 +93,33 @@ export function readPidFile(paths: TaskPaths): number | null {
   }
 }
 
+/** Mode of a task's directory: meta.json holds the task's environment (secrets, often). */
+export const TASK_DIR_MODE = 0o700;
+/** Mode of the files only the supervisor reads: meta.json, pid, stdout.log. */
+export const TASK_FILE_MODE = 0o600;
+
 function writeAtomically(path: string, content: string): void {
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, content, { mode: 0o644 });
+  const fd = openSync(tmp, 'w', TASK_FILE_MODE);
+  try {
+    // A tmp file left by a crash keeps its old mode through open(): set it.
+    fchmodSync(fd, TASK_FILE_MODE);
+    writeSync(fd, content);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
+}
+
+/** Creates the task's directory, or tightens one made by an older meshnet, to TASK_DIR_MODE. */
+export function ensureTaskDir(paths: TaskPaths): void {
+  mkdirSync(paths.dir, { recursive: true, mode: TASK_DIR_MODE });
+  chmodSync(paths.dir, TASK_DIR_MODE);
 }
 
 /** Writes meta.json and the pid file so that a crash mid-write leaves the old or the new, never half. */
 export function writeTaskMeta(paths: TaskPaths, meta: TaskMeta): void {
-  mkdirSync(paths.dir, { recursive: true });
+  ensureTaskDir(paths);
   writeAtomically(paths.meta, `${JSON.stringify(meta, null, 2)}\n`);
   writeAtomically(paths.pid, meta.pid === null ? '' : `${meta.pid}\n`);
 }

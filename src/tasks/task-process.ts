@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { effectiveCapabilities, type Capability, type CapabilityName } from './capabilities.js';
 import type { TaskSpec } from './task-spec.js';
+import type { ResolvedUser } from './task-user.js';
 
 /**
  * Runs inside the task's fresh mount namespace, before the task: bind-mounts the prepared
@@ -20,28 +22,74 @@ export const LAUNCH_FAILED_EXIT = 125;
 /** PATH given to tasks that do not set their own. */
 export const DEFAULT_TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/** Who a task's process runs as and which capabilities it may hold. */
+export interface TaskPrivileges {
+  user: ResolvedUser;
+  /** The bounding set; a root task holds all of them, a non-root task only `ambient`. */
+  bounding: Capability[];
+  /** Raised for a non-root task so that, e.g., --user 1000 --cap-add NET_BIND_SERVICE can bind port 80. */
+  ambient: Capability[];
+}
+
+/** Root, as a task runs without --user. */
+export const ROOT_USER: ResolvedUser = { uid: 0, gid: 0, initGroups: true, home: '/root' };
+
+/**
+ * The privileges of a task: Docker's capability arithmetic for the bounding set. Capabilities
+ * named in --cap-add also become ambient for a non-root user (as Podman does; Docker leaves them
+ * unusable there), so that dropping root does not force a setcap on the task's binary.
+ */
+export function taskPrivileges(spec: TaskSpec, user: ResolvedUser): TaskPrivileges {
+  const add = (spec.capAdd ?? []) as CapabilityName[];
+  const bounding = effectiveCapabilities(add, (spec.capDrop ?? []) as CapabilityName[]);
+  const ambient = user.uid === 0 ? [] : bounding.filter((c) => add.includes(c) || add.includes('ALL'));
+  return { user, bounding, ambient };
+}
+
+const capList = (caps: Capability[]): string => ['-all', ...caps.map((c) => `+${c.toLowerCase()}`)].join(',');
+
+/**
+ * setpriv argv (util-linux) that drops to the task's user and capabilities and sets no_new_privs,
+ * so no setuid binary or file capability can give the task more than it starts with.
+ */
+export function setprivArgv(p: TaskPrivileges): string[] {
+  return [
+    'setpriv',
+    `--reuid=${p.user.uid}`,
+    `--regid=${p.user.gid}`,
+    p.user.initGroups ? '--init-groups' : '--clear-groups',
+    `--inh-caps=${capList(p.ambient)}`,
+    ...(p.ambient.length > 0 ? [`--ambient-caps=${capList(p.ambient)}`] : []),
+    `--bounding-set=${capList(p.bounding)}`,
+    '--no-new-privs',
+    '--',
+  ];
+}
+
 /**
  * argv that starts a task: enter its network namespace, unshare a mount namespace whose
  * propagation is slave (namespace files unmounted on the host vanish inside too, while the
- * resolv.conf bind mount stays private), optionally a UTS namespace, then the init script.
- * nsenter and unshare exec rather than fork, so the spawned pid is the task's process.
+ * resolv.conf bind mount stays private), optionally a UTS namespace, then the init script,
+ * which does what needs root and execs setpriv, which execs the task with its privileges.
+ * nsenter, unshare and setpriv exec rather than fork, so the spawned pid is the task's process.
  */
-export function launchArgv(spec: TaskSpec, resolvConfPath: string): string[] {
+export function launchArgv(spec: TaskSpec, resolvConfPath: string, privileges: TaskPrivileges): string[] {
   const unshare = ['unshare', '--mount', '--propagation', 'slave'];
   if (spec.hostname !== undefined) unshare.push('--uts');
   return [
     'nsenter', `--net=${spec.netnsPath}`, '--',
     ...unshare, '--',
     '/bin/sh', '-c', INIT_SCRIPT, 'meshnet-task-init', resolvConfPath, spec.hostname ?? '',
+    ...setprivArgv(privileges),
     ...spec.command,
   ];
 }
 
 /** The environment a task starts with: a minimal base, its id, then the spec's own variables. */
-export function taskEnvironment(spec: TaskSpec): Record<string, string> {
+export function taskEnvironment(spec: TaskSpec, home = ROOT_USER.home): Record<string, string> {
   return {
     PATH: DEFAULT_TASK_PATH,
-    HOME: '/root',
+    HOME: home,
     ...(spec.hostname !== undefined ? { HOSTNAME: spec.hostname } : {}),
     MESHNET_TASK_ID: spec.taskId,
     ...(spec.env ?? {}),
@@ -52,12 +100,12 @@ export function taskEnvironment(spec: TaskSpec): Record<string, string> {
  * Starts the task detached in its own session and process group (so it survives the agent and
  * can be signalled as a group), stdout and stderr appended to `logFd`.
  */
-export function spawnTask(spec: TaskSpec, resolvConfPath: string, logFd: number): ChildProcess {
-  const argv = launchArgv(spec, resolvConfPath);
+export function spawnTask(spec: TaskSpec, resolvConfPath: string, logFd: number, privileges: TaskPrivileges): ChildProcess {
+  const argv = launchArgv(spec, resolvConfPath, privileges);
   const child = spawn(argv[0]!, argv.slice(1), {
     detached: true,
     stdio: ['ignore', logFd, logFd],
-    env: taskEnvironment(spec),
+    env: taskEnvironment(spec, privileges.user.home),
     cwd: spec.cwd ?? '/',
   });
   child.unref();

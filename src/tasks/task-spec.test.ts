@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { InvalidTaskSpecError } from './errors.js';
 import { parseTaskSpec, specFingerprint, type TaskSpec } from './task-spec.js';
@@ -26,6 +27,9 @@ describe('parseTaskSpec', () => {
     [{ env: { '1BAD': 'x' } }, /environment variable/],
     [{ hostname: 'not_a_label' }, /hostname/],
     [{ cwd: 'tmp' }, /cwd/],
+    [{ user: 'root;reboot' }, /user: UID, NAME/],
+    [{ capAdd: ['NET_BIND'] }, /capabilities: a Linux capability/],
+    [{ capDrop: ['ALL', 'nope'] }, /capabilities/],
   ])('rejects %j', (patch, message) => {
     expect(() => parseTaskSpec({ ...spec, ...patch })).toThrow(InvalidTaskSpecError);
     expect(() => parseTaskSpec({ ...spec, ...patch })).toThrow(message);
@@ -33,6 +37,10 @@ describe('parseTaskSpec', () => {
 
   it('names the task in the error', () => {
     expect(() => parseTaskSpec({ ...spec, command: [] })).toThrow(/web\.2\.k3j4/);
+  });
+
+  it('normalizes capability names to Docker\'s canonical form', () => {
+    expect(parseTaskSpec({ ...spec, user: 'nobody:nogroup', capAdd: ['cap_net_admin'], capDrop: ['all'] })).toMatchObject({ user: 'nobody:nogroup', capAdd: ['NET_ADMIN'], capDrop: ['ALL'] });
   });
 });
 
@@ -45,5 +53,15 @@ describe('specFingerprint', () => {
     expect(specFingerprint({ ...spec, env: { ...spec.env, C: '3' } })).not.toBe(base);
     expect(specFingerprint({ ...spec, hostname: 'web-3' })).not.toBe(base);
     expect(specFingerprint({ ...spec, netnsPath: '/run/meshnet/netns/other' })).not.toBe(base);
+    expect(specFingerprint({ ...spec, user: 'nobody' })).not.toBe(base);
+    expect(specFingerprint({ ...spec, capDrop: ['NET_RAW'] })).not.toBe(base);
+    expect(specFingerprint({ ...spec, capAdd: ['NET_ADMIN', 'KILL'] })).toBe(specFingerprint({ ...spec, capAdd: ['KILL', 'NET_ADMIN'] }));
+  });
+
+  it('stays as it was for a spec without user or capabilities, so an upgrade restarts nothing', () => {
+    expect(specFingerprint({ ...spec, capAdd: [], capDrop: [] })).toBe(specFingerprint(spec));
+    // The digest meta.json files written before --user existed hold: it must not change.
+    const before = JSON.stringify([spec.netnsPath, spec.command, Object.entries(spec.env!).sort(), spec.hostname, '/']);
+    expect(specFingerprint(spec)).toBe(createHash('sha256').update(before).digest('hex').slice(0, 32));
   });
 });

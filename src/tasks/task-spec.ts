@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { CAPABILITY_RULE, normalizeCapability } from './capabilities.js';
 import { InvalidTaskSpecError } from './errors.js';
+import { parseUserSpec, USER_RULE } from './task-user.js';
 
 /** Task ids become directory names: letters, digits, '_', '.', '-', never '.' or '..'. */
 export const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -8,6 +10,10 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // RFC 1123 label: the kernel accepts 64 bytes, resolvers expect a DNS label.
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const noNul = (s: string): boolean => !s.includes('\0');
+const capability = z
+  .string()
+  .refine((c) => normalizeCapability(c) !== undefined, `capabilities: ${CAPABILITY_RULE}`)
+  .transform((c) => normalizeCapability(c)!);
 
 const taskSpecSchema = z.object({
   taskId: z.string().regex(TASK_ID, 'task id: 1-128 letters, digits, "_", "." or "-", starting with a letter or digit'),
@@ -23,6 +29,9 @@ const taskSpecSchema = z.object({
   resolvConf: z.string().max(65_536, 'resolvConf is limited to 64 KiB').refine(noNul),
   hostname: z.string().regex(HOSTNAME, 'hostname: a DNS label of 1-63 letters, digits or "-"').optional(),
   cwd: z.string().startsWith('/', 'cwd must be absolute').refine(noNul).optional(),
+  user: z.string().refine((u) => parseUserSpec(u) !== undefined, `user: ${USER_RULE}`).optional(),
+  capAdd: z.array(capability).optional(),
+  capDrop: z.array(capability).optional(),
 });
 
 /** What the agent wants running for one task. */
@@ -41,6 +50,12 @@ export interface TaskSpec {
   hostname?: string;
   /** Working directory of the process (default `/`). */
   cwd?: string;
+  /** Docker's --user (UID[:GID] or NAME[:GROUP]), resolved on the node at each start; default root. */
+  user?: string;
+  /** Capabilities added to Docker's default set (Docker's names: NET_ADMIN, CAP_NET_ADMIN, ALL). */
+  capAdd?: string[];
+  /** Capabilities removed from Docker's default set (ALL: keep only capAdd). */
+  capDrop?: string[];
 }
 
 /** Validates a spec at the edge; throws InvalidTaskSpecError naming every problem. */
@@ -60,6 +75,11 @@ export function parseTaskSpec(input: unknown): TaskSpec {
  */
 export function specFingerprint(spec: TaskSpec): string {
   const env = Object.entries(spec.env ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const canonical = JSON.stringify([spec.netnsPath, spec.command, env, spec.hostname ?? null, spec.cwd ?? '/']);
+  const parts: unknown[] = [spec.netnsPath, spec.command, env, spec.hostname ?? null, spec.cwd ?? '/'];
+  // Appended only when set, so tasks started before these fields existed keep their fingerprint (no restart on upgrade).
+  if (spec.user !== undefined || (spec.capAdd?.length ?? 0) > 0 || (spec.capDrop?.length ?? 0) > 0) {
+    parts.push(spec.user ?? null, [...new Set(spec.capAdd ?? [])].sort(), [...new Set(spec.capDrop ?? [])].sort());
+  }
+  const canonical = JSON.stringify(parts);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 32);
 }

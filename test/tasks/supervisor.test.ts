@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/sandbox/exec.js';
 import { NetnsDir } from '../../src/sandbox/netns.js';
+import { capabilitiesInMask, effectiveCapabilities } from '../../src/tasks/capabilities.js';
 import { demoAppCommand } from '../../src/tasks/demo-apps.js';
 import { readProcessNetnsInode, readProcStat } from '../../src/tasks/proc-stat.js';
 import { TaskSupervisor, type TaskStateEvent, type TaskSupervisorOptions } from '../../src/tasks/supervisor.js';
@@ -329,7 +330,98 @@ describe('TaskSupervisor', () => {
     expect(await sup.reap([], { graceMs: 1_000 })).toEqual(['keep.1']);
     expect(readdirSync(sup.stateDir)).toEqual(['.owner']);
   });
+
+  it('runs a task as the given user with the capabilities left after --cap-drop, and always with no_new_privs', async () => {
+    const { sup } = harness('privileges');
+    const asNobody = await sup.ensureRunning({ taskId: 'priv.1', netnsPath: nsPath, command: ['sleep', '30'], resolvConf: RESOLV, user: 'nobody', capDrop: ['NET_RAW'] });
+    const status = await execedStatus(asNobody.pid!, 'sleep');
+    expect(status['Uid']).toBe('65534\t65534\t65534\t65534');
+    expect(status['Gid']).toBe('65534\t65534\t65534\t65534');
+    expect(status['NoNewPrivs']).toBe('1');
+    const bounding = capabilitiesInMask(status['CapBnd']!);
+    expect(bounding).toContain('NET_BIND_SERVICE');
+    expect(bounding).not.toContain('NET_RAW');
+    expect(capabilitiesInMask(status['CapEff']!)).toEqual([]);
+    expect(readProcessNetnsInode(asNobody.pid!)).toBe(String(statSync(nsPath).ino));
+
+    // Root without options: Docker's default set, nothing like SYS_ADMIN or NET_ADMIN.
+    const asRoot = await sup.ensureRunning({ taskId: 'priv.2', netnsPath: nsPath, command: ['sleep', '30'], resolvConf: RESOLV });
+    const rootStatus = await execedStatus(asRoot.pid!, 'sleep');
+    expect(rootStatus['Uid']).toBe('0\t0\t0\t0');
+    expect(rootStatus['NoNewPrivs']).toBe('1');
+    expect(capabilitiesInMask(rootStatus['CapBnd']!)).toEqual(effectiveCapabilities());
+    expect(capabilitiesInMask(rootStatus['CapEff']!)).not.toContain('SYS_ADMIN');
+    await sup.reap([], { graceMs: 500 });
+  });
+
+  it('lets a non-root task bind port 80 with --cap-add NET_BIND_SERVICE (ambient), and not without it', async () => {
+    const { sup, events } = harness('bind80');
+    const web = await sup.ensureRunning({ ...webSpec('low.1', 84), command: demoAppCommand('echo-http', 80), user: '65534:65534', capDrop: ['ALL'], capAdd: ['NET_BIND_SERVICE'] });
+    expect(await waitFor('the echo server on :80 as nobody', () => curl(80))).toContain('low.1 on host-a');
+    expect(statusOf(web.pid!)['Uid']).toBe('65534\t65534\t65534\t65534');
+    await sup.stop('low.1', { graceMs: 2_000 });
+    await sup.ensureRunning({ ...webSpec('low.2', 80), user: '65534:65534', capDrop: ['ALL'] });
+    const refused = await waitFor('the bind to fail', () => events.find((e) => e.taskId === 'low.2' && e.state === 'exited'));
+    expect(refused.exitCode).not.toBe(0);
+    expect(readFileSync(taskPaths(sup.stateDir, 'low.2').log, 'utf8')).toMatch(/EACCES/);
+    await sup.stop('low.2', { graceMs: 500 });
+  });
+
+  it('fails a task whose user does not exist at once, saying which and what to do', async () => {
+    const { sup, events } = harness('nouser');
+    const info = await sup.ensureRunning({ taskId: 'ghost.1', netnsPath: nsPath, command: ['sleep', '30'], resolvConf: RESOLV, user: 'no-such-user-xyz' });
+    expect(info).toMatchObject({ state: 'failed', pid: null });
+    const failed = events.find((e) => e.state === 'failed');
+    expect(failed?.message).toMatch(/user "no-such-user-xyz" does not exist on this node: create it/);
+    expect(events.filter((e) => e.state === 'running')).toEqual([]);
+    await sup.stop('ghost.1', { graceMs: 500 });
+  });
+
+  it('keeps task state private: directories 0700, meta.json (the environment), pid and stdout.log 0600', async () => {
+    const { sup, stateDir } = harness('modes');
+    const info = await sup.ensureRunning({ ...webSpec('secret.1', 85), env: { API_TOKEN: 's3cret' } });
+    const paths = taskPaths(stateDir, 'secret.1');
+    expect(statSync(stateDir).mode & 0o777).toBe(0o700);
+    expect(statSync(paths.dir).mode & 0o777).toBe(0o700);
+    for (const file of [paths.meta, paths.pid, paths.log]) expect([file, statSync(file).mode & 0o777]).toEqual([file, 0o600]);
+    expect(readFileSync(paths.meta, 'utf8')).toContain('s3cret');
+    // The bind-mounted resolv.conf stays readable for a task that does not run as root.
+    expect(statSync(paths.resolvConf).mode & 0o777).toBe(0o644);
+    await sup.stop(info.taskId, { graceMs: 500 });
+  });
+
+  it('rotates a running task\'s log by size and keeps at most maxLogFiles files', async () => {
+    const { sup } = harness('logs', { maxLogBytes: 50_000, maxLogFiles: 3, logCheckIntervalMs: 50 });
+    const chatty = 'for i in 1 2 3 4 5 6 7 8 9 10; do head -c 100000 /dev/zero | tr "\\0" x; echo " burst $i"; sleep 0.3; done; echo finished; exec sleep 30';
+    const info = await sup.ensureRunning({ taskId: 'chatty.1', netnsPath: nsPath, command: ['sh', '-c', chatty], resolvConf: RESOLV });
+    const files = () => readdirSync(taskPaths(sup.stateDir, 'chatty.1').dir).filter((f) => f.startsWith('stdout.log')).sort();
+    await waitFor('the last burst', () => files().some((f) => readFileSync(`${taskPaths(sup.stateDir, 'chatty.1').dir}/${f}`, 'utf8').includes('finished')), 20_000);
+    expect(files()).toEqual(['stdout.log', 'stdout.log.1', 'stdout.log.2']);
+    expect(sup.get('chatty.1')).toMatchObject({ pid: info.pid, restarts: 0 });
+    const kept = files().reduce((sum, f) => sum + statSync(`${taskPaths(sup.stateDir, 'chatty.1').dir}/${f}`).size, 0);
+    expect(kept).toBeLessThan(1_000_000);
+    expect(readFileSync(`${info.logPath}.1`, 'utf8')).toMatch(/burst \d+\n/);
+    await sup.stop('chatty.1', { graceMs: 500 });
+  });
 });
+
+/** /proc/<pid>/status once the launcher chain (nsenter, unshare, sh, setpriv) has exec'd `program`. */
+async function execedStatus(pid: number, program: string): Promise<Record<string, string>> {
+  return waitFor(`process ${pid} to exec ${program}`, () => {
+    const status = statusOf(pid);
+    return status['Name'] === program ? status : undefined;
+  });
+}
+
+/** Fields of /proc/<pid>/status. */
+function statusOf(pid: number): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(':'))
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+  );
+}
 
 /** Starts dist/test/tasks/supervisor-host.js and resolves with the task it printed and its own process. */
 async function startSupervisorProcess(stateDir: string): Promise<{ host: ChildProcess; pid: number }> {
