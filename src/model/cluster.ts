@@ -479,6 +479,7 @@ export class Cluster {
         lb: input.lb ?? base.lb,
         ...(env !== undefined ? { env } : {}),
         ...(healthPort !== undefined ? { healthPort } : {}),
+        ...privilegeFields(base),
       } as NormalizedServiceSpec;
     });
     // Surplus tasks on live nodes are drained by their agents (weight 0, then removal after the drain
@@ -632,6 +633,7 @@ export class Cluster {
         lb: spec.lb,
         ...(spec.env !== undefined ? { env: spec.env } : {}),
         ...(healthPort !== undefined ? { healthPort } : {}),
+        ...privilegeFields(spec),
       };
       ops.unshift({ type: 'put', key, value: encodeRecord(ServiceRecordSchema, 'service', key, record) });
       return (await this.commit(compare, ops)) ? record : undefined;
@@ -862,4 +864,13 @@ export class Cluster {
   async watch(onChange: (event: WatchEvent) => void, options: WatchOptions = {}): Promise<WatchHandle> {
     return this.store.watch(keys.ROOT, options, onChange);
   }
+}
+
+/** A service's --user, --cap-add and --cap-drop, carried from spec to record and through updates. */
+function privilegeFields(s: Pick<ServiceRecord, 'user' | 'capAdd' | 'capDrop'>): Pick<ServiceRecord, 'user' | 'capAdd' | 'capDrop'> {
+  return {
+    ...(s.user !== undefined ? { user: s.user } : {}),
+    ...(s.capAdd !== undefined ? { capAdd: s.capAdd } : {}),
+    ...(s.capDrop !== undefined ? { capDrop: s.capDrop } : {}),
+  };
 }

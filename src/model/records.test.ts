@@ -3,8 +3,11 @@ import { RecordInvalidError } from './model-errors.js';
 import {
   decodeRecord,
   encodeRecord,
+  nameProblem,
   NetworkRecordSchema,
+  NetworkSpecSchema,
   NodeRecordSchema,
+  NodeSpecSchema,
   ServiceRecordSchema,
   ServiceSpecSchema,
   ServiceUpdateSchema,
@@ -64,7 +67,7 @@ describe('record schemas', () => {
     expect(issuesOf(() => validate(ServiceRecordSchema, 'service', 'x', { ...goodService, endpointMode: 'round-robin' }))).toMatch(/invalid service x: endpointMode/);
     expect(issuesOf(() => validate(ServiceRecordSchema, 'service', 'x', { ...goodService, vips: { front: '10.0.0.300' } }))).toMatch(/vips\.front: must be a dotted-quad IPv4 address/);
     expect(issuesOf(() => validate(ServiceRecordSchema, 'service', 'x', { ...goodService, command: [] }))).toMatch(/command: needs at least the program/);
-    expect(issuesOf(() => validate(ServiceRecordSchema, 'service', 'x', { ...goodService, name: '-bad name' }))).toMatch(/name: must be 1-63 letters/);
+    expect(issuesOf(() => validate(ServiceRecordSchema, 'service', 'x', { ...goodService, name: '-bad name' }))).toMatch(/name: must be lowercase letters, digits and "-", 1-63/);
     expect(issuesOf(() => validate(ServiceRecordSchema, 'service', 'x', { ...goodService, ports: [{ ...goodService.ports[0], published: 70000 }] }))).toMatch(/ports\.0\.published/);
     expect(issuesOf(() => validate(TaskRecordSchema, 'task', 'x', { ...goodTask, state: 'exploded' }))).toMatch(/state/);
     expect(issuesOf(() => validate(TaskRecordSchema, 'task', 'x', { ...goodTask, sandbox: 'relative' }))).toMatch(/sandbox: must be an absolute netns path/);
@@ -104,5 +107,64 @@ describe('record schemas', () => {
     const spec = validate(ServiceSpecSchema, 'service spec', 'x', { name: 'api', command: ['api'], ports: [{ target: 80 }] });
     expect(spec).toMatchObject({ networks: [], endpointMode: 'vip', replicas: 1, lb: { scheduler: 'rr' } });
     expect(spec.ports[0]).toEqual({ target: 80, protocol: 'tcp', mode: 'ingress', policy: 'cluster' });
+  });
+});
+
+describe('one grammar for names (DNS labels, as Docker)', () => {
+  const bad = ['my_app', 'web.v2', 'web-', '-web', 'a..b', 'AppNet', '', 'a'.repeat(64), 'web v2'];
+
+  test.each(bad)('refuses %j as a service, network or node name, stating the rule', (name) => {
+    expect(issuesOf(() => validate(ServiceSpecSchema, 'service spec', 'x', { name, command: ['x'] }))).toMatch(/name: must be lowercase letters, digits and "-", 1-63 characters, not starting or ending with "-"/);
+    expect(issuesOf(() => validate(NetworkSpecSchema, 'network spec', 'x', { name }))).toMatch(/name: must be lowercase letters, digits and "-", 1-40 characters/);
+    expect(issuesOf(() => validate(NodeSpecSchema, 'node spec', 'x', { id: name, name: 'h', underlayIp: '192.0.2.1' }))).toMatch(/id: must be lowercase/);
+    for (const kind of ['service', 'network', 'node'] as const) expect(nameProblem(kind, name)).toMatch(/use lowercase letters, digits and "-"/);
+  });
+
+  test('accepts labels; networks stop at 40 characters (the overlay namespace name)', () => {
+    for (const name of ['web', 'a', 'web-v2', '0day', 'a'.repeat(63)]) expect(nameProblem('service', name)).toBeUndefined();
+    expect(nameProblem('network', 'n'.repeat(40))).toBeUndefined();
+    expect(nameProblem('network', 'n'.repeat(41))).toMatch(/1-40 characters/);
+    expect(issuesOf(() => validate(NetworkSpecSchema, 'network spec', 'x', { name: 'n'.repeat(41) }))).toMatch(/1-40 characters/);
+    expect(issuesOf(() => validate(ServiceSpecSchema, 'service spec', 'x', { name: 'web', networks: ['n'.repeat(41)], command: ['x'] }))).toMatch(/networks\.0/);
+  });
+
+  test('a stored record with a bad name is invalid, as other invalid records are', () => {
+    expect(issuesOf(() => decodeRecord(ServiceRecordSchema, 'service', '/meshnet/services/my_app', JSON.stringify({ ...goodService, name: 'my_app' })))).toMatch(
+      /invalid service at \/meshnet\/services\/my_app: name: must be lowercase/,
+    );
+    expect(issuesOf(() => decodeRecord(NetworkRecordSchema, 'network', '/k', JSON.stringify({ name: 'AppNet', driver: 'overlay', subnet: '10.0.0.0/24', gateway: '10.0.0.1', vni: 4096, ingress: false, options: {} })))).toMatch(/name: must be/);
+    expect(issuesOf(() => decodeRecord(TaskRecordSchema, 'task', '/k', JSON.stringify({ ...goodTask, node: 'Host_1' })))).toMatch(/node: must be/);
+  });
+});
+
+describe('environment and command', () => {
+  test.each([
+    [{ 'A=B': 'x' }, /env\.A=B.*environment variable names/],
+    [{ '1X': 'x' }, /environment variable names/],
+    [{ 'A\0B': 'x' }, /environment variable names/],
+    [{ OK: 'a\0b' }, /environment values cannot contain NUL/],
+  ])('refuses env %j at the edge and in stored records', (env, message) => {
+    expect(issuesOf(() => validate(ServiceSpecSchema, 'service spec', 'x', { name: 'web', command: ['x'], env }))).toMatch(message);
+    expect(issuesOf(() => validate(ServiceUpdateSchema, 'service update', 'x', { env }))).toMatch(message);
+    expect(issuesOf(() => decodeRecord(ServiceRecordSchema, 'service', '/k', JSON.stringify({ ...goodService, env })))).toMatch(message);
+  });
+
+  test('refuses NUL in command arguments', () => {
+    expect(issuesOf(() => validate(ServiceSpecSchema, 'service spec', 'x', { name: 'web', command: ['a\0b'] }))).toMatch(/NUL/);
+  });
+});
+
+describe('user and capabilities', () => {
+  test('specs take Docker\'s forms and store canonical capability names', () => {
+    const spec = validate(ServiceSpecSchema, 'service spec', 'x', { name: 'web', command: ['x'], user: 'www-data:www-data', capAdd: ['cap_net_bind_service'], capDrop: ['all'] });
+    expect(spec).toMatchObject({ user: 'www-data:www-data', capAdd: ['NET_BIND_SERVICE'], capDrop: ['ALL'] });
+    const record = { ...goodService, user: '1000:1000', capAdd: ['NET_BIND_SERVICE'], capDrop: ['ALL'] };
+    expect(decodeRecord(ServiceRecordSchema, 'service', '/k', encodeRecord(ServiceRecordSchema, 'service', '/k', record as never))).toEqual(record);
+  });
+
+  test('refuses a malformed user or an unknown capability, stating the rule', () => {
+    expect(issuesOf(() => validate(ServiceSpecSchema, 'service spec', 'x', { name: 'web', command: ['x'], user: 'a b' }))).toMatch(/user: user must be UID, NAME, UID:GID or NAME:GROUP/);
+    expect(issuesOf(() => validate(ServiceSpecSchema, 'service spec', 'x', { name: 'web', command: ['x'], capAdd: ['NET_BIND'] }))).toMatch(/capAdd\.0: must be a Linux capability/);
+    expect(issuesOf(() => decodeRecord(ServiceRecordSchema, 'service', '/k', JSON.stringify({ ...goodService, capDrop: ['net_raw'] })))).toMatch(/capDrop\.0/);
   });
 });

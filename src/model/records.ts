@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { RecordInvalidError } from './model-errors.js';
 import { parseIpv4, parseSubnet } from './ipv4.js';
+import { CAPABILITY_RULE, CAPABILITIES, normalizeCapability } from '../tasks/capabilities.js';
+import { parseUserSpec, USER_RULE } from '../tasks/task-user.js';
 
 // Schemas of everything the model stores (validated on every read and write) and of the specs users submit.
 // Records are plain JSON so every agent, whatever its version, reads the same thing.
@@ -8,9 +10,47 @@ import { parseIpv4, parseSubnet } from './ipv4.js';
 // so an older agent neither drops it nor takes the record for garbage (and the object for deleted). What users
 // submit (specs, updates) stays strict, so a typo is an error at the edge, not a silently stored field.
 
-/** Names of networks, services and nodes: usable as store key segments and interface-name material. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-const nameSchema = z.string().regex(NAME, 'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit');
+/**
+ * One grammar for the names of services, networks and nodes: a DNS label (RFC 1123), as Docker requires. A name
+ * becomes a DNS name (`<service>`, `tasks.<service>`), a hostname, a store key segment and interface-name material,
+ * so anything wider breaks a later layer (issue 11, High 4).
+ */
+export const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** The rule NAME follows, for messages. */
+export const NAME_RULE = 'lowercase letters, digits and "-", 1-63 characters, not starting or ending with "-"';
+/** Network names are shorter: the overlay namespace is named after the network, within 40 characters. */
+export const MAX_NETWORK_NAME = 40;
+/** The rule a network name follows, for messages. */
+export const NETWORK_NAME_RULE = `lowercase letters, digits and "-", 1-${MAX_NETWORK_NAME} characters, not starting or ending with "-"`;
+/** Environment variable names, as POSIX shells accept them. */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Why `name` is not a valid name of a `kind` (service, network, node), or undefined when it is. */
+export function nameProblem(kind: 'service' | 'network' | 'node', name: string): string | undefined {
+  const limit = kind === 'network' ? MAX_NETWORK_NAME : 63;
+  if (NAME.test(name) && name.length <= limit) return undefined;
+  return `invalid ${kind} name ${JSON.stringify(name)}: use ${kind === 'network' ? NETWORK_NAME_RULE : NAME_RULE}`;
+}
+
+const nameSchema = z.string().regex(NAME, `must be ${NAME_RULE}`);
+const networkNameSchema = z.string().regex(NAME, `must be ${NETWORK_NAME_RULE}`).max(MAX_NETWORK_NAME, `must be ${NETWORK_NAME_RULE}`);
+const noNul = (s: string): boolean => !s.includes('\0');
+const envSchema = z.record(z.string(), z.string().refine(noNul, 'environment values cannot contain NUL')).superRefine((env, ctx) => {
+  // Checked here rather than as the record's key schema, whose failure zod reports without the message.
+  for (const name of Object.keys(env)) {
+    if (!ENV_NAME.test(name)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: 'environment variable names are letters, digits and "_", not starting with a digit' });
+    }
+  }
+});
+const commandSchema = z.array(z.string().refine(noNul, 'command arguments cannot contain NUL')).min(1, 'needs at least the program to run');
+const userSchema = z.string().refine((u) => parseUserSpec(u) !== undefined, `user must be ${USER_RULE}`);
+/** Stored capability names are canonical (NET_ADMIN, ALL); users may write cap_net_admin, normalised on the way in. */
+const storedCapabilitySchema = z.enum([...CAPABILITIES, 'ALL'], `must be ${CAPABILITY_RULE}`);
+const capabilitySpecSchema = z
+  .string()
+  .refine((c) => normalizeCapability(c) !== undefined, `must be ${CAPABILITY_RULE}`)
+  .transform((c) => normalizeCapability(c)!);
 const ipv4Schema = z.string().refine((s) => parseIpv4(s) !== undefined, 'must be a dotted-quad IPv4 address');
 const subnetSchema = z.string().refine((s) => parseSubnet(s) !== undefined, 'must be an IPv4 CIDR like 10.0.1.0/24 with host bits zero');
 const portNumber = z.number().int().min(1).max(65535);
@@ -29,7 +69,7 @@ export type NodeRecord = z.infer<typeof NodeRecordSchema>;
 
 /** An overlay network (the ingress network is one with ingress: true). */
 export const NetworkRecordSchema = z.looseObject({
-  name: nameSchema,
+  name: networkNameSchema,
   driver: z.literal('overlay'),
   subnet: subnetSchema,
   gateway: ipv4Schema,
@@ -71,15 +111,21 @@ export const LbSpecSchema = z.strictObject({
 /** A replicated service. `vips` has one entry per attached network, plus `ingress` when it publishes in ingress mode. */
 export const ServiceRecordSchema = z.looseObject({
   name: nameSchema,
-  networks: z.array(nameSchema),
-  vips: z.record(nameSchema, ipv4Schema),
+  networks: z.array(networkNameSchema),
+  vips: z.record(networkNameSchema, ipv4Schema),
   endpointMode: z.enum(['vip', 'dnsrr']),
   ports: z.array(PortRecordSchema),
   replicas: z.number().int().min(0).max(10_000),
-  command: z.array(z.string()).min(1, 'needs at least the program to run'),
-  env: stringMap.optional(),
+  command: commandSchema,
+  env: envSchema.optional(),
   lb: LbRecordSchema,
   healthPort: portNumber.optional(),
+  /** Docker's --user: UID[:GID] or NAME[:GROUP], resolved on each node; absent: root. */
+  user: userSchema.optional(),
+  /** Capabilities added to Docker's default set (canonical names, or ALL). */
+  capAdd: z.array(storedCapabilitySchema).optional(),
+  /** Capabilities removed from Docker's default set (ALL: keep only capAdd). */
+  capDrop: z.array(storedCapabilitySchema).optional(),
 });
 /** A stored service. */
 export type ServiceRecord = z.infer<typeof ServiceRecordSchema>;
@@ -90,7 +136,7 @@ export const TaskRecordSchema = z.looseObject({
   service: nameSchema,
   slot: z.number().int().min(1),
   node: nameSchema,
-  addresses: z.record(nameSchema, z.looseObject({ ip: ipv4Schema, mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/) })),
+  addresses: z.record(networkNameSchema, z.looseObject({ ip: ipv4Schema, mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/) })),
   sandbox: z.string().startsWith('/', 'must be an absolute netns path'),
   /** Run by another runtime and attached with `meshnet task attach`: meshnet wires it, never starts or stops it. */
   external: z.boolean().optional(),
@@ -117,14 +163,17 @@ export type PortSpec = z.input<typeof PortSpecSchema>;
 /** What a user submits to create a service; defaults follow Docker. */
 export const ServiceSpecSchema = z.strictObject({
   name: nameSchema,
-  networks: z.array(nameSchema).default([]),
+  networks: z.array(networkNameSchema).default([]),
   endpointMode: z.enum(['vip', 'dnsrr']).default('vip'),
   ports: z.array(PortSpecSchema).default([]),
   replicas: z.number().int().min(0).max(10_000).default(1),
-  command: z.array(z.string()).min(1, 'needs at least the program to run'),
-  env: stringMap.optional(),
+  command: commandSchema,
+  env: envSchema.optional(),
   lb: LbSpecSchema.default({ scheduler: 'rr' }),
   healthPort: portNumber.optional(),
+  user: userSchema.optional(),
+  capAdd: z.array(capabilitySpecSchema).optional(),
+  capDrop: z.array(capabilitySpecSchema).optional(),
 });
 /** A service spec as users write it. */
 export type ServiceSpec = z.input<typeof ServiceSpecSchema>;
@@ -134,8 +183,8 @@ export type NormalizedServiceSpec = z.output<typeof ServiceSpecSchema>;
 /** What updateService may change; networks and endpoint mode are fixed at creation. */
 export const ServiceUpdateSchema = z.strictObject({
   replicas: z.number().int().min(0).max(10_000).optional(),
-  command: z.array(z.string()).min(1).optional(),
-  env: stringMap.optional(),
+  command: commandSchema.optional(),
+  env: envSchema.optional(),
   lb: LbSpecSchema.optional(),
   ports: z.array(PortSpecSchema).optional(),
   healthPort: portNumber.optional(),
@@ -145,7 +194,7 @@ export type ServiceUpdate = z.input<typeof ServiceUpdateSchema>;
 
 /** What createNetwork accepts. */
 export const NetworkSpecSchema = z.strictObject({
-  name: nameSchema,
+  name: networkNameSchema,
   subnet: subnetSchema.optional(),
   ingress: z.boolean().default(false),
   options: stringMap.default({}),
