@@ -42,6 +42,7 @@ export class Agent {
   private health!: HealthServers;
   private reconciler!: NodeReconciler;
   private readonly memo = new PlanMemo();
+  private readonly log: Logger;
   private timer: NodeJS.Timeout | null = null;
   private soonTimer: NodeJS.Timeout | null = null;
   private soonAt = 0;
@@ -70,8 +71,10 @@ export class Agent {
   constructor(
     private readonly config: AgentConfig,
     private readonly storeOptions: OpenStoreOptions = {},
-    private readonly log: Logger,
+    /** The root logger: the agent and each part it builds log under their own component. */
+    private readonly rootLog: Logger,
   ) {
+    this.log = rootLog.child({ component: 'agent' });
     const { ip: base, prefix } = parseCidr(config.gwbridgeSubnet);
     if (prefix > 29) throw new Error(`--gwbridge-subnet ${config.gwbridgeSubnet} is too small: use /29 or larger`);
     this.settings = {
@@ -95,7 +98,7 @@ export class Agent {
     await import('node:fs/promises').then((fs) => fs.stat('/'));
     this.settings.underlayMtu = await this.underlayMtu();
     this.store = await openStore(this.config.store, this.storeOptions);
-    this.cluster = new Cluster(this.store, { sandboxDir: this.config.netnsDir, log: this.log });
+    this.cluster = new Cluster(this.store, { sandboxDir: this.config.netnsDir, log: this.rootLog });
     const leaseFile = join(this.config.stateDir, 'node-lease');
     const previousLease = readLeaseFile(leaseFile);
     this.registration = await this.cluster.registerNode(
@@ -116,13 +119,14 @@ export class Agent {
     this.lbKind = await selectLbBackend(this.config.lbBackend, this.config.hostNetns);
     const resolv = taskResolvConf(safeRead('/etc/resolv.conf'));
     const upstreams = this.config.dnsUpstreams.length > 0 ? this.config.dnsUpstreams : resolv.upstreams;
-    this.supervisor = new TaskSupervisor({ stateDir: join(this.config.stateDir, 'tasks'), onStateChange: (e) => this.onTaskEvent(e), log: this.log });
+    this.supervisor = new TaskSupervisor({ stateDir: join(this.config.stateDir, 'tasks'), onStateChange: (e) => this.onTaskEvent(e), log: this.rootLog });
     const adopted = await this.supervisor.adoptOrphans();
-    this.dns = new DnsService({ upstreams, port: 53, log: this.log });
+    // Each task gets the resolver at a port of its own behind NAT from 127.0.0.11:53, so tasks may serve :53.
+    this.dns = new DnsService({ upstreams, log: this.rootLog });
     this.health = new HealthServers(this.config.hostNetns);
     const netnsDir = new NetnsDir(this.config.netnsDir);
     this.reconciler = new NodeReconciler(
-      realNodeAdapters({ settings: this.settings, hostNetns: this.config.hostNetns, netnsDir, supervisor: this.supervisor, dns: this.dns, health: this.health, lbKind: this.lbKind, log: this.log }),
+      realNodeAdapters({ settings: this.settings, hostNetns: this.config.hostNetns, netnsDir, supervisor: this.supervisor, dns: this.dns, health: this.health, lbKind: this.lbKind, log: this.rootLog }),
       { resolvConf: resolv.taskResolvConf, log: this.log },
     );
     this.mirror = await ClusterMirror.open(this.store, { log: this.log, onChange: () => this.kick(), rawPrefixes: [INGRESS_ENDPOINTS] });

@@ -5,6 +5,7 @@ import type { ApplyReport, LbBackend, LbTable } from '../vip/lb-table.js';
 import { withNetns } from '../sandbox/netns-switch.js';
 import { execIn } from '../sandbox/exec.js';
 import { silentLogger, type Logger } from '../log/logger.js';
+import type { IptablesWriter } from '../mesh/iptables-writer.js';
 
 /** `--lb-backend auto` picks IPVS when the kernel has the IPVS family, nftables otherwise. */
 export async function selectLbBackend(wanted: 'auto' | 'nftables' | 'ipvs', hostNetns: string | null): Promise<'nftables' | 'ipvs'> {
@@ -25,6 +26,7 @@ class LazyIpvsBackend implements LbBackend {
   constructor(
     private readonly netns: string,
     log: Logger,
+    private readonly iptables?: IptablesWriter,
   ) {
     this.log = log.child({ component: 'vip', backend: 'ipvs', netns });
   }
@@ -32,7 +34,8 @@ class LazyIpvsBackend implements LbBackend {
   private backend(): Promise<IpvsBackend> {
     this.opened ??= IpvsBackend.open({
       enterNamespace: (fn) => withNetns(this.netns, fn),
-      run: (argv, input) => execIn(this.netns, argv, { input: input ?? '', allowFailure: true }),
+      // The namespace's one iptables writer carries the mark rules next to the mesh's own.
+      ...(this.iptables ? { iptables: this.iptables } : { run: (argv: string[], input?: string) => execIn(this.netns, argv, { input: input ?? '', allowFailure: true }) }),
       log: (e) => this.log.info(e),
     }).then((o) => o.backend);
     return this.opened;
@@ -62,7 +65,7 @@ class LazyIpvsBackend implements LbBackend {
   }
 }
 
-/** A load-balancing backend of `kind` for one (non-host) namespace; `log` receives its events. */
-export function createLbBackend(kind: 'nftables' | 'ipvs', netns: string, log: Logger = silentLogger()): LbBackend {
-  return kind === 'ipvs' ? new LazyIpvsBackend(netns, log) : new NftBackend(netns, { log });
+/** A load-balancing backend of `kind` for one (non-host) namespace; `log` receives its events; IPVS marks go through `iptables`. */
+export function createLbBackend(kind: 'nftables' | 'ipvs', netns: string, log: Logger = silentLogger(), iptables?: IptablesWriter): LbBackend {
+  return kind === 'ipvs' ? new LazyIpvsBackend(netns, log, iptables) : new NftBackend(netns, { log });
 }

@@ -8,6 +8,7 @@ import type { HealthServers } from '../mesh/health-server.js';
 import { applyHostRules, applyTaskRules } from '../mesh/iptables-apply.js';
 import { IptablesWriter } from '../mesh/iptables-writer.js';
 import { syncReturnRoute } from '../mesh/return-route.js';
+import { resolverNatRuleSet } from '../dns/resolver-nat.js';
 import type { Logger } from '../log/logger.js';
 import { GwBridge } from './gwbridge.js';
 import { createLbBackend } from './lb-backend-choice.js';
@@ -23,6 +24,7 @@ export interface RealAdapterDeps {
   dns: DnsService;
   health: HealthServers;
   lbKind: 'nftables' | 'ipvs';
+  /** The root logger: each part adds its own component. */
   log: Logger;
 }
 
@@ -31,20 +33,30 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
   const host = Rtnl.open(deps.hostNetns, { allowHostNamespace: true });
   const gw = new GwBridge(host, deps.settings.gwbridge);
   // One iptables writer per namespace: it remembers what it applied, so an unchanged pass forks nothing.
-  const hostWriter = new IptablesWriter({ netns: deps.hostNetns, log: deps.log });
+  const meshLog = deps.log.child({ component: 'mesh' });
+  const hostWriter = new IptablesWriter({ netns: deps.hostNetns, log: meshLog });
   const taskWriters = new Map<string, IptablesWriter>();
+  const writerFor = (netns: string): IptablesWriter => {
+    let w = taskWriters.get(netns);
+    if (!w) taskWriters.set(netns, (w = new IptablesWriter({ netns, log: meshLog })));
+    return w;
+  };
+  // The resolver serves each task on 127.0.0.11 at a port of its own; NAT in the task maps :53 to it
+  // (Docker's DOCKER_OUTPUT/DOCKER_POSTROUTING), so a task may bind 0.0.0.0:53 itself.
+  const resolverNat = async (sandbox: string): Promise<void> => {
+    const port = deps.dns.portOf(sandbox);
+    if (port) await writerFor(sandbox).apply(resolverNatRuleSet(port));
+  };
   return {
     namespaces: deps.netnsDir,
     sysctl: (netns, key, value) => setSysctl(netns ?? deps.hostNetns, key, value),
     gw,
     overlay: new OverlayDriver({ netnsDir: deps.netnsDir, hostNetns: deps.hostNetns, allowHostNamespace: true }),
-    lbFor: (netns) => createLbBackend(deps.lbKind, netns),
+    lbFor: (netns) => createLbBackend(deps.lbKind, netns, deps.log, writerFor(netns)),
     mesh: {
       applyHost: async (plan, opts) => (await applyHostRules(hostWriter, plan, opts)).changed,
       applyTask: async (rules, opts) => {
-        let writer = taskWriters.get(rules.netns);
-        if (!writer) taskWriters.set(rules.netns, (writer = new IptablesWriter({ netns: rules.netns, log: deps.log })));
-        const changed = (await applyTaskRules(writer, rules, opts)).changed;
+        const changed = (await applyTaskRules(writerFor(rules.netns), rules, opts)).changed;
         const sb = Rtnl.open(rules.netns);
         try {
           return (await syncReturnRoute(sb, rules.returnRoute)) || changed;
@@ -55,7 +67,18 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
       forgetTask: (netns) => void taskWriters.delete(netns),
     },
     health: deps.health,
-    dns: deps.dns,
+    dns: {
+      attach: async (sandbox, view) => {
+        await deps.dns.attach(sandbox, view);
+        await resolverNat(sandbox);
+      },
+      // A restarted resolver worker may have had to take a new port: the writer rewrites the NAT only then.
+      update: async (sandbox, view) => {
+        deps.dns.update(sandbox, view);
+        await resolverNat(sandbox);
+      },
+      detach: (sandbox) => deps.dns.detach(sandbox),
+    },
     processes: deps.supervisor,
     close: () => host.close(),
   };

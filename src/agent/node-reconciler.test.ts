@@ -68,7 +68,7 @@ class FakeHost {
         forgetTask: (netns) => void this.taskRules.delete(netns),
       },
       health: { reconcile: async () => call() },
-      dns: { attach: async () => call(), update: () => call(), detach: async () => call() },
+      dns: { attach: async () => call(), update: async () => call(), detach: async () => call() },
       processes: {
         get: (id) => (this.processes.has(id) ? ({ taskId: id, state: 'running', netnsPath: this.processes.get(id)! } as never) : undefined),
         list: () => [...this.processes].map(([taskId, netnsPath]) => ({ taskId, netnsPath }) as never),

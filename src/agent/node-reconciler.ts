@@ -56,7 +56,7 @@ export interface NodeAdapters {
     forgetTask(netns: string): void;
   };
   health: { reconcile(plans: readonly HealthPortPlan[]): Promise<void> };
-  dns: { attach(sandbox: string, view: NameView): Promise<unknown>; update(sandbox: string, view: NameView): void; detach(sandbox: string): Promise<void> };
+  dns: { attach(sandbox: string, view: NameView): Promise<void>; update(sandbox: string, view: NameView): Promise<void>; detach(sandbox: string): Promise<void> };
   processes: { get(taskId: string): TaskInfo | undefined; list(): TaskInfo[]; ensureRunning(spec: TaskSpec): Promise<TaskInfo>; stop(taskId: string, opts: { graceMs: number }): Promise<void> };
   close(): void;
 }
@@ -184,7 +184,7 @@ export class NodeReconciler {
 
     for (const { sandbox, view } of plan.nameViews) {
       await this.target(r, 'dns', sandbox, view, async () => {
-        if (this.dnsAttached.has(sandbox)) this.a.dns.update(sandbox, view);
+        if (this.dnsAttached.has(sandbox)) await this.a.dns.update(sandbox, view);
         else await this.a.dns.attach(sandbox, view);
         this.dnsAttached.add(sandbox);
         r.dns++;

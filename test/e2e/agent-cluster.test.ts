@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { Lab } from '../lab/lab.js';
-import { ClusterLab, ECHO_HTTP } from '../../src/lab/cluster-lab.js';
+import { ClusterLab, ECHO_HTTP, ECHO_UDP } from '../../src/lab/cluster-lab.js';
 import { execIn } from '../../src/sandbox/exec.js';
 import type { TaskRecord } from '../../src/model/records.js';
 
@@ -70,6 +70,19 @@ describe('agents on three hosts', () => {
     expect(all).toEqual(tasks.map((x) => x.addresses['appnet']!.ip).sort());
     const viaName = await inTask(t, ['curl', '-s', '-m', '3', 'http://api/']);
     expect(viaName.stdout).toMatch(/^api\.\d on host-/);
+  });
+
+  it('a task may serve port 53 itself: the resolver sits behind NAT on a port of its own, as Docker does', async () => {
+    const r = cl.cli(['service', 'create', '--name', 'ns53', '--replicas', '1', '--network', 'appnet', '-p', 'mode=host,5399:53/udp', '--', process.execPath, ECHO_UDP, '--port', '53']);
+    expect(r.code, r.stderr).toBe(0);
+    const [t] = await cl.withCluster((c) => c.listTasks({ service: 'ns53' }));
+    expect(t).toMatchObject({ state: 'running', restarts: 0 });
+    // The task's own :53 answers on its addresses; 127.0.0.11:53 still answers names.
+    expect((await inTask(t!, ['dig', '+short', '@127.0.0.11', 'api'])).stdout.trim()).toBe(vip);
+    const echo = await inTask(t!, ['sh', '-c', `echo hi | socat -T2 - UDP:${t!.addresses['appnet']!.ip}:53`]);
+    expect(echo.stdout).toContain('ns53.1');
+    expect((await cl.withCluster((c) => c.listTasks({ service: 'ns53' })))[0]!.restarts).toBe(0);
+    expect(cl.cli(['service', 'rm', 'ns53']).code).toBe(0);
   });
 
   it('a service that publishes nothing is reached by name on its VIP, at whatever port it listens on', async () => {

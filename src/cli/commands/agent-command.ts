@@ -24,7 +24,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .option('--dns-upstream <ip>', 'upstream nameserver for names that are not ours (repeat, at most 3; default: the host\'s)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option('--log-level <level>', 'least severe log lines written (debug explains every pass)').choices([...LOG_LEVELS]).default('info'))
     .action(async (o: Record<string, string | string[]>) => {
-      const log = createLogger({ level: o['logLevel'] as LogLevel, component: 'agent' });
+      const log = createLogger({ level: o['logLevel'] as LogLevel });
       const parsed = AgentConfigSchema.safeParse({
         nodeName: o['name'],
         advertiseAddr: o['advertiseAddr'],
