@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { LbTable } from '../../src/vip/lb-table.js';
@@ -58,15 +59,26 @@ export function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 30));
 }
 
-/** Runs `fn`, timing it and the longest the event loop was kept from turning meanwhile. */
-export async function timedWithStall<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; stallMs: number }> {
+/**
+ * Runs `fn`, timing it, the CPU this process (every thread) spent on it, and the longest the
+ * event loop was kept from turning meanwhile. CPU time says what the work costs when other
+ * processes share the cores; wall time says what the caller waited.
+ */
+export async function timedWithStall<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; cpuMs: number; stallMs: number }> {
   const loop = monitorEventLoopDelay({ resolution: 5 });
   loop.enable();
   await settle(); // the monitor records from its second tick on
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const value = await fn();
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   await settle();
   loop.disable();
-  return { value, ms, stallMs: loop.max / 1e6 };
+  return { value, ms, cpuMs: (cpu.user + cpu.system) / 1000, stallMs: loop.max / 1e6 };
+}
+
+/** The load average over the last minute and the number of cores, to read the figures by. */
+export function machineLoad(): string {
+  return `load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`;
 }

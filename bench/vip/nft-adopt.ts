@@ -10,17 +10,18 @@ import { rmSync } from 'node:fs';
 import { NetnsDir } from '../../src/sandbox/netns.js';
 import type { LbTable } from '../../src/vip/lb-table.js';
 import { NftBackend } from '../../src/vip/nft/nft-backend.js';
-import { fmt, inPrivatePidNamespace, lastPid, round, timedWithStall, withChange } from './measure.js';
+import { loadavg } from 'node:os';
+import { fmt, inPrivatePidNamespace, lastPid, machineLoad, round, timedWithStall, withChange } from './measure.js';
 import { syntheticTable } from './synthetic-table.js';
 
 const BACKENDS = 10;
 const line = (name: string, v: string) => console.log(`  ${name.padEnd(52)} ${v}`);
 
 /** A new backend's first apply of `table`: milliseconds, how it adopted, the worst event-loop stall. */
-async function start(ns: string, table: LbTable): Promise<{ backend: NftBackend; ms: number; by: string; stallMs: number }> {
+async function start(ns: string, table: LbTable): Promise<{ backend: NftBackend; ms: number; cpuMs: number; by: string; stallMs: number }> {
   const backend = new NftBackend(ns);
-  const { ms, stallMs } = await timedWithStall(() => backend.apply(table));
-  return { backend, ms, by: backend.lastApply.adoptedBy ?? backend.lastApply.mode, stallMs };
+  const { ms, cpuMs, stallMs } = await timedWithStall(() => backend.apply(table));
+  return { backend, ms, cpuMs, by: backend.lastApply.adoptedBy ?? backend.lastApply.mode, stallMs };
 }
 
 async function firstChange(backend: NftBackend, table: LbTable, services: number): Promise<number> {
@@ -57,11 +58,11 @@ async function main(): Promise<void> {
     const afterDiffer = await firstChange(differ.backend, changed, services);
     differ.backend.close();
 
-    console.log(`${services} services x ${BACKENDS} backends already in the kernel (cold load took ${fmt(coldMs)})`);
-    line('start, identical table (digest matches)', `${fmt(same.ms)}; event loop stalled at most ${fmt(same.stallMs)}`);
+    console.log(`${services} services x ${BACKENDS} backends already in the kernel (cold load took ${fmt(coldMs)}; ${machineLoad()})`);
+    line('start, identical table (digest matches)', `${fmt(same.ms)} (CPU ${fmt(same.cpuMs)}); event loop stalled at most ${fmt(same.stallMs)}`);
     line('  first one-backend change after it', fmt(afterSame));
     line('  processes or threads started by the start', String(startTasks));
-    line(`start, one service differs (${differ.by})`, `${fmt(differ.ms)}; event loop stalled at most ${fmt(differ.stallMs)}`);
+    line(`start, one service differs (${differ.by})`, `${fmt(differ.ms)} (CPU ${fmt(differ.cpuMs)}); event loop stalled at most ${fmt(differ.stallMs)}`);
     line('  first one-backend change after it', fmt(afterDiffer));
     console.log(
       JSON.stringify({
@@ -69,12 +70,15 @@ async function main(): Promise<void> {
         services,
         backendsPerService: BACKENDS,
         [`adoptIdenticalMs_${tag}`]: round(same.ms),
+        [`adoptIdenticalCpuMs_${tag}`]: round(same.cpuMs),
         [`adoptIdenticalLoopStallMs_${tag}`]: round(same.stallMs),
         [`firstChangeAfterAdoptMs_${tag}`]: round(afterSame),
         [`adoptDifferingMs_${tag}`]: round(differ.ms),
+        [`adoptDifferingCpuMs_${tag}`]: round(differ.cpuMs),
         [`adoptDifferingLoopStallMs_${tag}`]: round(differ.stallMs),
         [`coldLoadMs_${tag}`]: round(coldMs),
         processesStartedByStart: startTasks,
+        loadAverage: round(loadavg()[0]!),
       }),
     );
   } finally {

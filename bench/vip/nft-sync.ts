@@ -12,7 +12,8 @@ import { NetnsDir } from '../../src/sandbox/netns.js';
 import { ElementCache } from '../../src/vip/nft/element-cache.js';
 import { NftBackend } from '../../src/vip/nft/nft-backend.js';
 import { renderLbTable } from '../../src/vip/nft/render.js';
-import { fmt, inPrivatePidNamespace, lastPid, percentile, round, timedWithStall, withChange } from './measure.js';
+import { loadavg } from 'node:os';
+import { fmt, inPrivatePidNamespace, lastPid, machineLoad, percentile, round, timedWithStall, withChange } from './measure.js';
 import { syntheticTable } from './synthetic-table.js';
 
 const BACKENDS = 10;
@@ -43,6 +44,7 @@ function planning(services: number): { p50: number; p99: number; max: number } {
 interface KernelFigures {
   rawMs: number;
   coldMs: number;
+  coldCpuMs: number;
   coldLoopStallMs: number;
   e2e: number[];
   plan: number[];
@@ -66,7 +68,7 @@ async function kernel(dir: NetnsDir, services: number): Promise<KernelFigures> {
     await execIn(ns, ['nft', 'delete table ip meshnet']);
 
     const backend = new NftBackend(ns);
-    const { ms: coldMs, stallMs: coldLoopStallMs } = await timedWithStall(() => backend.apply(table));
+    const { ms: coldMs, cpuMs: coldCpuMs, stallMs: coldLoopStallMs } = await timedWithStall(() => backend.apply(table));
 
     let t = table;
     for (let i = 0; i < 20; i++) await backend.apply((t = withChange(t, (i * 104729) % services, i % BACKENDS, i + 25)));
@@ -92,7 +94,7 @@ async function kernel(dir: NetnsDir, services: number): Promise<KernelFigures> {
     const readMs = performance.now() - rb0;
     if (readBack.services.length !== services) throw new Error(`read back ${readBack.services.length} services, expected ${services}`);
     backend.close();
-    return { rawMs, coldMs, coldLoopStallMs, e2e: sorted(e2e), plan: sorted(plan), nft: sorted(nft), ops, tasksStarted, reconcileMs, reconcileLoopStallMs, readMs };
+    return { rawMs, coldMs, coldCpuMs, coldLoopStallMs, e2e: sorted(e2e), plan: sorted(plan), nft: sorted(nft), ops, tasksStarted, reconcileMs, reconcileLoopStallMs, readMs };
   } finally {
     dir.delete(name);
   }
@@ -108,9 +110,9 @@ async function main(): Promise<void> {
       const p = planning(n);
       const k = await kernel(dir, n);
       const tag = n >= 1000 ? `${n / 1000}k` : String(n);
-      console.log(`${n} services x ${BACKENDS} backends`);
+      console.log(`${n} services x ${BACKENDS} backends (${machineLoad()})`);
       line('raw nft -f of the full ruleset (one process)', fmt(k.rawMs));
-      line('cold load (NftBackend.apply, empty namespace)', `${fmt(k.coldMs)} = ${(k.coldMs / k.rawMs).toFixed(2)} x raw; event loop stalled at most ${fmt(k.coldLoopStallMs)}`);
+      line('cold load (NftBackend.apply, empty namespace)', `${fmt(k.coldMs)} = ${(k.coldMs / k.rawMs).toFixed(2)} x raw (CPU ${fmt(k.coldCpuMs)}); event loop stalled at most ${fmt(k.coldLoopStallMs)}`);
       line(`one-backend change end to end (n=${CHANGES})`, `p50 ${fmt(percentile(k.e2e, 50))}  p99 ${fmt(percentile(k.e2e, 99))}  max ${fmt(k.e2e.at(-1)!)}  ops ${Math.min(...k.ops)}-${Math.max(...k.ops)}`);
       line('  of which planning (JS)', `p50 ${fmt(percentile(k.plan, 50))}  p99 ${fmt(percentile(k.plan, 99))}`);
       line('  of which libnftables (parse, commit)', `p50 ${fmt(percentile(k.nft, 50))}  p99 ${fmt(percentile(k.nft, 99))}`);
@@ -125,6 +127,8 @@ async function main(): Promise<void> {
         [`planP50Ms_${tag}`]: round(p.p50),
         [`planP99Ms_${tag}`]: round(p.p99),
         [`coldLoadMs_${tag}`]: round(k.coldMs),
+        [`coldLoadCpuMs_${tag}`]: round(k.coldCpuMs),
+        [`loadAverage_${tag}`]: round(loadavg()[0]!),
         [`rawNftFMs_${tag}`]: round(k.rawMs),
         [`coldLoopStallMs_${tag}`]: round(k.coldLoopStallMs),
         [`reconcileMs_${tag}`]: round(k.reconcileMs),

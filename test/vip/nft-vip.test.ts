@@ -278,12 +278,12 @@ describe('nftables VIP in a client task namespace', () => {
     } finally {
       second.close();
     }
-    // The table changed while no agent ran: the digests differ, the table is read back and fixed in place.
+    // The table changed while no agent ran: the digests differ, and the table is rebuilt in one transaction.
     const third = new NftBackend(ns.client!);
     try {
       await third.apply(want);
-      expect(third.lastApply.adoptedBy).toBe('read-back');
-      expect(third.lastApply.mode).toBe('incremental');
+      expect(third.lastApply.adoptedBy).toBe('rebuild');
+      expect(third.lastApply.mode).toBe('full');
       expect((await third.read()).services.find((s) => s.id === 'web')!.backends).toEqual(byId.get('web')!.backends);
       expect(await kernelDigest()).toBe(renderedDigest(want));
     } finally {
@@ -364,6 +364,20 @@ describe('nftables VIP in a client task namespace', () => {
     expect(after.stdout).not.toContain(`src=${backendIp(2)}`);
     const again = await execIn(ns.client!, [process.execPath, '-e', send]);
     expect(again.stdout.trim()).toBe('backend-1');
+    // The agent restarts and meanwhile backend 1 left: the new backend object rebuilds the table
+    // (the digests differ) and still clears the flow that pointed at backend 1.
+    const restarted = new NftBackend(ns.client!);
+    try {
+      await restarted.apply(table(webService([1]), [2]));
+      expect(restarted.lastApply.adoptedBy).toBe('rebuild');
+      expect(restarted.lastApply.conntrackDeletions).toBeGreaterThanOrEqual(1);
+      const flows = await execIn(ns.client!, ['conntrack', '-L', '-p', 'udp', '--orig-dst', UDP_VIP], { allowFailure: true });
+      expect(flows.stdout).not.toContain(`src=${backendIp(1)}`);
+      const afterRestart = await execIn(ns.client!, [process.execPath, '-e', send]);
+      expect(afterRestart.stdout.trim()).toBe('backend-2');
+    } finally {
+      restarted.close();
+    }
   });
 
   it('loads the golden sample table into the kernel and reads back the same table', async () => {

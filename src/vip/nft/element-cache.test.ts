@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LbTable, VirtualService } from '../lb-table.js';
-import { digestKey, type TableDigest } from './digest.js';
+import { digestKey } from './digest.js';
 import { ElementCache } from './element-cache.js';
 import { renderFullScript, renderModel } from './render.js';
 import { SAMPLE_TABLE } from './sample-table.fixture.js';
@@ -102,16 +102,6 @@ describe('ElementCache', () => {
     const next = { services: [t.services[0]!, service(2, 3)] };
     cache.plan(next).commit();
     expectDescribes(cache, next);
-  });
-
-  it('after adopting a read-back table, replaces the digest element the kernel really holds', () => {
-    const cache = new ElementCache();
-    const stale: TableDigest = { hi: 1, lo: 2 };
-    cache.adopt(SAMPLE_TABLE, stale);
-    const script = cache.plan(SAMPLE_TABLE).plan.script;
-    expect(script).toContain(`delete element ip meshnet table-digest { ${digestKey(stale)} }`);
-    expect(script).toContain(`add element ip meshnet table-digest { ${renderedDigest(SAMPLE_TABLE)} : 0x00000007 }`);
-    expect(script.trim().split('\n')).toHaveLength(2); // nothing else differs
   });
 
   it('a full plan with a known previous table still reports what changed (for conntrack cleanup)', () => {

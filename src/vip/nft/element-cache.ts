@@ -2,8 +2,9 @@ import type { LbTable, VirtualService } from '../lb-table.js';
 import { combine, definitionKey, digestTerm, setDigestElement, type TableDigest } from './digest.js';
 import { InvalidLbTableError } from './errors.js';
 import { emptyModel, type NftModel } from './model.js';
-import { planFull, planIncremental, type NftPlan } from './plan.js';
+import { planFullSteps, planIncremental, type NftPlan } from './plan.js';
 import { addFragment, layoutTerm, renderService, sharedChainOf, type ServiceFragment } from './render.js';
+import { runSliced, runSync, type Steps } from './sliced.js';
 import { frontendKey, validateService, validateUniqueness } from './validate-table.js';
 
 interface CachedService {
@@ -29,6 +30,8 @@ export interface ServiceChange {
 export interface PendingSync {
   /** The transaction; a full one is rendered on first access (not at all when an adoption needs none). */
   readonly plan: NftPlan;
+  /** Renders the transaction in slices that let the event loop turn (a full one of 10k services takes a second). */
+  prepare(): Promise<void>;
   /** The services that differ from the last commit (empty on the first plan): O(changed). */
   changes: ServiceChange[];
   /** The digest of the planned table, as the transaction writes it into the kernel. */
@@ -59,8 +62,6 @@ export class ElementCache {
   /** frontend key / fwmark -> service id, so a sync checks uniqueness for changed services only. */
   private owners = new Map<string, string>();
   private digest: TableDigest = layoutTerm();
-  /** The digest element the kernel holds, when it differs from `digest` (adopted from a read-back). */
-  private kernelDigest: TableDigest | null = null;
 
   /** True once something was applied or adopted. */
   get known(): boolean {
@@ -69,7 +70,18 @@ export class ElementCache {
 
   /** The transaction that takes the kernel to `next`: incremental when the cache knows the kernel, else full. */
   plan(next: LbTable, opts: { full?: boolean } = {}): PendingSync {
+    return runSync(this.planSteps(next, opts));
+  }
+
+  /** As plan(), letting the event loop turn every few ms: for full plans and first plans of big tables. */
+  planSliced(next: LbTable, opts: { full?: boolean } = {}): Promise<PendingSync> {
+    return runSliced(this.planSteps(next, opts));
+  }
+
+  private *planSteps(next: LbTable, opts: { full?: boolean }): Steps<PendingSync> {
     if (!next || !Array.isArray(next.services)) throw new InvalidLbTableError('services must be a list');
+    // The plan's steps run later (lazily, or sliced): they reach the cache through this name.
+    const cache = this;
     const prev = this.byId;
     const full = !prev || !!opts.full;
     const list = next.services;
@@ -81,7 +93,9 @@ export class ElementCache {
     const fresh = new Set<string>();
     const misses = identityMisses(list, this.order);
     const fastHits = list.length - misses.length;
-    for (const i of misses) {
+    for (let k = 0; k < misses.length; k++) {
+      if ((k & 255) === 255) yield;
+      const i = misses[k]!;
       const svc = list[i]!;
       if (!svc || typeof svc !== 'object') throw new InvalidLbTableError(`service ${i} is not an object`);
       const old = prev && typeof svc.id === 'string' ? prev.get(svc.id) : undefined;
@@ -115,7 +129,11 @@ export class ElementCache {
     // Scan for removed services only when some are (the common sync changes a few and removes none).
     const removed: CachedService[] = [];
     if (prev && fastHits + matchedSlow.size < prev.size) {
-      for (const e of prev.values()) if (list[e.index] !== e.svc && !matchedSlow.has(e)) removed.push(e);
+      let n = 0;
+      for (const e of prev.values()) {
+        if (list[e.index] !== e.svc && !matchedSlow.has(e)) removed.push(e);
+        if ((++n & 1023) === 0) yield;
+      }
     }
 
     const changes: ServiceChange[] = prev
@@ -180,12 +198,16 @@ export class ElementCache {
     for (const [name, n] of refs) if (n <= 0) refs.delete(name);
 
     let plan: NftPlan | null = null;
-    const planNow = (): NftPlan => {
+    const planNow = function* (): Steps<NftPlan> {
       if (full) {
         const model = emptyModel();
-        for (const e of entriesAfter()) addFragment(model, fragment(e));
+        let n = 0;
+        for (const e of entriesAfter()) {
+          addFragment(model, fragment(e));
+          if ((++n & 127) === 0) yield;
+        }
         setDigestElement(model, digest, list.length);
-        return planFull(model);
+        return yield* planFullSteps(model);
       }
       // Only the touched services' objects, shared chains that appear or disappear, and the digest.
       const before = emptyModel();
@@ -193,22 +215,25 @@ export class ElementCache {
       for (const e of gone) addFragment(before, { ...fragment(e), shared: [] });
       for (const [, e] of changed) addFragment(after, { ...fragment(e), shared: [] });
       for (const [name, rules] of sharedRules) {
-        const had = this.sharedRefs.has(name);
+        const had = cache.sharedRefs.has(name);
         const has = refs.has(name);
         if (had && !has) before.chains.set(name, rules);
         if (!had && has) after.chains.set(name, rules);
       }
-      if (changed.length > 0 || removed.length > 0 || this.kernelDigest) {
-        setDigestElement(before, this.kernelDigest ?? this.digest, this.byId!.size);
+      if (changed.length > 0 || removed.length > 0) {
+        setDigestElement(before, cache.digest, cache.byId!.size);
         setDigestElement(after, digest, list.length);
       }
       return planIncremental(before, after);
     };
     // Incremental plans are small: compute them now, so a bad table fails in plan(), not later.
-    if (!full) plan = planNow();
+    if (!full) plan = runSync(planNow());
     return {
       get plan() {
-        return (plan ??= planNow());
+        return (plan ??= runSync(planNow()));
+      },
+      prepare: async () => {
+        plan ??= await runSliced(planNow());
       },
       changes,
       digest,
@@ -228,7 +253,6 @@ export class ElementCache {
         this.byId = byId;
         this.sharedRefs = refs;
         this.digest = digest;
-        this.kernelDigest = null;
       },
     };
   }
@@ -248,17 +272,6 @@ export class ElementCache {
     this.sharedRefs = new Map();
     this.owners = new Map();
     this.digest = layoutTerm();
-    this.kernelDigest = null;
-  }
-
-  /**
-   * Starts from what the kernel was read to hold (adoption after a restart). `kernelDigest` is the
-   * digest element found there: the next transaction replaces exactly that one.
-   */
-  adopt(table: LbTable, kernelDigest: TableDigest | null): void {
-    this.invalidate();
-    this.plan(table, { full: true }).commit();
-    this.kernelDigest = kernelDigest;
   }
 }
 

@@ -1,5 +1,6 @@
 import { elementText, sameElement, sortedKeys, STATIC_MAP_NAMES, TABLE_REF, type MapElement, type NftModel, type StaticMapName } from './model.js';
-import { renderFullScript } from './render.js';
+import { fullScriptSteps } from './render.js';
+import { runSync, type Steps } from './sliced.js';
 
 /** One nft transaction: the script for `nft -f -` and how many objects it writes or deletes. */
 export interface NftPlan {
@@ -18,9 +19,18 @@ function sameRules(a: readonly string[] | undefined, b: readonly string[] | unde
 
 /** Plans the atomic full rebuild (first sync, periodic reconcile): the table is replaced in one transaction. */
 export function planFull(next: NftModel): NftPlan {
-  const script = renderFullScript(next);
+  return runSync(planFullSteps(next));
+}
+
+/** planFull as steps (see sliced.ts). */
+export function* planFullSteps(next: NftModel): Steps<NftPlan> {
+  const script = yield* fullScriptSteps(next);
   let ops = 0;
-  for (const line of script.split('\n')) if (line.trim() && !line.trim().endsWith('{') && line.trim() !== '}') ops++;
+  let n = 0;
+  for (const line of script.split('\n')) {
+    if (line.trim() && !line.trim().endsWith('{') && line.trim() !== '}') ops++;
+    if ((++n & 4095) === 0) yield;
+  }
   return { mode: 'full', script, ops };
 }
 

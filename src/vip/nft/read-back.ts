@@ -156,3 +156,60 @@ export function parseKernelTable(jsonText: string): ParsedKernelTable {
   services.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return { table: { services }, skeletonComplete };
 }
+
+/** The maps parseUdpBackends reads: small (UDP and published ports only) next to a whole table. */
+export const UDP_BACKEND_MAPS = ['vip-slots-udp', 'vipany-slots', 'mark-slots-udp', 'fwmark-ports', 'fwmark-addr-ports'] as const;
+
+/**
+ * The UDP frontends and the backends their slots point to, from the JSON listings of
+ * UDP_BACKEND_MAPS: what a rebuild over a table of unknown history needs to clear the conntrack
+ * entries of UDP backends that left while no agent ran. Ids, schedulers and draining backends are
+ * not there (ids are made up, every backend has weight 1).
+ */
+export function parseUdpBackends(listings: readonly string[]): LbTable {
+  const maps = new Map<string, Elem[]>();
+  for (const text of listings) {
+    let doc: Json;
+    try {
+      doc = JSON.parse(text);
+    } catch (err) {
+      throw new NftReadError(`nft printed invalid JSON: ${(err as Error).message}`);
+    }
+    for (const item of (obj(doc)['nftables'] as Json[] | undefined) ?? []) {
+      const m = obj(obj(item)['map']);
+      if (m['table'] === TABLE_NAME && typeof m['name'] === 'string') maps.set(m['name'], elements(m));
+    }
+  }
+  const byFrontend = new Map<string, VirtualService>();
+  const add = (key: string, frontend: Frontend, address: string, port: number) => {
+    let svc = byFrontend.get(key);
+    if (!svc) byFrontend.set(key, (svc = { id: `udp-${byFrontend.size}`, frontend, scheduler: 'rr', backends: [] }));
+    if (!svc.backends.some((b) => b.address === address && b.port === port)) svc.backends.push({ address, port, weight: 1 });
+  };
+  for (const e of maps.get('vip-slots-udp') ?? []) {
+    const [address, , port] = parts(e.key);
+    const [baddr, bport] = parts(e.value);
+    add(`${address} ${port}`, { kind: 'vip', address: String(address), protocol: 'udp', port: Number(port) }, String(baddr), Number(bport));
+  }
+  for (const e of maps.get('vipany-slots') ?? []) {
+    const [address, proto] = parts(e.key);
+    if (proto === 'udp') add(`${address} 0`, { kind: 'vip', address: String(address), protocol: 'udp', port: 0 }, String(e.value), 0);
+  }
+  const markFrontends = new Map<number, { port: number; address?: string }>();
+  for (const e of maps.get('fwmark-ports') ?? []) {
+    const [proto, port] = parts(e.key);
+    if (proto === 'udp') markFrontends.set(Number(e.value), { port: Number(port) });
+  }
+  for (const e of maps.get('fwmark-addr-ports') ?? []) {
+    const [address, proto, port] = parts(e.key);
+    if (proto === 'udp') markFrontends.set(Number(e.value), { port: Number(port), address: String(address) });
+  }
+  for (const e of maps.get('mark-slots-udp') ?? []) {
+    const mark = Number(parts(e.key)[0]);
+    const f = markFrontends.get(mark);
+    if (!f) continue;
+    const [baddr, bport] = parts(e.value);
+    add(`mark ${mark}`, { kind: 'fwmark', mark, protocol: 'udp', port: f.port, ...(f.address ? { address: f.address } : {}) }, String(baddr), Number(bport));
+  }
+  return { services: [...byFrontend.values()] };
+}

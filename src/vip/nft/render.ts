@@ -14,6 +14,7 @@ import {
   type StaticMapName,
 } from './model.js';
 import { combine, definitionKey, digestTerm, setDigestElement, type TableDigest } from './digest.js';
+import { runSync, type Steps } from './sliced.js';
 import { validateLbTable } from './validate-table.js';
 
 /** Most slots one service gets; larger weight ratios are scaled down to fit (at least one slot each). */
@@ -272,12 +273,24 @@ function selectionRule(family: 'vip' | 'vipany' | 'mark', protocol: L4Protocol, 
  * `add table` (so the delete cannot fail on a fresh namespace), `delete table`, then the table.
  */
 export function renderFullScript(model: NftModel): string {
+  return runSync(fullScriptSteps(model));
+}
+
+/** renderFullScript as steps (see sliced.ts): 100,000 elements take a few hundred ms to write. */
+export function* fullScriptSteps(model: NftModel): Steps<string> {
   const out: string[] = [`add table ${TABLE_REF}`, `delete table ${TABLE_REF}`, `table ${TABLE_REF} {`];
   for (const name of STATIC_MAP_NAMES) {
     out.push(`\tmap ${name} {`, `\t\t${STATIC_MAPS[name]}`);
     const elements = model.maps.get(name)!;
     if (elements.size > 0) {
-      out.push(`\t\telements = {`, sortedKeys(elements).map((k) => `\t\t\t${elementText(k, elements.get(k)!)}`).join(',\n'), `\t\t}`);
+      const keys = sortedKeys(elements);
+      yield;
+      const lines: string[] = [];
+      for (let i = 0; i < keys.length; i++) {
+        lines.push(`\t\t\t${elementText(keys[i]!, elements.get(keys[i]!)!)}`);
+        if ((i & 1023) === 1023) yield;
+      }
+      out.push(`\t\telements = {`, lines.join(',\n'), `\t\t}`);
     }
     out.push(`\t}`);
   }
@@ -294,6 +307,7 @@ export function renderFullScript(model: NftModel): string {
     out.push(`\t}`);
   }
   out.push('}');
+  yield;
   return out.join('\n') + '\n';
 }
 
