@@ -2,7 +2,7 @@ import type { ClusterSnapshot } from '../model/cluster.js';
 import { INGRESS_NETWORK } from '../model/ipam.js';
 import type { ServiceRecord, TaskRecord } from '../model/records.js';
 import type { LbBackendTarget, LbTable, VirtualService } from '../vip/lb-table.js';
-import { lbServiceId } from '../vip/desired-table.js';
+import { lbServiceId } from '../vip/service-id.js';
 
 /** Weight of a task in every table right now: 1 running, 0 draining before its deadline, null: not listed. */
 export function taskWeight(task: TaskRecord, liveNode: boolean, drainSeconds: number, now: number): number | null {

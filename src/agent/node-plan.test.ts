@@ -85,6 +85,8 @@ describe('desiredNode', () => {
     snap.services[0]!.lb = { scheduler: 'sh', affinity: { timeoutSeconds: 60 } };
     const sbox = desiredNode(snap, settings('host-a'), facts()).lbTables.find((t) => t.netns.endsWith('/ingress_sbox'))!;
     expect(sbox.table.services[0]).toMatchObject({ scheduler: 'sh', persistenceSeconds: 60 });
+    const vip = desiredNode(snap, settings('host-a'), facts()).lbTables[0]!.table.services[0]!;
+    expect(vip).toMatchObject({ scheduler: 'sh', persistenceSeconds: 60 });
   });
 
   it('starts the processes of running tasks, not of draining or attached ones', () => {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { KvStore } from '../store/kv-store.js';
 import type { LbTable } from '../vip/lb-table.js';
-import { lbServiceId } from '../vip/desired-table.js';
+import { lbServiceId } from '../vip/service-id.js';
 import { ingressServiceId } from '../mesh/published-ports.js';
 import { attachedNetworks, type ClusterSnapshot } from '../model/cluster.js';
 import { INGRESS_NETWORK } from '../model/ipam.js';
