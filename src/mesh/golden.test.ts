@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { knownState } from './fixtures.test-data.js';
+import { hostFirewallRuleSets } from './host-firewall.js';
 import { hostRuleSet, renderRestore, taskRuleSet } from './iptables-render.js';
 import { computeMeshPlan } from './published-ports.js';
 
@@ -36,5 +37,17 @@ describe('golden rule sets for a known state (node n1)', () => {
       'node-extras.json',
       `${JSON.stringify({ health: plan.health, hostSysctls: plan.host.sysctls, sboxSysctls: plan.sbox.sysctls }, null, 2)}\n`,
     );
+  });
+
+  it('host firewall: localnet guard, gwbridge isolation, VXLAN peers, each an owner on a fresh host', () => {
+    const sets = hostFirewallRuleSets({
+      gwbridge: plan.host.gwbridge,
+      legs: [
+        { hostIf: 'mn-sbox', address: plan.host.sboxAddress },
+        { hostIf: 'mg0a1b2c3d4e5', address: '172.18.0.3' },
+      ],
+      vxlanPeers: ['192.0.2.3', '192.0.2.2'],
+    });
+    golden('host-firewall.iptables-restore', sets.map((s) => `# owner ${s.comment}\n${renderRestore(s, new Map()) ?? ''}`).join('\n'));
   });
 });

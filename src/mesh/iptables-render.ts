@@ -5,6 +5,7 @@ import {
   type IptablesTable,
   type OwnedChain,
 } from './iptables-ruleset.js';
+import { commentMatch, establishedFrom as established, portMatch as match } from './iptables-match.js';
 import { hasComment, type IptablesState } from './iptables-save-parse.js';
 import type { HostPlan, TaskPlan } from './mesh-plan.js';
 
@@ -26,6 +27,7 @@ const HOST_OWNED_CHAINS: IptablesRuleSet['ownedChains'] = [
 ];
 
 const TABLE_ORDER: IptablesTable[] = ['filter', 'nat', 'mangle'];
+const DNATED = '-m conntrack --ctstate DNAT';
 
 function networkOf(cidr: string): string {
   const [addr, lenText] = cidr.split('/');
@@ -35,14 +37,10 @@ function networkOf(cidr: string): string {
   return `${[24, 16, 8, 0].map((s) => Math.floor(masked / 2 ** s) % 256).join('.')}/${len}`;
 }
 
-// Rules are written exactly as iptables-save prints them, so read-back compares equal.
-const match = (protocol: string, dir: 'dport' | 'sport', port: number): string => `-p ${protocol} -m ${protocol} --${dir} ${port}`;
-const established = (protocol: string, port: number): string =>
-  `-p ${protocol} -m conntrack --ctstate RELATED,ESTABLISHED -m ${protocol} --sport ${port}`;
-
 /** The host namespace's rules for a plan: DOCKER-INGRESS (nat, filter), mode=host DNATs, masquerades. */
 export function hostRuleSet(host: HostPlan): IptablesRuleSet {
-  const c = `-m comment --comment ${HOST_COMMENT}`;
+  const c = commentMatch(HOST_COMMENT);
+  const gw = host.gwbridge.name;
   const chains: OwnedChain[] = [];
   const builtins: BuiltinRule[] = [];
   const local = '-m addrtype --dst-type LOCAL';
@@ -80,14 +78,17 @@ export function hostRuleSet(host: HostPlan): IptablesRuleSet {
     chains.push({
       table: 'filter',
       name: INGRESS_CHAIN,
+      // Only DNATed connections into the gwbridge and their replies out of it: a bare `--dport P`
+      // would also accept leg-to-leg traffic and routed traffic to any task on port P, whichever
+      // order this jump and the isolation chain (gwbridge-isolation.ts) end up in FORWARD.
       rules: [
         ...host.ingressPorts.flatMap((p) => [
-          `${match(p.protocol, 'dport', p.port)} -j ACCEPT`,
-          `${established(p.protocol, p.port)} -j ACCEPT`,
+          `-d ${host.sboxAddress}/32 -o ${gw} ${match(p.protocol, 'dport', p.port)} ${DNATED} -j ACCEPT`,
+          `-s ${host.sboxAddress}/32 -i ${gw} ${established(p.protocol, p.port)} -j ACCEPT`,
         ]),
         ...host.hostModePorts.flatMap((p) => [
-          `-d ${p.taskAddress}/32 ${match(p.protocol, 'dport', p.targetPort)} -j ACCEPT`,
-          `-s ${p.taskAddress}/32 ${established(p.protocol, p.targetPort)} -j ACCEPT`,
+          `-d ${p.taskAddress}/32 -o ${gw} ${match(p.protocol, 'dport', p.targetPort)} ${DNATED} -j ACCEPT`,
+          `-s ${p.taskAddress}/32 -i ${gw} ${established(p.protocol, p.targetPort)} -j ACCEPT`,
         ]),
         '-j RETURN',
       ],
@@ -97,14 +98,14 @@ export function hostRuleSet(host: HostPlan): IptablesRuleSet {
     builtins.push({
       table: 'nat',
       chain: 'POSTROUTING',
-      rule: `-o ${host.gwbridge.name} -m addrtype --src-type LOCAL ${c} -j MASQUERADE`,
+      rule: `-o ${gw} -m addrtype --src-type LOCAL ${c} -j MASQUERADE`,
     });
   }
   // Tasks and the sandbox reach the outside through the gwbridge: masquerade as long as the mesh exists.
   builtins.push({
     table: 'nat',
     chain: 'POSTROUTING',
-    rule: `-s ${networkOf(host.gwbridge.subnet)} ! -o ${host.gwbridge.name} ${c} -j MASQUERADE`,
+    rule: `-s ${networkOf(host.gwbridge.subnet)} ! -o ${gw} ${c} -j MASQUERADE`,
   });
   return {
     comment: HOST_COMMENT,
@@ -131,7 +132,7 @@ export function taskRuleSet(task: Pick<TaskPlan, 'redirects'>): IptablesRuleSet 
         (r) => `-d ${r.address}/32 ${match(r.protocol, 'dport', r.port)} -j REDIRECT --to-ports ${r.targetPort}`,
       ),
     });
-    builtins.push({ table: 'nat', chain: 'PREROUTING', rule: `-m comment --comment ${TASK_COMMENT} -j ${TASK_CHAIN}` });
+    builtins.push({ table: 'nat', chain: 'PREROUTING', rule: `${commentMatch(TASK_COMMENT)} -j ${TASK_CHAIN}` });
   }
   return { comment: TASK_COMMENT, ownedChains: [{ table: 'nat', name: TASK_CHAIN }], chains, builtins };
 }

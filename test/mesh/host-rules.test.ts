@@ -7,7 +7,7 @@ import type { HostPlan } from '../../src/mesh/mesh-plan.js';
 import { hasComment } from '../../src/mesh/iptables-save-parse.js';
 import type { MeshInput, ServiceInput } from '../../src/mesh/mesh-input.js';
 import { computeMeshPlan } from '../../src/mesh/published-ports.js';
-import { MeshLab, standInServerArgv, udpExchange } from './mesh-lab.js';
+import { labMeshNode, MeshLab, standInServerArgv, udpExchange } from './mesh-lab.js';
 
 // host: eth0 192.0.2.1 (underlay to client), meshnet_gwbr 172.18.0.1/16
 // sbox: eth1 172.18.0.2/16 on the gwbridge, standing in for the VIP layer: it serves the ports itself
@@ -35,12 +35,7 @@ const metrics: ServiceInput = {
 
 function input(services: ServiceInput[]): MeshInput {
   return {
-    node: {
-      nodeId: 'n1',
-      gwbridge: { name: GW, subnet: '172.18.0.0/16' },
-      sbox: { gwbridgeAddress: '172.18.0.2', ingressAddress: '10.255.0.2' },
-      ingressSubnet: '10.255.0.0/16',
-    },
+    node: labMeshNode(GW),
     services,
     // The sandbox stands in for the mode=host task too: it listens on the target port 9101.
     tasks: [{ id: 'metrics.1', serviceId: 'metrics', nodeId: 'n1', state: 'running', gwbridgeAddress: '172.18.0.2' }],

@@ -4,6 +4,17 @@ import { rmSync } from 'node:fs';
 import { execIn, spawnIn } from '../../src/sandbox/exec.js';
 import { NetnsDir } from '../../src/sandbox/netns.js';
 import { MNT_DETACH, umount2 } from '../../src/sandbox/libc.js';
+import type { MeshNodeInput } from '../../src/mesh/mesh-input.js';
+
+/** Node n1 of the mesh tests: gwbridge `gwbridge` on 172.18.0.0/16, the ingress sandbox at 172.18.0.2 and 10.255.0.2. */
+export function labMeshNode(gwbridge: string): MeshNodeInput {
+  return {
+    nodeId: 'n1',
+    gwbridge: { name: gwbridge, subnet: '172.18.0.0/16' },
+    sbox: { gwbridgeAddress: '172.18.0.2', ingressAddress: '10.255.0.2' },
+    ingressSubnet: '10.255.0.0/16',
+  };
+}
 
 /**
  * Throwaway namespaces for the mesh's integration tests and benchmark, under a folder unique

@@ -10,7 +10,7 @@ import type { MeshInput } from '../../src/mesh/mesh-input.js';
 import type { MeshPlan } from '../../src/mesh/mesh-plan.js';
 import { computeMeshPlan } from '../../src/mesh/published-ports.js';
 import { syncReturnRoute } from '../../src/mesh/return-route.js';
-import { MeshLab, standInServerArgv } from './mesh-lab.js';
+import { labMeshNode, MeshLab, standInServerArgv } from './mesh-lab.js';
 
 // client 192.0.2.100 --underlay-- host 192.0.2.1 [gwbr 172.18.0.1/16]
 //   sbox: eth1 172.18.0.2 (gwbridge), eth0 10.255.0.2/16 (ingress; a veth stands in for the overlay)
@@ -29,12 +29,7 @@ let taskWriter: IptablesWriter;
 let taskRtnl: Rtnl | null = null;
 
 const state: MeshInput = {
-  node: {
-    nodeId: 'n1',
-    gwbridge: { name: GW, subnet: '172.18.0.0/16' },
-    sbox: { gwbridgeAddress: '172.18.0.2', ingressAddress: '10.255.0.2' },
-    ingressSubnet: '10.255.0.0/16',
-  },
+  node: labMeshNode(GW),
   services: [
     {
       id: 'api',
