@@ -185,7 +185,8 @@ export class Agent {
     const started = performance.now();
     const spawnedBefore = processesSpawned();
     let snapshot = this.mirror.snapshot();
-    const wrote = this.mirror.connected ? await this.applyPlacement(snapshot) : false;
+    const graceNodes = this.graceNodes(snapshot);
+    const wrote = this.mirror.connected ? await this.applyPlacement(snapshot, graceNodes) : false;
     if (wrote) snapshot = this.mirror.snapshot();
     const endpoints = await this.ingressEndpoints(snapshot);
     const plan = desiredNode(snapshot, this.settings, {
@@ -193,6 +194,7 @@ export class Agent {
       unusableExternal: this.unusableExternal(snapshot),
       ingressEndpoints: endpoints,
       now: Date.now(),
+      graceNodes,
     }, this.memo);
     if (this.lastPlan === null || conflictsChanged(this.lastPlan, plan)) {
       for (const c of plan.conflicts) this.log.warn({ event: 'mesh.conflict', code: c.code, error: c.message });
@@ -277,8 +279,10 @@ export class Agent {
   }
 
   /** Claims, drains and removes tasks in the store; true when it wrote anything. */
-  private async applyPlacement(snapshot: ClusterSnapshot): Promise<boolean> {
-    const actions = placementActions(this.placementView(snapshot), this.config.nodeName, new Date(), this.config.drainSeconds);
+  private async applyPlacement(snapshot: ClusterSnapshot, graceNodes: ClusterSnapshot['nodes']): Promise<boolean> {
+    // A node in its grace keeps its slots: its lease may only have lapsed, and its tasks must not be replaced meanwhile.
+    const view = graceNodes.length === 0 ? snapshot : { ...snapshot, nodes: [...snapshot.nodes, ...graceNodes] };
+    const actions = placementActions(view, this.config.nodeName, new Date(), this.config.drainSeconds);
     let wrote = false;
     for (const c of actions.claim) {
       try {
@@ -316,12 +320,12 @@ export class Agent {
   }
 
   /**
-   * The snapshot as placement sees it: a node whose record vanished keeps its slots for one lease TTL more.
-   * Its backends leave every table at once (the data plane trusts the lease), but a node whose lease
-   * merely lapsed (a store hiccup, a stalled keepalive) registers again within that time, and its tasks
-   * must not be replaced meanwhile; a dead node's slots move when the grace ends.
+   * Nodes whose record vanished less than one lease TTL ago. The data plane drops their backends at
+   * once (it trusts the lease), but keeps their overlay entries and their slots for the grace: a node
+   * whose lease merely lapsed (a store hiccup, a stalled keepalive) registers again within it. A dead
+   * node's slots move, and its overlay entries go, when the grace ends.
    */
-  private placementView(snapshot: ClusterSnapshot): ClusterSnapshot {
+  private graceNodes(snapshot: ClusterSnapshot): ClusterSnapshot['nodes'] {
     const now = Date.now();
     const present = new Set(snapshot.nodes.map((n) => n.id));
     for (const n of snapshot.nodes) this.lastSeenNodes.set(n.id, { node: n, goneSince: null });
@@ -335,7 +339,7 @@ export class Agent {
         this.kickSoon(this.config.leaseTtlSeconds * 1000 - (now - seen.goneSince) + 50);
       } else this.lastSeenNodes.delete(id);
     }
-    return held.length === 0 ? snapshot : { ...snapshot, nodes: [...snapshot.nodes, ...held] };
+    return held;
   }
 
   /** Writes process states to the store where they differ from what it says. */

@@ -56,6 +56,17 @@ describe('desiredNode', () => {
     expect(sbox.table.services[0]!.backends.map((b) => b.address)).toEqual(['10.255.0.11', '10.255.0.12']);
   });
 
+  it("keeps a node in its grace as an overlay peer, but not as a backend", () => {
+    const snap = snapshotFixture();
+    const hostC = snap.nodes.find((n) => n.id === 'host-c')!;
+    snap.nodes = snap.nodes.filter((n) => n.id !== 'host-c');
+    const p = desiredNode(snap, settings('host-a'), facts({ graceNodes: [hostC] }));
+    const ingress = p.overlays.find((o) => o.network.name === 'ingress')!;
+    expect(ingress.remote.filter((r) => r.vtep === '192.0.2.3').map((r) => r.ip).sort()).toEqual(['10.255.0.13', '10.255.0.5']);
+    const sbox = p.lbTables.find((t) => t.netns.endsWith('/ingress_sbox'))!;
+    expect(sbox.table.services[0]!.backends.map((b) => b.address)).toEqual(['10.255.0.11', '10.255.0.12']);
+  });
+
   it("keeps its own tasks when its own node record is missing (a lapsed lease is not a dead node)", () => {
     const snap = snapshotFixture();
     snap.nodes = snap.nodes.filter((n) => n.id !== 'host-a');

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { ClusterSnapshot } from '../model/cluster.js';
 import { attachedNetworks } from '../model/cluster.js';
-import type { NetworkRecord, ServiceRecord, TaskRecord } from '../model/records.js';
+import type { NetworkRecord, NodeRecord, ServiceRecord, TaskRecord } from '../model/records.js';
 import { INGRESS_NETWORK } from '../model/ipam.js';
 import type { OverlayInput, LocalEndpoint, RemoteEndpoint } from '../overlay/overlay-spec.js';
 import { cidrContains, intToIpv4, ipv4ToInt, macForIpv4, parseCidr } from '../sandbox/addresses.js';
@@ -63,6 +63,13 @@ export interface NodeFacts {
   ingressEndpoints: readonly IngressEndpoint[];
   /** Milliseconds since the epoch: drain deadlines. */
   now: number;
+  /**
+   * Nodes whose record vanished less than a lease TTL ago. Their backends leave every table at once,
+   * but their overlay entries stay for the grace: a node whose lease merely lapsed still carries
+   * connections (replies to its ingress sandbox cross the overlay), and quarantine keeps its
+   * addresses from being reused meanwhile.
+   */
+  graceNodes?: readonly NodeRecord[];
 }
 
 /** A sysctl the node needs; `netns` null is the host. */
@@ -217,7 +224,10 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
   }
   for (const t of tasks) gwLegs.push({ sandbox: t.sandbox, ifname: t.gw.ifname, hostIf: t.gw.hostIf, ip: t.gw.ip, mac: t.gw.mac, defaultRoute: true });
 
-  const overlays = overlayInputs(settings, facts, { tasks, alive, networks, liveNodes, ingress, sboxPath });
+  const peerNodes = new Map<string, { underlayIp: string }>(liveNodes);
+  for (const n of facts.graceNodes ?? []) if (!peerNodes.has(n.id) && n.id !== me) peerNodes.set(n.id, n);
+  const peerTasks = peerNodes.size === liveNodes.size ? alive : snapshot.tasks.filter((t) => (t.node === me || peerNodes.has(t.node)) && services.has(t.service));
+  const overlays = overlayInputs(settings, facts, { tasks, alive: peerTasks, networks, liveNodes: peerNodes, ingress, sboxPath });
 
   // Load balancing: each task's VIPs; the ingress sandbox's published ports come with the mesh plan below.
   const networkSets = tasks.map((t) => t.interfaces.map((i) => i.network));
