@@ -17,7 +17,18 @@ import type {
   WatchOptions,
 } from './kv-store.js';
 import { withDeadline } from './call-deadline.js';
-import { CompactedError, LeaseNotFoundError, StoreClosedError, StoreRequestError, StoreTimeoutError, StoreUnavailableError } from './store-errors.js';
+import {
+  CompactedError,
+  ETCD_SETTINGS,
+  LeaseNotFoundError,
+  StoreClosedError,
+  StoreRequestError,
+  StoreTimeoutError,
+  StoreTlsError,
+  StoreTlsFileError,
+  StoreUnavailableError,
+  type SettingName,
+} from './store-errors.js';
 
 // The etcd 3.4 backend speaks the raw KV/Lease/Watch RPCs through the etcd3 client so the KvStore contract maps
 // one to one (compare-and-swap on mod_revision / version / create_revision == 0). Watches are our own loop over
@@ -120,20 +131,46 @@ function mapLeaseError(err: unknown, lease: string | undefined): unknown {
   return err;
 }
 
+// grpc-js reports a failed handshake only as text inside UNAVAILABLE ("No connection established. Last error: ..."):
+// OpenSSL's alert names when etcd refused our certificate, Node's verify codes when we refused etcd's.
+const TLS_REFUSED_BY_ETCD = /alert (bad certificate|certificate required|unknown ca|certificate unknown|certificate expired)/;
+const TLS_REFUSED_BY_US = /(unable to verify[\w ]*|self[- ]signed certificate[\w ]*|certificate has expired|Hostname\/IP does not match certificate's altnames[^.]*|ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT)/;
+
+/** The typed error for a failed TLS handshake, or undefined when `err` is something else. */
+function tlsFailure(err: unknown): StoreTlsError | undefined {
+  const text = String((err as Error)?.message ?? err);
+  const ours = TLS_REFUSED_BY_ETCD.exec(text);
+  if (ours) return new StoreTlsError('client-certificate', ours[0]);
+  const theirs = TLS_REFUSED_BY_US.exec(text);
+  if (theirs) return new StoreTlsError('server-certificate', theirs[0]);
+  return undefined;
+}
+
+/** Reads one TLS file, failing with the setting that named it so the operator knows which path to fix. */
+function readTlsFile(setting: SettingName, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new StoreTlsFileError(setting, path, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
+  }
+}
+
 function resolveTls(tls: EtcdTlsOptions | undefined): IOptions['credentials'] | undefined {
   if (tls === undefined) return undefined;
-  const ca = tls.ca ?? (tls.caFile !== undefined ? readFileSync(tls.caFile) : undefined);
-  if (ca === undefined) throw new StoreRequestError('etcd TLS needs a CA certificate (tls.caFile or tls.ca)');
+  const ca = tls.ca ?? (tls.caFile !== undefined ? readTlsFile(ETCD_SETTINGS.ca, tls.caFile) : undefined);
+  if (ca === undefined) throw new StoreRequestError(`etcd TLS needs a CA certificate (tls.caFile or tls.ca; ${ETCD_SETTINGS.ca.flag} or env ${ETCD_SETTINGS.ca.env})`);
   const credentials: NonNullable<IOptions['credentials']> = { rootCertificate: ca };
-  const cert = tls.cert ?? (tls.certFile !== undefined ? readFileSync(tls.certFile) : undefined);
-  const key = tls.key ?? (tls.keyFile !== undefined ? readFileSync(tls.keyFile) : undefined);
-  if ((cert === undefined) !== (key === undefined)) throw new StoreRequestError('etcd client TLS needs both a certificate and its key');
+  const cert = tls.cert ?? (tls.certFile !== undefined ? readTlsFile(ETCD_SETTINGS.cert, tls.certFile) : undefined);
+  const key = tls.key ?? (tls.keyFile !== undefined ? readTlsFile(ETCD_SETTINGS.key, tls.keyFile) : undefined);
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new StoreRequestError(`etcd client TLS needs both a certificate and its key (${ETCD_SETTINGS.cert.flag} and ${ETCD_SETTINGS.key.flag})`);
+  }
   if (cert !== undefined) credentials.certChain = cert;
   if (key !== undefined) credentials.privateKey = key;
   return credentials;
 }
 
-/** A KvStore over an etcd 3.4 cluster. */
+/** A KvStore over an etcd 3.4 cluster. Built as given: openStore is where the TLS-by-default policy is applied. */
 export class EtcdKvStore implements KvStore {
   private readonly client: Etcd3;
   private readonly watches = new Set<EtcdWatch>();
@@ -179,7 +216,7 @@ export class EtcdKvStore implements KvStore {
       if (err instanceof GRPCDeadlineExceededError || (err as { code?: unknown }).code === grpcStatus.DEADLINE_EXCEEDED) {
         throw new StoreTimeoutError(operation, this.callTimeoutMs);
       }
-      throw err;
+      throw tlsFailure(err) ?? err;
     }
   }
 
