@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { agentCommand } from './commands/agent-command.js';
 import { nodeCommand } from './commands/node-command.js';
 import { networkCommand } from './commands/network-command.js';
@@ -7,7 +7,9 @@ import { taskCommand } from './commands/task-command.js';
 import { CliError, EXIT, type StoreChoice } from './cli-context.js';
 import { storeOptionsFrom, type StoreFlags } from './store-flags.js';
 import { ModelError } from '../model/model-errors.js';
-import { StoreError } from '../store/store-errors.js';
+import { ETCD_PASSWORD_ENV, ETCD_SETTINGS, StoreError } from '../store/store-errors.js';
+import { defaultStoreAddress, etcdTransport, parseStoreAddress } from '../store/open-store.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../log/logger.js';
 import { PublishFlagError } from './publish-flag.js';
 
 const USAGE_CODES = /^(RECORD_INVALID|INVALID_SPEC|.*_NOT_FOUND|.*_EXISTS|SUBNET_OVERLAP|PORT_CONFLICT|NETWORK_IN_USE)$/;
@@ -15,16 +17,44 @@ const USAGE_CODES = /^(RECORD_INVALID|INVALID_SPEC|.*_NOT_FOUND|.*_EXISTS|SUBNET
 const program = new Command('meshnet')
   .description('an ingress routing mesh for Linux hosts: overlay networks, service VIPs, published ports on every host, DNS on 127.0.0.11')
   .option('--store <address>', 'cluster store: sqlite:/path or etcd://host:port[,host:port] (env MESHNET_STORE; default sqlite:/var/lib/meshnet/state.db)')
-  .option('--etcd-cacert <file>', 'CA certificate of etcd (env MESHNET_ETCD_CACERT); turns on TLS')
-  .option('--etcd-cert <file>', 'client certificate for etcd (env MESHNET_ETCD_CERT)')
-  .option('--etcd-key <file>', 'key of the client certificate (env MESHNET_ETCD_KEY)')
-  .option('--etcd-user <name:password>', 'etcd credentials (env MESHNET_ETCD_USER)')
+  .option('--etcd-cacert <file>', `CA certificate of etcd (env ${ETCD_SETTINGS.ca.env}); turns on TLS`)
+  .option('--etcd-cert <file>', `client certificate for etcd (env ${ETCD_SETTINGS.cert.env}); required for a non-loopback etcd`)
+  .option('--etcd-key <file>', `key of the client certificate (env ${ETCD_SETTINGS.key.env})`)
+  .option('--etcd-user <name>', `etcd user (env ${ETCD_SETTINGS.user.env}); the password comes from --etcd-password-file or env ${ETCD_PASSWORD_ENV}`)
+  .option('--etcd-password-file <path>', `file holding the etcd password, mode 0600 or 0400, owned by root (env ${ETCD_SETTINGS.passwordFile.env})`)
+  .option('--insecure-store', `allow a non-loopback etcd without TLS client certificates (env ${ETCD_SETTINGS.insecure.env}=1); warns at every start`)
+  // Accepted only to refuse it with how to give a password instead (argv is world-readable).
+  .addOption(new Option('--etcd-password <password>').hideHelp())
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
+// The command being run, so the store warning goes to the agent's log or, for a CLI command, to the terminal.
+let running: Command | undefined;
+program.hook('preAction', (_program, actionCommand) => {
+  running = actionCommand;
+});
+
+let chosen: StoreChoice | undefined;
+/** The store choice, built once: the password file is read once and the password leaves the environment. */
 const storeOption = (): StoreChoice => {
+  if (chosen !== undefined) return chosen;
   const o = program.opts<{ store?: string } & StoreFlags>();
-  return { address: o.store, options: storeOptionsFrom(o) };
+  const choice: StoreChoice = { address: o.store, options: storeOptionsFrom(o) };
+  // Helpers the agent runs (ip, nft, iptables) inherit its environment; the password has no business there.
+  delete process.env[ETCD_PASSWORD_ENV];
+  const address = parseStoreAddress(choice.address ?? defaultStoreAddress());
+  if (address.kind === 'etcd') {
+    // Refuses an insecure etcd before any command starts its work.
+    const { warning } = etcdTransport(address.endpoints, choice.options.etcd);
+    if (warning !== undefined && running?.name() === 'agent') {
+      const level = running.opts<{ logLevel?: LogLevel }>().logLevel;
+      choice.options.log = createLogger({ component: 'store', ...(level !== undefined && LOG_LEVELS.includes(level) ? { level } : {}) });
+    } else if (warning !== undefined) {
+      console.error(`meshnet: warning: ${warning}`);
+    }
+  }
+  chosen = choice;
+  return choice;
 };
 program.addCommand(agentCommand(storeOption));
 program.addCommand(nodeCommand(storeOption));
@@ -51,7 +81,8 @@ try {
     process.exitCode = err instanceof PublishFlagError || USAGE_CODES.test(err.code) ? EXIT.usage : EXIT.failed;
   } else if (err instanceof StoreError) {
     console.error(`meshnet: ${err.message}`);
-    process.exitCode = EXIT.failed;
+    // An insecure or unreadable store setting is the operator's to fix before anything runs: exit 2.
+    process.exitCode = err.code === 'STORE_INSECURE' || err.code === 'STORE_TLS_FILE' ? EXIT.usage : EXIT.failed;
   } else {
     console.error(`meshnet: ${(err as Error).message ?? String(err)}`);
     process.exitCode = EXIT.failed;

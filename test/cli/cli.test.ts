@@ -97,3 +97,25 @@ describe('meshnet CLI', () => {
     expect(r.err).toMatch(/advertiseAddr/);
   });
 });
+
+describe('meshnet CLI store options', () => {
+  it('refuses a non-loopback etcd without TLS client certificates before connecting, naming what to give, exit 2', () => {
+    const r = meshnet('--store', 'etcd://10.1.0.5:2379', 'node', 'ls');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/etcd at 10\.1\.0\.5:2379 is not on loopback.*--etcd-cacert FILE \(env MESHNET_ETCD_CA\).*--insecure-store/);
+  });
+
+  it('refuses a password in argv and says how to give it, exit 2', () => {
+    for (const args of [['--etcd-user', 'mesh:s3cret'], ['--etcd-user', 'mesh', '--etcd-password', 's3cret']]) {
+      const r = meshnet(...args, 'node', 'ls');
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/\/proc\/PID\/cmdline.*--etcd-password-file PATH.*MESHNET_ETCD_PASSWORD/);
+    }
+  });
+
+  it('lists the store security options in --help, and not the refused --etcd-password', () => {
+    const help = meshnet('--help').out;
+    for (const o of ['--etcd-cacert', '--etcd-cert', '--etcd-key', '--etcd-user <name>', '--etcd-password-file', '--insecure-store']) expect(help).toContain(o);
+    expect(help).not.toMatch(/--etcd-password </);
+  });
+});

@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { WatchEvent } from '../../src/store/kv-store.js';
 import { openStore } from '../../src/store/open-store.js';
+import { StoreTlsError, StoreTlsFileError } from '../../src/store/store-errors.js';
+import { storeOptionsFrom } from '../../src/cli/store-flags.js';
 import { EtcdTestServer } from './etcd-server.js';
 
 // The etcd backend against a server that demands client certificates, and one that demands a password.
@@ -73,6 +75,22 @@ describe('etcd backend security options', () => {
   test('TLS options are checked before connecting', async () => {
     await expect(openStore(`etcd://${tlsServer.endpoint}`, { etcd: { tls: { certFile: pki.clientCert, keyFile: pki.clientKey } } })).rejects.toThrow(/needs a CA certificate/);
     await expect(openStore(`etcd://${tlsServer.endpoint}`, { etcd: { tls: { caFile: pki.ca, certFile: pki.clientCert } } })).rejects.toThrow(/both a certificate and its key/);
+    const missing = openStore(`etcd://${tlsServer.endpoint}`, { etcd: { tls: { caFile: join(dir, 'nope.crt'), certFile: pki.clientCert, keyFile: pki.clientKey } } });
+    await expect(missing).rejects.toBeInstanceOf(StoreTlsFileError);
+    await expect(missing).rejects.toThrow(/cannot read .*nope\.crt given by --etcd-cacert \(env MESHNET_ETCD_CA\): ENOENT/);
+  });
+
+  test('a CA that did not sign etcd\'s certificate fails with a typed error that names the CA flag', async () => {
+    const otherCa = join(dir, 'other-ca.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'other-ca.key'), '-out', otherCa, '-days', '1', '-subj', '/CN=other-ca'], { stdio: 'pipe' });
+    const store = await openStore(`etcd://${tlsServer.endpoint}`, { etcd: { tls: { caFile: otherCa, certFile: pki.clientCert, keyFile: pki.clientKey } } });
+    try {
+      const failed = store.get('/meshnet/tls');
+      await expect(failed).rejects.toBeInstanceOf(StoreTlsError);
+      await expect(failed).rejects.toThrow(/etcd's certificate does not verify \(.+\): --etcd-cacert \(env MESHNET_ETCD_CA\) must be the CA that signed it/);
+    } finally {
+      await store.close();
+    }
   });
 
   test('username and password', async () => {
@@ -88,5 +106,23 @@ describe('etcd backend security options', () => {
     } finally {
       await Promise.all([good.close(), bad.close(), anonymous.close()]);
     }
+  });
+
+  test('the password comes from a root-owned 0600 file, and a file others can read is refused', async () => {
+    const file = join(dir, 'etcd-password');
+    writeFileSync(file, 's3cret\n', { mode: 0o600 });
+    const options = storeOptionsFrom({ etcdUser: 'meshnet', etcdPasswordFile: file }, {});
+    const store = await openStore(`etcd://${authServer.endpoint}`, options);
+    try {
+      await store.put('/meshnet/from-file', 'ok');
+      expect((await store.get('/meshnet/from-file'))?.value).toBe('ok');
+    } finally {
+      await store.close();
+    }
+    chmodSync(file, 0o644);
+    expect(() => storeOptionsFrom({ etcdUser: 'meshnet', etcdPasswordFile: file }, {})).toThrow(/refusing the etcd password file: .* has mode 0644; make it 0600 or 0400/);
+    chmodSync(file, 0o400);
+    chownSync(file, 65534, 65534);
+    expect(() => storeOptionsFrom({ etcdUser: 'meshnet', etcdPasswordFile: file }, {})).toThrow(/owned by uid 65534; make it root's/);
   });
 });
