@@ -97,7 +97,7 @@ export class Agent {
     // Start libuv's threadpool here, before any worker enters a task namespace (machine.md trap).
     await import('node:fs/promises').then((fs) => fs.stat('/'));
     this.settings.underlayMtu = await this.underlayMtu();
-    this.store = await openStore(this.config.store, this.storeOptions);
+    this.store = await openStore(this.config.store, { ...this.storeOptions, log: this.rootLog.child({ component: 'store' }) });
     this.cluster = new Cluster(this.store, { sandboxDir: this.config.netnsDir, log: this.rootLog });
     const leaseFile = join(this.config.stateDir, 'node-lease');
     const previousLease = readLeaseFile(leaseFile);

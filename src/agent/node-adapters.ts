@@ -55,6 +55,7 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
     lbFor: (netns) => createLbBackend(deps.lbKind, netns, deps.log, writerFor(netns)),
     mesh: {
       applyHost: async (plan, opts) => (await applyHostRules(hostWriter, plan, opts)).changed,
+      applyHostFirewall: async (set, opts) => (await hostWriter.apply(set, opts)).changed,
       applyTask: async (rules, opts) => {
         const changed = (await applyTaskRules(writerFor(rules.netns), rules, opts)).changed;
         const sb = Rtnl.open(rules.netns);

@@ -13,6 +13,8 @@ import { computeMeshPlan } from '../mesh/published-ports.js';
 import type { HealthPortPlan, HostPlan, ReturnRoute, TaskRedirect } from '../mesh/mesh-plan.js';
 import type { MeshConflictError } from '../mesh/errors.js';
 import type { LbTable } from '../vip/lb-table.js';
+import { hostFirewallRuleSets, hostFirewallSysctls } from '../mesh/host-firewall.js';
+import type { IptablesRuleSet } from '../mesh/iptables-ruleset.js';
 import type { GwLeg } from './gwbridge.js';
 import { EastWestPlanner } from './lb-plan.js';
 
@@ -106,6 +108,8 @@ export interface NodePlan {
   overlays: OverlayInput[];
   /** Load-balancing table per namespace: each task's east-west VIPs, and the ingress sandbox's published ports. */
   lbTables: { netns: string; table: LbTable }[];
+  /** The host firewall meshnet owns: the localnet guard, gwbridge isolation and anti-spoofing, VXLAN from peers only. */
+  hostFirewall: IptablesRuleSet[];
   /** The host's DOCKER-INGRESS rules; null when the cluster has no ingress network yet. */
   hostRules: HostPlan | null;
   taskRules: TaskRules[];
@@ -235,6 +239,14 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
   const lbTables = tasks.map((t) => ({ netns: t.sandbox, table: memo.eastWest.tableFor(t.interfaces.map((i) => i.network)) }));
 
   const sysctls: SysctlTarget[] = [{ netns: null, key: 'net.ipv4.ip_forward', value: '1' }];
+  // Bridged leg-to-leg frames reach the isolation rules only through br_netfilter.
+  for (const s of hostFirewallSysctls()) sysctls.push({ netns: null, key: s.key, value: s.value });
+  const hostFirewall = hostFirewallRuleSets({
+    gwbridge: { name: settings.gwbridge.name, subnet: settings.gwbridge.subnet },
+    legs: gwLegs.map((l) => ({ hostIf: l.hostIf, address: l.ip })),
+    // Every peer that may carry an overlay (those in their grace too): a list that changes only when nodes do.
+    vxlanPeers: overlays.length ? [...peerNodes].filter(([id]) => id !== me).map(([, n]) => n.underlayIp).sort() : null,
+  });
   let hostRules: HostPlan | null = null;
   const taskRules: TaskRules[] = [];
   let health: HealthPortPlan[] = [];
@@ -271,6 +283,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     gwLegs,
     overlays,
     lbTables,
+    hostFirewall,
     hostRules,
     taskRules,
     health,

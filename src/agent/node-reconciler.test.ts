@@ -14,6 +14,7 @@ class FakeHost {
   legs = new Map<string, string>();
   hostRules = '';
   taskRules = new Map<string, string>();
+  firewall = new Map<string, string>();
   lb = new Map<string, string>();
   processes = new Map<string, string>();
   closedLbs: string[] = [];
@@ -65,6 +66,7 @@ class FakeHost {
       mesh: {
         applyHost: async (plan) => (call(), changed(new Map([['h', this.hostRules]]), 'h', plan) && ((this.hostRules = JSON.stringify(plan)), true)),
         applyTask: async (rules) => (call(), changed(this.taskRules, rules.netns, rules)),
+        applyHostFirewall: async (set) => (call(), changed(this.firewall, set.comment, set)),
         forgetTask: (netns) => void this.taskRules.delete(netns),
       },
       health: { reconcile: async () => call() },
@@ -107,7 +109,9 @@ describe('NodeReconciler with fake adapters', () => {
     const snap = snapshotFixture();
     const first = await rec.apply(planOf(snap), { resync: true });
     expect(first.errors).toEqual([]);
-    expect(first).toMatchObject({ namespaces: 2, gwLegs: 2, processes: 1, overlayOps: 2, meshRules: 2 });
+    // meshRules: the three host firewall owners, the host's DOCKER-INGRESS, the task's redirect.
+    expect(first).toMatchObject({ namespaces: 2, gwLegs: 2, processes: 1, overlayOps: 2, meshRules: 5 });
+    expect([...host.firewall.keys()]).toHaveLength(3);
     expect([...host.namespaces].sort()).toEqual(['ingress_sbox', 't-task00000001', 'unrelated-ns']);
     const calls = host.calls;
     const second = await rec.apply(planOf(snap), { resync: false });

@@ -3,6 +3,7 @@ import type { OverlayInput } from '../overlay/overlay-spec.js';
 import { overlayNetnsName } from '../overlay/overlay-state.js';
 import type { NameView } from '../dns/name-view.js';
 import type { HealthPortPlan, HostPlan } from '../mesh/mesh-plan.js';
+import type { IptablesRuleSet } from '../mesh/iptables-ruleset.js';
 import type { LbBackend, LbTable } from '../vip/lb-table.js';
 import type { TaskInfo } from '../tasks/supervisor.js';
 import type { TaskSpec } from '../tasks/task-spec.js';
@@ -50,6 +51,8 @@ export interface NodeAdapters {
   mesh: {
     /** The host's DOCKER-INGRESS rules (null: none); `resync` re-reads the kernel first. */
     applyHost(plan: HostPlan | null, opts: { resync: boolean }): Promise<boolean>;
+    /** One rule set of the host firewall (each is its own owner in the host's iptables writer). */
+    applyHostFirewall(set: IptablesRuleSet, opts: { resync: boolean }): Promise<boolean>;
     /** A task's REDIRECT rules and return route. */
     applyTask(rules: TaskRules, opts: { resync: boolean }): Promise<boolean>;
     /** Forgets a task namespace that went away (its writer's cached state). */
@@ -115,6 +118,13 @@ export class NodeReconciler {
     await this.target(r, 'namespace', '(bridge)', 'wanted', async () => {
       await this.a.gw.ensureBridge();
     });
+
+    // The host firewall before any leg exists: a new leg is isolated from its first packet.
+    for (const set of plan.hostFirewall) {
+      await this.target(r, 'hostrules', set.comment, set, async () => {
+        if (await this.a.mesh.applyHostFirewall(set, { resync: opts.resync })) r.meshRules++;
+      });
+    }
 
     // Namespaces first: legs, overlays and rules go into them.
     for (const name of plan.namespaces) {

@@ -9,7 +9,6 @@ import { storeOptionsFrom, type StoreFlags } from './store-flags.js';
 import { ModelError } from '../model/model-errors.js';
 import { ETCD_PASSWORD_ENV, ETCD_SETTINGS, StoreError } from '../store/store-errors.js';
 import { defaultStoreAddress, etcdTransport, parseStoreAddress } from '../store/open-store.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../log/logger.js';
 import { PublishFlagError } from './publish-flag.js';
 
 const USAGE_CODES = /^(RECORD_INVALID|INVALID_SPEC|.*_NOT_FOUND|.*_EXISTS|SUBNET_OVERLAP|PORT_CONFLICT|NETWORK_IN_USE)$/;
@@ -46,12 +45,8 @@ const storeOption = (): StoreChoice => {
   if (address.kind === 'etcd') {
     // Refuses an insecure etcd before any command starts its work.
     const { warning } = etcdTransport(address.endpoints, choice.options.etcd);
-    if (warning !== undefined && running?.name() === 'agent') {
-      const level = running.opts<{ logLevel?: LogLevel }>().logLevel;
-      choice.options.log = createLogger({ component: 'store', ...(level !== undefined && LOG_LEVELS.includes(level) ? { level } : {}) });
-    } else if (warning !== undefined) {
-      console.error(`meshnet: warning: ${warning}`);
-    }
+    // The agent logs it through its own logger (openStore is handed the agent's); a command tells the terminal.
+    if (warning !== undefined && running?.name() !== 'agent') console.error(`meshnet: warning: ${warning}`);
   }
   chosen = choice;
   return choice;
