@@ -20,3 +20,6 @@ export const umount2 = libc.func('int umount2(const char *target, int flags)') a
 export function lastErrno(): number {
   return koffi.errno();
 }
+
+/** ioctl(2) without an argument (NS_GET_NSTYPE and the like); -1 with errno on failure. */
+export const ioctl = libc.func('int ioctl(int fd, unsigned long request)') as (fd: number, request: number) => number;

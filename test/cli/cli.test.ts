@@ -1,14 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI_PATH } from '../../src/lab/cluster-lab.js';
+import { NetnsDir } from '../../src/sandbox/netns.js';
+import { SqliteKvStore } from '../../src/store/sqlite-store.js';
 
 // The CLI as a person meets it: help, validation at the edge, errors that say what to do, exit codes.
 
 let dir: string;
 let store: string;
+const netns = new NetnsDir(`/run/meshnet-cli-test-${randomBytes(4).toString('hex')}/netns`);
+
+function canStat(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function meshnet(...args: string[]): { code: number; out: string; err: string } {
   const r = spawnSync(process.execPath, [CLI_PATH, '--store', store, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -19,7 +32,10 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'meshnet-cli-'));
   store = `sqlite:${dir}/state.db`;
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  netns.removeAll();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe('meshnet CLI', () => {
   it('prints help listing the commands, exit 0', () => {
@@ -96,6 +112,78 @@ describe('meshnet CLI', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/advertiseAddr/);
   });
+
+  it('refuses names that are not DNS labels, stating the rule, exit 2', () => {
+    for (const name of ['my_app', 'web.v2', 'web-', 'a..b', 'AppNet']) {
+      const svc = meshnet('service', 'create', '--name', name, '-d', '--', 'true');
+      expect([name, svc.code]).toEqual([name, 2]);
+      expect(svc.err).toContain(`invalid service name ${JSON.stringify(name)}: use lowercase letters, digits and "-", 1-63 characters, not starting or ending with "-"`);
+      const net = meshnet('network', 'create', name);
+      expect([name, net.code]).toEqual([name, 2]);
+      expect(net.err).toMatch(/name: must be lowercase letters, digits and "-", 1-40 characters/);
+    }
+    const long = meshnet('network', 'create', 'n'.repeat(41));
+    expect(long.code).toBe(2);
+    expect(long.err).toMatch(/1-40 characters/);
+    const onLong = meshnet('service', 'create', '--name', 'web', '--network', 'n'.repeat(41), '-d', '--', 'true');
+    expect(onLong.code).toBe(2);
+    expect(onLong.err).toMatch(/invalid network name "n{41}": use .*1-40 characters/);
+    expect(meshnet('service', 'ls', '--json').out).not.toMatch(/my_app|AppNet/);
+  });
+
+  it('refuses environment names outside [A-Za-z_][A-Za-z0-9_]*', () => {
+    for (const kv of ['A-B=1', '1X=1', '=x']) {
+      const r = meshnet('service', 'create', '--name', 'envy', '-e', kv, '-d', '--', 'true');
+      expect([kv, r.code]).toEqual([kv, 2]);
+      expect(r.err).toMatch(/invalid --env .*NAME of letters, digits and "_"/);
+    }
+  });
+
+  it('stores --user, --cap-add and --cap-drop in Docker\'s canonical names and refuses unknown ones', () => {
+    const created = meshnet('service', 'create', '--name', 'priv', '--user', 'nobody:nogroup', '--cap-drop', 'ALL', '--cap-add', 'cap_net_bind_service', '--replicas', '0', '-d', '--', 'true');
+    expect(created.code, created.err).toBe(0);
+    const rec = JSON.parse(meshnet('service', 'inspect', 'priv', '--json').out) as { user: string; capAdd: string[]; capDrop: string[] };
+    expect(rec).toMatchObject({ user: 'nobody:nogroup', capAdd: ['NET_BIND_SERVICE'], capDrop: ['ALL'] });
+    // An update keeps them.
+    expect(meshnet('service', 'update', 'priv', '--env-add', 'A=1', '-d').code).toBe(0);
+    expect(JSON.parse(meshnet('service', 'inspect', 'priv', '--json').out)).toMatchObject({ user: 'nobody:nogroup', capAdd: ['NET_BIND_SERVICE'], capDrop: ['ALL'] });
+    const badCap = meshnet('service', 'create', '--name', 'priv2', '--cap-add', 'NET_BIND', '-d', '--', 'true');
+    expect(badCap.code).toBe(2);
+    expect(badCap.err).toMatch(/invalid --cap-add "NET_BIND": use a Linux capability/);
+    const badUser = meshnet('service', 'create', '--name', 'priv2', '--user', 'root;reboot', '-d', '--', 'true');
+    expect(badUser.code).toBe(2);
+    expect(badUser.err).toMatch(/invalid --user "root;reboot": use UID, NAME, UID:GID or NAME:GROUP/);
+    expect(meshnet('service', 'rm', 'priv').code).toBe(0);
+  });
+
+  it('task attach --netns takes only a network namespace that is not the host\'s, judged by device and inode', () => {
+    const ns = netns.create('extra');
+    const notNs = `${dir}/net`;
+    writeFileSync(notNs, '');
+    const cases: [string, RegExp][] = [
+      [notNs, /not a namespace file \(not on the nsfs filesystem\)/],
+      ['/proc/self/ns/net', /host's own network namespace/],
+      [`${netns.dir}/../../../proc/self/ns/net`, /host's own network namespace/],
+      ['/proc/self/ns/mnt', /another kind, not a network namespace/],
+      // init's namespace is the host's; where this runs without ptrace rights over pid 1 it cannot even be read
+      ['/proc/1/ns/net', canStat('/proc/1/ns/net') ? /host's own network namespace/ : /cannot be read \(EACCES\)/],
+      [`${dir}/absent`, /cannot be read \(ENOENT\)/],
+      ['relative/ns', /must be an absolute path/],
+    ];
+    for (const [path, message] of cases) {
+      const r = meshnet('task', 'attach', '--service', 'web', '--node', 'host-a', '--netns', path);
+      expect([path, r.code, r.err]).toEqual([path, 2, r.err]);
+      expect(r.err).toMatch(message);
+    }
+    // A real foreign namespace passes the check: what stops it here is the missing node, not the path.
+    expect(statSync(ns).ino).toBeGreaterThan(0);
+    const ok = meshnet('task', 'attach', '--service', 'web', '--node', 'host-a', '--netns', ns);
+    expect(ok.err).not.toMatch(/--netns/);
+    expect(ok.err).toMatch(/service "web" does not exist/);
+    const badNode = meshnet('task', 'attach', '--service', 'web', '--node', 'Host_A', '--netns', ns);
+    expect(badNode.code).toBe(2);
+    expect(badNode.err).toMatch(/invalid node name "Host_A"/);
+  });
 });
 
 describe('meshnet CLI store options', () => {
@@ -117,5 +205,22 @@ describe('meshnet CLI store options', () => {
     const help = meshnet('--help').out;
     for (const o of ['--etcd-cacert', '--etcd-cert', '--etcd-key', '--etcd-user <name>', '--etcd-password-file', '--insecure-store']) expect(help).toContain(o);
     expect(help).not.toMatch(/--etcd-password </);
+  });
+
+  it('keeps the embedded store private: state.db, -wal and -shm 0600 in a 0700 directory it makes', async () => {
+    const path = `${dir}/fresh/meshnet/state.db`;
+    const r = spawnSync(process.execPath, [CLI_PATH, '--store', `sqlite:${path}`, 'network', 'ls'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const mode = (p: string): number => statSync(p).mode & 0o777;
+    expect([mode(`${dir}/fresh`), mode(`${dir}/fresh/meshnet`), mode(path)]).toEqual([0o700, 0o700, 0o600]);
+    // Made by an older meshnet with the umask's 0644: tightened on open.
+    chmodSync(path, 0o644);
+    const store = new SqliteKvStore(path);
+    try {
+      await store.put('/probe', 'x');
+      expect([mode(path), mode(`${path}-wal`), mode(`${path}-shm`)]).toEqual([0o600, 0o600, 0o600]);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -4,7 +4,9 @@ import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
 import { parsePublishFlag } from '../publish-flag.js';
 import { waitForService } from '../convergence.js';
-import type { ServiceSpec, ServiceRecord } from '../../model/records.js';
+import { ENV_NAME, nameProblem, type ServiceSpec, type ServiceRecord } from '../../model/records.js';
+import { CAPABILITY_RULE, normalizeCapability, type CapabilityName } from '../../tasks/capabilities.js';
+import { parseUserSpec, USER_RULE } from '../../tasks/task-user.js';
 import { readNodeStatuses } from '../../agent/node-status.js';
 
 const collect = (v: string, acc: string[]) => [...acc, v];
@@ -20,10 +22,32 @@ function parseEnv(list: string[]): Record<string, string> | undefined {
   const env: Record<string, string> = {};
   for (const kv of list) {
     const eq = kv.indexOf('=');
-    if (eq < 1) throw new CliError(`invalid --env ${JSON.stringify(kv)}: use NAME=VALUE`, EXIT.usage);
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    const name = kv.slice(0, Math.max(eq, 0));
+    if (eq < 1 || !ENV_NAME.test(name)) {
+      throw new CliError(`invalid --env ${JSON.stringify(kv)}: use NAME=VALUE, NAME of letters, digits and "_", not starting with a digit`, EXIT.usage);
+    }
+    env[name] = kv.slice(eq + 1);
   }
   return env;
+}
+
+function checkName(kind: 'service' | 'network', name: string): void {
+  const problem = nameProblem(kind, name);
+  if (problem) throw new CliError(problem, EXIT.usage);
+}
+
+function parseUser(value: string): string {
+  if (!parseUserSpec(value)) throw new CliError(`invalid --user ${JSON.stringify(value)}: use ${USER_RULE}`, EXIT.usage);
+  return value;
+}
+
+function parseCapabilities(flag: string, list: string[]): CapabilityName[] | undefined {
+  if (list.length === 0) return undefined;
+  return list.map((c) => {
+    const name = normalizeCapability(c);
+    if (!name) throw new CliError(`invalid ${flag} ${JSON.stringify(c)}: use ${CAPABILITY_RULE} (see man 7 capabilities)`, EXIT.usage);
+    return name;
+  });
 }
 
 function portsText(s: ServiceRecord): string {
@@ -45,12 +69,17 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
     .option('--lb-affinity <spec>', 'client-ip[,SECONDS]: a client keeps its task')
     .option('--health-port <port>', 'HTTP health port for policy=local published ports')
     .option('-e, --env <NAME=VALUE>', 'environment variable of the tasks (repeat)', collect, [] as string[])
+    .option('-u, --user <user>', 'run the tasks as UID[:GID] or NAME[:GROUP] (as docker run --user; default root)')
+    .option('--cap-add <cap>', 'add a Linux capability to Docker\'s default set, e.g. NET_ADMIN, or ALL (repeat)', collect, [] as string[])
+    .option('--cap-drop <cap>', 'drop a Linux capability from Docker\'s default set, e.g. NET_RAW, or ALL (repeat)', collect, [] as string[])
     .option('-d, --detach', 'return at once instead of waiting for the tasks')
     .option('--timeout <seconds>', 'how long to wait for the tasks', '120')
     .option('--json', 'machine-readable output')
     .argument('<command...>', 'the program each task runs, with its arguments')
     .action(async (command: string[], o: Record<string, string | string[] | boolean>) =>
       withCluster(storeOption(), async (cluster) => {
+        checkName('service', o['name'] as string);
+        for (const n of o['network'] as string[]) checkName('network', n);
         const replicas = Number(o['replicas']);
         if (!Number.isInteger(replicas) || replicas < 0) throw new CliError(`invalid --replicas ${String(o['replicas'])}: a whole number from 0`, EXIT.usage);
         const spec: ServiceSpec = {
@@ -66,6 +95,11 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
         if (o['healthPort']) spec.healthPort = Number(o['healthPort']);
         const env = parseEnv(o['env'] as string[]);
         if (env) spec.env = env;
+        if (o['user'] !== undefined) spec.user = parseUser(o['user'] as string);
+        const capAdd = parseCapabilities('--cap-add', o['capAdd'] as string[]);
+        if (capAdd) spec.capAdd = capAdd;
+        const capDrop = parseCapabilities('--cap-drop', o['capDrop'] as string[]);
+        if (capDrop) spec.capDrop = capDrop;
         if (spec.ports!.some((p) => (p.mode ?? 'ingress') === 'ingress')) await cluster.ensureIngressNetwork();
         const rec = await cluster.createService(spec);
         if (o['json']) printJson(rec);

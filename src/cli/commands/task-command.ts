@@ -2,6 +2,13 @@ import { Command } from 'commander';
 import { CliError, EXIT, printJson, withCluster } from '../cli-context.js';
 import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
+import { nameProblem } from '../../model/records.js';
+import { assertForeignNetns, NotANetworkNamespaceError } from '../../tasks/netns-file.js';
+
+function checkName(kind: 'service' | 'node', name: string): void {
+  const problem = nameProblem(kind, name);
+  if (problem) throw new CliError(problem, EXIT.usage);
+}
 
 /** `meshnet task ls`. */
 export function taskCommand(storeOption: () => StoreChoice): Command {
@@ -32,16 +39,24 @@ export function taskCommand(storeOption: () => StoreChoice): Command {
     .description('put a network namespace made by another runtime onto a service\'s networks as an extra task')
     .requiredOption('--service <name>', 'the service the namespace serves')
     .requiredOption('--node <name>', 'the node whose agent wires it (the namespace must exist on that host)')
-    .requiredOption('--netns <path>', 'the namespace file, e.g. /run/netns/web-extra or /proc/<pid>/ns/net')
+    .requiredOption('--netns <path>', 'the namespace file, e.g. /run/netns/web-extra or /proc/<pid>/ns/net (checked on this host: run it on the node)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { service: string; node: string; netns: string; json?: boolean }) =>
-      withCluster(storeOption(), async (cluster) => {
-        if (!o.netns.startsWith('/')) throw new CliError(`--netns ${o.netns} must be an absolute path to a namespace file`, EXIT.usage);
+    .action(async (o: { service: string; node: string; netns: string; json?: boolean }) => {
+      // Checked before the store is opened: a bad path never reaches it.
+      checkName('service', o.service);
+      checkName('node', o.node);
+      try {
+        assertForeignNetns(o.netns);
+      } catch (err) {
+        if (err instanceof NotANetworkNamespaceError) throw new CliError(`--netns ${err.message}`, EXIT.usage);
+        throw err;
+      }
+      await withCluster(storeOption(), async (cluster) => {
         const t = await cluster.attachExternalTask(o.service, o.node, o.netns);
         if (o.json) return printJson(t);
         console.log(`attached ${o.netns} as ${t.service}.${t.slot} on ${t.node}: ${Object.entries(t.addresses).map(([n, a]) => `${n}=${a.ip}`).join(' ')}`);
-      }),
-    );
+      });
+    });
   task
     .command('detach <task>')
     .description('remove an attached task (SERVICE.SLOT); its namespace is unwired, not deleted')
