@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type {
   Compare,
@@ -147,6 +147,27 @@ function requireKey(key: string): void {
   if (typeof key !== 'string' || key.length === 0) throw new StoreRequestError('store keys must be non-empty strings');
 }
 
+/** Mode of state.db: it holds every service's command and environment. */
+const DB_FILE_MODE = 0o600;
+
+/**
+ * Creates state.db as 0600 (in a 0700 directory when meshnet makes the directory; an existing one is the
+ * operator's) before SQLite opens it: SQLite gives the -wal and -shm files the main file's mode. Files
+ * an older meshnet left readable by others are tightened.
+ */
+function makePrivateDatabaseFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, 'a', DB_FILE_MODE));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      const mode = statSync(file).mode & 0o777;
+      if (mode & 0o077) chmodSync(file, mode & DB_FILE_MODE);
+    } catch {
+      // no WAL or shared-memory file yet: SQLite makes it with the main file's mode
+    }
+  }
+}
+
 /** A KvStore over one SQLite file in WAL mode, safe to share between processes on one machine. */
 export class SqliteKvStore implements KvStore {
   private readonly db: Database.Database;
@@ -192,7 +213,7 @@ export class SqliteKvStore implements KvStore {
   ) {
     this.pollIntervalMs = options.pollIntervalMs ?? 25;
     this.compactKeepRevisions = options.compactKeepRevisions ?? 10_000;
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') makePrivateDatabaseFile(path);
     this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.leaseClock = options.leaseClock ?? machineLeaseClock();
     this.outageGapMs = options.outageGapMs ?? Math.max(2000, 10 * (options.leaseSweepIntervalMs ?? 200));
