@@ -1,9 +1,14 @@
 import { z } from 'zod';
+import { nameProblem } from '../model/records.js';
 
 /** Everything an agent is told at start; validated once at the edge. */
 export const AgentConfigSchema = z.strictObject({
   /** Node id and name (unique in the cluster). */
-  nodeName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'node name: 1-63 letters, digits, "_", "." or "-"'),
+  nodeName: z.string().superRefine((name, ctx) => {
+    // One grammar for every name meshnet stores: a node the store would refuse must not start.
+    const problem = nameProblem('node', name);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
   /** Underlay address other nodes reach this one at (the VTEP). */
   advertiseAddr: z.ipv4(),
   /** Store address: sqlite:/path or etcd://host:port[,host:port]. */
@@ -14,7 +19,10 @@ export const AgentConfigSchema = z.strictObject({
   stateDir: z.string().startsWith('/'),
   lbBackend: z.enum(['auto', 'nftables', 'ipvs']),
   gwbridgeName: z.string().regex(/^[A-Za-z0-9_-]{1,15}$/),
-  gwbridgeSubnet: z.cidrv4(),
+  /** Subnet of the host bridge; omitted: the first free /16 from 172.18.0.0/16 on (chosen at start). */
+  gwbridgeSubnet: z.cidrv4().optional(),
+  /** Take over a DOCKER-INGRESS chain that holds a Docker Swarm node's rules (refused by default). */
+  allowDockerIngressTakeover: z.boolean(),
   /** Seconds a removed task keeps its connections before it is stopped. */
   drainSeconds: z.number().min(0).max(3600),
   /** Seconds between full reconcile passes (they prune what the state no longer wants). */

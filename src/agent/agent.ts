@@ -24,6 +24,9 @@ import { taskReady } from './task-readiness.js';
 import { selectLbBackend } from './lb-backend-choice.js';
 import { publishableStatus, writeNodeStatus } from './node-status.js';
 import { readLeaseFile, writeLeaseFile } from './lease-file.js';
+import { chooseGwbridgeSubnet } from '../mesh/gwbridge-subnet.js';
+import { checkDockerIngressTakeover } from '../mesh/docker-ingress-takeover.js';
+import { IptablesWriter } from '../mesh/iptables-writer.js';
 import { hostBoundPorts, shadowedPorts } from './host-ports.js';
 
 /**
@@ -75,20 +78,14 @@ export class Agent {
     private readonly rootLog: Logger,
   ) {
     this.log = rootLog.child({ component: 'agent' });
-    const { ip: base, prefix } = parseCidr(config.gwbridgeSubnet);
-    if (prefix > 29) throw new Error(`--gwbridge-subnet ${config.gwbridgeSubnet} is too small: use /29 or larger`);
     this.settings = {
       nodeId: config.nodeName,
       netnsDir: config.netnsDir,
       underlayIp: config.advertiseAddr,
       underlayMtu: 1500,
       drainSeconds: config.drainSeconds,
-      gwbridge: {
-        name: config.gwbridgeName,
-        subnet: config.gwbridgeSubnet,
-        gateway: intToIpv4(ipv4ToInt(base) + 1),
-        sboxAddress: intToIpv4(ipv4ToInt(base) + 2),
-      },
+      // Settled in start() from the host's own routes when --gwbridge-subnet is not given.
+      gwbridge: gwbridgeSettings(config.gwbridgeName, config.gwbridgeSubnet ?? '172.18.0.0/16'),
     };
   }
 
@@ -96,7 +93,7 @@ export class Agent {
   async start(): Promise<void> {
     // Start libuv's threadpool here, before any worker enters a task namespace (machine.md trap).
     await import('node:fs/promises').then((fs) => fs.stat('/'));
-    this.settings.underlayMtu = await this.underlayMtu();
+    await this.readHostNetwork();
     this.store = await openStore(this.config.store, { ...this.storeOptions, log: this.rootLog.child({ component: 'store' }) });
     this.cluster = new Cluster(this.store, { sandboxDir: this.config.netnsDir, log: this.rootLog });
     const leaseFile = join(this.config.stateDir, 'node-lease');
@@ -391,16 +388,31 @@ export class Agent {
     this.kick();
   }
 
-  private async underlayMtu(): Promise<number> {
+  /**
+   * Reads the host's addresses and routes once: the underlay MTU (VXLAN's overhead comes off it), the
+   * gwbridge subnet when none was given (the first free /16, Docker's order, that no route or address
+   * of the host overlaps), and whether DOCKER-INGRESS holds a Docker Swarm node's rules.
+   */
+  private async readHostNetwork(): Promise<void> {
     const r = Rtnl.open(this.config.hostNetns);
     try {
       const addrs = await r.addresses();
       const own = addrs.find((a) => a.cidr.split('/')[0] === this.config.advertiseAddr);
       if (!own) throw new Error(`--advertise-addr ${this.config.advertiseAddr} is not an address of this host: give one of ${addrs.map((a) => a.cidr).join(', ')}`);
-      return (await r.requireLink(own.link)).mtu;
+      this.settings.underlayMtu = (await r.requireLink(own.link)).mtu;
+      if (this.config.gwbridgeSubnet === undefined) {
+        const routes = await r.routes();
+        const cidrs = [...addrs.map((a) => ({ cidr: a.cidr, dev: a.link })), ...routes.filter((x) => x.dst !== 'default').map((x) => ({ cidr: x.dst, ...(x.dev ? { dev: x.dev } : {}) }))];
+        const subnet = chooseGwbridgeSubnet(cidrs, { bridge: this.config.gwbridgeName });
+        this.settings.gwbridge = gwbridgeSettings(this.config.gwbridgeName, subnet);
+        this.log.info({ event: 'gwbridge.subnet_chosen', subnet, hint: 'give --gwbridge-subnet to pin it' });
+      }
     } finally {
       r.close();
     }
+    const state = await new IptablesWriter({ netns: this.config.hostNetns }).read(['nat', 'filter']);
+    const taken = checkDockerIngressTakeover(state, { gwbridge: this.settings.gwbridge.name, sboxAddress: this.settings.gwbridge.sboxAddress }, this.config.allowDockerIngressTakeover);
+    for (const rule of taken) this.log.warn({ event: 'mesh.docker_ingress_takeover', table: rule.table, chain: rule.chain, rule: rule.rule });
   }
 
   /** The last computed node plan (for inspect and tests). */
@@ -423,6 +435,13 @@ export class Agent {
     this.reconciler?.close();
     await this.store?.close();
   }
+}
+
+/** The gwbridge's addresses: the gateway is the subnet's first address, the ingress sandbox's leg the second. */
+function gwbridgeSettings(name: string, subnet: string): NodeSettings['gwbridge'] {
+  const { ip: base, prefix } = parseCidr(subnet);
+  if (prefix > 29) throw new Error(`--gwbridge-subnet ${subnet} is too small: use /29 or larger`);
+  return { name, subnet, gateway: intToIpv4(ipv4ToInt(base) + 1), sboxAddress: intToIpv4(ipv4ToInt(base) + 2) };
 }
 
 function conflictsChanged(a: NodePlan, b: NodePlan): boolean {

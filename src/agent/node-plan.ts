@@ -96,6 +96,10 @@ export interface ProcessPlan {
   command: string[];
   env: Record<string, string>;
   hostname: string;
+  /** Who the process runs as, and its capabilities (Docker's --user, --cap-add, --cap-drop); no_new_privs always. */
+  user?: string;
+  capAdd?: string[];
+  capDrop?: string[];
 }
 
 /** Everything this node's kernel and processes should hold, as plain comparable data. */
@@ -275,6 +279,9 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
       command: t.service.command,
       env: { ...(t.service.env ?? {}), MESHNET_TASK_ID: t.record.id, MESHNET_TASK_NAME: t.name, MESHNET_SERVICE: t.service.name, MESHNET_NODE: me },
       hostname: `${t.service.name}-${t.record.slot}`.slice(0, 63),
+      ...(t.service.user !== undefined ? { user: t.service.user } : {}),
+      ...(t.service.capAdd?.length ? { capAdd: t.service.capAdd } : {}),
+      ...(t.service.capDrop?.length ? { capDrop: t.service.capDrop } : {}),
     }));
 
   return {

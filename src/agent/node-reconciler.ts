@@ -207,7 +207,17 @@ export class NodeReconciler {
   }
 
   private taskSpec(p: ProcessPlan): TaskSpec {
-    return { taskId: p.taskId, netnsPath: p.netnsPath, command: p.command, env: p.env, resolvConf: this.opts.resolvConf, hostname: p.hostname };
+    return {
+      taskId: p.taskId,
+      netnsPath: p.netnsPath,
+      command: p.command,
+      env: p.env,
+      resolvConf: this.opts.resolvConf,
+      hostname: p.hostname,
+      ...(p.user !== undefined ? { user: p.user } : {}),
+      ...(p.capAdd ? { capAdd: p.capAdd } : {}),
+      ...(p.capDrop ? { capDrop: p.capDrop } : {}),
+    };
   }
 
   /**

@@ -17,7 +17,8 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .option('--state-dir <dir>', 'runtime state (task logs, pids)', '/run/meshnet')
     .addOption(new Option('--lb-backend <kind>', 'kernel load balancer').choices(['auto', 'nftables', 'ipvs']).default('auto'))
     .option('--gwbridge-name <name>', 'host bridge for the ingress sandbox and task egress (Docker: docker_gwbridge; at most 15 characters)', 'meshnet_gwbr')
-    .option('--gwbridge-subnet <cidr>', 'subnet of the host bridge', '172.18.0.0/16')
+    .option('--gwbridge-subnet <cidr>', 'subnet of the host bridge (default: the first /16 from 172.18.0.0/16 on that no route of the host overlaps)')
+    .option('--allow-docker-ingress-takeover', 'start even when DOCKER-INGRESS holds a Docker Swarm node\'s rules (meshnet then owns that chain)')
     .option('--drain-seconds <n>', 'seconds a removed task keeps its connections before it stops', '2')
     .option('--resync-seconds <n>', 'seconds between full passes that prune stale kernel state', '30')
     .option('--lease-ttl <seconds>', 'seconds after which a silent node counts as dead', '10')
@@ -34,7 +35,8 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
         stateDir: o['stateDir'],
         lbBackend: o['lbBackend'],
         gwbridgeName: o['gwbridgeName'],
-        gwbridgeSubnet: o['gwbridgeSubnet'],
+        ...(o['gwbridgeSubnet'] !== undefined ? { gwbridgeSubnet: o['gwbridgeSubnet'] } : {}),
+        allowDockerIngressTakeover: Boolean(o['allowDockerIngressTakeover']),
         drainSeconds: Number(o['drainSeconds']),
         resyncSeconds: Number(o['resyncSeconds']),
         leaseTtlSeconds: Number(o['leaseTtl']),
