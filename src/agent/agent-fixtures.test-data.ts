@@ -37,6 +37,7 @@ export function snapshotFixture(): ClusterSnapshot {
     ],
     services: [web],
     tasks: [task(1, 'host-a'), task(2, 'host-b'), task(3, 'host-c')],
+    nodeInfo: [],
     invalid: [],
   };
 }

@@ -4,7 +4,7 @@ import type { TaskRecord } from '../model/records.js';
 
 /** What this node must change in the store so that every replica runs exactly once. */
 export interface PlacementActions {
-  /** Slots placed here that have no task of ours yet (new, scaled up, or moved off a dead node). */
+  /** Slots placed here that are free: no task, or the task of a node that is no longer live. */
   claim: { service: string; slot: number }[];
   /** Our tasks that must stop: they enter draining (desiredState shutdown) first. */
   drain: TaskRecord[];
@@ -14,20 +14,26 @@ export interface PlacementActions {
 
 /**
  * Pure: from the cluster's state, the slots this node must claim, drain and remove.
- * Every agent computes the same placement (rendezvous hashing over live nodes), so no
- * scheduler daemon is needed; compare-and-swap in claimTask settles any race.
+ * Every agent computes the same placement (rendezvous hashing over live nodes as their availability
+ * allows), so no scheduler daemon is needed; compare-and-swap in claimTask settles any race.
+ * A slot moves off a live node (drained, paused elsewhere, rebalanced) the way scale-down removes one:
+ * its owner drains the task (weight 0 for drainSeconds), stops it and deletes its record, and only then
+ * does the new owner claim the slot, so no connection goes to a task that is being stopped.
  */
 export function placementActions(snapshot: ClusterSnapshot, nodeId: string, now: Date, drainSeconds: number): PlacementActions {
   const actions: PlacementActions = { claim: [], drain: [], remove: [] };
   if (!snapshot.nodes.some((n) => n.id === nodeId)) return actions;
   const placements = placeSnapshot(snapshot);
   const bySlot = new Map(snapshot.tasks.map((t) => [`${t.service}/${t.slot}`, t]));
+  const live = new Set(snapshot.nodes.map((n) => n.id));
 
   for (const [service, placement] of placements) {
     for (const [slot, node] of placement) {
       if (node !== nodeId) continue;
       const task = bySlot.get(`${service}/${slot}`);
-      if (!task || task.node !== nodeId || task.desiredState !== 'running') actions.claim.push({ service, slot });
+      // Held by a live node (ours while draining, or another's): its owner frees the slot after the drain.
+      if (task && live.has(task.node)) continue;
+      actions.claim.push({ service, slot });
     }
   }
 

@@ -84,4 +84,22 @@ describe('ClusterMirror', () => {
     await store.delete('/meshnet/extra/a');
     await until('the raw delete', () => m.raw('/meshnet/extra/').size === 0);
   });
+
+  test('follows nodes\' persistent records beside the live ones: availability changes, a dead node stays, rm removes', async () => {
+    const reg = await cluster.registerNode({ id: 'host-a', name: 'host-a', underlayIp: '192.168.0.1' }, { ttlSeconds: 0.6 });
+    const m = await open();
+    expect(m.snapshot().nodes.map((n) => n.id)).toEqual(['host-a']);
+    expect(m.snapshot().nodeInfo.map((i) => `${i.id}=${i.availability}`)).toEqual(['host-a=active']);
+    await cluster.updateNode('host-a', { availability: 'drain' });
+    await until('the drain to be seen', () => m.snapshot().nodeInfo[0]?.availability === 'drain');
+    reg.stop();
+    await until('host-a to leave the live nodes', () => m.snapshot().nodes.length === 0);
+    expect(m.snapshot().nodeInfo.map((i) => i.id)).toEqual(['host-a']);
+    await cluster.removeNode('host-a');
+    await until('the persistent record to go', () => m.snapshot().nodeInfo.length === 0);
+    await store.put(keys.nodeInfoKey('host-b'), JSON.stringify({ id: 'host-b', availability: 'sometimes' }));
+    await until('the invalid record to be reported', () => m.invalid.length === 1);
+    expect(m.snapshot().nodeInfo).toEqual([]);
+  });
 });
+

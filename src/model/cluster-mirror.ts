@@ -3,18 +3,11 @@ import { CompactedError } from '../store/store-errors.js';
 import type { Logger } from '../log/logger.js';
 import type { ClusterSnapshot } from './cluster.js';
 import * as keys from './keys.js';
-import { RecordInvalidError } from './model-errors.js';
-import { decodeRecord, NetworkRecordSchema, NodeRecordSchema, ServiceRecordSchema, TaskRecordSchema, type NetworkRecord, type NodeRecord, type ServiceRecord, type TaskRecord } from './records.js';
+import type { NetworkRecord, NodeInfoRecord, NodeRecord, ServiceRecord, TaskRecord } from './records.js';
+import { decodeSnapshotEntry, recordKindOf, type SnapshotEntry } from './snapshot-entry.js';
 
-type Kind = 'node' | 'network' | 'service' | 'task';
-type AnyRecord = NodeRecord | NetworkRecord | ServiceRecord | TaskRecord;
-
-interface Entry {
-  kind: Kind;
-  /** The stored text this entry was decoded from: an unchanged value keeps its decoded object. */
-  value: string;
-  record: AnyRecord;
-}
+/** A decoded record with the stored text it came from: an unchanged value keeps its decoded object. */
+type Entry = Extract<SnapshotEntry, { record: unknown }> & { value: string };
 
 /** A stored record that failed validation; the mirror keeps serving the last valid version of its key. */
 export interface InvalidRecord {
@@ -22,27 +15,6 @@ export interface InvalidRecord {
   error: string;
   /** True when an earlier valid version is still in use for this key. */
   keptPrevious: boolean;
-}
-
-function kindOf(key: string): Kind | undefined {
-  if (key.startsWith(keys.NODES)) return 'node';
-  if (key.startsWith(keys.NETWORKS)) return 'network';
-  if (key.startsWith(keys.SERVICES)) return 'service';
-  if (key.startsWith(keys.TASKS)) return 'task';
-  return undefined;
-}
-
-function decode(kind: Kind, key: string, value: string): AnyRecord {
-  switch (kind) {
-    case 'node':
-      return decodeRecord(NodeRecordSchema, 'node', key, value);
-    case 'network':
-      return decodeRecord(NetworkRecordSchema, 'network', key, value);
-    case 'service':
-      return decodeRecord(ServiceRecordSchema, 'service', key, value);
-    case 'task':
-      return decodeRecord(TaskRecordSchema, 'task', key, value);
-  }
 }
 
 function byServiceThenSlot(a: TaskRecord, b: TaskRecord): number {
@@ -123,15 +95,18 @@ export class ClusterMirror {
   /** The intent as plain data; the same object until something changes. */
   snapshot(): ClusterSnapshot {
     if (this.cached) return this.cached;
-    const snap: ClusterSnapshot = { revision: this.revision, nodes: [], networks: [], services: [], tasks: [], invalid: this.invalid.map(({ key, error }) => ({ key, error })) };
+    const snap: ClusterSnapshot = { revision: this.revision, nodes: [], nodeInfo: [], networks: [], services: [], tasks: [], invalid: this.invalid.map(({ key, error }) => ({ key, error })) };
     for (const e of this.entries.values()) {
       if (e.kind === 'node') snap.nodes.push(e.record as NodeRecord);
+      else if (e.kind === 'node-info') snap.nodeInfo.push(e.record as NodeInfoRecord);
       else if (e.kind === 'network') snap.networks.push(e.record as NetworkRecord);
       else if (e.kind === 'service') snap.services.push(e.record as ServiceRecord);
       else snap.tasks.push(e.record as TaskRecord);
     }
     const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-    snap.nodes.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    snap.nodes.sort(byId);
+    snap.nodeInfo.sort(byId);
     snap.networks.sort(byName);
     snap.services.sort(byName);
     snap.tasks.sort(byServiceThenSlot);
@@ -155,7 +130,7 @@ export class ClusterMirror {
         }
         continue;
       }
-      if (!kindOf(kv.key)) continue;
+      if (!recordKindOf(kv.key)) continue;
       seen.add(kv.key);
       changed = this.put(kv.key, kv.value) || changed;
     }
@@ -196,7 +171,7 @@ export class ClusterMirror {
       this.opts.onChange();
       return;
     }
-    if (!kindOf(ev.key)) return;
+    if (!recordKindOf(ev.key)) return;
     const changed = ev.type === 'put' && ev.value !== undefined ? this.put(ev.key, ev.value) : this.remove(ev.key);
     if (changed) this.changed();
   }
@@ -230,26 +205,24 @@ export class ClusterMirror {
 
   /** Applies one stored value; false when nothing the agent sees changed. */
   private put(key: string, value: string): boolean {
-    const kind = kindOf(key)!;
     const had = this.entries.get(key);
     if (had && had.value === value) {
       return this.invalidByKey.delete(key);
     }
-    try {
-      const record = decode(kind, key, value);
-      this.entries.set(key, { kind, value, record });
+    const entry = decodeSnapshotEntry(key, value)!;
+    if ('record' in entry) {
+      this.entries.set(key, { ...entry, value } as Entry);
       this.invalidByKey.delete(key);
       return true;
-    } catch (err) {
-      if (!(err instanceof RecordInvalidError)) throw err;
-      const before = this.invalidByKey.get(key);
-      this.invalidByKey.set(key, { key, error: err.message, keptPrevious: had !== undefined });
-      if (before?.error !== err.message) {
-        this.opts.log.error({ event: 'store.record_invalid', key, error: err.message, keptPrevious: had !== undefined, hint: had ? 'the last valid version stays in force; rewrite the record with a valid value' : 'the record is ignored until it is valid' });
-      }
-      this.cached = null;
-      return before === undefined;
     }
+    const error = entry.invalid.error;
+    const before = this.invalidByKey.get(key);
+    this.invalidByKey.set(key, { key, error, keptPrevious: had !== undefined });
+    if (before?.error !== error) {
+      this.opts.log.error({ event: 'store.record_invalid', key, error, keptPrevious: had !== undefined, hint: had ? 'the last valid version stays in force; rewrite the record with a valid value' : 'the record is ignored until it is valid' });
+    }
+    this.cached = null;
+    return before === undefined;
   }
 
   private remove(key: string): boolean {

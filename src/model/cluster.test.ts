@@ -11,6 +11,7 @@ import {
   AlreadyExistsError,
   InvalidSpecError,
   NetworkInUseError,
+  NodeLiveError,
   NotFoundError,
   PoolExhaustedError,
   PortConflictError,
@@ -459,3 +460,97 @@ describe('node lease takeover', () => {
     }
   });
 });
+
+describe('node lifecycle', () => {
+  const reg = (id: string, ip: string, ttlSeconds = 10) => cluster.registerNode({ id, name: id, underlayIp: ip }, { ttlSeconds });
+
+  test('a node that dies stays listed as down with its address, availability and labels', async () => {
+    const a = await reg('host-a', '192.168.0.1', 0.6);
+    const b = await reg('host-b', '192.168.0.2');
+    try {
+      await cluster.updateNode('host-a', { availability: 'drain', labelAdd: { zone: 'west', 'com.example/tier': 'db' } });
+      a.stop();
+      await waitFor('host-a to be down', async () => (await cluster.getNode('host-a')) === undefined);
+      expect(await cluster.nodeViews()).toEqual([
+        { id: 'host-a', name: 'host-a', address: '192.168.0.1', status: 'down', availability: 'drain', labels: { zone: 'west', 'com.example/tier': 'db' } },
+        { id: 'host-b', name: 'host-b', address: '192.168.0.2', status: 'ready', availability: 'active', labels: {}, lease: b.lease() },
+      ]);
+      // Placement still sees live nodes only; the persistent records ride beside them.
+      const snap = await cluster.snapshot();
+      expect(snap.nodes.map((n) => n.id)).toEqual(['host-b']);
+      expect(snap.nodeInfo.map((i) => `${i.id}=${i.availability}`)).toEqual(['host-a=drain', 'host-b=active']);
+    } finally {
+      await b.close();
+    }
+  });
+
+  test('registering again keeps what the operator set, and takes a changed address', async () => {
+    const first = await reg('host-a', '192.168.0.1');
+    await cluster.updateNode('host-a', { availability: 'pause', labelAdd: { zone: 'west' } });
+    await first.close();
+    const again = await reg('host-a', '192.168.0.7');
+    try {
+      expect(await cluster.nodeView('host-a')).toMatchObject({ status: 'ready', address: '192.168.0.7', availability: 'pause', labels: { zone: 'west' } });
+      const [info] = await cluster.listNodeInfo();
+      expect(info).toMatchObject({ underlayIp: '192.168.0.7', createdAt: '2026-01-01T00:00:00.000Z' });
+    } finally {
+      await again.close();
+    }
+  });
+
+  test('node update validates its input and says what is wrong', async () => {
+    const a = await reg('host-a', '192.168.0.1');
+    try {
+      await expect(cluster.updateNode('host-a', { availability: 'off' as 'drain' })).rejects.toThrow(/availability must be one of active, pause, drain/);
+      await expect(cluster.updateNode('host-a', { labelAdd: { 'bad key': 'x' } })).rejects.toThrow(/label keys must be letters, digits/);
+      await expect(cluster.updateNode('host-a', { labelRm: ['zone'] })).rejects.toThrow(/has no label "zone"/);
+      await expect(cluster.updateNode('host-a', { labelAdd: { zone: 'a' }, labelRm: ['zone'] })).rejects.toThrow(/both added and removed/);
+      await expect(cluster.updateNode('host-z', { availability: 'drain' })).rejects.toBeInstanceOf(NotFoundError);
+      await expect(cluster.updateNode('Host_A', { availability: 'drain' })).rejects.toThrow(/invalid node name "Host_A"/);
+      await cluster.updateNode('host-a', { labelAdd: { zone: 'a', rack: '1' } });
+      expect((await cluster.updateNode('host-a', { labelRm: ['rack'] })).labels).toEqual({ zone: 'a' });
+    } finally {
+      await a.close();
+    }
+  });
+
+  test('a live node registered by an older meshnet (no persistent record) can be updated', async () => {
+    const lease = await store.grantLease(10);
+    await store.put(keys.nodeKey('old'), JSON.stringify({ id: 'old', name: 'old', underlayIp: '192.168.0.5', lease }), { lease });
+    expect(await cluster.nodeView('old')).toMatchObject({ status: 'ready', availability: 'active' });
+    await cluster.updateNode('old', { availability: 'drain' });
+    expect(await cluster.nodeView('old')).toMatchObject({ status: 'ready', availability: 'drain', address: '192.168.0.5' });
+    await store.revokeLease(lease);
+  });
+
+  test('node rm refuses a live node without force; removes a down node, its ingress endpoint and address claim, and its tasks', async () => {
+    const quick = new Cluster(store, { addressQuarantineSeconds: 0.3 });
+    await quick.createNetwork({ name: 'front' });
+    await quick.createService({ name: 'web', networks: ['front'], command: ['httpd'], replicas: 1 });
+    const a = await reg('host-a', '192.168.0.1', 0.6);
+    const task = await quick.claimTask('web', 1, 'host-a');
+    await store.put(keys.ingressEndpointKey('host-a'), JSON.stringify({ node: 'host-a', ip: '10.255.0.9', mac: '02:42:0a:ff:00:09' }));
+    await store.put(keys.ipKey('ingress', '10.255.0.9'), 'node:host-a');
+    await expect(quick.removeNode('host-a')).rejects.toBeInstanceOf(NodeLiveError);
+    await expect(quick.removeNode('host-a')).rejects.toThrow(/is live .*--force/);
+    a.stop();
+    await waitFor('host-a to be down', async () => (await cluster.getNode('host-a')) === undefined);
+    expect(await quick.removeNode('host-a')).toEqual({ id: 'host-a', wasLive: false, removedTasks: 1, ingressAddress: '10.255.0.9' });
+    expect(await cluster.nodeViews()).toEqual([]);
+    expect(await store.get(keys.ingressEndpointKey('host-a'))).toBeUndefined();
+    expect((await store.get(keys.ipKey('ingress', '10.255.0.9')))?.value).toBe('quarantine:node:host-a');
+    expect(await ipClaims('front')).toContain(`10.0.0.3=quarantine:task:${task.id}`);
+    await waitFor('the quarantine to end', async () => (await store.get(keys.ipKey('ingress', '10.255.0.9'))) === undefined);
+    await expect(quick.removeNode('host-a')).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  test('node rm --force removes a live node at once by revoking its lease', async () => {
+    const a = await reg('host-a', '192.168.0.1');
+    await store.put('/meshnet/node-status/host-a', '{}', { lease: a.lease() });
+    expect(await cluster.removeNode('host-a', { force: true })).toMatchObject({ wasLive: true, removedTasks: 0 });
+    expect(await cluster.nodeViews()).toEqual([]);
+    expect((await store.range('/meshnet/node-status/')).kvs).toEqual([]);
+    a.stop();
+  });
+});
+

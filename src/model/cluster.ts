@@ -23,17 +23,22 @@ import {
   ContentionError,
   InvalidSpecError,
   NetworkInUseError,
+  NodeLiveError,
   NotFoundError,
   PortConflictError,
+  RecordInvalidError,
   TaskReplacedError,
 } from './model-errors.js';
 import {
   decodeRecord,
   encodeRecord,
+  nameProblem,
   NetworkRecordSchema,
   NetworkSpecSchema,
+  NodeInfoRecordSchema,
   NodeRecordSchema,
   NodeSpecSchema,
+  NodeUpdateSchema,
   PortRecordSchema,
   ServiceRecordSchema,
   ServiceSpecSchema,
@@ -43,8 +48,10 @@ import {
   validate,
   type NetworkRecord,
   type NetworkSpec,
+  type NodeInfoRecord,
   type NodeRecord,
   type NodeSpec,
+  type NodeUpdate,
   type NormalizedServiceSpec,
   type PortRecord,
   type ServiceRecord,
@@ -53,6 +60,7 @@ import {
   type TaskRecord,
 } from './records.js';
 import { decodeSnapshotEntry, type InvalidRecord } from './snapshot-entry.js';
+import { applyNodeChange, nodeInfoAtRegistration, nodeInfoFromLive, nodeViews, type NodeIdentity, type NodeView } from './node-info.js';
 
 // Cluster operations over a KvStore, shared by the CLI and the agents. Every allocation is a compare-and-swap
 // transaction: read what is taken, choose, commit guarded by the revisions read (or `absent` for claim keys);
@@ -81,7 +89,10 @@ export interface ClusterOptions {
 /** The whole intent at one revision, as plain data for the agent's pure desired-state functions. */
 export interface ClusterSnapshot {
   revision: number;
+  /** Live nodes only (their agent holds its lease): placement and the data plane use these. */
   nodes: NodeRecord[];
+  /** Every node's persistent record, live or not (availability, labels), ordered by id. */
+  nodeInfo: NodeInfoRecord[];
   networks: NetworkRecord[];
   services: ServiceRecord[];
   tasks: TaskRecord[];
@@ -136,6 +147,19 @@ export interface RegisterNodeOptions {
   onLeaseReplaced?: (lease: LeaseId, previous: LeaseId) => void;
 }
 
+/** What removeNode did. */
+export interface RemovedNode {
+  id: string;
+  /** True when the node was live (removed with force: its lease was revoked). */
+  wasLive: boolean;
+  /** Task records of the node that were removed (no agent would have cleaned them up). */
+  removedTasks: number;
+  /** The node's ingress address, released into quarantine. */
+  ingressAddress?: string;
+}
+
+const IngressEndpointAddressSchema = z.looseObject({ ip: z.string() });
+
 /** Filter of listTasks. */
 export interface TaskFilter {
   service?: string;
@@ -165,6 +189,14 @@ function unchanged(key: string, kv: KeyValue | undefined): Compare {
 
 function newTaskId(): string {
   return randomBytes(12).toString('hex');
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function byServiceThenSlot(a: TaskRecord, b: TaskRecord): number {
@@ -278,7 +310,10 @@ export class Cluster {
       lease,
       ...(input.labels ? { labels: input.labels } : {}),
     });
+    const identity: NodeIdentity = { id, name: input.name, underlayIp: input.underlayIp, labels: input.labels };
     const register = async (): Promise<{ node: NodeRecord; lease: LeaseId }> => {
+      // The persistent record first: a node that shows up live has one (`node rm` of it is undone here too).
+      await this.ensureNodeInfo(identity);
       const lease = await this.store.grantLease(ttlSeconds);
       const node = recordFor(lease);
       await this.store.put(key, encodeRecord(NodeRecordSchema, 'node', key, node), { lease });
@@ -297,6 +332,7 @@ export class Cluster {
         if (err instanceof LeaseNotFoundError) return undefined;
         throw err;
       }
+      await this.ensureNodeInfo(identity);
       const node = recordFor(lease, unknownFields(NodeRecordSchema, held));
       // A changed name or label set is written in place, on the same lease; an unchanged record is not touched.
       if (held.name !== input.name || JSON.stringify(held.labels ?? null) !== JSON.stringify(input.labels ?? null)) {
@@ -355,14 +391,118 @@ export class Cluster {
     };
   }
 
+  /**
+   * Writes the node's persistent record where it is missing or names another address; an operator's
+   * availability and labels are kept. A stored record this meshnet cannot read is left alone (logged).
+   */
+  private async ensureNodeInfo(node: NodeIdentity): Promise<void> {
+    const key = keys.nodeInfoKey(node.id);
+    await this.retrying(`registerNode(${node.id})`, async () => {
+      const kv = await this.store.get(key);
+      let existing: NodeInfoRecord | undefined;
+      if (kv) {
+        try {
+          existing = decodeRecord(NodeInfoRecordSchema, 'node info', key, kv.value);
+        } catch (err) {
+          if (!(err instanceof RecordInvalidError)) throw err;
+          this.log.error({ event: 'cluster.node.info_invalid', node: node.id, error: err.message, hint: `fix it with meshnet node update ${node.id}, or remove it with meshnet node rm` });
+          return true;
+        }
+      }
+      const next = nodeInfoAtRegistration(node, existing, this.now());
+      if (next === undefined) return true;
+      const ok = await this.commit([unchanged(key, kv)], [{ type: 'put', key, value: encodeRecord(NodeInfoRecordSchema, 'node info', key, next) }]);
+      if (ok) this.log.info({ event: existing ? 'cluster.node.info_updated' : 'cluster.node.info_created', node: node.id, underlayIp: next.underlayIp, availability: next.availability });
+      return ok ? true : undefined;
+    });
+  }
+
   /** Live nodes (those whose agent keeps its lease alive). */
   async listNodes(): Promise<NodeRecord[]> {
     return this.list(NodeRecordSchema, 'node', keys.NODES);
   }
 
-  /** One node, or undefined. */
+  /** One live node, or undefined. */
   async getNode(id: string): Promise<NodeRecord | undefined> {
     return (await this.read(NodeRecordSchema, 'node', keys.nodeKey(id)))?.record;
+  }
+
+  /** Every node's persistent record, live or not. */
+  async listNodeInfo(): Promise<NodeInfoRecord[]> {
+    return this.list(NodeInfoRecordSchema, 'node info', keys.NODE_INFO);
+  }
+
+  /** Every node that registered and was not removed, with its status (ready/down) and availability. */
+  async nodeViews(): Promise<NodeView[]> {
+    const [live, infos] = await Promise.all([this.listNodes(), this.listNodeInfo()]);
+    return nodeViews(live, infos);
+  }
+
+  /** One node's view, or undefined when no record of it exists. */
+  async nodeView(id: string): Promise<NodeView | undefined> {
+    const [live, info] = await Promise.all([this.getNode(id), this.read(NodeInfoRecordSchema, 'node info', keys.nodeInfoKey(id))]);
+    return nodeViews(live ? [live] : [], info ? [info.record] : [])[0];
+  }
+
+  /** Changes a node's availability and labels (`meshnet node update`); agents see it through their watch. */
+  async updateNode(id: string, update: NodeUpdate): Promise<NodeInfoRecord> {
+    const problem = nameProblem('node', id);
+    if (problem) throw new InvalidSpecError(problem);
+    const change = validate(NodeUpdateSchema, 'node update', `for ${id}`, update);
+    const key = keys.nodeInfoKey(id);
+    return this.retrying(`updateNode(${id})`, async () => {
+      const [info, live] = await Promise.all([this.read(NodeInfoRecordSchema, 'node info', key), this.read(NodeRecordSchema, 'node', keys.nodeKey(id))]);
+      const base = info?.record ?? (live ? nodeInfoFromLive(live.record, this.now()) : undefined);
+      if (!base) throw new NotFoundError('node', id, 'see meshnet node ls');
+      const next = applyNodeChange(base, change, this.now());
+      const ok = await this.commit([unchanged(key, info?.kv)], [{ type: 'put', key, value: encodeRecord(NodeInfoRecordSchema, 'node info', key, next) }]);
+      return ok ? next : undefined;
+    });
+  }
+
+  /**
+   * Removes a node from the cluster (`meshnet node rm`): its persistent record, its ingress endpoint and that
+   * address's claim (into quarantine), and the task records it left behind. A live node is refused with
+   * NodeLiveError unless `force`, which also revokes its lease: its agent, if it still runs, registers again.
+   */
+  async removeNode(id: string, options: { force?: boolean } = {}): Promise<RemovedNode> {
+    const problem = nameProblem('node', id);
+    if (problem) throw new InvalidSpecError(problem);
+    const infoKey = keys.nodeInfoKey(id);
+    const endpointKey = keys.ingressEndpointKey(id);
+    const removed = await this.retrying(`removeNode(${id})`, async () => {
+      const [liveKv, infoKv, endpointKv] = await Promise.all([this.store.get(keys.nodeKey(id)), this.store.get(infoKey), this.store.get(endpointKey)]);
+      if (!liveKv && !infoKv && !endpointKv) throw new NotFoundError('node', id, 'see meshnet node ls');
+      if (liveKv && !options.force) throw new NodeLiveError(id);
+      const compare: Compare[] = [unchanged(keys.nodeKey(id), liveKv), unchanged(infoKey, infoKv), unchanged(endpointKey, endpointKv)];
+      const ops: TxnOp[] = [];
+      if (infoKv) ops.push({ type: 'delete', key: infoKey });
+      let ingressAddress: string | undefined;
+      if (endpointKv) {
+        ops.push({ type: 'delete', key: endpointKey });
+        const ip = IngressEndpointAddressSchema.safeParse(safeJson(endpointKv.value)).data?.ip;
+        const owner = `node:${id}`;
+        const claim = ip === undefined ? undefined : await this.store.get(keys.ipKey(INGRESS_NETWORK, ip));
+        if (ip !== undefined && claim?.value === owner) {
+          compare.push(unchanged(claim.key, claim));
+          ops.push(...(await this.quarantine.releaseOps([{ network: INGRESS_NETWORK, ip, owner }])));
+          ingressAddress = ip;
+        }
+      }
+      const lease = liveKv?.lease;
+      if (liveKv) ops.push({ type: 'delete', key: liveKv.key });
+      if (!(await this.commit(compare, ops))) return undefined;
+      return { lease, ingressAddress };
+    });
+    // Its keys (status, ...) go with the lease; a lease already gone is what we want.
+    if (removed.lease !== undefined) await this.store.revokeLease(removed.lease).catch((err: unknown) => {
+      if (!(err instanceof LeaseNotFoundError)) throw err;
+    });
+    // Slots other agents claim replace these records anyway; what is left (attached tasks, drained ones) goes here.
+    let removedTasks = 0;
+    for (const t of await this.listTasks({ node: id })) if (await this.removeTask(t.service, t.slot, t.id)) removedTasks++;
+    this.log.info({ event: 'cluster.node.removed', node: id, wasLive: removed.lease !== undefined, removedTasks, ingressAddress: removed.ingressAddress });
+    return { id, wasLive: removed.lease !== undefined, removedTasks, ...(removed.ingressAddress !== undefined ? { ingressAddress: removed.ingressAddress } : {}) };
   }
 
   // ---- networks ----
@@ -830,12 +970,13 @@ export class Cluster {
   /** Everything at one revision; invalid records are reported in `invalid` instead of failing the read. */
   async snapshot(): Promise<ClusterSnapshot> {
     const { kvs, revision } = await this.store.range(keys.ROOT);
-    const snap: ClusterSnapshot = { revision, nodes: [], networks: [], services: [], tasks: [], invalid: [] };
+    const snap: ClusterSnapshot = { revision, nodes: [], nodeInfo: [], networks: [], services: [], tasks: [], invalid: [] };
     for (const kv of kvs) {
       const entry = decodeSnapshotEntry(kv.key, kv.value);
       if (entry === undefined) continue;
       if ('invalid' in entry) snap.invalid.push(entry.invalid);
       else if (entry.kind === 'node') snap.nodes.push(entry.record);
+      else if (entry.kind === 'node-info') snap.nodeInfo.push(entry.record);
       else if (entry.kind === 'network') snap.networks.push(entry.record);
       else if (entry.kind === 'service') snap.services.push(entry.record);
       else snap.tasks.push(entry.record);

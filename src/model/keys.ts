@@ -1,6 +1,8 @@
 // Store key layout. Everything lives under /meshnet/ so one prefix watch sees every change.
 //
-//   /meshnet/nodes/<nodeId>                      NodeRecord (put with the agent's lease)
+//   /meshnet/nodes/<nodeId>                      NodeRecord (put with the agent's lease: the liveness signal)
+//   /meshnet/node-info/<nodeId>                  NodeInfoRecord (no lease: availability, labels, address; until node rm)
+//   /meshnet/ingress-endpoints/<nodeId>          the node's ingress_sbox address (no lease; written by its agent)
 //   /meshnet/networks/<network>                  NetworkRecord
 //   /meshnet/services/<service>                  ServiceRecord
 //   /meshnet/tasks/<service>/<slot>              TaskRecord (one per slot; replaced by CAS when re-placed)
@@ -14,6 +16,10 @@
 export const ROOT = '/meshnet/';
 /** Prefix of node records. */
 export const NODES = `${ROOT}nodes/`;
+/** Prefix of persistent node records. */
+export const NODE_INFO = `${ROOT}node-info/`;
+/** Prefix of the nodes' ingress endpoints (src/agent/ingress-endpoint.ts writes them). */
+export const INGRESS_ENDPOINTS = `${ROOT}ingress-endpoints/`;
 /** Prefix of network records. */
 export const NETWORKS = `${ROOT}networks/`;
 /** Prefix of service records. */
@@ -33,6 +39,10 @@ export const NETUSERS = `${ROOT}ipam/netusers/`;
 
 /** Key of a node record. */
 export const nodeKey = (id: string): string => `${NODES}${id}`;
+/** Key of a node's persistent record. */
+export const nodeInfoKey = (id: string): string => `${NODE_INFO}${id}`;
+/** Key of a node's ingress endpoint. */
+export const ingressEndpointKey = (id: string): string => `${INGRESS_ENDPOINTS}${id}`;
 /** Key of a network record. */
 export const networkKey = (name: string): string => `${NETWORKS}${name}`;
 /** Key of a service record. */

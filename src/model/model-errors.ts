@@ -115,3 +115,10 @@ export class TaskReplacedError extends ModelError {
     super('TASK_REPLACED', `task ${taskId} no longer owns ${service} slot ${slot}; stop it and let the agent reconcile`);
   }
 }
+
+/** `node rm` of a node whose agent still holds its lease. */
+export class NodeLiveError extends ModelError {
+  constructor(readonly node: string) {
+    super('NODE_LIVE', `node ${JSON.stringify(node)} is live (its agent holds its lease); stop its agent and wait for the node to be down, or give --force (a running agent registers again)`);
+  }
+}

@@ -84,4 +84,17 @@ describe('placeReplicas', () => {
     expect([...after.keys()].sort()).toEqual([1, 2, 3]);
     expect(new Set(after.values()).size).toBe(3);
   });
+
+  test('pinned slots stay on their node and the rest spread over the others', () => {
+    const before = placeReplicas('web', 6, ['a', 'b', 'c']);
+    const onB = [...before].filter(([, n]) => n === 'b');
+    const after = placeReplicas('web', 6, ['a', 'c'], before, new Map(onB));
+    for (const [slot] of onB) expect(after.get(slot)).toBe('b');
+    expect([...after.keys()].sort()).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(counts(after).get('a')).toBe(2);
+    expect(counts(after).get('c')).toBe(2);
+    // Pinned slots beyond the replica count are not kept.
+    expect([...placeReplicas('web', 1, ['a'], new Map(), new Map([[1, 'b'], [2, 'b']]))]).toEqual([[1, 'b']]);
+  });
 });
+

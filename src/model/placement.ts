@@ -21,18 +21,23 @@ function preferenceOrder(serviceName: string, slot: number, nodes: readonly stri
 /**
  * Assigns slots 1..replicas to live nodes: every slot exactly once, spread evenly, deterministic.
  * `current` (slot → node, e.g. from task records) is kept where possible to move as few slots as possible.
+ * `pinned` slots stay where they are and are left out of the spread (a paused node keeps its tasks but takes
+ * no new ones); the other slots spread over `liveNodeIds`.
  */
 export function placeReplicas(
   serviceName: string,
   replicas: number,
   liveNodeIds: readonly string[],
   current: ReadonlyMap<number, string> = new Map(),
+  pinned: ReadonlyMap<number, string> = new Map(),
 ): Map<number, string> {
   const placement = new Map<number, string>();
+  for (const [slot, node] of pinned) if (slot >= 1 && slot <= replicas) placement.set(slot, node);
   const nodes = [...new Set(liveNodeIds)].sort();
-  if (replicas <= 0 || nodes.length === 0) return placement;
-  const base = Math.floor(replicas / nodes.length);
-  let largeLeft = replicas % nodes.length;
+  const spread = replicas - placement.size;
+  if (spread <= 0 || nodes.length === 0) return placement;
+  const base = Math.floor(spread / nodes.length);
+  let largeLeft = spread % nodes.length;
   const count = new Map(nodes.map((n) => [n, 0]));
   const hasRoom = (node: string): boolean => {
     const c = count.get(node);
@@ -48,10 +53,10 @@ export function placeReplicas(
 
   // Keep current assignments on live nodes, strongest claims first so the kept set does not depend on slot order.
   const keep = [...current.entries()]
-    .filter(([slot, node]) => slot >= 1 && slot <= replicas && count.has(node))
+    .filter(([slot, node]) => slot >= 1 && slot <= replicas && !placement.has(slot) && count.has(node))
     .map(([slot, node]) => ({ slot, node, score: rendezvousScore(serviceName, slot, node) }))
     .sort((a, b) => (a.score === b.score ? a.slot - b.slot : a.score > b.score ? -1 : 1));
-  // Capacities sum to exactly `replicas`, so keeping only where there is room always leaves room for the rest.
+  // Capacities sum to exactly the slots to spread, so keeping only where there is room always leaves room for the rest.
   for (const { slot, node } of keep) if (hasRoom(node)) take(slot, node);
 
   for (let slot = 1; slot <= replicas; slot++) {

@@ -56,7 +56,7 @@ const subnetSchema = z.string().refine((s) => parseSubnet(s) !== undefined, 'mus
 const portNumber = z.number().int().min(1).max(65535);
 const stringMap = z.record(z.string(), z.string());
 
-/** A host running an agent; stored under the agent's lease so it disappears when the agent dies. */
+/** A host running an agent; stored under the agent's lease so it disappears when the agent dies (liveness). */
 export const NodeRecordSchema = z.looseObject({
   id: nameSchema,
   name: z.string().min(1).max(253),
@@ -66,6 +66,50 @@ export const NodeRecordSchema = z.looseObject({
 });
 /** A stored node. */
 export type NodeRecord = z.infer<typeof NodeRecordSchema>;
+
+/** What the scheduler may do with a node: Docker's availability (active: new tasks, pause: none, drain: none and move its tasks). */
+export const NODE_AVAILABILITIES = ['active', 'pause', 'drain'] as const;
+/** A node's availability. */
+export type NodeAvailability = (typeof NODE_AVAILABILITIES)[number];
+
+/** Node label keys: Docker's reverse-DNS style (com.example.zone), letters, digits, ".", "-", "_" and "/". */
+export const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?$/;
+/** The rule LABEL_KEY follows, for messages. */
+export const LABEL_KEY_RULE = 'letters, digits, ".", "-", "_" and "/", 1-253 characters, starting and ending with a letter or digit';
+const labelKeySchema = z.string().regex(LABEL_KEY, `label keys must be ${LABEL_KEY_RULE}`);
+const labelValueSchema = z.string().max(4096).refine(noNul, 'label values cannot contain NUL');
+const labelsSchema = z.record(z.string(), labelValueSchema).superRefine((labels, ctx) => {
+  // Checked here rather than as the record's key schema, whose failure zod reports without the message.
+  for (const key of Object.keys(labels)) {
+    if (!LABEL_KEY.test(key)) ctx.addIssue({ code: 'custom', path: [key], message: `label keys must be ${LABEL_KEY_RULE}` });
+  }
+});
+
+/**
+ * What must outlive a node's agent: its address for `node ls`, and what operators set (availability, labels).
+ * Not under a lease, so a dead node stays listed (as down) until `meshnet node rm`; the leased NodeRecord stays
+ * the liveness signal.
+ */
+export const NodeInfoRecordSchema = z.looseObject({
+  id: nameSchema,
+  name: z.string().min(1).max(253),
+  underlayIp: ipv4Schema,
+  availability: z.enum(NODE_AVAILABILITIES),
+  labels: labelsSchema,
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+});
+/** A node's persistent record. */
+export type NodeInfoRecord = z.infer<typeof NodeInfoRecordSchema>;
+
+/** What `meshnet node update` may change. */
+export const NodeUpdateSchema = z.strictObject({
+  availability: z.enum(NODE_AVAILABILITIES, `availability must be one of ${NODE_AVAILABILITIES.join(', ')}`).optional(),
+  labelAdd: labelsSchema.optional(),
+  labelRm: z.array(labelKeySchema).optional(),
+});
+/** A node update as operators give it. */
+export type NodeUpdate = z.input<typeof NodeUpdateSchema>;
 
 /** An overlay network (the ingress network is one with ingress: true). */
 export const NetworkRecordSchema = z.looseObject({

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { CLI_PATH } from '../../src/lab/cluster-lab.js';
 import { NetnsDir } from '../../src/sandbox/netns.js';
 import { SqliteKvStore } from '../../src/store/sqlite-store.js';
+import { Cluster, type NodeRegistration } from '../../src/model/cluster.js';
 
 // The CLI as a person meets it: help, validation at the edge, errors that say what to do, exit codes.
 
@@ -224,3 +225,91 @@ describe('meshnet CLI store options', () => {
     }
   });
 });
+
+describe('meshnet node', () => {
+  let db: SqliteKvStore;
+  let cluster: Cluster;
+  let live: NodeRegistration;
+
+  beforeAll(async () => {
+    db = new SqliteKvStore(store.slice('sqlite:'.length), { pollIntervalMs: 10, leaseSweepIntervalMs: 50 });
+    cluster = new Cluster(db);
+    live = await cluster.registerNode({ id: 'host-a', name: 'host-a', underlayIp: '192.0.2.1' }, { ttlSeconds: 30 });
+    const dying = await cluster.registerNode({ id: 'host-b', name: 'host-b', underlayIp: '192.0.2.2' }, { ttlSeconds: 0.5 });
+    dying.stop();
+    const deadline = Date.now() + 10_000;
+    while ((await cluster.getNode('host-b')) !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // What host-a's agent would publish: its backend kind and a conflict it could not resolve.
+    const status = { node: 'host-a', lbBackend: 'nftables', updatedAt: new Date().toISOString(), services: {}, conflicts: ['published port 8000/tcp is held by a program on this host'] };
+    await db.put('/meshnet/node-status/host-a', JSON.stringify(status), { lease: live.lease() });
+  });
+
+  afterAll(async () => {
+    live?.stop();
+    await db?.close();
+  });
+
+  it('ls keeps a dead node, as down, beside the live one', () => {
+    const r = meshnet('node', 'ls');
+    expect(r.code, r.err).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines[0]).toMatch(/^NODE\s+STATUS\s+AVAILABILITY\s+ADDRESS\s+LB BACKEND\s+RUNNING TASKS$/);
+    expect(lines.slice(1)).toEqual([expect.stringMatching(/^host-a\s+ready\s+active\s+192\.0\.2\.1\s+nftables\s+0$/), expect.stringMatching(/^host-b\s+down\s+active\s+192\.0\.2\.2\s+-\s+0$/)]);
+  });
+
+  it('update sets availability and labels; ls --json and inspect show them', () => {
+    const r = meshnet('node', 'update', 'host-b', '--availability', 'drain', '--label-add', 'zone=west', '--label-add', 'com.example/rack=r1');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/node host-b updated: availability drain, labels zone=west, com\.example\/rack=r1/);
+    const ls = JSON.parse(meshnet('node', 'ls', '--json').out) as { id: string; status: string; availability: string; labels: Record<string, string>; lbBackend: string | null }[];
+    expect(ls.map((n) => [n.id, n.status, n.availability, n.lbBackend])).toEqual([
+      ['host-a', 'ready', 'active', 'nftables'],
+      ['host-b', 'down', 'drain', null],
+    ]);
+    expect(ls[1]!.labels).toEqual({ zone: 'west', 'com.example/rack': 'r1' });
+    expect(meshnet('node', 'update', 'host-b', '--label-rm', 'zone').code).toBe(0);
+    const text = meshnet('node', 'inspect', 'host-b');
+    expect(text.code, text.err).toBe(0);
+    expect(text.out).toMatch(/STATUS:\s+down\nAVAILABILITY:\s+drain\nADDRESS:\s+192\.0\.2\.2\n[\s\S]*LABELS:\s+com\.example\/rack=r1\n/);
+  });
+
+  it('inspect shows what a live node published, conflicts included', () => {
+    const text = meshnet('node', 'inspect', 'host-a');
+    expect(text.code, text.err).toBe(0);
+    expect(text.out).toMatch(/STATUS:\s+ready[\s\S]*LB BACKEND:\s+nftables[\s\S]*CONFLICTS:\n\s+published port 8000\/tcp is held/);
+    const json = JSON.parse(meshnet('node', 'inspect', 'host-a', '--json').out) as Record<string, unknown>;
+    expect(json).toMatchObject({ id: 'host-a', status: 'ready', availability: 'active', address: '192.0.2.1', tasks: [], published: { lbBackend: 'nftables', conflicts: ['published port 8000/tcp is held by a program on this host'] } });
+  });
+
+  it('refuses bad input with exit 2, saying what to give', () => {
+    const cases: [string[], RegExp][] = [
+      [['node', 'update', 'host-b', '--availability', 'off'], /argument 'off' is invalid.*active, pause, drain/],
+      [['node', 'update', 'host-b'], /nothing to update: give --availability, --label-add or --label-rm/],
+      [['node', 'update', 'host-b', '--label-add', 'bad key=1'], /invalid --label-add "bad key=1": label keys are letters, digits/],
+      [['node', 'update', 'host-b', '--label-rm', 'nope'], /node host-b has no label "nope"/],
+      [['node', 'update', 'Host_B', '--availability', 'drain'], /invalid node name "Host_B"/],
+      [['node', 'update', 'ghost', '--availability', 'drain'], /node "ghost" does not exist; see meshnet node ls/],
+      [['node', 'inspect', 'ghost'], /no node named ghost: see meshnet node ls/],
+      [['node', 'rm', 'ghost'], /node "ghost" does not exist/],
+      [['node', 'rm', 'host-a'], /node "host-a" is live .*give --force/],
+    ];
+    for (const [args, message] of cases) {
+      const r = meshnet(...args);
+      expect([args.join(' '), r.code]).toEqual([args.join(' '), 2]);
+      expect(r.err).toMatch(message);
+    }
+  });
+
+  it('rm removes a down node, and a live one only with --force', async () => {
+    const down = meshnet('node', 'rm', 'host-b');
+    expect(down.code, down.err).toBe(0);
+    expect(down.out).toMatch(/node host-b removed: 0 task records removed/);
+    expect(meshnet('node', 'ls').out).not.toMatch(/host-b/);
+    const forced = meshnet('node', 'rm', '--force', 'host-a');
+    expect(forced.code, forced.err).toBe(0);
+    expect(forced.out).toMatch(/node host-a removed while live \(its lease was revoked\)/);
+    expect(await cluster.nodeViews()).toEqual([]);
+    expect(JSON.parse(meshnet('node', 'ls', '--json').out)).toEqual([]);
+  });
+});
+
