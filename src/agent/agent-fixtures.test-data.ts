@@ -1,5 +1,25 @@
 import type { ClusterSnapshot } from '../model/cluster.js';
 import type { ServiceRecord, TaskRecord } from '../model/records.js';
+import type { NodeSettings } from './node-plan.js';
+
+/** A lab node's fixed settings (host-a: 192.0.2.1, the others 192.0.2.2). */
+export function settingsFixture(nodeId: string): NodeSettings {
+  return {
+    nodeId,
+    netnsDir: `/run/${nodeId}/netns`,
+    underlayIp: nodeId === 'host-a' ? '192.0.2.1' : '192.0.2.2',
+    underlayMtu: 1500,
+    drainSeconds: 2,
+    gwbridge: { name: 'meshnet_gwbr', subnet: '172.18.0.0/16', gateway: '172.18.0.1', sboxAddress: '172.18.0.2' },
+  };
+}
+
+/** Every node's ingress sandbox endpoint in the fixture cluster. */
+export const endpointsFixture = [
+  { node: 'host-a', ip: '10.255.0.3', mac: '02:42:0a:ff:00:03' },
+  { node: 'host-b', ip: '10.255.0.4', mac: '02:42:0a:ff:00:04' },
+  { node: 'host-c', ip: '10.255.0.5', mac: '02:42:0a:ff:00:05' },
+];
 
 /** A small cluster: 3 live nodes, appnet + ingress, service web (3 replicas, 8000:80) as plain records. */
 export function snapshotFixture(): ClusterSnapshot {

@@ -1,20 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { assignGwAddresses, desiredNode, gwHostIfName, PlanMemo, type NodeFacts, type NodeSettings } from './node-plan.js';
-import { snapshotFixture } from './agent-fixtures.test-data.js';
+import { assignGwAddresses, desiredNode, gwHostIfName, PlanMemo, type NodeFacts } from './node-plan.js';
+import { endpointsFixture, settingsFixture, snapshotFixture } from './agent-fixtures.test-data.js';
 
-const settings = (nodeId: string): NodeSettings => ({
-  nodeId,
-  netnsDir: `/run/${nodeId}/netns`,
-  underlayIp: nodeId === 'host-a' ? '192.0.2.1' : '192.0.2.2',
-  underlayMtu: 1500,
-  drainSeconds: 2,
-  gwbridge: { name: 'meshnet_gwbr', subnet: '172.18.0.0/16', gateway: '172.18.0.1', sboxAddress: '172.18.0.2' },
-});
-const endpoints = [
-  { node: 'host-a', ip: '10.255.0.3', mac: '02:42:0a:ff:00:03' },
-  { node: 'host-b', ip: '10.255.0.4', mac: '02:42:0a:ff:00:04' },
-  { node: 'host-c', ip: '10.255.0.5', mac: '02:42:0a:ff:00:05' },
-];
+const settings = settingsFixture;
+const endpoints = endpointsFixture;
 const facts = (over: Partial<NodeFacts> = {}): NodeFacts => ({ gwAddresses: {}, unusableExternal: new Set(), ingressEndpoints: endpoints, now: Date.parse('2026-11-25T10:00:01.000Z'), ...over });
 
 describe('desiredNode', () => {

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { createLogger, silentLogger } from '../log/logger.js';
 import { NodeReconciler, reportChanges, type NodeAdapters } from './node-reconciler.js';
-import { desiredNode, gwHostIfName, PlanMemo, type NodeSettings } from './node-plan.js';
-import { snapshotFixture } from './agent-fixtures.test-data.js';
+import { desiredNode, gwHostIfName, PlanMemo } from './node-plan.js';
+import { endpointsFixture, settingsFixture, snapshotFixture } from './agent-fixtures.test-data.js';
 import type { ClusterSnapshot } from '../model/cluster.js';
 import type { LbTable } from '../vip/lb-table.js';
 
@@ -86,18 +86,8 @@ class FakeHost {
   }
 }
 
-const settings: NodeSettings = {
-  nodeId: 'host-a',
-  netnsDir: '/run/host-a/netns',
-  underlayIp: '192.0.2.1',
-  underlayMtu: 1500,
-  drainSeconds: 2,
-  gwbridge: { name: 'meshnet_gwbr', subnet: '172.18.0.0/16', gateway: '172.18.0.1', sboxAddress: '172.18.0.2' },
-};
-const endpoints = [
-  { node: 'host-a', ip: '10.255.0.3', mac: '02:42:0a:ff:00:03' },
-  { node: 'host-b', ip: '10.255.0.4', mac: '02:42:0a:ff:00:04' },
-];
+const settings = settingsFixture('host-a');
+const endpoints = endpointsFixture.slice(0, 2);
 const memo = new PlanMemo();
 const planOf = (snap: ClusterSnapshot = snapshotFixture()) => desiredNode(snap, settings, { gwAddresses: {}, unusableExternal: new Set(), ingressEndpoints: endpoints, now: Date.now() }, memo);
 const reconciler = (host: FakeHost, log = silentLogger()) => new NodeReconciler(host.adapters(), { resolvConf: 'nameserver 127.0.0.11\n', log });
