@@ -20,6 +20,12 @@ export interface GwLeg {
   mac: string;
   /** Route everything not on another interface via the gwbridge. */
   defaultRoute: boolean;
+  /**
+   * A bridge port isolated from the other isolated ports: task legs exchange no frame with each other
+   * (IPv6, ARP and raw frames included, which the iptables isolation cannot see), only with the host
+   * and the ingress sandbox, whose leg is not isolated.
+   */
+  isolated: boolean;
 }
 
 /**
@@ -75,11 +81,19 @@ export class GwBridge {
   async ensureLeg(leg: GwLeg): Promise<boolean> {
     const { prefix } = parseCidr(this.gw.subnet);
     const existing = await this.host.link(leg.hostIf);
-    if (existing && (await this.addressIn(leg.sandbox, leg.ifname)) === leg.ip) return false;
+    if (existing && (await this.addressIn(leg.sandbox, leg.ifname)) === leg.ip) {
+      // A leg made by an older meshnet may lack the isolation flag.
+      if ((await this.host.bridgePortIsolated(leg.hostIf)) === leg.isolated) return false;
+      await this.host.setBridgePort(leg.hostIf, { isolated: leg.isolated });
+      return true;
+    }
     if (existing) await this.host.deleteLink(leg.hostIf);
     await this.host.createVeth(leg.hostIf, leg.ifname, { peerNetns: leg.sandbox, peerMac: leg.mac });
     try {
-      await this.host.setLink(leg.hostIf, { master: this.gw.name, up: true });
+      await this.host.setLink(leg.hostIf, { master: this.gw.name });
+      // Isolated before it comes up, so no frame crosses between task legs even for a moment.
+      await this.host.setBridgePort(leg.hostIf, { isolated: leg.isolated });
+      await this.host.setLink(leg.hostIf, { up: true });
       const sb = Rtnl.open(leg.sandbox);
       try {
         await sb.setLink('lo', { up: true });

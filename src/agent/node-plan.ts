@@ -228,9 +228,9 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
   if (ingress) {
     namespaces.push(INGRESS_SBOX);
     const g = settings.gwbridge;
-    gwLegs.push({ sandbox: sboxPath, ifname: 'eth1', hostIf: SBOX_HOST_IF, ip: g.sboxAddress, mac: macForIpv4(g.sboxAddress), defaultRoute: true });
+    gwLegs.push({ sandbox: sboxPath, ifname: 'eth1', hostIf: SBOX_HOST_IF, ip: g.sboxAddress, mac: macForIpv4(g.sboxAddress), defaultRoute: true, isolated: false });
   }
-  for (const t of tasks) gwLegs.push({ sandbox: t.sandbox, ifname: t.gw.ifname, hostIf: t.gw.hostIf, ip: t.gw.ip, mac: t.gw.mac, defaultRoute: true });
+  for (const t of tasks) gwLegs.push({ sandbox: t.sandbox, ifname: t.gw.ifname, hostIf: t.gw.hostIf, ip: t.gw.ip, mac: t.gw.mac, defaultRoute: true, isolated: true });
 
   const peerNodes = new Map<string, { underlayIp: string }>(liveNodes);
   for (const n of facts.graceNodes ?? []) if (!peerNodes.has(n.id) && n.id !== me) peerNodes.set(n.id, n);

@@ -10,6 +10,8 @@ const nl = createRequire(import.meta.url)('netlink') as typeof NL;
 
 const AF_INET = 2;
 const AF_BRIDGE = 7;
+/** linux/if_link.h: a bridge port's isolation flag. */
+const IFLA_BRPORT_ISOLATED = 33;
 const FLAGS_CREATE_EXCL = nl.FlagsNew.CREATE | nl.FlagsNew.EXCL;
 const FLAGS_CREATE_REPLACE = nl.FlagsNew.CREATE | nl.FlagsNew.REPLACE;
 const LINK_NAME = /^[A-Za-z0-9_.@-]{1,15}$/;
@@ -226,6 +228,35 @@ export class Rtnl {
     await this.call('create', `vxlan ${spec.name} (vni ${spec.vni})`, () =>
       this.sock.newLink({}, { ifname: spec.name, mtu: spec.mtu, linkinfo: info }, { flags: FLAGS_CREATE_EXCL }),
     );
+  }
+
+  /**
+   * Sets a bridge port's `isolated` flag (the kernel's IFLA_BRPORT_ISOLATED, iproute2's `bridge link set isolated`):
+   * isolated ports exchange no frames with each other, only with ports that are not isolated. The flag travels as
+   * bridge slave data in a link change, since the netlink package cannot mark IFLA_PROTINFO as nested.
+   */
+  async setBridgePort(name: string, port: { isolated: boolean }): Promise<void> {
+    this.guard(`change bridge port ${name}`);
+    const link = await this.requireLink(name);
+    const isolated = Buffer.alloc(8);
+    isolated.writeUInt16LE(5, 0); // attribute length: header and one byte (padded to 8)
+    isolated.writeUInt16LE(IFLA_BRPORT_ISOLATED, 2);
+    isolated.writeUInt8(port.isolated ? 1 : 0, 4);
+    const info = flatten(nl.ifla.formatInfo({ slaveKind: 'bridge', slaveData: isolated }));
+    await this.call('change', `bridge port ${name}`, () => this.sock.newLink({ index: link.index }, { linkinfo: info }));
+  }
+
+  /** Whether a bridge port is isolated (its IFLA_PROTINFO as the kernel reports it for AF_BRIDGE). */
+  async bridgePortIsolated(name: string): Promise<boolean> {
+    const link = await this.requireLink(name);
+    // The kernel answers AF_BRIDGE link requests only as a dump.
+    const replies = await this.call('read', `bridge port ${name}`, () => this.sock.getLinks({ family: AF_BRIDGE }));
+    for (const reply of replies as { data: { index?: number }; attrs: { protinfo?: Map<number, Buffer> } }[]) {
+      if (reply.data.index !== link.index) continue;
+      const v = reply.attrs.protinfo?.get(IFLA_BRPORT_ISOLATED);
+      if (v) return v.readUInt8(0) === 1;
+    }
+    return false;
   }
 
   /** Changes a link: up/down, MTU, MAC, bridge master (0 to release), name, or moves it into another namespace. */

@@ -44,6 +44,14 @@ describe('agents on three hosts', () => {
     expect(ls.stdout).toMatch(/api\.1\s+host-\w\s+running\s+running/);
   });
 
+  it("isolates task legs on the host bridge from each other; the ingress sandbox's leg is not isolated", async () => {
+    const links = (await execIn(lab.hosts[0]!.netns, ['bridge', '-d', 'link', 'show'])).stdout;
+    const isolated = (name: RegExp) => links.split(/\n(?=\d+:)/).filter((l) => name.test(l)).map((l) => /isolated on/.test(l));
+    expect(isolated(/^\d+: mg[0-9a-f]{11}@/).length).toBeGreaterThan(0);
+    expect(isolated(/^\d+: mg[0-9a-f]{11}@/).every(Boolean)).toBe(true);
+    expect(isolated(/^\d+: mn-sbox@/)).toEqual([false]);
+  });
+
   it('tasks reach each other directly over the overlay', async () => {
     for (const from of tasks) {
       for (const to of tasks.filter((t) => t !== from)) {

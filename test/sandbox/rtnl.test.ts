@@ -159,3 +159,39 @@ describe('rtnl', () => {
     }
   });
 });
+
+describe('bridge ports', () => {
+  it('isolated ports exchange no frames with each other (IPv6 link-local too), and the flag reads back', async () => {
+    const br = dir.create('br');
+    const t1 = dir.create('t1');
+    const t2 = dir.create('t2');
+    const r = Rtnl.open(br);
+    try {
+      await r.createBridge('br0');
+      await r.setLink('br0', { up: true });
+      for (const [i, ns] of [t1, t2].entries()) {
+        await r.createVeth(`leg${i}`, 'eth0', { peerNetns: ns });
+        await r.setLink(`leg${i}`, { master: 'br0', up: true });
+        const t = Rtnl.open(ns);
+        try {
+          await t.addAddress('eth0', `192.168.77.${i + 1}/24`);
+          await t.setLink('eth0', { up: true });
+        } finally {
+          t.close();
+        }
+      }
+      const ping = () => execIn(t1, ['ping', '-c', '1', '-W', '1', '192.168.77.2'], { allowFailure: true });
+      expect((await ping()).code).toBe(0);
+      await r.setBridgePort('leg0', { isolated: true });
+      await r.setBridgePort('leg1', { isolated: true });
+      expect(await r.bridgePortIsolated('leg0')).toBe(true);
+      await execIn(t1, ['ip', 'neigh', 'flush', 'all']);
+      expect((await ping()).code).not.toBe(0);
+      await r.setBridgePort('leg1', { isolated: false });
+      expect(await r.bridgePortIsolated('leg1')).toBe(false);
+      expect((await ping()).code).toBe(0);
+    } finally {
+      r.close();
+    }
+  });
+});
