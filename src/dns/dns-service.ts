@@ -4,6 +4,7 @@ import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { compiledModuleUrl } from '../runtime/compiled-module.js';
 import { DEFAULT_TTL_SECONDS } from './answer-table.js';
+import { addDnsCounters, emptyDnsCounters, type DnsCounters } from './dns-counters.js';
 import { DnsAttachError, DnsNamespaceStateError, DnsServiceClosedError, InvalidDnsInputError } from './errors.js';
 import { parseUpstreams } from './forwarder.js';
 import { validateNameView, type NameView } from './name-view.js';
@@ -61,6 +62,8 @@ interface WorkerSlot {
   waiting: Map<number, Waiter>;
   backoff: IBackoff<unknown> | undefined;
   restartTimer: NodeJS.Timeout | null;
+  /** The worker's counters as last read: kept when it dies, so the service's totals never go down. */
+  lastCounters: DnsCounters;
 }
 
 /** A namespace being served; `slot` is null until the workers have started. */
@@ -104,6 +107,8 @@ export class DnsService {
   private readonly owner = new Map<string, Served>();
   private nextReq = 1;
   private closed = false;
+  /** Counts of workers that died, as last read from them. */
+  private readonly retired = emptyDnsCounters();
 
   constructor(opts: DnsServiceOptions) {
     const ttl = opts.ttlSeconds ?? DEFAULT_TTL_SECONDS;
@@ -130,7 +135,7 @@ export class DnsService {
       // it first: use it here, on the main thread at home, before any worker steps out.
       await access('/');
       const slots = Array.from({ length: this.workerCount }, (_, index): WorkerSlot => {
-        const slot: WorkerSlot = { index, worker: null, startedAt: 0, namespaces: 0, waiting: new Map(), backoff: undefined, restartTimer: null };
+        const slot: WorkerSlot = { index, worker: null, startedAt: 0, namespaces: 0, waiting: new Map(), backoff: undefined, restartTimer: null, lastCounters: emptyDnsCounters() };
         this.spawn(slot);
         return slot;
       });
@@ -165,6 +170,9 @@ export class DnsService {
     if (this.closed || slot.worker !== worker) return;
     slot.worker = null;
     void worker.terminate();
+    // What it counted since it was last asked is lost with it; what was read is kept.
+    addDnsCounters(this.retired, slot.lastCounters);
+    slot.lastCounters = emptyDnsCounters();
     if (Date.now() - slot.startedAt >= HEALTHY_UPTIME_MS) slot.backoff = undefined;
     slot.backoff = slot.backoff ? slot.backoff.next(undefined) : this.backoff.next();
     const delayMs = Math.round(slot.backoff.duration);
@@ -298,6 +306,23 @@ export class DnsService {
     // The worker finishes a pending attach of this path before it handles the detach; a dead
     // worker's sockets are gone already.
     await this.request(slot, { op: 'detach', reqId: this.nextReq++, path: netnsPath });
+  }
+
+  /**
+   * Queries and answers (by rcode) since the service started, summed over its workers, for /metrics.
+   * Monotonic: a worker that died adds what it had counted when it was last asked.
+   */
+  async counters(): Promise<DnsCounters> {
+    const sum = addDnsCounters(emptyDnsCounters(), this.retired);
+    if (this.closed || !this.slots) return sum;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        const reply = await this.request(slot, { op: 'stats', reqId: this.nextReq++ });
+        if (reply?.counters) slot.lastCounters = reply.counters;
+        addDnsCounters(sum, slot.lastCounters);
+      }),
+    );
+    return sum;
   }
 
   /** Namespaces currently served. */

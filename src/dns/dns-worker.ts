@@ -10,6 +10,7 @@ import { connect, type Socket as TcpSocket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { inNetnsAsync } from '../sandbox/netns-switch.js';
 import { compileAnswerTable } from './answer-table.js';
+import { emptyDnsCounters } from './dns-counters.js';
 import type { Upstream } from './forwarder.js';
 import type { NameView } from './name-view.js';
 import { NamespaceServer } from './namespace-server.js';
@@ -19,6 +20,8 @@ import type { WorkerLog, WorkerMessage, WorkerRequest, WorkerSettings } from './
 const settings = workerData as WorkerSettings;
 const port = parentPort!;
 const servers = new Map<string, NamespaceServer>();
+/** One set of counters for every namespace this worker serves: they outlive a detached namespace. */
+const counters = emptyDnsCounters();
 // Requests arrive in order, but an attach finishes asynchronously: an update that arrives
 // meanwhile is kept here and applied when the sockets are up, and a detach waits for it.
 const attaching = new Map<string, { done: Promise<void>; latest: NameView | null }>();
@@ -74,6 +77,7 @@ async function openServer(path: string, view: NameView, listenPort: number, entr
         openTcp: tcpOpener(path),
       },
       log: (e) => log({ event: 'dns.socket_error', ...e, netns: path }),
+      counters,
     }),
   );
   if (entry.latest) server.setTable(compile(entry.latest));
@@ -82,7 +86,7 @@ async function openServer(path: string, view: NameView, listenPort: number, entr
 }
 
 /** Handles one request; an attach resolves to the port it bound. */
-async function handle(req: WorkerRequest): Promise<number | void> {
+async function handle(req: Exclude<WorkerRequest, { op: 'stats' }>): Promise<number | void> {
   switch (req.op) {
     case 'attach':
       return attach(req.path, req.view, req.port);
@@ -118,6 +122,10 @@ async function handle(req: WorkerRequest): Promise<number | void> {
 }
 
 port.on('message', (req: WorkerRequest) => {
+  if (req.op === 'stats') {
+    port.postMessage({ kind: 'reply', reqId: req.reqId, ok: true, counters } satisfies WorkerMessage);
+    return;
+  }
   handle(req).then(
     (bound) => {
       if ('reqId' in req) port.postMessage({ kind: 'reply', reqId: req.reqId, ok: true, ...(bound ? { port: bound } : {}) } satisfies WorkerMessage);

@@ -1,6 +1,7 @@
 import type { Socket as UdpSocket } from 'node:dgram';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import type { AnswerTable } from './answer-table.js';
+import { countAnswer, emptyDnsCounters, type DnsCounters } from './dns-counters.js';
 import { UpstreamForwarder, type ForwarderOptions } from './forwarder.js';
 import { handleQuery, type Transport } from './query-handler.js';
 import { bindUdp, listenTcp, udpSocket } from './sockets.js';
@@ -26,6 +27,8 @@ export interface NamespaceServerOptions {
   port?: number;
   tcp?: Partial<TcpLimits>;
   log: (event: Record<string, unknown>) => void;
+  /** Where queries and answers are counted (a worker shares one among its namespaces); default: its own. */
+  counters?: DnsCounters;
 }
 
 /** What `tcpStats` reports: enough to see backpressure and connection limits at work. */
@@ -78,6 +81,7 @@ export class NamespaceServer {
     private readonly limits: TcpLimits,
     table: AnswerTable,
     private readonly log: (event: Record<string, unknown>) => void,
+    private readonly counters: DnsCounters,
   ) {
     this.table = table;
   }
@@ -87,7 +91,7 @@ export class NamespaceServer {
     const limits = tcpLimits(opts.tcp);
     const { udp, tcp } = await bindPair(opts.address ?? RESOLVER_ADDRESS, opts.port ?? 0, limits.writeHighWaterBytes);
     const forwarder = opts.forward.upstreams.length > 0 && opts.table.forwarding ? new UpstreamForwarder(opts.forward) : null;
-    const server = new NamespaceServer(udp, tcp, forwarder, limits, opts.table, opts.log);
+    const server = new NamespaceServer(udp, tcp, forwarder, limits, opts.table, opts.log, opts.counters ?? emptyDnsCounters());
     server.start();
     return server;
   }
@@ -153,25 +157,39 @@ export class NamespaceServer {
 
   /** Runs the pure handler and delivers its answer (now, or later for forwards). */
   private respond(msg: Buffer, transport: Transport, send: (wire: Buffer) => void): void {
+    const counters = this.counters;
+    counters.queries++;
     let outcome;
     try {
       outcome = handleQuery(this.table, msg, transport);
     } catch (err) {
       // The handler is written never to throw; if it ever does, drop and say so, never crash.
       this.log({ event: 'dns.handler_bug', error: (err as Error).message });
+      counters.dropped++;
       return;
     }
     switch (outcome.kind) {
       case 'reply':
+        countAnswer(counters, outcome.wire);
         send(outcome.wire);
         return;
       case 'error':
-        if (this.allowError()) send(outcome.wire);
+        if (this.allowError()) {
+          countAnswer(counters, outcome.wire);
+          send(outcome.wire);
+        } else counters.dropped++;
         return;
       case 'forward':
-        if (this.forwarder) this.forwarder.forward(msg, outcome.query, transport === 'tcp', send);
+        // Counted when the upstream's answer (or our SERVFAIL) goes back; a closure only on this slow path.
+        if (this.forwarder)
+          this.forwarder.forward(msg, outcome.query, transport === 'tcp', (wire) => {
+            countAnswer(counters, wire);
+            send(wire);
+          });
+        else counters.dropped++;
         return;
       case 'drop':
+        counters.dropped++;
         return;
     }
   }

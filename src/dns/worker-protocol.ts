@@ -1,3 +1,4 @@
+import type { DnsCounters } from './dns-counters.js';
 import type { Upstream } from './forwarder.js';
 import type { NameView } from './name-view.js';
 import type { TcpLimits } from './tcp-session.js';
@@ -18,7 +19,9 @@ export type WorkerRequest =
   | { op: 'attach'; reqId: number; path: string; view: NameView; port: number }
   | { op: 'update'; path: string; view: NameView }
   | { op: 'detach'; reqId: number; path: string }
-  | { op: 'close'; reqId: number };
+  | { op: 'close'; reqId: number }
+  /** The worker's query and answer counters, summed over every namespace it has served. */
+  | { op: 'stats'; reqId: number };
 
 /** A worker's answer to a request that carries a reqId; an attach reports the port it bound. */
 export interface WorkerReply {
@@ -27,6 +30,8 @@ export interface WorkerReply {
   ok: boolean;
   error?: string;
   port?: number;
+  /** The answer to `stats`. */
+  counters?: DnsCounters;
 }
 
 /** A log line from a worker: workers have no logger of their own, the service logs it. */
