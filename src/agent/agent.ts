@@ -28,6 +28,7 @@ import { chooseGwbridgeSubnet } from '../mesh/gwbridge-subnet.js';
 import { checkDockerIngressTakeover } from '../mesh/docker-ingress-takeover.js';
 import { IptablesWriter } from '../mesh/iptables-writer.js';
 import { hostBoundPorts, shadowedPorts } from './host-ports.js';
+import type { AgentObserver, AgentViews } from './agent-observer.js';
 
 /**
  * One agent per host: registers the node, follows the store, and reconciles the host to it.
@@ -76,6 +77,8 @@ export class Agent {
     private readonly storeOptions: OpenStoreOptions = {},
     /** The root logger: the agent and each part it builds log under their own component. */
     private readonly rootLog: Logger,
+    /** Told of starts, passes, task events and store changes (metrics, health probes, systemd). */
+    private readonly observer: AgentObserver | null = null,
   ) {
     this.log = rootLog.child({ component: 'agent' });
     this.settings = {
@@ -126,12 +129,17 @@ export class Agent {
       realNodeAdapters({ settings: this.settings, hostNetns: this.config.hostNetns, netnsDir, supervisor: this.supervisor, dns: this.dns, health: this.health, lbKind: this.lbKind, log: this.rootLog }),
       { resolvConf: resolv.taskResolvConf, log: this.log },
     );
-    this.mirror = await ClusterMirror.open(this.store, { log: this.log, onChange: () => this.kick(), rawPrefixes: [INGRESS_ENDPOINTS] });
+    const onChange = () => {
+      this.observer?.storeChanged();
+      this.kick();
+    };
+    this.mirror = await ClusterMirror.open(this.store, { log: this.log, onChange, rawPrefixes: [INGRESS_ENDPOINTS] });
     // A restart keeps every task's gwbridge address: read what the namespaces hold before the first plan.
     const mine = this.mirror.snapshot().tasks.filter((t) => t.node === this.config.nodeName);
     await this.reconciler.adoptGwAddresses(mine.map((t) => ({ taskId: t.id, sandbox: t.external ? t.sandbox : netnsDir.path(taskNetnsName(t.id)) })));
     this.log.info({ event: 'agent.started', node: this.config.nodeName, advertiseAddr: this.config.advertiseAddr, lbBackend: this.lbKind, adoptedTasks: adopted.length, lease: this.registration.lease(), resumedLease: previousLease === this.registration.lease(), store: this.config.store.replace(/\/\/[^@]*@/, '//***@') });
     this.started = true;
+    this.observer?.started(this.views());
     this.timer = setInterval(() => this.kick(), 1000);
     this.kick();
   }
@@ -221,6 +229,18 @@ export class Agent {
     } else {
       this.log.debug({ event: 'reconcile.pass', revision: snapshot.revision, resync, ms, spawned, changes: 0 });
     }
+    this.observer?.passFinished({ seconds: ms / 1000, report, plan, snapshot, resync });
+  }
+
+  /** What observers read when asked (a scrape, a probe): live, never computed on a pass. */
+  private views(): AgentViews {
+    return {
+      failingTargets: () => this.reconciler.status().filter((t) => t.error !== undefined),
+      storeConnected: () => this.mirror.connected,
+      storeRevision: () => this.mirror.seenRevision,
+      tasks: () => this.supervisor.list(),
+      dnsCounters: () => this.dns.counters(),
+    };
   }
 
   /** The ingress endpoints, claiming this node's once the cluster has an ingress network. */
@@ -383,6 +403,7 @@ export class Agent {
   }
 
   private onTaskEvent(e: TaskStateEvent): void {
+    this.observer?.taskChanged(e);
     this.log[e.state === 'failed' ? 'warn' : 'info']({ event: 'task.process', task: e.taskId, state: e.state, pid: e.pid, exitCode: e.exitCode, restarts: e.restarts, message: e.message });
     this.readyAt.delete(e.taskId);
     this.kick();

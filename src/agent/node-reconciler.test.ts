@@ -197,3 +197,40 @@ describe('NodeReconciler with fake adapters', () => {
     expect(host.namespaces.has('t-task00000001')).toBe(true);
   });
 });
+
+describe('NodeReconciler at debug level', () => {
+  const logged = (level: 'debug' | 'info') => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk)) as Record<string, unknown>), done()) });
+    return { lines, log: createLogger({ level, destination: sink }) };
+  };
+
+  it('explains each changed target in one line, and says nothing of the ones that held', async () => {
+    const host = new FakeHost();
+    const { lines, log } = logged('debug');
+    const rec = reconciler(host, log);
+    await rec.apply(planOf(), { resync: true });
+    const first = lines.filter((l) => l['event'] === 'reconcile.target_changed');
+    expect(first.length).toBeGreaterThan(0);
+    expect(first.every((l) => l['reason'] === 'resync' && typeof l['surface'] === 'string' && typeof l['target'] === 'string')).toBe(true);
+    lines.length = 0;
+    // Task 3 (on host-c) goes: only the tables that balance to it change on host-a.
+    const snap = snapshotFixture();
+    snap.tasks = snap.tasks.filter((t) => t.slot !== 3);
+    await rec.apply(planOf(snap), { resync: false });
+    const changed = lines.filter((l) => l['event'] === 'reconcile.target_changed');
+    expect(changed.length).toBeGreaterThan(0);
+    expect(changed.filter((l) => l['surface'] === 'lb')).toContainEqual(expect.objectContaining({ reason: 'changed', what: expect.stringMatching(/^services: changed web-/) }));
+    expect(new Set(changed.map((l) => `${String(l['surface'])} ${String(l['target'])}`)).size).toBe(changed.length);
+  });
+
+  it('writes no explanation at info level', async () => {
+    const { lines, log } = logged('info');
+    const rec = reconciler(new FakeHost(), log);
+    await rec.apply(planOf(), { resync: true });
+    const snap = snapshotFixture();
+    snap.tasks = snap.tasks.filter((t) => t.slot !== 3);
+    await rec.apply(planOf(snap), { resync: false });
+    expect(lines.filter((l) => String(l['event']).startsWith('reconcile.target_'))).toEqual([]);
+  });
+});

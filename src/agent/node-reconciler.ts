@@ -9,6 +9,7 @@ import type { TaskInfo } from '../tasks/supervisor.js';
 import type { TaskSpec } from '../tasks/task-spec.js';
 import type { GwLeg } from './gwbridge.js';
 import { AppliedCache, type Surface, type TargetStatus } from './applied-cache.js';
+import { explainChange, type ApplyReason } from './change-explainer.js';
 import { INGRESS_SBOX, type NodePlan, type ProcessPlan, type TaskRules } from './node-plan.js';
 
 /** What one pass changed, surface by surface; all zeros means the kernel already matched. */
@@ -85,6 +86,8 @@ export class NodeReconciler {
   private readonly lastLogged = new Map<string, number>();
   /** Sandboxes the resolver serves: its own state, kept across resyncs (it is not kernel state). */
   private readonly dnsAttached = new Set<string>();
+  /** This pass explains each change at debug level (decided once per pass: free at info). */
+  private explain: { resync: boolean } | null = null;
 
   constructor(
     private readonly a: NodeAdapters,
@@ -113,6 +116,7 @@ export class NodeReconciler {
   async apply(plan: NodePlan, opts: { resync: boolean }): Promise<PassReport> {
     const r: PassReport = { namespaces: 0, sysctls: 0, gwLegs: 0, overlayOps: 0, lbChanges: 0, meshRules: 0, health: 0, processes: 0, dns: 0, removed: 0, pruned: 0, errors: [] };
     if (opts.resync) this.cache.invalidate();
+    this.explain = this.opts.log.isLevelEnabled('debug') ? { resync: opts.resync } : null;
     const sboxPath = this.a.namespaces.path(INGRESS_SBOX);
 
     await this.target(r, 'namespace', '(bridge)', 'wanted', async () => {
@@ -226,11 +230,17 @@ export class NodeReconciler {
    */
   private async target(r: PassReport, surface: Surface, name: string, value: unknown, fn: () => Promise<unknown>, opts: { byIdentity?: boolean } = {}): Promise<void> {
     if (this.cache.holds(surface, name, value)) return;
+    const before = this.explain ? { value: this.cache.get<unknown>(surface, name), changes: reportChanges(r) } : null;
     try {
       await fn();
       const wasFailing = this.cache.failing(surface, name);
       this.cache.record(surface, name, value, opts);
       if (wasFailing) this.opts.log.info({ event: 'reconcile.target_recovered', surface, target: name });
+      if (before && this.explain && reportChanges(r) > before.changes) {
+        const reason: ApplyReason = wasFailing ? 'retry' : before.value !== undefined ? 'changed' : this.explain.resync ? 'resync' : 'new';
+        const what = reason === 'changed' ? explainChange(before.value, value) : undefined;
+        this.opts.log.debug({ event: 'reconcile.target_changed', surface, target: name, reason, changes: reportChanges(r) - before.changes, ...(what ? { what } : {}) });
+      }
     } catch (err) {
       const message = (err as Error).message;
       r.errors.push(`${surface} ${name}: ${message}`);
@@ -255,6 +265,7 @@ export class NodeReconciler {
         this.cache.forget('process', info.taskId);
         this.gwAddresses.delete(info.taskId);
         r.removed++;
+        this.explainRemoval('process', info.taskId, 'its task is no longer planned on this node');
       } catch (err) {
         // A task that will not stop is reported; the rest of the node still converges.
         r.errors.push(`process ${info.taskId}: ${(err as Error).message}`);
@@ -269,6 +280,7 @@ export class NodeReconciler {
       if (wantedDns.has(sandbox)) continue;
       await this.detachDns(sandbox);
       r.removed++;
+      this.explainRemoval('dns', sandbox, 'no planned task namespace wants a resolver there');
     }
     const wantedLb = new Set(plan.lbTables.map((t) => t.netns));
     for (const netns of this.cache.targets('lb')) {
@@ -290,6 +302,7 @@ export class NodeReconciler {
       await this.a.gw.removeLeg(hostIf).catch(() => undefined);
       this.cache.forget('gwleg', hostIf);
       r.removed++;
+      this.explainRemoval('gwleg', hostIf, 'its task is no longer planned on this node');
     }
     const wantedNs = new Set(plan.namespaces);
     const inUse = new Set(this.a.processes.list().map((p) => p.netnsPath));
@@ -300,6 +313,7 @@ export class NodeReconciler {
       try {
         this.deleteNamespace(name);
         r.removed++;
+        this.explainRemoval('namespace', name, 'no longer planned on this node');
       } catch (err) {
         r.errors.push(`namespace ${name}: ${(err as Error).message}`);
       }
@@ -314,6 +328,7 @@ export class NodeReconciler {
         if (OWN_LEG.test(leg) && !keepLegs.has(leg)) {
           await this.a.gw.removeLeg(leg);
           r.pruned++;
+          this.explainRemoval('gwleg', leg, 'pruned: meshnet made it and no plan wants it');
         }
       }
       const keepNs = new Set(plan.namespaces);
@@ -325,11 +340,17 @@ export class NodeReconciler {
         if (running.has(this.a.namespaces.path(name))) continue;
         this.deleteNamespace(name);
         r.pruned++;
+        this.explainRemoval('namespace', name, 'pruned: meshnet made it and no plan wants it');
       }
     } catch (err) {
       r.errors.push(`prune: ${(err as Error).message}`);
       this.opts.log.error({ event: 'reconcile.prune_failed', error: (err as Error).message });
     }
+  }
+
+  /** One debug line for a target taken away, when this pass explains itself. */
+  private explainRemoval(surface: Surface, target: string, why: string): void {
+    if (this.explain) this.opts.log.debug({ event: 'reconcile.target_removed', surface, target, why });
   }
 
   private deleteNamespace(name: string): void {
