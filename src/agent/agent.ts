@@ -28,6 +28,9 @@ import { chooseGwbridgeSubnet } from '../mesh/gwbridge-subnet.js';
 import { checkDockerIngressTakeover } from '../mesh/docker-ingress-takeover.js';
 import { IptablesWriter } from '../mesh/iptables-writer.js';
 import { hostBoundPorts, shadowedPorts } from './host-ports.js';
+import { openAgentApi } from '../api/agent-api.js';
+import type { ApiServer } from '../api/api-server.js';
+import { taskMessage } from '../tasks/task-reason.js';
 import type { AgentObserver, AgentViews } from './agent-observer.js';
 
 /**
@@ -44,6 +47,7 @@ export class Agent {
   private supervisor!: TaskSupervisor;
   private dns!: DnsService;
   private health!: HealthServers;
+  private apiServer: ApiServer | null = null;
   private reconciler!: NodeReconciler;
   private readonly memo = new PlanMemo();
   private readonly log: Logger;
@@ -60,6 +64,7 @@ export class Agent {
   private lbKind: 'nftables' | 'ipvs' = 'nftables';
   private lastPlan: NodePlan | null = null;
   private lastStatusKey = '';
+  private lastFailing = 0;
   private lastStatusTables: unknown[] = [];
   /** Published ports that local programs also hold, found on the last resync. */
   private shadowed: string[] = [];
@@ -121,6 +126,8 @@ export class Agent {
     const upstreams = this.config.dnsUpstreams.length > 0 ? this.config.dnsUpstreams : resolv.upstreams;
     this.supervisor = new TaskSupervisor({ stateDir: join(this.config.stateDir, 'tasks'), onStateChange: (e) => this.onTaskEvent(e), log: this.rootLog });
     const adopted = await this.supervisor.adoptOrphans();
+    // After the supervisor: its state-dir lock makes any api.sock found here a dead agent's.
+    this.apiServer = await openAgentApi({ ...this.config, node: this.config.nodeName, etcdTls: this.storeOptions.etcd?.tls, supervisor: this.supervisor, log: this.rootLog });
     // Each task gets the resolver at a port of its own behind NAT from 127.0.0.11:53, so tasks may serve :53.
     this.dns = new DnsService({ upstreams, log: this.rootLog });
     this.health = new HealthServers(this.config.hostNetns);
@@ -142,6 +149,11 @@ export class Agent {
     this.observer?.started(this.views());
     this.timer = setInterval(() => this.kick(), 1000);
     this.kick();
+  }
+
+  /** The agent API, for other parts to add routes (`agent.api?.route('GET', '/v1/...', handler)`); null before start(). */
+  get api(): ApiServer | null {
+    return this.apiServer;
   }
 
   /** The backend kind this agent chose. */
@@ -379,9 +391,11 @@ export class Agent {
       }
       if (up && !ready) starting = true;
       const observed = ready ? 'running' : up || info.state === 'starting' || info.state === 'exited' ? 'starting' : info.state === 'failed' ? 'failed' : undefined;
-      if (!observed || (observed === t.record.state && info.restarts === t.record.restarts)) continue;
+      // Why it is not running (`exit 3`, `not listening on 80 after 30 s`); a draining task keeps the drain's message.
+      const message = t.record.desiredState === 'running' ? taskMessage({ ...info, ready, ports: t.service.ports, now: Date.now() }) : t.record.message;
+      if (!observed || (observed === t.record.state && info.restarts === t.record.restarts && message === t.record.message)) continue;
       await this.cluster
-        .updateTaskState(t.record.service, t.record.slot, t.record.id, { state: observed, restarts: info.restarts })
+        .updateTaskState(t.record.service, t.record.slot, t.record.id, { state: observed, restarts: info.restarts, ...(message !== undefined ? { message } : {}) })
         .catch((err: Error) => this.log.warn({ event: 'task.state_report_failed', task: t.record.id, error: err.message }));
     }
     for (const id of [...this.readyAt.keys()]) if (!id.startsWith('unusable:') && !plan.tasks.some((t) => t.record.id === id)) this.readyAt.delete(id);
@@ -392,9 +406,15 @@ export class Agent {
   /** Publishes what this node programmed (for `meshnet service inspect`) when it changed. */
   private async publishStatus(plan: NodePlan): Promise<void> {
     const tables = plan.lbTables.map((t) => t.table);
+    const failingNow = this.reconciler.status().filter((t) => t.error).length;
+    if (failingNow !== this.lastFailing) this.lastStatusKey = '';
+    this.lastFailing = failingNow;
     if (this.lastStatusKey && tables.length === this.lastStatusTables.length && tables.every((t, i) => t === this.lastStatusTables[i])) return;
-    const conflicts = [...plan.conflicts.map((c) => c.message), ...this.shadowed];
-    const status = publishableStatus(this.config.nodeName, this.lbKind, this.mirror.snapshot(), tables, conflicts);
+    // What this node cannot do right now (a health port another program holds, a refused rule) is the
+    // operator's to see in `service inspect` / `node inspect`, not only in this host's log.
+    const failing = this.reconciler.status().filter((t) => t.error).map((t) => `${t.surface} ${t.target}: ${t.error}`);
+    const conflicts = [...plan.conflicts.map((c) => c.message), ...this.shadowed, ...failing];
+    const status = publishableStatus(this.config.nodeName, this.lbKind, this.mirror.snapshot(), tables, conflicts, this.apiServer?.endpoint);
     const key = JSON.stringify([status.lbBackend, status.services, status.conflicts]);
     this.lastStatusTables = tables;
     if (key === this.lastStatusKey) return;
@@ -451,6 +471,7 @@ export class Agent {
     if (opts.deregister) await this.registration.close();
     else this.registration?.stop();
     await this.health?.close();
+    await this.apiServer?.close();
     this.supervisor?.close();
     await this.dns?.close();
     this.reconciler?.close();

@@ -2,6 +2,14 @@ import { createServer, type Server } from 'node:http';
 import type { HealthPortPlan } from './mesh-plan.js';
 import { listenTcpInNetns } from './netns-listener.js';
 
+/** Bounds on what one health port accepts. */
+export interface HealthServerLimits {
+  /** Open connections per port (default 64); more are closed at once. */
+  maxConnections?: number;
+  /** Time a client has to send its whole request, and an idle socket stays open (default 2000 ms). */
+  requestTimeoutMs?: number;
+}
+
 /**
  * The health ports of policy=local services (kube-proxy's healthCheckNodePort): an external
  * load balancer asks each node and skips those answering 503, which have no local task and
@@ -18,6 +26,7 @@ export class HealthServers {
   constructor(
     private readonly netns: string | null,
     private readonly address = '0.0.0.0',
+    private readonly limits: HealthServerLimits = {},
   ) {}
 
   /**
@@ -53,7 +62,10 @@ export class HealthServers {
 
   private async start(entry: HealthPortPlan): Promise<void> {
     const slot = { server: undefined as unknown as Server, entry: { ...entry } };
-    const server = createServer((req, res) => {
+    // The port faces the network: a client that trickles its request or holds sockets open must not pin
+    // the agent's memory, so every request has a deadline and the open connections a cap.
+    const requestTimeout = this.limits.requestTimeoutMs ?? 2000;
+    const server = createServer({ requestTimeout, headersTimeout: requestTimeout, connectionsCheckingInterval: Math.min(500, requestTimeout), keepAliveTimeout: 1000 }, (req, res) => {
       const { localTasks, serviceName } = slot.entry;
       const body = `${JSON.stringify({ service: serviceName, localTasks })}\n`;
       res.writeHead(localTasks > 0 ? 200 : 503, {
@@ -63,6 +75,9 @@ export class HealthServers {
       });
       res.end(req.method === 'HEAD' ? undefined : body);
     });
+    server.maxConnections = this.limits.maxConnections ?? 64;
+    // A socket that says nothing at all gets no longer than a request would.
+    server.setTimeout(requestTimeout, (socket) => socket.destroy());
     slot.server = server;
     const fd = listenTcpInNetns(this.netns, this.address, entry.port);
     await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { closeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execIn } from '../../src/sandbox/exec.js';
+import { execIn, spawnIn } from '../../src/sandbox/exec.js';
 import { HealthServers } from '../../src/mesh/health-server.js';
 import { ListenFailedError, listenTcpInNetns } from '../../src/mesh/netns-listener.js';
 import { MeshLab } from './mesh-lab.js';
@@ -82,6 +82,32 @@ describe('health ports of policy=local services, served in the host namespace', 
       expect((await ask(31003)).status).toBe('200');
     } finally {
       closeSync(squatter);
+    }
+  });
+
+  it('closes a connection that trickles its request, and caps the open connections', async () => {
+    const limited = new HealthServers(host, '0.0.0.0', { maxConnections: 2, requestTimeoutMs: 500 });
+    try {
+      await limited.reconcile([{ serviceId: 'lim', serviceName: 'lim', port: 31010, localTasks: 1 }]);
+      // Half a request, then silence: the server hangs up at the request deadline (socat ends on its own),
+      // long before `timeout` would end the client (exit 124).
+      const slow = await execIn(client, ['timeout', '4', 'socat', '-t0.2', 'SYSTEM:printf "GET /healthz HTTP/1.1\\r\\n"; sleep 10', 'TCP:192.0.2.1:31010'], { allowFailure: true });
+      expect(slow.code, slow.stderr).not.toBe(124);
+      expect(slow.stderr).not.toMatch(/refused/i);
+      // Two idle connections fill the cap: a third is closed without an answer, and served again once they go.
+      const idle = [0, 1].map(() => spawnIn(client, ['sh', '-c', 'sleep 3 | socat -T4 - TCP:192.0.2.1:31010'], { stdio: 'ignore' }));
+      await new Promise((r) => setTimeout(r, 300)); // socat connects at once; nothing to wait on from outside
+      const capped = await execIn(client, ['curl', '-sS', '--max-time', '2', '-o', '/dev/null', '-w', '%{http_code}', 'http://192.0.2.1:31010/'], { allowFailure: true });
+      expect(capped.stdout).not.toBe('200');
+      for (const p of idle) p.kill('SIGKILL');
+      let after = '';
+      for (let i = 0; i < 30 && after !== '200'; i++) {
+        after = (await execIn(client, ['curl', '-sS', '--max-time', '2', '-o', '/dev/null', '-w', '%{http_code}', 'http://192.0.2.1:31010/'], { allowFailure: true })).stdout;
+        if (after !== '200') await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(after).toBe('200');
+    } finally {
+      await limited.close();
     }
   });
 
