@@ -19,6 +19,8 @@ class FakeHost {
   processes = new Map<string, string>();
   closedLbs: string[] = [];
   failOverlay: string | null = null;
+  failDns: string | null = null;
+  dnsServed = new Set<string>();
   unkillable = new Set<string>();
   calls = 0;
 
@@ -70,7 +72,15 @@ class FakeHost {
         forgetTask: (netns) => void this.taskRules.delete(netns),
       },
       health: { reconcile: async () => call() },
-      dns: { attach: async () => call(), update: async () => call(), detach: async () => call() },
+      dns: {
+        attach: async (sandbox) => {
+          call();
+          if (this.failDns === sandbox) throw new Error(`cannot serve DNS in ${sandbox}`);
+          this.dnsServed.add(sandbox);
+        },
+        update: async () => call(),
+        detach: async (sandbox) => (call(), void this.dnsServed.delete(sandbox)),
+      },
       processes: {
         get: (id) => (this.processes.has(id) ? ({ taskId: id, state: 'running', netnsPath: this.processes.get(id)! } as never) : undefined),
         list: () => [...this.processes].map(([taskId, netnsPath]) => ({ taskId, netnsPath }) as never),
@@ -181,6 +191,17 @@ describe('NodeReconciler with fake adapters', () => {
     expect(healed.overlayOps).toBe(1);
     expect(lines.filter((l) => l.includes('"reconcile.target_failed"'))).toHaveLength(1);
     expect(lines.filter((l) => l.includes('"reconcile.target_recovered"') && l.includes('appnet'))).toHaveLength(1);
+  });
+
+  it('one namespace whose resolver cannot attach does not keep the others from being served', async () => {
+    const host = new FakeHost();
+    const snap = snapshotFixture();
+    // A second local task: web.2 moves to host-a.
+    snap.tasks[1] = { ...snap.tasks[1]!, node: 'host-a' };
+    host.failDns = '/run/host-a/netns/t-task00000001';
+    const r = await reconciler(host).apply(planOf(snap), { resync: true });
+    expect(r.errors).toEqual(['dns /run/host-a/netns/t-task00000001: cannot serve DNS in /run/host-a/netns/t-task00000001']);
+    expect([...host.dnsServed]).toEqual(['/run/host-a/netns/t-task00000002']);
   });
 
   it('a task that will not stop is reported, keeps its namespace, and the pass goes on', async () => {
