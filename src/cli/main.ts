@@ -56,6 +56,7 @@ program.addCommand(nodeCommand(storeOption));
 program.addCommand(networkCommand(storeOption));
 program.addCommand(serviceCommand(storeOption));
 program.addCommand(taskCommand(storeOption));
+program.addCommand((await import('./commands/explain-command.js')).explainCommand(storeOption));
 for (const c of program.commands) {
   c.exitOverride();
   for (const sub of c.commands) sub.exitOverride();

@@ -1,0 +1,63 @@
+import { Command } from 'commander';
+import { CliError, EXIT, printJson, withCluster, type StoreChoice } from '../cli-context.js';
+import { defaultStoreAddress } from '../../store/open-store.js';
+import { INGRESS_ENDPOINTS, parseIngressEndpoints } from '../../agent/ingress-endpoint.js';
+import { ExplainError } from '../../explain/explain-errors.js';
+import { parseTarget, resolveQuery } from '../../explain/explain-query.js';
+import { runExplain } from '../../explain/explain-run.js';
+import { renderExplanation } from '../../explain/explain-render.js';
+import { discoverLocalAgents } from '../../explain/agent-discovery.js';
+import { LocalKernelViewSource } from '../../explain/local-source.js';
+import type { ClusterFacts } from '../../explain/cluster-facts.js';
+import type { NodeLocation } from '../../explain/node-view-reader.js';
+
+/** `meshnet explain TARGET [--from ADDR|TASK] [--size BYTES] [--json]`. */
+export function explainCommand(storeOption: () => StoreChoice): Command {
+  return new Command('explain')
+    .description(
+      'show, from the live kernel of each host involved, the hops a new connection takes and where it would stop: ' +
+        'HOST:PORT[/udp] [--from ADDR] (a published port), VIP:PORT[/udp] --from TASK (east-west), or SERVICE (every published port on every node). ' +
+        'Exit 0: delivered; 1: some connections would stop; 2: bad input',
+    )
+    .argument('<target>', 'HOST:PORT[/udp], VIP:PORT[/udp] or SERVICE')
+    .option('--from <addr|task>', 'the client: an IPv4 address for a published port (127.0.0.1 or a host address: the host itself), a task (web.1 or id) for a VIP')
+    .option('--size <bytes>', 'check an IP packet of this size against every MTU on the way')
+    .option('--json', 'machine-readable output')
+    .action(async (text: string, o: { from?: string; size?: string; json?: boolean }) =>
+      withCluster(storeOption(), async (cluster, store) => {
+        try {
+          const [snapshot, endpoints] = await Promise.all([cluster.snapshot(), store.range(INGRESS_ENDPOINTS)]);
+          const facts: ClusterFacts = {
+            nodes: snapshot.nodes,
+            networks: snapshot.networks,
+            services: snapshot.services,
+            tasks: snapshot.tasks,
+            ingressEndpoints: parseIngressEndpoints(new Map(endpoints.kvs.map((kv) => [kv.key, kv.value]))),
+          };
+          const query = resolveQuery(parseTarget(text), facts, { ...(o.from !== undefined ? { from: o.from } : {}), ...(o.size !== undefined ? { size: Number(o.size) } : {}) });
+          const source = new LocalKernelViewSource(localNodes(storeOption()), {
+            externalSandbox: (id) => {
+              const t = facts.tasks.find((x) => x.id === id);
+              return t?.external ? t.sandbox : undefined;
+            },
+          });
+          const explanations = await runExplain(query, facts, source);
+          if (o.json) printJson({ target: text, explanations });
+          else console.log(explanations.map(renderExplanation).join('\n\n'));
+          if (explanations.some((e) => e.verdict !== 'delivered')) process.exitCode = EXIT.failed;
+        } catch (err) {
+          if (err instanceof ExplainError) throw new CliError(err.message, err.usage ? EXIT.usage : EXIT.failed);
+          throw err;
+        }
+      }),
+    );
+}
+
+/** Nodes whose agents run on this machine against the same store: their namespaces can be read from here. */
+function localNodes(store: StoreChoice): Map<string, NodeLocation> {
+  const mine = store.address ?? defaultStoreAddress();
+  const out = new Map<string, NodeLocation>();
+  // Newest last: a restarted agent's location wins over one still exiting.
+  for (const a of discoverLocalAgents()) if ((a.store ?? defaultStoreAddress()) === mine) out.set(a.node, { hostNetns: a.hostNetns, netnsDir: a.netnsDir });
+  return out;
+}

@@ -1,0 +1,60 @@
+import { join } from 'node:path';
+import { INGRESS_SBOX, taskNetnsName } from '../agent/node-plan.js';
+import { overlayNetnsName } from '../overlay/overlay-state.js';
+import { readBase, readConntrack, readIptables, readLbTable, readListening, readVxlanEntries } from './namespace-reader.js';
+import type { HostView, KernelViewRequest, NodeKernelView, OverlayView, SboxView, TaskView } from './kernel-view.js';
+
+/** Where a node's namespaces are on this machine: what its agent was started with. */
+export interface NodeLocation {
+  /** The host namespace file; null: the namespace this process runs in. */
+  hostNetns: string | null;
+  /** The agent's --netns-dir (tasks, overlays, ingress_sbox). */
+  netnsDir: string;
+}
+
+/** Options of a read: namespaces of attached (external) tasks, which are not under the netns dir. */
+export interface NodeViewReadOptions {
+  externalSandbox?: (taskId: string) => string | undefined;
+}
+
+/** Reads what `request` names on one node whose namespaces are reachable from this process. Read-only. */
+export async function readNodeKernelView(node: string, where: NodeLocation, request: KernelViewRequest, opts: NodeViewReadOptions = {}): Promise<NodeKernelView> {
+  const view: NodeKernelView = { node, readAt: new Date().toISOString(), overlays: [], tasks: [] };
+  if (request.host) {
+    const base = await readBase(where.hostNetns);
+    const host: HostView = { ...base, iptables: base.exists ? await readIptables(where.hostNetns, base.errors) : {} };
+    view.host = host;
+  }
+  if (request.sbox) {
+    const path = join(where.netnsDir, INGRESS_SBOX);
+    const base = await readBase(path);
+    const sbox: SboxView = { ...base, lb: null, conntrack: [] };
+    if (base.exists) {
+      sbox.lb = await readLbTable(path, sbox.errors);
+      sbox.conntrack = readConntrack(path, sbox.errors);
+    }
+    view.sbox = sbox;
+  }
+  for (const network of [...new Set(request.overlays ?? [])].sort()) {
+    const path = join(where.netnsDir, overlayNetnsName(network));
+    const base = await readBase(path);
+    const ov: OverlayView = { ...base, network, fdb: [], neighbors: [] };
+    if (base.exists) Object.assign(ov, await readVxlanEntries(path, ov.errors));
+    view.overlays.push(ov);
+  }
+  const seen = new Set<string>();
+  for (const t of request.tasks ?? []) {
+    if (seen.has(t.id)) continue;
+    seen.add(t.id);
+    const path = opts.externalSandbox?.(t.id) ?? join(where.netnsDir, taskNetnsName(t.id));
+    const base = await readBase(path);
+    const task: TaskView = { ...base, taskId: t.id, nat: {}, listening: { tcp: [], udp: [] } };
+    if (base.exists) {
+      task.nat = (await readIptables(path, task.errors))['nat'] ?? {};
+      task.listening = readListening(path, task.errors);
+      if (t.lb) task.lb = await readLbTable(path, task.errors);
+    }
+    view.tasks.push(task);
+  }
+  return view;
+}
