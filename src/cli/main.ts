@@ -10,6 +10,8 @@ import { ModelError } from '../model/model-errors.js';
 import { ETCD_PASSWORD_ENV, ETCD_SETTINGS, StoreError } from '../store/store-errors.js';
 import { defaultStoreAddress, etcdTransport, parseStoreAddress } from '../store/open-store.js';
 import { PublishFlagError } from './publish-flag.js';
+import { completionCommand } from './completion.js';
+import { meshnetVersion } from './version.js';
 
 const USAGE_CODES = /^(RECORD_INVALID|INVALID_SPEC|.*_NOT_FOUND|.*_EXISTS|SUBNET_OVERLAP|PORT_CONFLICT|NETWORK_IN_USE)$/;
 
@@ -24,6 +26,7 @@ const program = new Command('meshnet')
   .option('--insecure-store', `allow a non-loopback etcd without TLS client certificates (env ${ETCD_SETTINGS.insecure.env}=1); warns at every start`)
   // Accepted only to refuse it with how to give a password instead (argv is world-readable).
   .addOption(new Option('--etcd-password <password>').hideHelp())
+  .version(meshnetVersion(), '-V, --version', 'print meshnet\'s version')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
@@ -56,6 +59,7 @@ program.addCommand(nodeCommand(storeOption));
 program.addCommand(networkCommand(storeOption));
 program.addCommand(serviceCommand(storeOption));
 program.addCommand(taskCommand(storeOption));
+program.addCommand(completionCommand());
 program.addCommand((await import('./commands/explain-command.js')).explainCommand(storeOption));
 for (const c of program.commands) {
   c.exitOverride();

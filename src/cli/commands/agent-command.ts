@@ -1,6 +1,13 @@
 import { Command, Option } from 'commander';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../log/logger.js';
 import { Agent } from '../../agent/agent.js';
+import { fanOut } from '../../agent/agent-observer.js';
+import { AgentHealth } from '../../agent/agent-health.js';
+import { HealthEndpoint, HealthEndpointError } from '../../agent/health-endpoint.js';
+import { ListenAddressError, parseListenAddress } from '../../agent/listen-address.js';
+import { AgentMetrics } from '../../agent/metrics.js';
+import { SystemdReadiness } from '../../agent/systemd-readiness.js';
+import { meshnetVersion } from '../version.js';
 import { AgentConfigSchema } from '../../agent/agent-config.js';
 import { defaultStoreAddress } from '../../store/open-store.js';
 import { DEFAULT_NETNS_DIR } from '../../sandbox/netns.js';
@@ -23,9 +30,23 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .option('--resync-seconds <n>', 'seconds between full passes that prune stale kernel state', '30')
     .option('--lease-ttl <seconds>', 'seconds after which a silent node counts as dead', '10')
     .option('--dns-upstream <ip>', 'upstream nameserver for names that are not ours (repeat, at most 3; default: the host\'s)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .addOption(new Option('--log-level <level>', 'least severe log lines written (debug explains every pass)').choices([...LOG_LEVELS]).default('info'))
+    .addOption(new Option('--log-level <level>', 'least severe log lines written (debug explains every pass: one line per changed target)').choices([...LOG_LEVELS]).default('info'))
+    .option('--metrics-addr <ip:port|off>', 'where /metrics (Prometheus), /healthz and /readyz listen, in the agent\'s network namespace (Docker\'s metrics port)', '127.0.0.1:9323')
+    .option('--healthz-max-pass-age <seconds>', '/healthz answers 503 when no reconcile pass finished for this long', '60')
     .action(async (o: Record<string, string | string[]>) => {
       const log = createLogger({ level: o['logLevel'] as LogLevel });
+      // Read once and taken out of the environment: task processes must not inherit systemd's socket.
+      const notifySocket = process.env['NOTIFY_SOCKET'];
+      delete process.env['NOTIFY_SOCKET'];
+      let metricsAddr;
+      try {
+        metricsAddr = parseListenAddress(String(o['metricsAddr']));
+      } catch (err) {
+        if (err instanceof ListenAddressError) throw new CliError(err.message, EXIT.usage);
+        throw err;
+      }
+      const maxPassAge = Number(o['healthzMaxPassAge']);
+      if (!Number.isFinite(maxPassAge) || maxPassAge < 1 || maxPassAge > 86_400) throw new CliError(`invalid --healthz-max-pass-age "${String(o['healthzMaxPassAge'])}": give seconds from 1 to 86400`, EXIT.usage);
       const parsed = AgentConfigSchema.safeParse({
         nodeName: o['name'],
         advertiseAddr: o['advertiseAddr'],
@@ -45,12 +66,35 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
       if (!parsed.success) {
         throw new CliError(`invalid agent options: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`, EXIT.usage);
       }
-      const agent = new Agent(parsed.data, storeOption().options, log);
-      await agent.start();
+      const version = meshnetVersion();
+      const metrics = new AgentMetrics({ version });
+      const health = new AgentHealth(maxPassAge);
+      // Up before the agent starts, so /healthz and /readyz answer (503, with why) while it connects.
+      let endpoint: HealthEndpoint | null = null;
+      if (metricsAddr) {
+        try {
+          endpoint = await HealthEndpoint.listen(metricsAddr, metrics.registry, health, log.child({ component: 'metrics' }));
+        } catch (err) {
+          if (err instanceof HealthEndpointError) throw new CliError(err.message, EXIT.failed);
+          throw err;
+        }
+      }
+      const systemd = new SystemdReadiness(notifySocket, process.pid, log.child({ component: 'systemd' }));
+      const agent = new Agent(parsed.data, storeOption().options, log, fanOut(metrics, health, systemd));
+      try {
+        await agent.start();
+      } catch (err) {
+        // A listening endpoint would keep a process that failed to start alive.
+        await endpoint?.close();
+        throw err;
+      }
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
           log.info({ event: 'agent.stopping', signal: sig });
-          agent.stop({ deregister: sig === 'SIGINT' }).finally(resolve);
+          agent
+            .stop({ deregister: sig === 'SIGINT' })
+            .then(() => endpoint?.close())
+            .finally(resolve);
           // Worker threads or sockets of adapters must not keep a stopped agent alive.
           setTimeout(() => process.exit(0), 5000).unref();
         };
