@@ -1,12 +1,11 @@
 import { z } from 'zod';
 import type { Compare, KvStore, TxnOp } from '../store/kv-store.js';
-import { ipKey, networkIpsPrefix } from '../model/keys.js';
+import { ingressEndpointKey, ipKey, networkIpsPrefix } from '../model/keys.js';
 import { chooseAddress, INGRESS_NETWORK } from '../model/ipam.js';
 import { macForIpv4 } from '../sandbox/addresses.js';
 import type { NetworkRecord } from '../model/records.js';
 
-/** Each node's ingress sandbox address on the ingress network, held under the node's lease. */
-export const INGRESS_ENDPOINTS = '/meshnet/ingress-endpoints/';
+export { INGRESS_ENDPOINTS } from '../model/keys.js';
 
 const IngressEndpointSchema = z.strictObject({
   node: z.string().min(1),
@@ -43,7 +42,7 @@ function safeJson(s: string): unknown {
  * still send traffic to it. Peers use only the endpoints of live nodes.
  */
 export async function claimIngressEndpoint(store: KvStore, nodeId: string, ingress: NetworkRecord): Promise<IngressEndpoint> {
-  const key = `${INGRESS_ENDPOINTS}${nodeId}`;
+  const key = ingressEndpointKey(nodeId);
   const owner = `node:${nodeId}`;
   for (let attempt = 0; attempt < 20; attempt++) {
     const existing = await store.get(key);
