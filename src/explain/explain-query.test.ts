@@ -22,6 +22,8 @@ describe('explain targets', () => {
     expect(() => resolveQuery(parseTarget('host-z:80'), facts)).toThrow(/host-a 192\.0\.2\.1/);
     expect(() => resolveQuery(parseTarget('host-a:80'), facts, { from: 'web.1' })).toThrow(/IPv4 address/);
     expect(() => resolveQuery(parseTarget('nosuch'), facts)).toThrow(/meshnet service ls/);
+    const unpublished = { ...facts, services: [{ ...facts.services[0]!, ports: [] }] };
+    expect(() => resolveQuery(parseTarget('web'), unpublished)).toThrow(/publishes no port: .*meshnet explain 10\.255\.0\.100:PORT --from TASK/);
     expect(() => resolveQuery(parseTarget('host-a:80'), facts, { size: 10 })).toThrow(/--size/);
   });
 

@@ -54,6 +54,10 @@ export function resolveQuery(parsed: ParsedTarget, facts: ClusterFacts, opts: Qu
       const nodes = p.mode === 'host' ? [...new Set(facts.tasks.filter((t) => t.service === svc.name).map((t) => t.node))] : facts.nodes.map((n) => n.id);
       for (const node of nodes.sort()) targets.push({ node, protocol: p.protocol, port: p.published, ...size });
     }
+    if (targets.length === 0) {
+      const vip = Object.values(svc.vips)[0];
+      throw new ExplainInputError(`${svc.name} publishes no port: explain its VIP from a client task instead, meshnet explain ${vip ?? 'VIP'}:PORT --from TASK`);
+    }
     return { kind: 'service', service: svc.name, targets };
   }
   const vipOwner = facts.services.find((s) => Object.values(s.vips).includes(parsed.host));
