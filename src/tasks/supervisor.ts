@@ -7,6 +7,7 @@ import { readBootId, readCmdline, readProcessNetnsInode, readProcStat } from './
 import { decideAfterExit, DEFAULT_RESTART_POLICY, validateRestartPolicy, type RestartPolicy } from './restart-policy.js';
 import { DEFAULT_LOG_LIMITS, rotateIdleLog, rotateLiveLog, type LogLimits } from './log-rotation.js';
 import { ensureTaskDir, judgeIdentity, readPidFile, readTaskMeta, TASK_FILE_MODE, taskPaths, writeTaskMeta, type TaskMeta, type TaskPaths, type TaskState } from './task-meta.js';
+import { exitReason } from './task-reason.js';
 import { describeExit, ROOT_USER, signalGroup, spawnTask, taskPrivileges, type TaskPrivileges } from './task-process.js';
 import { resolveUser, systemAccounts, UnknownUserError } from './task-user.js';
 import { lockStateDir } from './state-dir-lock.js';
@@ -45,6 +46,8 @@ export interface TaskInfo {
   logPath: string;
   /** Why a task found on disk was or was not adopted. */
   note?: string;
+  /** Why the process last ended or could not start, short (`exit 3`, `killed by SIGKILL`); undefined when it never did. */
+  reason?: string;
 }
 
 /** Options of a TaskSupervisor. */
@@ -85,6 +88,8 @@ interface Entry {
   restartTimer: NodeJS.Timeout | null;
   stopping: boolean;
   note?: string;
+  /** Why the process last ended or could not start (TaskInfo.reason), when known better than lastExit tells. */
+  reason?: string;
 }
 
 const DEFAULT_GRACE_MS = 10_000;
@@ -392,7 +397,7 @@ export class TaskSupervisor {
     } catch (err) {
       if (!(err instanceof UnknownUserError)) throw err;
       // Restarting cannot help until the operator acts: fail now rather than crash-loop.
-      this.failNow(entry, `cannot start: ${err.message}; then stop and start the task again`);
+      this.failNow(entry, `cannot start: ${err.message}; then stop and start the task again`, err.message);
       return;
     }
     let logFd: number;
@@ -439,7 +444,8 @@ export class TaskSupervisor {
   }
 
   /** The task cannot start until the operator changes something: failed at once, no restart. */
-  private failNow(entry: Entry, message: string): void {
+  private failNow(entry: Entry, message: string, reason: string): void {
+    entry.reason = reason;
     entry.meta.state = 'failed';
     entry.meta.pid = null;
     entry.meta.startTime = null;
@@ -458,6 +464,7 @@ export class TaskSupervisor {
     entry.meta.startTime = null;
     entry.adopted = false;
     if (pid !== null || reason === null) entry.meta.lastExit = { code, signal, at: new Date(this.now()).toISOString() };
+    entry.reason = reason ?? exitReason(code, signal);
     // A stop or replacement in progress owns the record (and may be deleting the directory).
     if (entry.stopping || this.closed || this.entries.get(entry.meta.taskId) !== entry) return;
     const what = reason ?? `process ${pid} ${describeExit(code, signal)}`;
@@ -579,6 +586,8 @@ export class TaskSupervisor {
   }
 
   private info(entry: Entry): TaskInfo {
+    const last = entry.meta.lastExit;
+    const reason = entry.reason ?? (last ? exitReason(last.code, last.signal) : undefined);
     return {
       taskId: entry.meta.taskId,
       state: entry.meta.state,
@@ -591,6 +600,7 @@ export class TaskSupervisor {
       command: entry.spec.command,
       logPath: entry.paths.log,
       ...(entry.note !== undefined ? { note: entry.note } : {}),
+      ...(reason !== undefined ? { reason } : {}),
     };
   }
 

@@ -191,7 +191,8 @@ describe('TaskSupervisor', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(events.filter((e) => e.state === 'running')).toHaveLength(3);
     expect(events.filter((e) => e.state === 'exited').map((e) => e.exitCode)).toEqual([3, 3]);
-    expect(sup.get('boom.1')).toMatchObject({ state: 'failed', pid: null, restarts: 2 });
+    // The short reason the agent puts in the task record for `task ls`.
+    expect(sup.get('boom.1')).toMatchObject({ state: 'failed', pid: null, restarts: 2, reason: 'exit 3' });
     expect(readFileSync(sup.get('boom.1')!.logPath, 'utf8')).toBe('boom\nboom\nboom\n');
     // Level-triggered callers keep asking; a failed task stays failed until stopped.
     expect((await sup.ensureRunning({ taskId: 'boom.1', netnsPath: nsPath, command: ['sh', '-c', 'echo boom; exit 3'], resolvConf: RESOLV })).state).toBe('failed');
@@ -371,6 +372,7 @@ describe('TaskSupervisor', () => {
     const { sup, events } = harness('nouser');
     const info = await sup.ensureRunning({ taskId: 'ghost.1', netnsPath: nsPath, command: ['sleep', '30'], resolvConf: RESOLV, user: 'no-such-user-xyz' });
     expect(info).toMatchObject({ state: 'failed', pid: null });
+    expect(info.reason).toMatch(/^user "no-such-user-xyz" does not exist on this node: create it/);
     const failed = events.find((e) => e.state === 'failed');
     expect(failed?.message).toMatch(/user "no-such-user-xyz" does not exist on this node: create it/);
     expect(events.filter((e) => e.state === 'running')).toEqual([]);
