@@ -29,6 +29,12 @@ export const AgentConfigSchema = z.strictObject({
   resyncSeconds: z.number().min(1).max(3600),
   leaseTtlSeconds: z.number().int().min(2).max(600),
   dnsUpstreams: z.array(z.string()).max(3),
+  /** Where the agent API listens (IP[:PORT]); default: advertiseAddr:9324 with TLS, none without (unix socket only). */
+  apiAddr: z.string().optional(),
+  /** The API's TLS material; default: the etcd client certificate, key and CA. */
+  apiCert: z.string().startsWith('/').optional(),
+  apiKey: z.string().startsWith('/').optional(),
+  apiCa: z.string().startsWith('/').optional(),
 });
 
 /** A validated agent configuration. */

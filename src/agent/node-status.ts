@@ -9,7 +9,8 @@ import { INGRESS_NETWORK } from '../model/ipam.js';
 /** What each agent last programmed, so `meshnet service inspect` can show every node's view. */
 export const NODE_STATUS = '/meshnet/node-status/';
 
-const NodeStatusSchema = z.strictObject({
+// Not strict: agents of other versions share the store, and a field one does not know is not an error.
+const NodeStatusSchema = z.object({
   node: z.string(),
   lbBackend: z.enum(['nftables', 'ipvs']),
   updatedAt: z.string(),
@@ -17,6 +18,8 @@ const NodeStatusSchema = z.strictObject({
   services: z.record(z.string(), z.record(z.string(), z.array(z.string()))),
   /** What this node could not do as asked (port conflicts, shadowed host programs), for `service inspect`. */
   conflicts: z.array(z.string()).optional(),
+  /** Where this node's agent API answers: `unix:/run/meshnet/api.sock` or `https://10.1.0.11:9324`. A malformed one reads as none. */
+  api: z.string().optional().catch(undefined),
 });
 
 /** One node's load-balancing view. */
@@ -39,7 +42,7 @@ export function summarizeTables(tables: readonly LbTable[], serviceOf: (id: stri
 }
 
 /** The status a node publishes: every table it programmed, summarised per service. */
-export function publishableStatus(node: string, lbBackend: NodeStatus['lbBackend'], snapshot: ClusterSnapshot, tables: readonly LbTable[], conflicts: readonly string[] = []): NodeStatus {
+export function publishableStatus(node: string, lbBackend: NodeStatus['lbBackend'], snapshot: ClusterSnapshot, tables: readonly LbTable[], conflicts: readonly string[] = [], api?: string): NodeStatus {
   const owner = new Map<string, string>();
   for (const svc of snapshot.services) {
     for (const net of attachedNetworks(svc).filter((n) => n !== INGRESS_NETWORK)) {
@@ -49,7 +52,7 @@ export function publishableStatus(node: string, lbBackend: NodeStatus['lbBackend
   }
   // Task namespaces on the same networks share one table object: summarise each once.
   const services = summarizeTables([...new Set(tables)], (id) => owner.get(id));
-  return { node, lbBackend, updatedAt: new Date().toISOString(), services, ...(conflicts.length ? { conflicts: [...conflicts] } : {}) };
+  return { node, lbBackend, updatedAt: new Date().toISOString(), services, ...(conflicts.length ? { conflicts: [...conflicts] } : {}), ...(api !== undefined ? { api } : {}) };
 }
 
 /** Writes the status under the node's lease (it vanishes with the node). */

@@ -32,6 +32,10 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .option('--dns-upstream <ip>', 'upstream nameserver for names that are not ours (repeat, at most 3; default: the host\'s)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option('--log-level <level>', 'least severe log lines written (debug explains every pass: one line per changed target)').choices([...LOG_LEVELS]).default('info'))
     .option('--metrics-addr <ip:port|off>', 'where /metrics (Prometheus), /healthz and /readyz listen, in the agent\'s network namespace (Docker\'s metrics port)', '127.0.0.1:9323')
+    .option('--api-addr <ip[:port]>', 'where the agent API (task logs) listens over HTTPS with client certificates (default: the advertise address, port 9324; without TLS material only <state-dir>/api.sock)')
+    .option('--api-cert <file>', 'certificate the agent API serves with (default: --etcd-cert)')
+    .option('--api-key <file>', 'key of --api-cert (default: --etcd-key)')
+    .option('--api-ca <file>', 'CA that signs the API clients\' and agents\' certificates (default: --etcd-cacert)')
     .option('--healthz-max-pass-age <seconds>', '/healthz answers 503 when no reconcile pass finished for this long', '60')
     .action(async (o: Record<string, string | string[]>) => {
       const log = createLogger({ level: o['logLevel'] as LogLevel });
@@ -62,6 +66,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
         resyncSeconds: Number(o['resyncSeconds']),
         leaseTtlSeconds: Number(o['leaseTtl']),
         dnsUpstreams: o['dnsUpstream'],
+        ...(['apiAddr', 'apiCert', 'apiKey', 'apiCa'] as const).reduce((acc, k) => (o[k] !== undefined ? { ...acc, [k]: o[k] } : acc), {}),
       });
       if (!parsed.success) {
         throw new CliError(`invalid agent options: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`, EXIT.usage);
