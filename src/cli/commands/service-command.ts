@@ -8,6 +8,7 @@ import { ENV_NAME, nameProblem, type ServiceSpec, type ServiceRecord } from '../
 import { CAPABILITY_RULE, normalizeCapability, type CapabilityName } from '../../tasks/capabilities.js';
 import { parseUserSpec, USER_RULE } from '../../tasks/task-user.js';
 import { readNodeStatuses } from '../../agent/node-status.js';
+import { addLogFlags, nodeEndpoints, printLogs, type LogFlags } from './task-command.js';
 
 const collect = (v: string, acc: string[]) => [...acc, v];
 
@@ -211,6 +212,19 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
         if (!o['detach']) await waitForService(cluster, rec.name, rec.replicas, Number(o['timeout']));
       }),
     );
+  addLogFlags(
+    svc
+      .command('logs <name>')
+      .description('print the output of every task of a service from the agents of their nodes, each line prefixed TASK@NODE'),
+  ).action(async (name: string, o: LogFlags) => {
+    checkName('service', name);
+    const store = storeOption();
+    const { tasks, endpoints } = await withCluster(store, async (cluster, kv) => {
+      if (!(await cluster.getService(name))) throw new CliError(`no service named ${name}: see meshnet service ls`, EXIT.usage);
+      return { tasks: await cluster.listTasks({ service: name }), endpoints: await nodeEndpoints(kv) };
+    });
+    await printLogs(tasks, endpoints, o, store);
+  });
   svc
     .command('rm <name...>')
     .description('remove services (their tasks stop, their ports and VIPs are released on every host)')

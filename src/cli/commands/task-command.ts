@@ -4,13 +4,98 @@ import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
 import { nameProblem } from '../../model/records.js';
 import { assertForeignNetns, NotANetworkNamespaceError } from '../../tasks/netns-file.js';
+import type { KvStore } from '../../store/kv-store.js';
+import type { TaskRecord } from '../../model/records.js';
+import { readNodeStatuses } from '../../agent/node-status.js';
+import { ApiSettingsError } from '../../api/api-errors.js';
+import { resolveApiTls, type ApiTlsSource } from '../../api/api-tls.js';
+import { logTargets, printTaskLogs } from '../../api/task-log-fetch.js';
+
+/** Flags of `task logs` and `service logs`. */
+export interface LogFlags {
+  follow?: boolean;
+  tail?: string;
+  raw?: boolean;
+  json?: boolean;
+  apiCert?: string;
+  apiKey?: string;
+  apiCa?: string;
+}
+
+/** Adds the flags `task logs` and `service logs` share. */
+export function addLogFlags(cmd: Command): Command {
+  return cmd
+    .option('-f, --follow', 'keep printing what the tasks write until they end (Ctrl-C stops)')
+    .option('--tail <n>', 'only the last N lines of each task (rotated files included), or all', 'all')
+    .option('--raw', 'print the lines without the TASK@NODE | prefix')
+    .option('--json', 'one JSON object a line: {"task","node","line"}')
+    .option('--api-cert <file>', 'client certificate for agents that serve their API over HTTPS (default: --etcd-cert)')
+    .option('--api-key <file>', 'key of --api-cert (default: --etcd-key)')
+    .option('--api-ca <file>', 'CA that signs the agents\' certificates (default: --etcd-cacert)');
+}
+
+/** Validates the log flags at the edge: the tail count and the TLS material. */
+function logSettings(o: LogFlags, store: StoreChoice): { tail: number | undefined; tls: ApiTlsSource | undefined } {
+  let tail: number | undefined;
+  if (o.tail !== undefined && o.tail !== 'all') {
+    if (!/^[0-9]{1,9}$/.test(o.tail)) throw new CliError(`invalid --tail ${JSON.stringify(o.tail)}: give a number of lines from 0, or all`, EXIT.usage);
+    tail = Number(o.tail);
+  }
+  try {
+    return { tail, tls: resolveApiTls(o, store.options.etcd?.tls) };
+  } catch (err) {
+    if (err instanceof ApiSettingsError) throw new CliError(err.message, EXIT.usage);
+    throw err;
+  }
+}
+
+/** Each node's advertised agent API endpoint. */
+export async function nodeEndpoints(store: KvStore): Promise<Map<string, string | undefined>> {
+  return new Map((await readNodeStatuses(store)).map((s) => [s.node, s.api]));
+}
+
+/**
+ * Prints the tasks' logs, fetched from their nodes' agents, prefixed TASK@NODE. A follow ends when
+ * every task has ended or on Ctrl-C (exit 0); a node that cannot be reached fails the command (exit 1)
+ * after the others are printed.
+ */
+export async function printLogs(tasks: readonly TaskRecord[], endpoints: ReadonlyMap<string, string | undefined>, o: LogFlags, store: StoreChoice): Promise<void> {
+  const { tail, tls } = logSettings(o, store);
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  // A closed pipe (| head) ends the command like Ctrl-C does.
+  process.stdout.once('error', stop);
+  let failures;
+  try {
+    failures = await printTaskLogs(logTargets(tasks, endpoints), {
+      tail,
+      follow: o.follow === true,
+      tls,
+      signal: ac.signal,
+      format: o.json ? 'json' : o.raw ? 'raw' : 'prefixed',
+      write: (text) => {
+        if (!ac.signal.aborted) process.stdout.write(text);
+      },
+    });
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    process.stdout.off('error', stop);
+  }
+  if (failures.length === 0) return;
+  for (const f of failures.slice(0, -1)) console.error(`meshnet: ${f.label}: ${f.error}`);
+  const last = failures[failures.length - 1]!;
+  throw new CliError(`${last.label}: ${last.error}`, EXIT.failed);
+}
 
 function checkName(kind: 'service' | 'node', name: string): void {
   const problem = nameProblem(kind, name);
   if (problem) throw new CliError(problem, EXIT.usage);
 }
 
-/** `meshnet task ls`. */
+/** `meshnet task ls|logs|attach|detach`. */
 export function taskCommand(storeOption: () => StoreChoice): Command {
   const task = new Command('task').description('tasks (replicas of services)');
   task
@@ -34,6 +119,23 @@ export function taskCommand(storeOption: () => StoreChoice): Command {
         );
       }),
     );
+  addLogFlags(
+    task
+      .command('logs <task>')
+      .description('print a task\'s output (stdout and stderr), fetched from the agent of its node; TASK is SERVICE.SLOT as task ls shows it, or a task id'),
+  ).action(async (name: string, o: LogFlags) => {
+    const store = storeOption();
+    logSettings(o, store); // bad flags are refused before the store is opened
+    const { task: t, endpoints } = await withCluster(store, async (cluster, kv) => {
+      const m = /^(.+)\.(\d+)$/.exec(name);
+      const all = m ? await cluster.listTasks({ service: m[1]! }) : await cluster.listTasks();
+      const found = m ? all.find((x) => x.slot === Number(m[2])) : all.find((x) => x.id === name);
+      if (!found) throw new CliError(`no task ${name}: give SERVICE.SLOT or a task id as meshnet task ls shows them`, EXIT.usage);
+      if (found.external) throw new CliError(`${name} is an attached namespace: its output is the other runtime's (meshnet runs no process for it)`, EXIT.usage);
+      return { task: found, endpoints: await nodeEndpoints(kv) };
+    });
+    await printLogs([t], endpoints, o, store);
+  });
   task
     .command('attach')
     .description('put a network namespace made by another runtime onto a service\'s networks as an extra task')
