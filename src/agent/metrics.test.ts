@@ -64,6 +64,23 @@ describe('AgentMetrics', () => {
     expect(value(text, 'meshnet_lb_backend_weight{service="web",frontend="10.0.1.2/tcp",backend="10.0.1.12"}')).toBe(1);
   });
 
+  it('caps the per-backend weight series and says so, keeping counts and weight sums of every frontend', async () => {
+    const { m } = fixture();
+    const services = Array.from({ length: 600 }, (_, i) => ({
+      id: `s${i}`,
+      frontend: { kind: 'vip' as const, address: `10.96.${i >> 8}.${i & 255}`, protocol: 'tcp' as const, port: 0 },
+      scheduler: 'rr' as const,
+      backends: Array.from({ length: 10 }, (_, b) => ({ address: `10.128.${i >> 4}.${((i & 15) << 4) + b}`, port: 0, weight: 2 })),
+    }));
+    const big = { ...pass(10), plan: { lbTables: [{ netns: '/x', table: { services } }] } as never };
+    m.passFinished(big);
+    const text = await m.registry.metrics();
+    expect(text.split('\n').filter((l) => l.startsWith('meshnet_lb_backend_weight{')).length).toBe(5000);
+    expect(value(text, 'meshnet_lb_backend_weight_truncated')).toBe(1);
+    expect(value(text, 'meshnet_lb_weight_sum{service="s599",frontend="10.96.2.87/tcp"}')).toBe(20);
+    expect(value(text, 'meshnet_lb_backends{service="s599",frontend="10.96.2.87/tcp",state="active"}')).toBe(10);
+  });
+
   it('exports task states, restarts that happen after start, and DNS answers by rcode', async () => {
     const { m, dns } = fixture();
     m.taskChanged({ taskId: 't1', state: 'starting', restarts: 3 } as never);

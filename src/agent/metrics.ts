@@ -4,6 +4,13 @@ import type { TaskStateEvent } from '../tasks/supervisor.js';
 import type { AgentObserver, AgentViews, PassObservation } from './agent-observer.js';
 import { CHANGE_SURFACES, errorSurface, lbSeries, taskStateCounts, TASK_STATES } from './metric-series.js';
 
+/**
+ * Per-backend weight series a scrape carries at most. Formatting costs about 4-6 us a series on the agent's
+ * event loop: 10,000 services x 10 backends would stall it for a second per scrape, so past this budget only
+ * the per-frontend counts and weight sums are exported (and meshnet_lb_backend_weight_truncated says so).
+ */
+const BACKEND_WEIGHT_SERIES = 5000;
+
 /** rcodes always exported (zeros included), so rate() queries on them work from the first scrape. */
 const COMMON_RCODES = [0, 2, 3, 5];
 
@@ -69,7 +76,14 @@ export class AgentMetrics implements AgentObserver {
       registers: [r],
       collect: () => this.collectLb(),
     });
-    new Gauge({ name: 'meshnet_lb_backend_weight', help: 'Weight of each backend of each frontend this node programs (0: draining).', labelNames: ['service', 'frontend', 'backend'], registers: [r] });
+    new Gauge({ name: 'meshnet_lb_weight_sum', help: 'Sum of the backend weights of each frontend this node programs.', labelNames: ['service', 'frontend'], registers: [r] });
+    new Gauge({
+      name: 'meshnet_lb_backend_weight',
+      help: `Weight of each backend of each frontend this node programs (0: draining); at most ${BACKEND_WEIGHT_SERIES} series, whole frontends first.`,
+      labelNames: ['service', 'frontend', 'backend'],
+      registers: [r],
+    });
+    new Gauge({ name: 'meshnet_lb_backend_weight_truncated', help: `1 when the node programs more than ${BACKEND_WEIGHT_SERIES} backends and meshnet_lb_backend_weight leaves frontends out.`, registers: [r] });
 
     // The workers' counts are cumulative already: each scrape sets the counters to them.
     const queries: Counter = new Counter({
@@ -177,19 +191,30 @@ export class AgentMetrics implements AgentObserver {
     return this.dnsRead;
   }
 
-  // Sets both LB gauges: the weight gauge, registered after this one, is read after this runs.
+  // Sets every LB gauge: the others, registered after this one, are read after this runs.
   private collectLb(): void {
     const count = this.registry.getSingleMetric('meshnet_lb_backends') as Gauge<'service' | 'frontend' | 'state'>;
+    const sum = this.registry.getSingleMetric('meshnet_lb_weight_sum') as Gauge<'service' | 'frontend'>;
     const weight = this.registry.getSingleMetric('meshnet_lb_backend_weight') as Gauge<'service' | 'frontend' | 'backend'>;
+    const truncated = this.registry.getSingleMetric('meshnet_lb_backend_weight_truncated') as Gauge;
     count.reset();
+    sum.reset();
     weight.reset();
-    if (!this.last) return;
-    for (const s of lbSeries(this.last.plan, this.last.snapshot)) {
+    let budget = BACKEND_WEIGHT_SERIES;
+    let cut = false;
+    for (const s of this.last ? lbSeries(this.last.plan, this.last.snapshot) : []) {
       const active = s.backends.filter((b) => b.weight > 0).length;
       count.set({ service: s.service, frontend: s.frontend, state: 'active' }, active);
       count.set({ service: s.service, frontend: s.frontend, state: 'draining' }, s.backends.length - active);
+      sum.set({ service: s.service, frontend: s.frontend }, s.backends.reduce((n, b) => n + b.weight, 0));
+      if (s.backends.length > budget) {
+        cut = true;
+        continue;
+      }
+      budget -= s.backends.length;
       for (const b of s.backends) weight.set({ service: s.service, frontend: s.frontend, backend: b.backend }, b.weight);
     }
+    truncated.set(cut ? 1 : 0);
   }
 
   private setGauge(name: string, value: number): void {

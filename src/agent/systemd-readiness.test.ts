@@ -29,7 +29,7 @@ describe('SystemdReadiness', () => {
     r.passFinished();
     r.passFinished();
     await new Promise((res) => setImmediate(res));
-    expect(calls).toEqual([{ argv: ['systemd-notify', '--ready', '--pid=4242', '--status=first reconcile pass done'], socket: '/run/systemd/notify' }]);
+    expect(calls).toEqual([{ argv: ['systemd-notify', '--ready', '--no-block', '--pid=4242', '--status=first reconcile pass done'], socket: '/run/systemd/notify' }]);
     expect(lines[0]).toMatchObject({ level: 'info', event: 'systemd.ready_notified' });
   });
 

@@ -47,7 +47,9 @@ export class SystemdReadiness implements AgentObserver {
   }
 
   private async notify(socket: string): Promise<void> {
-    const argv = ['systemd-notify', '--ready', `--pid=${this.pid}`, '--status=first reconcile pass done'];
+    // --no-block: no BARRIER round trip. The barrier guards against systemd-notify exiting before
+    // systemd attributes its message; with --pid the message carries the agent's pid, which lives on.
+    const argv = ['systemd-notify', '--ready', '--no-block', `--pid=${this.pid}`, '--status=first reconcile pass done'];
     const r = await this.run(argv, { ...process.env, NOTIFY_SOCKET: socket });
     if (r.code === 0) this.log.info({ event: 'systemd.ready_notified', socket });
     else
