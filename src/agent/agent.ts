@@ -29,7 +29,8 @@ import { checkDockerIngressTakeover } from '../mesh/docker-ingress-takeover.js';
 import { IptablesWriter } from '../mesh/iptables-writer.js';
 import { hostBoundPorts, shadowedPorts } from './host-ports.js';
 import { openAgentApi } from '../api/agent-api.js';
-import type { ApiServer } from '../api/api-server.js';
+import { sendJson, type ApiServer } from '../api/api-server.js';
+import { kernelViewRoute } from '../explain/kernel-view-route.js';
 import { taskMessage } from '../tasks/task-reason.js';
 import type { AgentObserver, AgentViews } from './agent-observer.js';
 
@@ -128,6 +129,16 @@ export class Agent {
     const adopted = await this.supervisor.adoptOrphans();
     // After the supervisor: its state-dir lock makes any api.sock found here a dead agent's.
     this.apiServer = await openAgentApi({ ...this.config, node: this.config.nodeName, etcdTls: this.storeOptions.etcd?.tls, supervisor: this.supervisor, log: this.rootLog });
+    // `meshnet explain` on another machine reads this node's kernel through here (read-only).
+    const kernelView = kernelViewRoute({
+      node: this.config.nodeName,
+      location: { hostNetns: this.config.hostNetns, netnsDir: this.config.netnsDir },
+      externalSandbox: (id) => this.lastPlan?.tasks.find((t) => t.record.id === id && t.external)?.sandbox,
+    });
+    this.apiServer?.route('GET', '/v1/kernel-view', async (req, res) => {
+      const answer = await kernelView(req.query);
+      sendJson(res, answer.status, answer.body);
+    });
     // Each task gets the resolver at a port of its own behind NAT from 127.0.0.11:53, so tasks may serve :53.
     this.dns = new DnsService({ upstreams, log: this.rootLog });
     this.health = new HealthServers(this.config.hostNetns);

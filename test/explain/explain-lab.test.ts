@@ -4,6 +4,8 @@ import { ClusterLab, ECHO_HTTP } from '../../src/lab/cluster-lab.js';
 import { execIn } from '../../src/sandbox/exec.js';
 import { overlayNetnsName } from '../../src/overlay/overlay-state.js';
 import type { Explanation } from '../../src/explain/explanation.js';
+import { RemoteKernelViewSource } from '../../src/explain/remote-source.js';
+import { readNodeStatuses } from '../../src/agent/node-status.js';
 
 // `meshnet explain` against 3 lab hosts with real agents: a healthy path first, then hops broken on
 // purpose (a deleted FDB entry, a draining backend at weight 0, tasks that listen on the wrong port),
@@ -155,6 +157,18 @@ describe('meshnet explain on a lab cluster', () => {
     const bare = cl.cli(['explain', `${vip}:80`]);
     expect(bare.code).toBe(2);
     expect(bare.stderr).toMatch(/--from TASK/);
+  });
+
+  it("reads a node's kernel through its agent API just as from its namespaces (explain from another machine)", async () => {
+    const statuses = await cl.withCluster((_c, store) => readNodeStatuses(store));
+    const apis = new Map(statuses.flatMap((st) => (st.api ? [[st.node, st.api] as const] : [])));
+    expect(apis.get('host-b')).toMatch(/^unix:\//);
+    const request = { host: true, sbox: true, overlays: ['ingress'] };
+    const remote = await new RemoteKernelViewSource(apis, undefined).read('host-b', request);
+    expect(remote.node).toBe('host-b');
+    const nat = JSON.stringify(remote).match(/--dport 8000/g) ?? [];
+    expect(nat.length).toBeGreaterThan(0);
+    await expect(new RemoteKernelViewSource(new Map(), undefined).read('host-b', request)).rejects.toThrow(/advertises no API/);
   });
 
   it('refuses targets it cannot read with exit 2', () => {

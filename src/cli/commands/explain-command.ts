@@ -8,6 +8,9 @@ import { runExplain } from '../../explain/explain-run.js';
 import { renderExplanation } from '../../explain/explain-render.js';
 import { discoverLocalAgents } from '../../explain/agent-discovery.js';
 import { LocalKernelViewSource } from '../../explain/local-source.js';
+import { FirstAvailableSource, RemoteKernelViewSource } from '../../explain/remote-source.js';
+import { readNodeStatuses } from '../../agent/node-status.js';
+import { resolveApiTls } from '../../api/api-tls.js';
 import type { ClusterFacts } from '../../explain/cluster-facts.js';
 import type { NodeLocation } from '../../explain/node-view-reader.js';
 
@@ -35,12 +38,15 @@ export function explainCommand(storeOption: () => StoreChoice): Command {
             ingressEndpoints: parseIngressEndpoints(new Map(endpoints.kvs.map((kv) => [kv.key, kv.value]))),
           };
           const query = resolveQuery(parseTarget(text), facts, { ...(o.from !== undefined ? { from: o.from } : {}), ...(o.size !== undefined ? { size: Number(o.size) } : {}) });
-          const source = new LocalKernelViewSource(localNodes(storeOption()), {
+          const local = new LocalKernelViewSource(localNodes(storeOption()), {
             externalSandbox: (id) => {
               const t = facts.tasks.find((x) => x.id === id);
               return t?.external ? t.sandbox : undefined;
             },
           });
+          // Nodes on other machines answer through their agent API, with the cluster's client certificate.
+          const apis = new Map((await readNodeStatuses(store)).flatMap((st) => (st.api ? [[st.node, st.api] as const] : [])));
+          const source = new FirstAvailableSource([local, new RemoteKernelViewSource(apis, resolveApiTls({}, storeOption().options.etcd?.tls))]);
           const explanations = await runExplain(query, facts, source);
           if (o.json) printJson({ target: text, explanations });
           else console.log(explanations.map(renderExplanation).join('\n\n'));
