@@ -138,10 +138,17 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
         printJson({
           ...(view.service ?? { name }),
           tasks: view.tasks.map((t) => ({ task: `${t.service}.${t.slot}`, id: t.id, node: t.node, state: t.state, desiredState: t.desiredState, addresses: t.addresses, restarts: t.restarts })),
-          nodes: statuses.map((st) => ({ node: st.node, lbBackend: st.lbBackend, updatedAt: st.updatedAt, frontends: st.services[name] ?? {} })),
+          // A node's conflicts that name this service: a published port it shadows or could not claim there.
+          nodes: statuses.map((st) => {
+            const conflicts = (st.conflicts ?? []).filter((c) => new RegExp(`\\bservice ${name}\\b`).test(c));
+            return { node: st.node, lbBackend: st.lbBackend, updatedAt: st.updatedAt, frontends: st.services[name] ?? {}, ...(conflicts.length ? { conflicts } : {}) };
+          }),
           invalid: view.invalid,
         });
         if (!o.json) {
+          for (const st of statuses) {
+            for (const c of st.conflicts ?? []) if (new RegExp(`\\bservice ${name}\\b`).test(c)) process.stderr.write(`warning: on ${st.node}: ${c}\n`);
+          }
           for (const bad of view.invalid) {
             process.stderr.write(`warning: the stored ${bad.kind ?? 'record'} at ${bad.key} is invalid and is left as it is (${bad.error}); fix or remove it\n`);
           }
