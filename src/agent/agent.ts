@@ -158,7 +158,10 @@ export class Agent {
     this.log.info({ event: 'agent.started', node: this.config.nodeName, advertiseAddr: this.config.advertiseAddr, lbBackend: this.lbKind, adoptedTasks: adopted.length, lease: this.registration.lease(), resumedLease: previousLease === this.registration.lease(), store: this.config.store.replace(/\/\/[^@]*@/, '//***@') });
     this.started = true;
     this.observer?.started(this.views());
-    this.timer = setInterval(() => this.kick(), 1000);
+    // Passes follow events (store changes, process exits) and the deadlines they carry (drains, readiness,
+    // a vanished node's grace), each scheduled on its own; this timer is only a safety net, so an idle
+    // agent wakes a few times a minute.
+    this.timer = setInterval(() => this.kick(), 10_000);
     this.kick();
   }
 
@@ -229,7 +232,10 @@ export class Agent {
       this.lastStatusKey = '';
     }
     this.lastPlan = plan;
+    this.scheduleDrainDeadlines(snapshot);
     const resync = Date.now() - this.lastResync >= this.config.resyncSeconds * 1000;
+    // The resync comes on time even when nothing else wakes the agent.
+    this.kickSoon(Math.max(0, this.lastResync + this.config.resyncSeconds * 1000 - Date.now()) + (resync ? this.config.resyncSeconds * 1000 : 0));
     if (resync) {
       this.lastResync = Date.now();
       // The periodic full pass also re-reads the store, healing anything a watch could have missed.
@@ -284,6 +290,18 @@ export class Agent {
       }
     }
     return endpoints;
+  }
+
+  /** A pass when the next draining task's deadline passes: its weight-0 entry leaves the tables, and its owner removes it. */
+  private scheduleDrainDeadlines(snapshot: ClusterSnapshot): void {
+    const now = Date.now();
+    let next = Infinity;
+    for (const t of snapshot.tasks) {
+      if (t.desiredState !== 'shutdown') continue;
+      const deadline = Date.parse(t.updatedAt) + this.config.drainSeconds * 1000;
+      if (deadline > now) next = Math.min(next, deadline);
+    }
+    if (next !== Infinity) this.kickSoon(next - now + 20);
   }
 
   /** Reports published ports that a program on this host also listens on (read on the resync only). */

@@ -1,5 +1,5 @@
 import { Rtnl, type AddressInfo } from '../sandbox/rtnl.js';
-import { cidrContains, parseCidr } from '../sandbox/addresses.js';
+import { cidrContains, macForIpv4, parseCidr } from '../sandbox/addresses.js';
 import type { NodeSettings } from './node-plan.js';
 
 /** Pure: the first address among `addresses` that lies in the gwbridge subnet. */
@@ -41,7 +41,9 @@ export class GwBridge {
   /** Creates the bridge with the gateway address, up (its sysctls come from the node plan). */
   async ensureBridge(): Promise<void> {
     const { prefix } = parseCidr(this.gw.subnet);
-    if (!(await this.host.link(this.gw.name))) await this.host.createBridge(this.gw.name);
+    // A fixed MAC: otherwise the bridge takes its lowest leg's and changes it as legs come and go, and the
+    // ingress sandbox's cached gateway MAC would send published-port replies to a task's leg.
+    if (!(await this.host.link(this.gw.name))) await this.host.createBridge(this.gw.name, { mac: macForIpv4(this.gw.gateway) });
     await this.host.addAddress(this.gw.name, `${this.gw.gateway}/${prefix}`);
     await this.host.setLink(this.gw.name, { up: true });
   }

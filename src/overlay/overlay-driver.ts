@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { NetnsDir } from '../sandbox/netns.js';
 import { Rtnl } from '../sandbox/rtnl.js';
 import type { OverlayInput } from './overlay-spec.js';
@@ -111,7 +112,10 @@ export class OverlayDriver {
     switch (op.op) {
       case 'createBridge':
       case 'fixBridge':
-        if (op.op === 'createBridge') await ov.createBridge('br0', { mtu: op.bridge.mtu });
+        // A bridge without a MAC of its own takes its lowest port's, and changes it when a port joins or
+        // leaves: neighbours that cached the gateway's MAC then send to the wrong port. A MAC set once never
+        // moves; random (locally administered, as Docker's), since every host's br0 has the same gateway address.
+        if (op.op === 'createBridge') await ov.createBridge('br0', { mtu: op.bridge.mtu, mac: randomLocalMac() });
         else for (const c of op.removeCidrs) await ov.deleteAddress('br0', c);
         await ov.addAddress('br0', op.bridge.cidr);
         await ov.setLink('br0', { mtu: op.bridge.mtu, up: true });
@@ -180,4 +184,11 @@ export class OverlayDriver {
       throw err;
     }
   }
+}
+
+/** A random unicast, locally administered MAC address. */
+function randomLocalMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
