@@ -4,5 +4,5 @@ export { HostNamespaceNotAllowedError, InvalidLbTableError, NftApplyError, NftBa
 export { LibnftablesMissingError, NftCommandError, NftContextError } from './libnftables.js';
 export { renderLbTable } from './render.js';
 export { parseRuleset, tracePacket, type TracePacket, type TraceResult } from './packet-tracer.js';
-export { udpConntrackDeletions, conntrackDeleteArgv, type ConntrackDeletion } from './udp-conntrack.js';
+export { staleConntrackDeletions, conntrackDeleteArgv, type ConntrackDeletion } from './stale-conntrack.js';
 export { validateLbTable } from './validate-table.js';

@@ -8,12 +8,12 @@ import { NftCommandError, NftContext } from './libnftables.js';
 import { TABLE_REF } from './model.js';
 import type { NftPlan } from './plan.js';
 import { parseKernelTable, parseUdpBackends, UDP_BACKEND_MAPS, type ParsedKernelTable } from './read-back.js';
-import { conntrackDeleteArgv, udpConntrackDeletions } from './udp-conntrack.js';
+import { conntrackDeleteArgv, staleConntrackDeletions } from './stale-conntrack.js';
 
 export interface NftBackendOptions {
   /** Required (true) to program the namespace meshnet itself runs in (netns null). */
   allowHostNamespace?: boolean;
-  /** Delete stale UDP conntrack entries of removed backends (default true; forks `conntrack`, only then). */
+  /** Delete stale conntrack entries of removed backends: UDP flows, and half-open TCP attempts to published ports (default true; forks `conntrack`, only then). */
   clearUdpConntrack?: boolean;
   /**
    * Transactions up to this many bytes run on the calling thread (a one-backend change takes a
@@ -229,7 +229,7 @@ export class NftBackend implements LbBackend {
 
   private async clearUdpConntrack(before: LbTable, after: LbTable): Promise<number> {
     let n = 0;
-    for (const d of udpConntrackDeletions(before, after)) {
+    for (const d of staleConntrackDeletions(before, after)) {
       const argv = conntrackDeleteArgv(d);
       const r = await execIn(this.netns, argv, { allowFailure: true, timeoutMs: 5_000 });
       const m = /(\d+) flow entries have been deleted/.exec(r.stderr + r.stdout);

@@ -1,8 +1,10 @@
 import type { LbTable, VirtualService } from '../lb-table.js';
 
-/** Which conntrack entries to delete: UDP flows to a frontend whose replies come from `replySrc`. */
+/** Which conntrack entries to delete: flows to a frontend whose replies come from `replySrc` (TCP: only in `state`). */
 export interface ConntrackDeletion {
-  protocol: 'udp';
+  protocol: 'udp' | 'tcp';
+  /** TCP: only entries in this state (half-open connection attempts). */
+  state?: 'SYN_SENT';
   /** The frontend address the client sent to; absent for fwmark frontends on every local address. */
   origDst?: string;
   origPortDst: number;
@@ -26,8 +28,35 @@ function backendKey(svc: VirtualService, address: string, port: number): string 
  * service, its entries must go; when a service gets its first selectable backend, entries that
  * were created un-NATed (replies from the VIP itself) must go too.
  */
-export function udpConntrackDeletions(prev: LbTable | null, next: LbTable): ConntrackDeletion[] {
+export function staleConntrackDeletions(prev: LbTable | null, next: LbTable): ConntrackDeletion[] {
   if (!prev) return [];
+  return [...udpDeletions(prev, next), ...halfOpenTcpDeletions(prev, next)];
+}
+
+/**
+ * A published port's connection attempts to a backend that is gone (a dead node's task) stay in
+ * conntrack as SYN_SENT for two minutes, NATed to it. A client that reuses a source port within that
+ * time sends its new SYN into the old entry, to the dead backend, and times out, long after the
+ * backend left the table. Established connections are left alone: those to a drained task end with it.
+ */
+function halfOpenTcpDeletions(prev: LbTable, next: LbTable): ConntrackDeletion[] {
+  const nextByFrontend = new Map(next.services.filter((s) => s.frontend.kind === 'fwmark' && s.frontend.protocol === 'tcp').map((s) => [frontendKey(s), s]));
+  const out: ConntrackDeletion[] = [];
+  for (const old of prev.services) {
+    const f = old.frontend;
+    if (f.kind !== 'fwmark' || f.protocol !== 'tcp') continue;
+    const now = nextByFrontend.get(frontendKey(old));
+    const kept = new Set((now?.backends ?? []).map((b) => backendKey(now!, b.address, b.port)));
+    for (const b of old.backends) {
+      if (kept.has(backendKey(old, b.address, b.port))) continue;
+      out.push({ protocol: 'tcp', state: 'SYN_SENT', origPortDst: f.port, replySrc: b.address, replyPortSrc: b.port === 0 ? f.port : b.port });
+    }
+  }
+  return out;
+}
+
+/** UDP flows whose backend left, or that went un-NATed before the service had a backend. */
+function udpDeletions(prev: LbTable, next: LbTable): ConntrackDeletion[] {
   // Only UDP services matter; most tables are mostly TCP, so this keeps a sync's cost small.
   const nextUdp = next.services.filter((s) => s.frontend.protocol === 'udp');
   const prevUdp = prev.services.filter((s) => s.frontend.protocol === 'udp');
@@ -73,6 +102,7 @@ export function udpConntrackDeletions(prev: LbTable | null, next: LbTable): Conn
 /** The `conntrack -D` argv that deletes exactly the entries `d` describes. */
 export function conntrackDeleteArgv(d: ConntrackDeletion): string[] {
   const argv = ['conntrack', '-D', '-p', d.protocol];
+  if (d.state) argv.push('--state', d.state);
   if (d.origDst) argv.push('--orig-dst', d.origDst);
   argv.push('--orig-port-dst', String(d.origPortDst), '--reply-src', d.replySrc);
   if (d.replyPortSrc !== undefined) argv.push('--reply-port-src', String(d.replyPortSrc));
