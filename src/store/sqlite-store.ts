@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import type {
   Compare,
@@ -182,6 +182,7 @@ export class SqliteKvStore implements KvStore {
   private readonly log: Logger;
   private pollTimer: NodeJS.Timeout | undefined;
   private pollSoon: NodeJS.Immediate | undefined;
+  private walWatcher: FSWatcher | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly compactTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -484,13 +485,29 @@ export class SqliteKvStore implements KvStore {
   }
 
   private ensurePolling(): void {
-    if (this.pollTimer === undefined) this.pollTimer = setInterval(() => this.poll(), this.pollIntervalMs);
+    if (this.pollTimer !== undefined) return;
+    // Every commit of any process writes the WAL file: inotify on it wakes the watchers within a
+    // millisecond or two, so the timer only backs it up and an idle agent wakes a few times a second
+    // instead of forty. Without the file (a store not in WAL mode yet, or :memory:) the timer polls fast.
+    let interval = this.pollIntervalMs;
+    if (this.path !== ':memory:' && this.walWatcher === undefined) {
+      try {
+        this.walWatcher = watch(`${this.path}-wal`, { persistent: false }, () => this.schedulePoll());
+        this.walWatcher.on('error', () => undefined);
+        interval = Math.max(this.pollIntervalMs, 500);
+      } catch {
+        this.walWatcher = undefined;
+      }
+    }
+    this.pollTimer = setInterval(() => this.poll(), interval);
   }
 
   private stopPollingIfIdle(): void {
     if (this.watchers.size > 0) return;
     if (this.pollTimer !== undefined) clearInterval(this.pollTimer);
     this.pollTimer = undefined;
+    this.walWatcher?.close();
+    this.walWatcher = undefined;
   }
 
   private schedulePoll(): void {
@@ -592,6 +609,8 @@ export class SqliteKvStore implements KvStore {
     for (const watcher of this.watchers) watcher.closed = true;
     this.watchers.clear();
     if (this.pollTimer !== undefined) clearInterval(this.pollTimer);
+    this.walWatcher?.close();
+    this.walWatcher = undefined;
     if (this.pollSoon !== undefined) clearImmediate(this.pollSoon);
     clearInterval(this.sweepTimer);
     if (this.compactTimer !== undefined) clearInterval(this.compactTimer);
