@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CLI_PATH } from '../../src/lab/cluster-lab.js';
 import { NetnsDir } from '../../src/sandbox/netns.js';
 import { SqliteKvStore } from '../../src/store/sqlite-store.js';
@@ -35,6 +35,8 @@ beforeAll(() => {
 });
 afterAll(() => {
   netns.removeAll();
+  // removeAll takes the netns folder; its parent is this test's own too.
+  rmSync(dirname(netns.dir), { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
 });
 
