@@ -61,6 +61,7 @@ export class Agent {
   /** False until start() has built every part a pass uses: no pass runs before. */
   private started = false;
   private lastResync = 0;
+  private resyncs = 0;
   private readonly settings: NodeSettings;
   private lbKind: 'nftables' | 'ipvs' = 'nftables';
   private lastPlan: NodePlan | null = null;
@@ -244,7 +245,9 @@ export class Agent {
     // Host sockets are read on the resync and when published ports may have changed, never on every pass.
     if (resync || snapshot.services !== this.lastServices) this.checkShadowedPorts(snapshot);
     this.lastServices = snapshot.services;
-    const report = await this.reconciler.apply(plan, { resync });
+    // Every tenth resync (and the first pass) also re-reads the kernel through the writers and backends.
+    const deep = resync && this.resyncs++ % 10 === 0;
+    const report = await this.reconciler.apply(plan, { resync, deep });
     if (this.mirror.connected) {
       await this.reportTaskStates(plan, resync);
       await this.publishStatus(plan).catch((err: Error) => this.log.warn({ event: 'node.status_failed', error: err.message }));

@@ -113,7 +113,11 @@ export class NodeReconciler {
   }
 
   /** One pass. `resync`: check every target against the kernel and prune unknown objects. */
-  async apply(plan: NodePlan, opts: { resync: boolean }): Promise<PassReport> {
+  async apply(plan: NodePlan, opts: { resync: boolean; deep?: boolean }): Promise<PassReport> {
+    // A resync re-applies every target from what this reconciler knows; a deep one also has the writers
+    // and backends re-read the kernel (iptables-save per namespace, an atomic nft rebuild), which is
+    // what an idle node spends its CPU on, so it runs on a slower period.
+    const deep = opts.resync && opts.deep !== false;
     const r: PassReport = { namespaces: 0, sysctls: 0, gwLegs: 0, overlayOps: 0, lbChanges: 0, meshRules: 0, health: 0, processes: 0, dns: 0, removed: 0, pruned: 0, errors: [] };
     if (opts.resync) this.cache.invalidate();
     this.explain = this.opts.log.isLevelEnabled('debug') ? { resync: opts.resync } : null;
@@ -126,7 +130,7 @@ export class NodeReconciler {
     // The host firewall before any leg exists: a new leg is isolated from its first packet.
     for (const set of plan.hostFirewall) {
       await this.target(r, 'hostrules', set.comment, set, async () => {
-        if (await this.a.mesh.applyHostFirewall(set, { resync: opts.resync })) r.meshRules++;
+        if (await this.a.mesh.applyHostFirewall(set, { resync: deep })) r.meshRules++;
       });
     }
 
@@ -168,18 +172,18 @@ export class NodeReconciler {
         // later resyncs reconcile, which also removes anything stale.
         const fresh = !this.lbs.has(netns);
         const lb = this.lbOf(netns);
-        r.lbChanges += (opts.resync && !fresh && lb.reconcile ? await lb.reconcile(table) : await lb.apply(table)).changes;
+        r.lbChanges += (deep && !fresh && lb.reconcile ? await lb.reconcile(table) : await lb.apply(table)).changes;
         // Big tables are shared by identity between passes (the planner's memo); small ones, like the
         // sandbox's, are rebuilt each pass and compared by content, which costs little at their size.
       }, { byIdentity: table.services.length > 64 });
     }
     for (const rules of plan.taskRules) {
       await this.target(r, 'taskrules', rules.netns, rules, async () => {
-        if (await this.a.mesh.applyTask(rules, { resync: opts.resync })) r.meshRules++;
+        if (await this.a.mesh.applyTask(rules, { resync: deep })) r.meshRules++;
       });
     }
     await this.target(r, 'hostrules', 'host', plan.hostRules, async () => {
-      if (await this.a.mesh.applyHost(plan.hostRules, { resync: opts.resync })) r.meshRules++;
+      if (await this.a.mesh.applyHost(plan.hostRules, { resync: deep })) r.meshRules++;
     });
     await this.target(r, 'health', 'host', plan.health, async () => {
       await this.a.health.reconcile(plan.health);
