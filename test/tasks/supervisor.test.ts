@@ -260,6 +260,9 @@ describe('TaskSupervisor', () => {
     a.sup.close();
     process.kill(first.pid!, 'SIGKILL');
     await waitFor('the original to die', () => !alive(first.pid!));
+    // Start times count clock ticks (10 ms): a stranger started in the original's tick would be told apart
+    // by its namespace instead, which this test does not mean to exercise.
+    await new Promise((r) => setTimeout(r, 30));
 
     const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
     foreign.push(stranger);
