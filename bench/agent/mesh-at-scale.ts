@@ -8,7 +8,6 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { Lab } from '../../src/lab/lab.js';
 import { ClusterLab } from '../../src/lab/cluster-lab.js';
 import { execIn } from '../../src/sandbox/exec.js';
 
@@ -52,90 +51,85 @@ function percentile(values: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  const lab = await Lab.create(3, { tag: 'bench-scale' });
-  const cl = new ClusterLab(lab, ['--log-level', 'debug', '--drain-seconds', '1']);
-  try {
+  await ClusterLab.within(3, 'bench-scale', ['--log-level', 'debug', '--drain-seconds', '1'], async (cl, lab) => {
     await cl.startAll();
     const t0 = performance.now();
     await cl.withCluster(async (c) => {
       for (let i = 1; i <= SERVICES; i++) {
         await c.createService({ name: `s${i}`, replicas: REPLICAS, ports: [{ published: 9000 + i, target: 80 }], command: ['socat', 'TCP-LISTEN:80,fork,reuseaddr', 'SYSTEM:echo ok'] });
       }
-    });
-    await cl.waitFor(`${SERVICES * REPLICAS} tasks running`, 600_000, async (c) => (await c.listTasks()).filter((t) => t.state === 'running').length === SERVICES * REPLICAS);
-    console.log(`${SERVICES} services x ${REPLICAS} replicas running after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    await new Promise((r) => setTimeout(r, 3000)); // let the last status writes settle
+  });
+  await cl.waitFor(`${SERVICES * REPLICAS} tasks running`, 600_000, async (c) => (await c.listTasks()).filter((t) => t.state === 'running').length === SERVICES * REPLICAS);
+  console.log(`${SERVICES} services x ${REPLICAS} replicas running after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  await new Promise((r) => setTimeout(r, 3000)); // let the last status writes settle
 
-    // Idle: CPU, RSS, passes, processes started.
-    const agents = [...cl.agents.values()];
-    const logStart = agents.map((a) => readFileSync(a.log, 'utf8').length);
-    const before = agents.map((a) => cpuTicks(a.process.pid!));
-    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
-    const cpu = agents.map((a, i) => ((cpuTicks(a.process.pid!) - before[i]!) / CLK_TCK / IDLE_SECONDS) * 100);
-    const rss = agents.map((a) => rssMb(a.process.pid!));
-    const passMs: number[] = [];
-    let spawnedIdle = 0;
-    let idlePasses = 0;
-    agents.forEach((a, i) => {
-      for (const line of readFileSync(a.log, 'utf8').slice(logStart[i]).split('\n')) {
-        if (!line.includes('"reconcile.pass"')) continue;
-        const p = JSON.parse(line) as { ms: number; spawned?: number; changes?: number; resync?: boolean };
-        if (p.changes === 0 && !p.resync) passMs.push(p.ms);
-        if (!p.resync) spawnedIdle += p.spawned ?? 0;
-        idlePasses++;
-      }
-    });
-    const helpers = agents.map((a) => childrenNamed(a.process.pid!, ['nft', 'iptables-restor', 'iptables-save', 'nsenter']));
-    for (const [i, a] of agents.entries()) {
-      console.log(`${a.host.name}: idle CPU ${cpu[i]!.toFixed(2)} % of a core, RSS ${rss[i]!.toFixed(0)} MB, nft/iptables children alive ${helpers[i]}`);
+  // Idle: CPU, RSS, passes, processes started.
+  const agents = [...cl.agents.values()];
+  const logStart = agents.map((a) => readFileSync(a.log, 'utf8').length);
+  const before = agents.map((a) => cpuTicks(a.process.pid!));
+  await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+  const cpu = agents.map((a, i) => ((cpuTicks(a.process.pid!) - before[i]!) / CLK_TCK / IDLE_SECONDS) * 100);
+  const rss = agents.map((a) => rssMb(a.process.pid!));
+  const passMs: number[] = [];
+  let spawnedIdle = 0;
+  let idlePasses = 0;
+  agents.forEach((a, i) => {
+    for (const line of readFileSync(a.log, 'utf8').slice(logStart[i]).split('\n')) {
+      if (!line.includes('"reconcile.pass"')) continue;
+      const p = JSON.parse(line) as { ms: number; spawned?: number; changes?: number; resync?: boolean };
+      if (p.changes === 0 && !p.resync) passMs.push(p.ms);
+      if (!p.resync) spawnedIdle += p.spawned ?? 0;
+      idlePasses++;
     }
-    console.log(`idle: ${idlePasses} passes, no-op pass p50 ${percentile(passMs, 50).toFixed(1)} ms p99 ${percentile(passMs, 99).toFixed(1)} ms, processes started by non-resync passes: ${spawnedIdle}`);
-
-    // Scale one service: from the new task listening to its address in every host's ingress table.
-    await cl.withCluster((c) => c.scaleService('s1', REPLICAS + 1));
-    let task: { node: string; id: string; ingress: string } | undefined;
-    while (!task) {
-      const t = (await cl.withCluster((c) => c.listTasks({ service: 's1' }))).find((x) => x.slot === REPLICAS + 1);
-      if (t?.addresses['ingress']) task = { node: t.node, id: t.id, ingress: t.addresses['ingress'].ip };
-      else await new Promise((r) => setTimeout(r, 20));
-    }
-    const host = lab.hosts.find((h) => h.name === task!.node)!;
-    const taskNs = host.dir.path(`t-${task.id.slice(0, 12)}`);
-    let listening = 0;
-    while (!listening) {
-      const ss = await execIn(taskNs, ['ss', '-ltnH', 'sport = :80'], { allowFailure: true });
-      if (ss.stdout.trim()) listening = performance.now();
-      else await new Promise((r) => setTimeout(r, 10));
-    }
-    const reached = new Map<string, number>();
-    while (reached.size < lab.hosts.length) {
-      for (const h of lab.hosts) {
-        if (reached.has(h.name)) continue;
-        const t = await execIn(h.dir.path('ingress_sbox'), ['nft', 'list', 'table', 'ip', 'meshnet'], { allowFailure: true });
-        if (t.stdout.includes(task.ingress)) reached.set(h.name, performance.now() - listening);
-      }
-      if (performance.now() - listening > 60_000) throw new Error('the new task never reached every host\'s table');
-    }
-    const scaleMs = Math.max(...reached.values());
-    console.log(`scale s1 ${REPLICAS} -> ${REPLICAS + 1}: in every host's ingress table ${scaleMs.toFixed(0)} ms after the new task listened (${[...reached].map(([h, ms]) => `${h} ${ms.toFixed(0)}`).join(', ')})`);
-    console.log(
-      JSON.stringify({
-        bench: 'agent-mesh-at-scale',
-        services: SERVICES,
-        replicas: REPLICAS,
-        idle_cpu_percent_max: Math.max(...cpu),
-        rss_mb_max: Math.max(...rss),
-        noop_pass_ms_p50: percentile(passMs, 50),
-        noop_pass_ms_p99: percentile(passMs, 99),
-        processes_started_by_idle_passes: spawnedIdle,
-        nft_iptables_children_alive_max: Math.max(...helpers),
-        scale_to_every_table_ms: scaleMs,
-      }),
-    );
-  } finally {
-    await cl.stopAll();
-    await lab.destroy();
+  });
+  const helpers = agents.map((a) => childrenNamed(a.process.pid!, ['nft', 'iptables-restor', 'iptables-save', 'nsenter']));
+  for (const [i, a] of agents.entries()) {
+    console.log(`${a.host.name}: idle CPU ${cpu[i]!.toFixed(2)} % of a core, RSS ${rss[i]!.toFixed(0)} MB, nft/iptables children alive ${helpers[i]}`);
   }
+  console.log(`idle: ${idlePasses} passes, no-op pass p50 ${percentile(passMs, 50).toFixed(1)} ms p99 ${percentile(passMs, 99).toFixed(1)} ms, processes started by non-resync passes: ${spawnedIdle}`);
+
+  // Scale one service: from the new task listening to its address in every host's ingress table.
+  await cl.withCluster((c) => c.scaleService('s1', REPLICAS + 1));
+  let task: { node: string; id: string; ingress: string } | undefined;
+  while (!task) {
+    const t = (await cl.withCluster((c) => c.listTasks({ service: 's1' }))).find((x) => x.slot === REPLICAS + 1);
+    if (t?.addresses['ingress']) task = { node: t.node, id: t.id, ingress: t.addresses['ingress'].ip };
+    else await new Promise((r) => setTimeout(r, 20));
+  }
+  const host = lab.hosts.find((h) => h.name === task!.node)!;
+  const taskNs = host.dir.path(`t-${task.id.slice(0, 12)}`);
+  let listening = 0;
+  while (!listening) {
+    const ss = await execIn(taskNs, ['ss', '-ltnH', 'sport = :80'], { allowFailure: true });
+    if (ss.stdout.trim()) listening = performance.now();
+    else await new Promise((r) => setTimeout(r, 10));
+  }
+  const reached = new Map<string, number>();
+  while (reached.size < lab.hosts.length) {
+    for (const h of lab.hosts) {
+      if (reached.has(h.name)) continue;
+      const t = await execIn(h.dir.path('ingress_sbox'), ['nft', 'list', 'table', 'ip', 'meshnet'], { allowFailure: true });
+      if (t.stdout.includes(task.ingress)) reached.set(h.name, performance.now() - listening);
+    }
+    if (performance.now() - listening > 60_000) throw new Error('the new task never reached every host\'s table');
+  }
+  const scaleMs = Math.max(...reached.values());
+  console.log(`scale s1 ${REPLICAS} -> ${REPLICAS + 1}: in every host's ingress table ${scaleMs.toFixed(0)} ms after the new task listened (${[...reached].map(([h, ms]) => `${h} ${ms.toFixed(0)}`).join(', ')})`);
+  console.log(
+    JSON.stringify({
+      bench: 'agent-mesh-at-scale',
+      services: SERVICES,
+      replicas: REPLICAS,
+      idle_cpu_percent_max: Math.max(...cpu),
+      rss_mb_max: Math.max(...rss),
+      noop_pass_ms_p50: percentile(passMs, 50),
+      noop_pass_ms_p99: percentile(passMs, 99),
+      processes_started_by_idle_passes: spawnedIdle,
+      nft_iptables_children_alive_max: Math.max(...helpers),
+      scale_to_every_table_ms: scaleMs,
+    }),
+  );
+  });
 }
 
 main().catch((err) => {

@@ -3,16 +3,13 @@
  * every host, on 3 lab hosts with real agents. Run: npm run build && node dist/bench/agent/service-converge.js
  */
 import { performance } from 'node:perf_hooks';
-import { Lab } from '../../src/lab/lab.js';
 import { ClusterLab, ECHO_HTTP } from '../../src/lab/cluster-lab.js';
 import { execIn } from '../../src/sandbox/exec.js';
 
 const SIZES = (process.env.REPLICAS ?? '3,9').split(',').map(Number);
 
 async function main(): Promise<void> {
-  const lab = await Lab.create(3, { tag: 'bench-converge' });
-  const cl = new ClusterLab(lab);
-  try {
+  await ClusterLab.within(3, 'bench-converge', [], async (cl, lab) => {
     const client = await lab.addClient('client', '192.0.2.100');
     let t = performance.now();
     await cl.startAll();
@@ -38,10 +35,7 @@ async function main(): Promise<void> {
       console.log(`service create, ${String(replicas).padStart(2)} replicas: all running after ${running.toFixed(0)} ms, published port answering on all 3 hosts after ${answering.toFixed(0)} ms`);
       port++;
     }
-  } finally {
-    await cl.stopAll();
-    await lab.destroy();
-  }
+  });
 }
 
 main().catch((err) => {

@@ -125,6 +125,19 @@ export class ClusterLab {
       .join('\n');
   }
 
+  /** Builds a lab of `hosts` hosts with real agents started, runs `fn`, and always tears it all down. */
+  static async within<T>(hosts: number, tag: string, agentArgs: string[], fn: (cl: ClusterLab, lab: Lab) => Promise<T>): Promise<T> {
+    const { Lab: LabClass } = await import('./lab.js');
+    const lab = await LabClass.create(hosts, { tag });
+    const cl = new ClusterLab(lab, agentArgs);
+    try {
+      return await fn(cl, lab);
+    } finally {
+      await cl.stopAll();
+      await lab.destroy();
+    }
+  }
+
   /** Stops every agent (SIGKILL: teardown, not a graceful exit). */
   async stopAll(): Promise<void> {
     for (const name of [...this.agents.keys()]) await this.stopAgent(name, 'SIGKILL');
