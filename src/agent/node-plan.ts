@@ -17,6 +17,7 @@ import { hostFirewallRuleSets, hostFirewallSysctls } from '../mesh/host-firewall
 import type { IptablesRuleSet } from '../mesh/iptables-ruleset.js';
 import type { GwLeg } from './gwbridge.js';
 import { EastWestPlanner } from './lb-plan.js';
+import { addressIpv6, v6Field } from '../model/dual-stack.js';
 
 /** This node's fixed settings, from the agent's configuration. */
 export interface NodeSettings {
@@ -36,6 +37,8 @@ export interface TaskInterface {
   ifname: string;
   ip: string;
   mac: string;
+  /** Its v6 address on a dual-stack network. */
+  ip6?: string;
 }
 
 /** A task this node must run, with everything needed to wire and start it. */
@@ -207,7 +210,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     const service = services.get(record.service)!;
     const interfaces: TaskInterface[] = taskNetworks(service)
       .filter((n) => record.addresses[n] && networks.has(n))
-      .map((network, i) => ({ network, ifname: `eth${i}`, ip: record.addresses[network]!.ip, mac: record.addresses[network]!.mac }));
+      .map((network, i) => ({ network, ifname: `eth${i}`, ip: record.addresses[network]!.ip, mac: record.addresses[network]!.mac, ...v6Field(addressIpv6(networks.get(network), record.addresses[network]!)) }));
     const gwIp = gwIps[record.id]!;
     return {
       record,
@@ -319,10 +322,11 @@ function overlayInputs(settings: NodeSettings, facts: NodeFacts, ctx: OverlayCon
     const local: LocalEndpoint[] = [];
     for (const t of ctx.tasks) {
       const itf = t.interfaces.find((i) => i.network === net.name);
-      if (itf) local.push({ id: t.record.id, sandbox: t.sandbox, ifname: itf.ifname, ip: itf.ip, mac: itf.mac });
+      if (itf) local.push({ id: t.record.id, sandbox: t.sandbox, ifname: itf.ifname, ip: itf.ip, mac: itf.mac, ...v6Field(itf.ip6) });
     }
     if (net.ingress && ctx.ingress) {
-      local.push({ id: `sbox-${me}`, sandbox: ctx.sboxPath, ifname: 'eth0', ip: ctx.ingress.endpoint.ip, mac: ctx.ingress.endpoint.mac });
+      const e = ctx.ingress.endpoint;
+      local.push({ id: `sbox-${me}`, sandbox: ctx.sboxPath, ifname: 'eth0', ip: e.ip, mac: e.mac, ...v6Field(addressIpv6(net, e)) });
     }
     if (local.length === 0) continue;
     const remote: RemoteEndpoint[] = [];
@@ -330,16 +334,16 @@ function overlayInputs(settings: NodeSettings, facts: NodeFacts, ctx: OverlayCon
       const addr = t.addresses[net.name];
       const node = ctx.liveNodes.get(t.node);
       if (t.node === me || !addr || !node) continue;
-      remote.push({ ip: addr.ip, mac: addr.mac, vtep: node.underlayIp });
+      remote.push({ ip: addr.ip, mac: addr.mac, vtep: node.underlayIp, ...v6Field(addressIpv6(net, addr)) });
     }
     if (net.ingress) {
       for (const e of facts.ingressEndpoints) {
         const node = ctx.liveNodes.get(e.node);
-        if (e.node !== me && node) remote.push({ ip: e.ip, mac: e.mac, vtep: node.underlayIp });
+        if (e.node !== me && node) remote.push({ ip: e.ip, mac: e.mac, vtep: node.underlayIp, ...v6Field(addressIpv6(net, e)) });
       }
     }
     overlays.push({
-      network: { name: net.name, vni: net.vni, subnet: net.subnet, gateway: net.gateway },
+      network: { name: net.name, vni: net.vni, subnet: net.subnet, gateway: net.gateway, ...(net.subnet6 && net.gateway6 ? { subnet6: net.subnet6, gateway6: net.gateway6 } : {}) },
       underlayMtu: settings.underlayMtu,
       localVtep: settings.underlayIp,
       local,
@@ -352,12 +356,13 @@ function overlayInputs(settings: NodeSettings, facts: NodeFacts, ctx: OverlayCon
 /** DNS: a task sees the services and tasks of its own networks; the ingress network has no names (as in Swarm). */
 function nameViews(snapshot: ClusterSnapshot, tasks: LocalTask[], alive: TaskRecord[]): NodePlan['nameViews'] {
   if (tasks.length === 0) return [];
+  const networksByName = new Map(snapshot.networks.map((n) => [n.name, n]));
   const dnsServices: DnsService[] = snapshot.services.map((s) => ({
     name: s.name,
     endpointMode: s.endpointMode,
     attachments: attachedNetworks(s)
       .filter((n) => n !== INGRESS_NETWORK)
-      .map((n) => ({ network: n, vip: s.endpointMode === 'vip' ? (s.vips[n] ?? null) : null })),
+      .map((n) => ({ network: n, vip: s.endpointMode === 'vip' ? (s.vips[n] ?? null) : null, ...(s.vips6?.[n] !== undefined ? { vip6: s.vips6[n] } : {}) })),
     ports: s.ports.map((p) => ({ protocol: p.protocol, targetPort: p.target, publishedPort: p.published })),
   }));
   const dnsTasks: DnsTask[] = alive.map((t) => ({
@@ -366,7 +371,7 @@ function nameViews(snapshot: ClusterSnapshot, tasks: LocalTask[], alive: TaskRec
     running: t.state === 'running' && t.desiredState === 'running',
     ips: Object.entries(t.addresses)
       .filter(([n]) => n !== INGRESS_NETWORK)
-      .map(([network, a]) => ({ network, ip: a.ip })),
+      .map(([network, a]) => ({ network, ip: a.ip, ...v6Field(addressIpv6(networksByName.get(network), a)) })),
   }));
   // Tasks on the same networks see the same names: one view per distinct network list.
   const byNetworks = new Map<string, NameView>();

@@ -1,10 +1,12 @@
 import type { NameView } from './name-view.js';
+import { ipv6Bytes, ipv6PtrName } from './aaaa-records.js';
 import {
   ipv4Bytes,
   recordAtQuestion,
   recordNamed,
   reverseName,
   TYPE_A,
+  TYPE_AAAA,
   TYPE_PTR,
   TYPE_SRV,
   encodeName,
@@ -71,8 +73,13 @@ class TableBuilder {
     this.add(name, TYPE_A, { answers, shuffle: shuffle && answers.length > 1, additional: [] });
   }
 
+  addresses6(name: string, ips: readonly string[], shuffle: boolean): void {
+    const answers = ips.map((ip) => recordAtQuestion(TYPE_AAAA, this.ttl, ipv6Bytes(ip)));
+    this.add(name, TYPE_AAAA, { answers, shuffle: shuffle && answers.length > 1, additional: [] });
+  }
+
   pointer(ip: string, target: string): void {
-    this.add(reverseName(ip), TYPE_PTR, {
+    this.add(ip.includes(':') ? ipv6PtrName(ip) : reverseName(ip), TYPE_PTR, {
       answers: [recordAtQuestion(TYPE_PTR, this.ttl, encodeName(target))],
       shuffle: false,
       additional: [],
@@ -108,6 +115,10 @@ export function compileAnswerTable(view: NameView, opts: { ttlSeconds?: number; 
         for (const name of [base, `${base}.${net.name}`]) {
           b.addresses(name, ips, shuffle);
           b.addresses(`tasks.${name}`, svc.taskIps, true);
+          if (svc.taskIps6 !== undefined) {
+            b.addresses6(name, svc.endpointMode === 'vip' ? (svc.vip6 ? [svc.vip6] : []) : svc.taskIps6, shuffle);
+            b.addresses6(`tasks.${name}`, svc.taskIps6, true);
+          } else if (svc.vip6) b.addresses6(name, [svc.vip6], false);
           for (const p of svc.ports) {
             for (const port of new Set([p.targetPort, p.publishedPort])) {
               b.service(`_${port}._${p.protocol}.${name}`, p.targetPort, qualified, ips);
@@ -116,13 +127,16 @@ export function compileAnswerTable(view: NameView, opts: { ttlSeconds?: number; 
         }
       }
       if (svc.vip) b.pointer(svc.vip, qualified);
+      if (svc.vip6) b.pointer(svc.vip6, qualified);
     }
     for (const task of net.tasks) {
       for (const base of [task.name, ...task.aliases]) {
         b.addresses(base, [task.ip], false);
         b.addresses(`${base}.${net.name}`, [task.ip], false);
+        if (task.ip6) for (const name of [base, `${base}.${net.name}`]) b.addresses6(name, [task.ip6], false);
       }
       b.pointer(task.ip, `${task.name}.${net.name}`);
+      if (task.ip6) b.pointer(task.ip6, `${task.name}.${net.name}`);
     }
   }
   return new AnswerTable(b.names, opts.forwarding);

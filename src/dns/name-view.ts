@@ -35,6 +35,9 @@ export interface ServiceView {
   vip: string | null;
   taskIps: string[];
   ports: PortView[];
+  /** Dual-stack networks only: the v6 VIP (AAAA of the name) and the running tasks' v6 addresses (AAAA of tasks.). */
+  vip6?: string;
+  taskIps6?: string[];
 }
 
 /** A task (container) on one network: its name and aliases resolve to `ip`. */
@@ -42,6 +45,8 @@ export interface TaskView {
   name: string;
   aliases: string[];
   ip: string;
+  /** Its v6 address on a dual-stack network. */
+  ip6?: string;
 }
 
 /** A service as the store knows it, reduced to what names need. */
@@ -50,7 +55,7 @@ export interface ServiceRecord {
   aliases?: string[];
   endpointMode: EndpointMode;
   /** The networks the service is on; `vip` is required in `vip` mode. */
-  attachments: { network: string; vip?: string | null }[];
+  attachments: { network: string; vip?: string | null; vip6?: string }[];
   ports?: PortView[];
 }
 
@@ -62,7 +67,7 @@ export interface TaskRecord {
   aliases?: string[];
   /** Only running tasks are answered: a stopped task's IP must not be handed out. */
   running: boolean;
-  ips: { network: string; ip: string }[];
+  ips: { network: string; ip: string; ip6?: string }[];
 }
 
 /** Input of buildNameView: the whole cluster's records plus the networks of the task being served. */
@@ -81,15 +86,17 @@ export function buildNameView(input: NameViewInput): NameView {
     seen.add(network);
     const tasks: TaskView[] = [];
     const ipsByService = new Map<string, string[]>();
+    const ips6ByService = new Map<string, string[]>();
     for (const task of input.tasks) {
       if (!task.running) continue;
       const at = task.ips.find((a) => a.network === network);
       if (!at) continue;
-      tasks.push({ name: task.name, aliases: [...(task.aliases ?? [])], ip: at.ip });
+      tasks.push({ name: task.name, aliases: [...(task.aliases ?? [])], ip: at.ip, ...(at.ip6 !== undefined ? { ip6: at.ip6 } : {}) });
       if (task.service) {
         const list = ipsByService.get(task.service) ?? [];
         list.push(at.ip);
         ipsByService.set(task.service, list);
+        if (at.ip6 !== undefined) ips6ByService.set(task.service, [...(ips6ByService.get(task.service) ?? []), at.ip6]);
       }
     }
     const services: ServiceView[] = [];
@@ -103,6 +110,7 @@ export function buildNameView(input: NameViewInput): NameView {
         vip: svc.endpointMode === 'vip' ? (at.vip ?? null) : null,
         taskIps: [...(ipsByService.get(svc.name) ?? [])].sort(compareIpv4),
         ports: (svc.ports ?? []).map((p) => ({ ...p })),
+        ...dualStackFields(svc.endpointMode === 'vip' ? at.vip6 : undefined, ips6ByService.get(svc.name)),
       });
     }
     services.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -110,6 +118,11 @@ export function buildNameView(input: NameViewInput): NameView {
     networks.push({ name: network, services, tasks });
   }
   return { networks };
+}
+
+/** The v6 fields of a service view: present only when the network gave the service or its tasks v6 addresses. */
+function dualStackFields(vip6: string | undefined, taskIps6: string[] | undefined): Pick<ServiceView, 'vip6' | 'taskIps6'> {
+  return { ...(vip6 !== undefined ? { vip6 } : {}), ...(taskIps6 !== undefined ? { taskIps6: [...taskIps6].sort() } : {}) };
 }
 
 function compareIpv4(a: string, b: string): number {
@@ -131,6 +144,7 @@ const dnsName = z
   .max(253)
   .refine((s) => s.split('.').every((l) => LABEL.test(l)), { message: 'not a valid DNS name' });
 const ipv4 = z.ipv4();
+const ipv6 = z.ipv6();
 const port = z.number().int().min(1).max(65535);
 
 const nameViewSchema = z.object({
@@ -145,9 +159,11 @@ const nameViewSchema = z.object({
           vip: ipv4.nullable(),
           taskIps: z.array(ipv4),
           ports: z.array(z.object({ protocol: z.enum(['tcp', 'udp']), targetPort: port, publishedPort: port })),
+          vip6: ipv6.optional(),
+          taskIps6: z.array(ipv6).optional(),
         }),
       ),
-      tasks: z.array(z.object({ name: dnsName, aliases: z.array(dnsName), ip: ipv4 })),
+      tasks: z.array(z.object({ name: dnsName, aliases: z.array(dnsName), ip: ipv4, ip6: ipv6.optional() })),
     }),
   ),
 });
@@ -159,7 +175,7 @@ export function validateNameView(view: unknown): NameView {
     const issue = parsed.error.issues[0];
     throw new InvalidDnsInputError(
       `invalid name view at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'rejected'}; ` +
-        'names must be DNS labels (letters, digits, - and _), addresses IPv4 literals',
+        'names must be DNS labels (letters, digits, - and _), addresses IPv4 (ip, vip) or IPv6 (ip6, vip6) literals',
     );
   }
   return parsed.data as NameView;

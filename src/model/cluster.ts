@@ -17,6 +17,7 @@ import {
   INGRESS_SUBNET,
 } from './ipam.js';
 import { macFromIpv4 } from './ipv4.js';
+import { ingressUpgrade, networkIpv6Fields, serviceVips6, taskAddressIpv6 } from './dual-stack.js';
 import * as keys from './keys.js';
 import {
   AlreadyExistsError,
@@ -525,7 +526,8 @@ export class Cluster {
       const subnet = wanted ?? chooseSubnet(table);
       const vni = chooseVni(new Set(vniKvs.map((kv) => Number(kv.key.slice(keys.VNIS.length)))));
       const gateway = gatewayOf(subnet);
-      const record: NetworkRecord = { name: input.name, driver: 'overlay', subnet, gateway, vni, ingress: input.ingress, options: input.options };
+      const v6 = networkIpv6Fields(input, table);
+      const record: NetworkRecord = { name: input.name, driver: 'overlay', subnet, gateway, vni, ingress: input.ingress, options: input.options, ...v6 };
       const ok = await this.commit(
         [
           { key, absent: true },
@@ -535,7 +537,7 @@ export class Cluster {
         ],
         [
           { type: 'put', key, value: encodeRecord(NetworkRecordSchema, 'network', key, record) },
-          { type: 'put', key: keys.SUBNETS_KEY, value: JSON.stringify({ ...table, [subnet]: input.name }) },
+          { type: 'put', key: keys.SUBNETS_KEY, value: JSON.stringify({ ...table, [subnet]: input.name, ...(v6.subnet6 ? { [v6.subnet6]: input.name } : {}) }) },
           { type: 'put', key: keys.vniKey(vni), value: input.name },
           { type: 'put', key: keys.ipKey(input.name, gateway), value: 'gateway' },
         ],
@@ -555,6 +557,25 @@ export class Cluster {
       if (err instanceof AlreadyExistsError) return (await this.getNetwork(INGRESS_NETWORK))!;
       throw err;
     }
+  }
+
+  /** Makes the ingress network dual stack once a service publishing through it is on a dual-stack network. */
+  private async ensureIngressDualStack(ingress: NetworkRecord, networks: readonly string[]): Promise<void> {
+    const attached = await Promise.all(networks.map((n) => this.getNetwork(n)));
+    if (ingressUpgrade(ingress, attached, {}) === undefined) return;
+    const key = keys.networkKey(ingress.name);
+    await this.retrying(`ensureIngressDualStack(${ingress.name})`, async () => {
+      const [net, tableKv] = await Promise.all([this.read(NetworkRecordSchema, 'network', key), this.store.get(keys.SUBNETS_KEY)]);
+      if (!net) return true;
+      const table = tableKv ? decodeRecord(SubnetTableSchema, 'subnet table', keys.SUBNETS_KEY, tableKv.value) : {};
+      const next = ingressUpgrade(net.record, attached, table);
+      if (next === undefined) return true;
+      const ops: TxnOp[] = [
+        { type: 'put', key, value: encodeRecord(NetworkRecordSchema, 'network', key, next) },
+        { type: 'put', key: keys.SUBNETS_KEY, value: JSON.stringify({ ...table, [next.subnet6!]: next.name }) },
+      ];
+      return (await this.commit([unchanged(key, net.kv), unchanged(keys.SUBNETS_KEY, tableKv)], ops)) ? true : undefined;
+    });
   }
 
   /** All networks. */
@@ -666,7 +687,7 @@ export class Cluster {
     if (mode === 'update' && !probe) throw new NotFoundError('service', name);
     const first = build(probe?.record);
     this.checkServiceSpec(first);
-    if (first.ports.some((p) => p.mode === 'ingress')) await this.ensureIngressNetwork();
+    if (first.ports.some((p) => p.mode === 'ingress')) await this.ensureIngressDualStack(await this.ensureIngressNetwork(), first.networks);
 
     return this.retrying(`${mode}Service(${name})`, async (attempt) => {
       const read = await this.read(ServiceRecordSchema, 'service', key);
@@ -721,6 +742,7 @@ export class Cluster {
           ops.push({ type: 'put', key: keys.ipKey(netName, ip), value: `vip:${name}` });
         }
       }
+      const vips6 = serviceVips6(vips, networks);
       const droppedVips = Object.entries(current?.vips ?? {}).filter(([netName, ip]) => vips[netName] !== ip);
       ops.push(...(await this.quarantine.releaseOps(droppedVips.map(([network, ip]) => ({ network, ip, owner: `vip:${name}` })))));
 
@@ -766,6 +788,7 @@ export class Cluster {
         name,
         networks: spec.networks,
         vips,
+        ...(vips6 !== undefined ? { vips6 } : {}),
         endpointMode: spec.endpointMode,
         ports,
         replicas: spec.replicas,
@@ -879,7 +902,7 @@ export class Cluster {
       const net = nets[i];
       if (!net) throw new NotFoundError('network', netName);
       const ip = chooseAddress(net.subnet, used[i]!, netName, attempt);
-      addresses[netName] = { ip, mac: macFromIpv4(ip) };
+      addresses[netName] = { ip, mac: macFromIpv4(ip), ...taskAddressIpv6(net, ip) };
       compare.push({ key: keys.ipKey(netName, ip), absent: true });
       ops.push({ type: 'put', key: keys.ipKey(netName, ip), value: `task:${id}` });
     }

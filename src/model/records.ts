@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { RecordInvalidError } from './model-errors.js';
 import { parseIpv4, parseSubnet } from './ipv4.js';
+import { isIpv6, parseSubnet6 } from './ipv6.js';
 import { CAPABILITY_RULE, CAPABILITIES, normalizeCapability } from '../tasks/capabilities.js';
 import { parseUserSpec, USER_RULE } from '../tasks/task-user.js';
 
@@ -53,6 +54,8 @@ const capabilitySpecSchema = z
   .transform((c) => normalizeCapability(c)!);
 const ipv4Schema = z.string().refine((s) => parseIpv4(s) !== undefined, 'must be a dotted-quad IPv4 address');
 const subnetSchema = z.string().refine((s) => parseSubnet(s) !== undefined, 'must be an IPv4 CIDR like 10.0.1.0/24 with host bits zero');
+const ipv6Schema = z.string().refine(isIpv6, 'must be an IPv6 address');
+const subnet6Schema = z.string().refine((s) => parseSubnet6(s) !== undefined, 'must be an IPv6 CIDR like fd00:1::/64 with host bits zero');
 const portNumber = z.number().int().min(1).max(65535);
 const stringMap = z.record(z.string(), z.string());
 
@@ -120,6 +123,9 @@ export const NetworkRecordSchema = z.looseObject({
   vni: z.number().int().min(1).max(16_777_215),
   ingress: z.boolean(),
   options: stringMap,
+  /** Dual stack (--ipv6): the v6 subnet and br0's v6 address; absent on v4-only networks. */
+  subnet6: subnet6Schema.optional(),
+  gateway6: ipv6Schema.optional(),
 });
 /** A stored network. */
 export type NetworkRecord = z.infer<typeof NetworkRecordSchema>;
@@ -157,6 +163,8 @@ export const ServiceRecordSchema = z.looseObject({
   name: nameSchema,
   networks: z.array(networkNameSchema),
   vips: z.record(networkNameSchema, ipv4Schema),
+  /** The v6 VIP on each dual-stack network (src/model/ipv6.ts: the v4 VIP's twin); absent when none is. */
+  vips6: z.record(networkNameSchema, ipv6Schema).optional(),
   endpointMode: z.enum(['vip', 'dnsrr']),
   ports: z.array(PortRecordSchema),
   replicas: z.number().int().min(0).max(10_000),
@@ -180,7 +188,7 @@ export const TaskRecordSchema = z.looseObject({
   service: nameSchema,
   slot: z.number().int().min(1),
   node: nameSchema,
-  addresses: z.record(networkNameSchema, z.looseObject({ ip: ipv4Schema, mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/) })),
+  addresses: z.record(networkNameSchema, z.looseObject({ ip: ipv4Schema, mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/), ip6: ipv6Schema.optional() })),
   sandbox: z.string().startsWith('/', 'must be an absolute netns path'),
   /** Run by another runtime and attached with `meshnet task attach`: meshnet wires it, never starts or stops it. */
   external: z.boolean().optional(),
@@ -240,6 +248,10 @@ export type ServiceUpdate = z.input<typeof ServiceUpdateSchema>;
 export const NetworkSpecSchema = z.strictObject({
   name: networkNameSchema,
   subnet: subnetSchema.optional(),
+  /** Dual stack: give tasks and VIPs an IPv6 address too. */
+  ipv6: z.boolean().optional(),
+  /** The v6 subnet (implies ipv6); a ULA /64 is chosen when ipv6 is set without it. */
+  subnet6: subnet6Schema.optional(),
   ingress: z.boolean().default(false),
   options: stringMap.default({}),
 });

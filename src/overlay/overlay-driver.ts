@@ -4,6 +4,8 @@ import { Rtnl } from '../sandbox/rtnl.js';
 import type { OverlayInput } from './overlay-spec.js';
 import { desiredOverlayState, type EndpointState, type OverlayState } from './overlay-state.js';
 import { type ObservedOverlay, type OverlayOp, planOverlay } from './overlay-plan.js';
+import { applyOverlayV6 } from './overlay-v6-driver.js';
+import type { OverlayV6Batch } from './overlay-v6-state.js';
 
 export interface OverlayDriverOptions {
   /** Where overlay namespaces are bind-mounted. */
@@ -16,7 +18,8 @@ export interface OverlayDriverOptions {
 
 /** The result of one apply. */
 export interface OverlayApplyResult {
-  ops: OverlayOp[];
+  /** v4 operations, then the `ip -6` batches of a dual-stack network. */
+  ops: (OverlayOp | OverlayV6Batch)[];
   netns: string;
 }
 
@@ -60,6 +63,8 @@ export class OverlayDriver {
     } finally {
       ov?.close();
     }
+    // After the v4 ops: a re-attached endpoint has lost its v6 address, which the read below then sees.
+    if (desired.ipv6) return { ops: [...ops, ...(await applyOverlayV6(netns, desired.ipv6))], netns };
     return { ops, netns };
   }
 

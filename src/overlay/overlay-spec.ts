@@ -1,5 +1,6 @@
 import { cidrContains, isIpv4, parseCidr, parseMac } from '../sandbox/addresses.js';
 import { InvalidSandboxInputError } from '../sandbox/errors.js';
+import { validateOverlayV6 } from './overlay-v6-spec.js';
 
 /** VXLAN's UDP port (IANA). */
 export const VXLAN_PORT = 4789;
@@ -16,6 +17,9 @@ export interface OverlayNetwork {
   subnet: string;
   /** br0's address, e.g. 10.0.1.1 */
   gateway: string;
+  /** Dual stack: the v6 subnet (e.g. fd6d:6573:686e:1a2b::/64) and br0's v6 address; absent on v4-only networks. */
+  subnet6?: string;
+  gateway6?: string;
 }
 
 /** A task's (or the ingress sandbox's) interface on this host. */
@@ -28,6 +32,8 @@ export interface LocalEndpoint {
   ifname: string;
   ip: string;
   mac: string;
+  /** The endpoint's v6 address on a dual-stack network. */
+  ip6?: string;
   /** Install a default route via the network's gateway. */
   defaultRoute?: boolean;
 }
@@ -36,6 +42,8 @@ export interface LocalEndpoint {
 export interface RemoteEndpoint {
   ip: string;
   mac: string;
+  /** Its v6 address on a dual-stack network (a second static neighbour, same MAC and VTEP). */
+  ip6?: string;
   /** The remote host's underlay address (VTEP). */
   vtep: string;
 }
@@ -96,4 +104,5 @@ export function validateOverlayInput(input: OverlayInput): void {
     if (!isIpv4(r.vtep)) fail(`remote endpoint ${r.ip}: invalid VTEP address ${JSON.stringify(r.vtep)}`);
     claim(r.ip, r.mac, `remote endpoint on ${r.vtep}`);
   }
+  validateOverlayV6(input, fail);
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { parseCidr } from '../sandbox/addresses.js';
 import { validateNetnsName } from '../sandbox/netns.js';
 import { type OverlayInput, validateOverlayInput, VXLAN_OVERHEAD, VXLAN_PORT } from './overlay-spec.js';
+import { desiredOverlayV6, type OverlayV6State } from './overlay-v6-state.js';
 
 /** The kernel objects one overlay network needs on one host, as comparable plain data. */
 export interface OverlayState {
@@ -12,6 +13,8 @@ export interface OverlayState {
   endpoints: EndpointState[];
   /** One neighbour + one FDB entry per remote endpoint, sorted by IP. */
   peers: PeerState[];
+  /** The v6 half of a dual-stack network; absent on v4-only networks. */
+  ipv6?: OverlayV6State;
 }
 
 export interface EndpointState {
@@ -54,7 +57,9 @@ export function desiredOverlayState(input: OverlayInput): OverlayState {
   const mtu = input.underlayMtu - VXLAN_OVERHEAD;
   const vxlan: OverlayState['vxlan'] = { name: 'vxlan0', vni: network.vni, port: VXLAN_PORT, mtu, learning: false, proxy: true };
   if (input.localVtep) vxlan.local = input.localVtep;
+  const ipv6 = desiredOverlayV6(input);
   return {
+    ...(ipv6 !== undefined ? { ipv6 } : {}),
     netns: overlayNetnsName(network.name),
     bridge: { name: 'br0', cidr: `${network.gateway}/${prefix}`, mtu },
     vxlan,

@@ -2,6 +2,9 @@ import { Command } from 'commander';
 import { printJson, withCluster } from '../cli-context.js';
 import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
+import { parseSubnetFlags } from '../subnet-flags.js';
+
+const collect = (v: string, acc: string[]) => [...acc, v];
 
 /** `meshnet network create|ls|inspect|rm`. */
 export function networkCommand(storeOption: () => StoreChoice): Command {
@@ -9,18 +12,20 @@ export function networkCommand(storeOption: () => StoreChoice): Command {
   net
     .command('create <name>')
     .description('create an overlay network (a /24 from 10.0.0.0/8 unless --subnet is given)')
-    .option('--subnet <cidr>', 'IPv4 subnet, e.g. 10.0.7.0/24')
+    .option('--subnet <cidr>', 'subnet, e.g. 10.0.7.0/24; with --ipv6 also a v6 one, e.g. fd00:7::/64 (repeat)', collect, [] as string[])
+    .option('--ipv6', 'dual stack: tasks and VIPs get an IPv6 address too (a ULA /64 unless a v6 subnet is given)')
+    .option('--subnet6 <cidr>', 'the IPv6 subnet of a --ipv6 network, e.g. fd00:7::/64')
     .option('--ingress', 'make this the ingress network used by published ports')
     .option('--json', 'machine-readable output')
-    .action(async (name: string, o: { subnet?: string; ingress?: boolean; json?: boolean }) =>
-      withCluster(storeOption(), async (cluster) => {
-        const spec: Parameters<typeof cluster.createNetwork>[0] = { name, ingress: !!o.ingress };
-        if (o.subnet) spec.subnet = o.subnet;
+    .action(async (name: string, o: { subnet: string[]; subnet6?: string; ipv6?: boolean; ingress?: boolean; json?: boolean }) => {
+      const subnets = parseSubnetFlags(o);
+      return withCluster(storeOption(), async (cluster) => {
+        const spec: Parameters<typeof cluster.createNetwork>[0] = { name, ingress: !!o.ingress, ...subnets };
         const rec = await cluster.createNetwork(spec);
         if (o.json) printJson(rec);
-        else console.log(`network ${rec.name} created: subnet ${rec.subnet}, gateway ${rec.gateway}, VNI ${rec.vni}`);
-      }),
-    );
+        else console.log(`network ${rec.name} created: subnet ${rec.subnet}, gateway ${rec.gateway}, VNI ${rec.vni}${rec.subnet6 ? `, IPv6 ${rec.subnet6} gateway ${rec.gateway6}` : ''}`);
+      });
+    });
   net
     .command('ls')
     .description('list networks')
@@ -29,7 +34,7 @@ export function networkCommand(storeOption: () => StoreChoice): Command {
       withCluster(storeOption(), async (cluster) => {
         const nets = await cluster.listNetworks();
         if (o.json) return printJson(nets);
-        console.log(renderTable(['NAME', 'DRIVER', 'SUBNET', 'GATEWAY', 'VNI', 'INGRESS'], nets.map((n) => [n.name, n.driver, n.subnet, n.gateway, n.vni, n.ingress ? 'yes' : ''])));
+        console.log(renderTable(['NAME', 'DRIVER', 'SUBNET', 'GATEWAY', 'VNI', 'INGRESS'], nets.map((n) => [n.name, n.driver, n.subnet6 ? `${n.subnet} ${n.subnet6}` : n.subnet, n.gateway, n.vni, n.ingress ? 'yes' : ''])));
       }),
     );
   net
