@@ -28,6 +28,8 @@ export const AgentConfigSchema = z.strictObject({
   /** Seconds between full reconcile passes (they prune what the state no longer wants). */
   resyncSeconds: z.number().min(1).max(3600),
   leaseTtlSeconds: z.number().int().min(2).max(600),
+  /** Seconds between new keys of the encrypted overlays' keyring (default 12 h). */
+  keyRotationSeconds: z.number().int().min(2).max(90 * 86_400).optional(),
   dnsUpstreams: z.array(z.string()).max(3),
   /** Where the agent API listens (IP[:PORT]); default: advertiseAddr:9324 with TLS, none without (unix socket only). */
   apiAddr: z.string().optional(),

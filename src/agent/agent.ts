@@ -33,6 +33,9 @@ import { sendJson, type ApiServer } from '../api/api-server.js';
 import { kernelViewRoute } from '../explain/kernel-view-route.js';
 import { taskMessage } from '../tasks/task-reason.js';
 import type { AgentObserver, AgentViews } from './agent-observer.js';
+import { ENCRYPTION } from '../model/keys.js';
+import { KeyringKeeper } from '../overlay/keyring-keeper.js';
+import { DEFAULT_KEY_ROTATION_SECONDS } from '../overlay/keyring.js';
 
 /**
  * One agent per host: registers the node, follows the store, and reconciles the host to it.
@@ -50,6 +53,7 @@ export class Agent {
   private health!: HealthServers;
   private apiServer: ApiServer | null = null;
   private reconciler!: NodeReconciler;
+  private keyring!: KeyringKeeper;
   private readonly memo = new PlanMemo();
   private readonly log: Logger;
   private timer: NodeJS.Timeout | null = null;
@@ -152,7 +156,8 @@ export class Agent {
       this.observer?.storeChanged();
       this.kick();
     };
-    this.mirror = await ClusterMirror.open(this.store, { log: this.log, onChange, rawPrefixes: [INGRESS_ENDPOINTS] });
+    this.mirror = await ClusterMirror.open(this.store, { log: this.log, onChange, rawPrefixes: [INGRESS_ENDPOINTS, ENCRYPTION] });
+    this.keyring = new KeyringKeeper(this.store, (this.config.keyRotationSeconds ?? DEFAULT_KEY_ROTATION_SECONDS) * 1000, this.rootLog.child({ component: 'encryption' }));
     // A restart keeps every task's gwbridge address: read what the namespaces hold before the first plan.
     const mine = this.mirror.snapshot().tasks.filter((t) => t.node === this.config.nodeName);
     await this.reconciler.adoptGwAddresses(mine.map((t) => ({ taskId: t.id, sandbox: t.external ? t.sandbox : netnsDir.path(taskNetnsName(t.id)) })));
@@ -221,12 +226,16 @@ export class Agent {
     const wrote = this.mirror.connected ? await this.applyPlacement(snapshot, graceNodes) : false;
     if (wrote) snapshot = this.mirror.snapshot();
     const endpoints = await this.ingressEndpoints(snapshot);
+    // The keyring of encrypted overlays: created or rotated here when due; a pass when its primary key switches.
+    const keyring = await this.keyring.current(this.mirror.raw(ENCRYPTION), snapshot.networks, this.mirror.connected, Date.now());
+    if (keyring.wakeAt !== null) this.kickSoon(Math.max(0, keyring.wakeAt - Date.now()) + 20);
     const plan = desiredNode(snapshot, this.settings, {
       gwAddresses: this.reconciler.appliedGwAddresses(),
       unusableExternal: this.unusableExternal(snapshot),
       ingressEndpoints: endpoints,
       now: Date.now(),
       graceNodes,
+      ...(keyring.ring ? { keyring: keyring.ring } : {}),
     }, this.memo);
     if (this.lastPlan === null || conflictsChanged(this.lastPlan, plan)) {
       for (const c of plan.conflicts) this.log.warn({ event: 'mesh.conflict', code: c.code, error: c.message });

@@ -2,6 +2,7 @@ import type { NetnsDir } from '../sandbox/netns.js';
 import { Rtnl } from '../sandbox/rtnl.js';
 import { setSysctl } from '../sandbox/sysctl.js';
 import { OverlayDriver } from '../overlay/overlay-driver.js';
+import { EncryptionDriver } from '../overlay/encryption-driver.js';
 import type { TaskSupervisor } from '../tasks/supervisor.js';
 import type { DnsService } from '../dns/dns-service.js';
 import type { HealthServers } from '../mesh/health-server.js';
@@ -32,6 +33,7 @@ export interface RealAdapterDeps {
 export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
   const host = Rtnl.open(deps.hostNetns, { allowHostNamespace: true });
   const gw = new GwBridge(host, deps.settings.gwbridge);
+  const encryption = new EncryptionDriver({ hostNetns: deps.hostNetns, allowHostNamespace: true });
   // One iptables writer per namespace: it remembers what it applied, so an unchanged pass forks nothing.
   const meshLog = deps.log.child({ component: 'mesh' });
   const hostWriter = new IptablesWriter({ netns: deps.hostNetns, log: meshLog });
@@ -52,6 +54,7 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
     sysctl: (netns, key, value) => setSysctl(netns ?? deps.hostNetns, key, value),
     gw,
     overlay: new OverlayDriver({ netnsDir: deps.netnsDir, hostNetns: deps.hostNetns, allowHostNamespace: true }),
+    encryption,
     lbFor: (netns) => createLbBackend(deps.lbKind, netns, deps.log, writerFor(netns)),
     mesh: {
       applyHost: async (plan, opts) => (await applyHostRules(hostWriter, plan, opts)).changed,
@@ -81,6 +84,9 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
       detach: (sandbox) => deps.dns.detach(sandbox),
     },
     processes: deps.supervisor,
-    close: () => host.close(),
+    close: () => {
+      host.close();
+      encryption.close();
+    },
   };
 }

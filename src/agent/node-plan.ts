@@ -17,6 +17,9 @@ import { hostFirewallRuleSets, hostFirewallSysctls } from '../mesh/host-firewall
 import type { IptablesRuleSet } from '../mesh/iptables-ruleset.js';
 import type { GwLeg } from './gwbridge.js';
 import { EastWestPlanner } from './lb-plan.js';
+import { nodeEncryption } from '../overlay/encryption-target.js';
+import type { EncryptionPlan } from '../overlay/encryption-plan.js';
+import type { Keyring } from '../overlay/keyring.js';
 import { addressIpv6, v6Field } from '../model/dual-stack.js';
 
 /** This node's fixed settings, from the agent's configuration. */
@@ -75,6 +78,8 @@ export interface NodeFacts {
    * addresses from being reused meanwhile.
    */
   graceNodes?: readonly NodeRecord[];
+  /** The cluster's keyring for encrypted overlays, when one is stored. */
+  keyring?: Keyring;
 }
 
 /** A sysctl the node needs; `netns` null is the host. */
@@ -117,6 +122,8 @@ export interface NodePlan {
   lbTables: { netns: string; table: LbTable }[];
   /** The host firewall meshnet owns: the localnet guard, gwbridge isolation and anti-spoofing, VXLAN from peers only. */
   hostFirewall: IptablesRuleSet[];
+  /** ESP states and policies of the encrypted overlays (null: none, and no XFRM object of meshnet's). */
+  encryption: EncryptionPlan | null;
   /** The host's DOCKER-INGRESS rules; null when the cluster has no ingress network yet. */
   hostRules: HostPlan | null;
   taskRules: TaskRules[];
@@ -254,6 +261,14 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     // Every peer that may carry an overlay (those in their grace too): a list that changes only when nodes do.
     vxlanPeers: overlays.length ? [...peerNodes].filter(([id]) => id !== me).map(([, n]) => n.underlayIp).sort() : null,
   });
+  const encryption = nodeEncryption({
+    local: settings.underlayIp,
+    overlays: overlays.map((o) => ({ vni: o.network.vni, options: networks.get(o.network.name)?.options ?? {} })),
+    peers: [...peerNodes].filter(([id]) => id !== me).map(([, n]) => n.underlayIp),
+    ring: facts.keyring,
+    now: facts.now,
+  });
+  hostFirewall.push(encryption.firewall);
   let hostRules: HostPlan | null = null;
   const taskRules: TaskRules[] = [];
   let health: HealthPortPlan[] = [];
@@ -294,6 +309,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     overlays,
     lbTables,
     hostFirewall,
+    encryption: encryption.plan,
     hostRules,
     taskRules,
     health,

@@ -11,6 +11,7 @@ import type { GwLeg } from './gwbridge.js';
 import { AppliedCache, type Surface, type TargetStatus } from './applied-cache.js';
 import { explainChange, type ApplyReason } from './change-explainer.js';
 import { INGRESS_SBOX, type NodePlan, type ProcessPlan, type TaskRules } from './node-plan.js';
+import type { EncryptionPlan } from '../overlay/encryption-plan.js';
 
 /** What one pass changed, surface by surface; all zeros means the kernel already matched. */
 export interface PassReport {
@@ -47,6 +48,8 @@ export interface NodeAdapters {
     removeLeg(hostIf: string): Promise<void>;
   };
   overlay: { apply(input: OverlayInput): Promise<{ ops: readonly unknown[] }> };
+  /** The host's ESP states and policies for encrypted overlays (absent: this node never encrypts). */
+  encryption?: { apply(plan: EncryptionPlan | null): Promise<{ ops: readonly unknown[] }> };
   /** A load-balancing backend for one namespace. */
   lbFor(netns: string): LbBackend & { reconcile?(table: LbTable): Promise<{ changes: number }>; close?(): void };
   mesh: {
@@ -155,6 +158,14 @@ export class NodeReconciler {
       await this.target(r, 'sysctl', `${s.netns ?? 'host'} ${s.key}`, s.value, async () => {
         this.a.sysctl(s.netns, s.key, s.value);
         r.sysctls++;
+      });
+    }
+
+    // ESP before the overlays: an encrypted network's first datagram already finds its policy (or is dropped).
+    const encryption = this.a.encryption;
+    if (encryption) {
+      await this.target(r, 'encryption', 'host', plan.encryption, async () => {
+        r.overlayOps += (await encryption.apply(plan.encryption)).ops.length;
       });
     }
 

@@ -11,6 +11,7 @@
 //   /meshnet/ipam/ips/<network>/<ip>             owner: "gateway", "vip:<service>" or "task:<taskId>"
 //   /meshnet/ipam/ports/<protocol>/<port>        owning service name (published and health ports)
 //   /meshnet/ipam/netusers/<network>             JSON string[] of services attached (guards removeNetwork)
+//   /meshnet/encryption/keyring                  the encrypted overlays' keyring (src/overlay/keyring-store.ts)
 
 /** Root of all meshnet keys. */
 export const ROOT = '/meshnet/';
@@ -36,6 +37,11 @@ export const IPS = `${ROOT}ipam/ips/`;
 export const PORTS = `${ROOT}ipam/ports/`;
 /** Prefix of network user lists. */
 export const NETUSERS = `${ROOT}ipam/netusers/`;
+
+/** Prefix of the encrypted overlays' records. */
+export const ENCRYPTION = `${ROOT}encryption/`;
+/** The encrypted overlays' keyring. */
+export const KEYRING_KEY = `${ENCRYPTION}keyring`;
 
 /** Key of a node record. */
 export const nodeKey = (id: string): string => `${NODES}${id}`;

@@ -29,6 +29,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .option('--drain-seconds <n>', 'seconds a removed task keeps its connections before it stops', '2')
     .option('--resync-seconds <n>', 'seconds between full passes that prune stale kernel state', '30')
     .option('--lease-ttl <seconds>', 'seconds after which a silent node counts as dead', '10')
+    .option('--key-rotation <seconds>', 'seconds between new keys of encrypted networks (Docker: 12 h; the shortest among agents wins)', '43200')
     .option('--dns-upstream <ip>', 'upstream nameserver for names that are not ours (repeat, at most 3; default: the host\'s)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option('--log-level <level>', 'least severe log lines written (debug explains every pass: one line per changed target)').choices([...LOG_LEVELS]).default('info'))
     .option('--metrics-addr <ip:port|off>', 'where /metrics (Prometheus), /healthz and /readyz listen, in the agent\'s network namespace (Docker\'s metrics port)', '127.0.0.1:9323')
@@ -65,6 +66,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
         drainSeconds: Number(o['drainSeconds']),
         resyncSeconds: Number(o['resyncSeconds']),
         leaseTtlSeconds: Number(o['leaseTtl']),
+        keyRotationSeconds: Number(o['keyRotation']),
         dnsUpstreams: o['dnsUpstream'],
         ...(['apiAddr', 'apiCert', 'apiKey', 'apiCa'] as const).reduce((acc, k) => (o[k] !== undefined ? { ...acc, [k]: o[k] } : acc), {}),
       });

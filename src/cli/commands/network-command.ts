@@ -3,6 +3,8 @@ import { printJson, withCluster } from '../cli-context.js';
 import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
 import { parseSubnetFlags } from '../subnet-flags.js';
+import { networkOptions } from '../../overlay/encryption-options.js';
+import { isEncrypted } from '../../overlay/encryption-plan.js';
 
 const collect = (v: string, acc: string[]) => [...acc, v];
 
@@ -16,14 +18,17 @@ export function networkCommand(storeOption: () => StoreChoice): Command {
     .option('--ipv6', 'dual stack: tasks and VIPs get an IPv6 address too (a ULA /64 unless a v6 subnet is given)')
     .option('--subnet6 <cidr>', 'the IPv6 subnet of a --ipv6 network, e.g. fd00:7::/64')
     .option('--ingress', 'make this the ingress network used by published ports')
+    .option('--opt <key[=value]>', 'driver option, as Docker\'s (repeat); --opt encrypted: VXLAN between hosts in IPsec ESP', collect, [] as string[])
+    .option('--encrypted', 'the same as --opt encrypted: AES-GCM ESP between every pair of hosts, keys rotated (agent --key-rotation)')
     .option('--json', 'machine-readable output')
-    .action(async (name: string, o: { subnet: string[]; subnet6?: string; ipv6?: boolean; ingress?: boolean; json?: boolean }) => {
+    .action(async (name: string, o: { subnet: string[]; subnet6?: string; ipv6?: boolean; ingress?: boolean; opt: string[]; encrypted?: boolean; json?: boolean }) => {
       const subnets = parseSubnetFlags(o);
+      const options = networkOptions(o.opt, !!o.encrypted);
       return withCluster(storeOption(), async (cluster) => {
-        const spec: Parameters<typeof cluster.createNetwork>[0] = { name, ingress: !!o.ingress, ...subnets };
+        const spec: Parameters<typeof cluster.createNetwork>[0] = { name, ingress: !!o.ingress, ...subnets, options };
         const rec = await cluster.createNetwork(spec);
         if (o.json) printJson(rec);
-        else console.log(`network ${rec.name} created: subnet ${rec.subnet}, gateway ${rec.gateway}, VNI ${rec.vni}${rec.subnet6 ? `, IPv6 ${rec.subnet6} gateway ${rec.gateway6}` : ''}`);
+        else console.log(`network ${rec.name} created: subnet ${rec.subnet}, gateway ${rec.gateway}, VNI ${rec.vni}${rec.subnet6 ? `, IPv6 ${rec.subnet6} gateway ${rec.gateway6}` : ''}${isEncrypted(rec.options) ? ', encrypted' : ''}`);
       });
     });
   net
@@ -34,7 +39,7 @@ export function networkCommand(storeOption: () => StoreChoice): Command {
       withCluster(storeOption(), async (cluster) => {
         const nets = await cluster.listNetworks();
         if (o.json) return printJson(nets);
-        console.log(renderTable(['NAME', 'DRIVER', 'SUBNET', 'GATEWAY', 'VNI', 'INGRESS'], nets.map((n) => [n.name, n.driver, n.subnet6 ? `${n.subnet} ${n.subnet6}` : n.subnet, n.gateway, n.vni, n.ingress ? 'yes' : ''])));
+        console.log(renderTable(['NAME', 'DRIVER', 'SUBNET', 'GATEWAY', 'VNI', 'INGRESS', 'ENCRYPTED'], nets.map((n) => [n.name, n.driver, n.subnet6 ? `${n.subnet} ${n.subnet6}` : n.subnet, n.gateway, n.vni, n.ingress ? 'yes' : '', isEncrypted(n.options) ? 'yes' : ''])));
       }),
     );
   net
@@ -46,7 +51,7 @@ export function networkCommand(storeOption: () => StoreChoice): Command {
         if (!n) throw new Error(`no network named ${name}: see meshnet network ls`);
         const services = (await cluster.listServices()).filter((s) => s.vips[name] !== undefined);
         const tasks = (await cluster.listTasks()).filter((t) => t.addresses[name]);
-        printJson({ ...n, services: services.map((s) => ({ name: s.name, vip: s.vips[name] })), tasks: tasks.map((t) => ({ task: `${t.service}.${t.slot}`, node: t.node, ip: t.addresses[name]!.ip, state: t.state })) });
+        printJson({ ...n, encrypted: isEncrypted(n.options), services: services.map((s) => ({ name: s.name, vip: s.vips[name] })), tasks: tasks.map((t) => ({ task: `${t.service}.${t.slot}`, node: t.node, ip: t.addresses[name]!.ip, state: t.state })) });
       }),
     );
   net

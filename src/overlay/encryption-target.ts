@@ -1,0 +1,30 @@
+import type { IptablesRuleSet } from '../mesh/iptables-ruleset.js';
+import type { Keyring } from './keyring.js';
+import { desiredEncryption, isEncrypted, type EncryptionPlan } from './encryption-plan.js';
+import { encryptionRuleSet } from './encryption-firewall.js';
+
+/** What a node needs for its encrypted overlays: the XFRM plan and the host rules that go with it. */
+export interface NodeEncryption {
+  /** Null when the node has no encrypted overlay: meshnet then owns no XFRM object on it. */
+  plan: EncryptionPlan | null;
+  /** Always present (empty without encrypted overlays), so rules of a network that went are removed. */
+  firewall: IptablesRuleSet;
+}
+
+/**
+ * Pure: the encryption slice of a node's plan, from the overlays it has (their networks' options
+ * say which are encrypted), the peers that may carry them, and the cluster's keyring.
+ */
+export function nodeEncryption(input: {
+  local: string;
+  overlays: readonly { vni: number; options: Readonly<Record<string, string>> }[];
+  peers: readonly string[] | null;
+  ring: Keyring | undefined;
+  now: number;
+}): NodeEncryption {
+  const vnis = input.overlays.filter((o) => isEncrypted(o.options)).map((o) => o.vni);
+  return {
+    plan: desiredEncryption({ local: input.local, peers: input.peers ?? [], vnis, ring: input.ring, now: input.now }),
+    firewall: encryptionRuleSet(vnis),
+  };
+}
