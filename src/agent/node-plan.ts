@@ -268,7 +268,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     ring: facts.keyring,
     now: facts.now,
   });
-  hostFirewall.push(encryption.firewall);
+  if (encryption.firewall) hostFirewall.push(encryption.firewall);
   let hostRules: HostPlan | null = null;
   const taskRules: TaskRules[] = [];
   let health: HealthPortPlan[] = [];

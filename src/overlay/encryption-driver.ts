@@ -5,6 +5,8 @@ import { ESP_MARK, ESP_SELECTED_PORT, type EncryptionPlan } from './encryption-p
 /** The XFRM adapter for encrypted overlays: reads the host's SAs and policies, applies the difference. */
 export class EncryptionDriver {
   private xfrm: Xfrm | null = null;
+  /** A null plan found nothing of meshnet's: later null plans need no dump (a cluster that never encrypts). */
+  private clean = false;
 
   constructor(private readonly opts: { hostNetns: string | null; allowHostNamespace?: boolean }) {}
 
@@ -16,6 +18,7 @@ export class EncryptionDriver {
    * drop the traffic they select, so an encrypted network never goes out in cleartext.
    */
   async apply(plan: EncryptionPlan | null): Promise<{ ops: XfrmOp[] }> {
+    if (plan === null && this.clean) return { ops: [] };
     this.xfrm ??= Xfrm.open(this.opts.hostNetns, { allowHostNamespace: this.opts.allowHostNamespace ?? false });
     const x = this.xfrm;
     const [states, policies] = [await x.states(), await x.policies()];
@@ -42,6 +45,7 @@ export class EncryptionDriver {
       }
     }
     if (firstError) throw firstError;
+    this.clean = plan === null;
     return { ops };
   }
 

@@ -16,8 +16,11 @@ describe('the encryption plan', () => {
     expect(desiredEncryption({ local: A, peers: [B], vnis: [], ring: ring1, now: 0 })).toBeNull();
     const plain = nodeEncryption({ local: A, overlays: [{ vni: 4096, options: {} }], peers: [B], ring: ring1, now: 0 });
     expect(plain.plan).toBeNull();
-    expect(plain.firewall.chains).toEqual([]);
-    expect(plain.firewall.builtins).toEqual([]);
+    // With a ring (the cluster encrypted once) the empty rule set removes what a gone network left.
+    expect(plain.firewall!.chains).toEqual([]);
+    expect(plain.firewall!.builtins).toEqual([]);
+    // A cluster that never encrypted keeps its host firewall exactly as before.
+    expect(nodeEncryption({ local: A, overlays: [{ vni: 4096, options: {} }], peers: [B], ring: undefined, now: 0 }).firewall).toBeNull();
   });
 
   it('reads --opt encrypted as Docker does', () => {
@@ -63,6 +66,6 @@ describe('the encryption plan', () => {
   it('without a ring yet: guarded VNIs, no states or policies (the firewall drops rather than leak)', () => {
     const e = nodeEncryption({ local: A, overlays: [{ vni: 4097, options: { encrypted: '' } }, { vni: 4096, options: {} }], peers: [B], ring: undefined, now: 0 });
     expect(e.plan).toMatchObject({ vnis: [4097], states: [], policies: [] });
-    expect(e.firewall.chains.find((c) => c.name === 'MESHNET-ESP-MARK')!.rules).toEqual(['-m u32 --u32 "0x0>>0x16&0x3c@0xc>>0x8=0x1001" -j MARK --set-xmark 0xd0c4e3/0xffffffff']);
+    expect(e.firewall!.chains.find((c) => c.name === 'MESHNET-ESP-MARK')!.rules).toEqual(['-m u32 --u32 "0x0>>0x16&0x3c@0xc>>0x8=0x1001" -j MARK --set-xmark 0xd0c4e3/0xffffffff']);
   });
 });

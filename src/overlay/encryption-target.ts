@@ -7,8 +7,11 @@ import { encryptionRuleSet } from './encryption-firewall.js';
 export interface NodeEncryption {
   /** Null when the node has no encrypted overlay: meshnet then owns no XFRM object on it. */
   plan: EncryptionPlan | null;
-  /** Always present (empty without encrypted overlays), so rules of a network that went are removed. */
-  firewall: IptablesRuleSet;
+  /**
+   * The host rules; empty once the cluster has a keyring but no encrypted overlay here (so the rules of
+   * a network that went are removed), null in a cluster that never encrypted (its firewall is as before).
+   */
+  firewall: IptablesRuleSet | null;
 }
 
 /**
@@ -25,6 +28,6 @@ export function nodeEncryption(input: {
   const vnis = input.overlays.filter((o) => isEncrypted(o.options)).map((o) => o.vni);
   return {
     plan: desiredEncryption({ local: input.local, peers: input.peers ?? [], vnis, ring: input.ring, now: input.now }),
-    firewall: encryptionRuleSet(vnis),
+    firewall: vnis.length > 0 || input.ring !== undefined ? encryptionRuleSet(vnis) : null,
   };
 }
