@@ -1,0 +1,35 @@
+import type { ClusterSnapshot } from '../model/cluster.js';
+import type { TaskRecord } from '../model/records.js';
+import { rolloutDecision } from '../model/rolling-update.js';
+import type { RolloutDecision } from '../model/rolling-update.js';
+
+/** One service's rollout step as seen by one node. */
+export interface RolloutStep {
+  service: string;
+  /** The service version the decision was made for (a status write or rollback of another version is stale). */
+  version: number;
+  decision: RolloutDecision;
+}
+
+/** What this node does for rolling updates in one pass. */
+export interface RolloutActions {
+  /** Our outdated tasks in the current batch: they drain and stop, and their slot is claimed again at the new version. */
+  drain: TaskRecord[];
+  /** Status changes and rollbacks to store; every node computes them, compare-and-swap keeps one. */
+  writes: RolloutStep[];
+  /** The earliest time the decision changes with time alone (a delay or a monitor window ends), epoch ms. */
+  wakeAt?: number;
+}
+
+/** Pure: the rollout actions of `nodeId` from the snapshot (src/model/rolling-update.ts decides). */
+export function rolloutActions(snapshot: Pick<ClusterSnapshot, 'services' | 'tasks'>, nodeId: string, now: Date): RolloutActions {
+  const out: RolloutActions = { drain: [], writes: [] };
+  for (const service of snapshot.services) {
+    if (!service.updateStatus) continue;
+    const decision = rolloutDecision(service, snapshot.tasks, now.getTime());
+    for (const t of decision.replace) if (t.node === nodeId && t.desiredState === 'running') out.drain.push(t);
+    if (decision.status || decision.rollback) out.writes.push({ service: service.name, version: service.version ?? 0, decision });
+    if (decision.wakeAt !== undefined) out.wakeAt = Math.min(out.wakeAt ?? Infinity, decision.wakeAt);
+  }
+  return out;
+}
