@@ -18,10 +18,16 @@ const claimsOf = (snap: ClusterSnapshot, nodes = allNodes) =>
 
 const now = new Date('2026-11-25T10:00:10.000Z');
 
+/** The store writes of placementActions (what this file is about), without the rollout part. */
+const writes = (snap: ClusterSnapshot, node: string) => {
+  const { claim, drain, remove } = placementActions(snap, node, now, 2);
+  return { claim, drain, remove };
+};
+
 describe('placementActions', () => {
   it('changes nothing when every replica runs once where placement wants it', () => {
     for (const node of ['host-a', 'host-b', 'host-c']) {
-      expect(placementActions(snapshotFixture(), node, now, 2)).toEqual({ claim: [], drain: [], remove: [] });
+      expect(writes(snapshotFixture(), node)).toEqual({ claim: [], drain: [], remove: [] });
     }
   });
 
@@ -55,7 +61,7 @@ describe('placementActions', () => {
   });
 
   it('does nothing for a node that is not registered', () => {
-    expect(placementActions(snapshotFixture(), 'host-z', now, 2)).toEqual({ claim: [], drain: [], remove: [] });
+    expect(writes(snapshotFixture(), 'host-z')).toEqual({ claim: [], drain: [], remove: [] });
   });
 
   it('a drained node drains its tasks, and the slot is claimed elsewhere only once its record is gone', () => {
@@ -76,7 +82,7 @@ describe('placementActions', () => {
 
   it('a paused node keeps its tasks and takes no new one', () => {
     const snap = withAvailability(snapshotFixture(), 'host-b', 'pause');
-    for (const node of allNodes) expect(placementActions(snap, node, now, 2)).toEqual({ claim: [], drain: [], remove: [] });
+    for (const node of allNodes) expect(writes(snap, node)).toEqual({ claim: [], drain: [], remove: [] });
     snap.services[0]!.replicas = 6;
     const claims = claimsOf(snap);
     expect(claims.map((c) => c.slot).sort()).toEqual([4, 5, 6]);
@@ -102,3 +108,58 @@ describe('placementActions', () => {
   });
 });
 
+
+describe('placementActions for global and constrained services', () => {
+  /** The fixture's web as a global service, one task per host. */
+  const globalFixture = (): ClusterSnapshot => {
+    const snap = snapshotFixture();
+    snap.services[0] = { ...snap.services[0]!, mode: 'global', replicas: 0 };
+    return snap;
+  };
+
+  it('a global service that runs everywhere changes nothing', () => {
+    for (const node of allNodes) expect(writes(globalFixture(), node)).toEqual({ claim: [], drain: [], remove: [] });
+  });
+
+  it('a node that joins claims the next slot of a global service; the others claim nothing', () => {
+    const snap = globalFixture();
+    snap.nodes = [...snap.nodes, { id: 'host-d', name: 'host-d', underlayIp: '192.0.2.4', lease: '104' }];
+    expect(claimsOf(snap, [...allNodes, 'host-d'])).toEqual([{ node: 'host-d', service: 'web', slot: 4 }]);
+  });
+
+  it('a drained node drains its global task; nobody claims the slot', () => {
+    const snap = withAvailability(globalFixture(), 'host-b', 'drain');
+    expect(placementActions(snap, 'host-b', now, 2)).toMatchObject({ claim: [], drain: [{ slot: 2 }], remove: [] });
+    expect(claimsOf(snap)).toEqual([]);
+  });
+
+  it('the global task of a gone node is removed once, by the first live node, when no node takes its slot', () => {
+    const snap = globalFixture();
+    snap.nodes = snap.nodes.filter((n) => n.id !== 'host-c');
+    expect(placementActions(snap, 'host-a', now, 2).remove.map((t) => `${t.slot}@${t.node}`)).toEqual(['3@host-c']);
+    expect(placementActions(snap, 'host-b', now, 2).remove).toEqual([]);
+    // A replicated slot of a gone node is claimed instead, not removed.
+    const replicated = snapshotFixture();
+    replicated.nodes = replicated.nodes.filter((n) => n.id !== 'host-c');
+    expect(placementActions(replicated, 'host-a', now, 2).remove).toEqual([]);
+  });
+
+  it('a constraint added drains the tasks that no longer fit, and their slots go to nodes that do', () => {
+    let snap = snapshotFixture();
+    snap.services[0] = { ...snap.services[0]!, placement: { constraints: ['node.id==host-a'] } };
+    expect(allNodes.flatMap((n) => placementActions(snap, n, now, 2).drain.map((t) => `${t.slot}@${t.node}`)).sort()).toEqual(['2@host-b', '3@host-c']);
+    expect(claimsOf(snap)).toEqual([]);
+    snap = { ...snap, tasks: snap.tasks.slice(0, 1) };
+    expect(claimsOf(snap).sort((x, y) => x.slot - y.slot)).toEqual([
+      { node: 'host-a', service: 'web', slot: 2 },
+      { node: 'host-a', service: 'web', slot: 3 },
+    ]);
+  });
+
+  it('with a cap that leaves a replica pending, nobody claims it', () => {
+    const snap = snapshotFixture();
+    snap.services[0] = { ...snap.services[0]!, replicas: 4, placement: { constraints: [], maxReplicasPerNode: 1 } };
+    expect(claimsOf(snap)).toEqual([]);
+    for (const node of allNodes) expect(placementActions(snap, node, now, 2).drain).toEqual([]);
+  });
+});

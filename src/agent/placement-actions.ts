@@ -1,4 +1,4 @@
-import { placeSnapshot } from '../model/cluster-placement.js';
+import { isGlobal, placeSnapshot } from '../model/cluster-placement.js';
 import type { ClusterSnapshot } from '../model/cluster.js';
 import type { TaskRecord } from '../model/records.js';
 
@@ -8,7 +8,10 @@ export interface PlacementActions {
   claim: { service: string; slot: number }[];
   /** Our tasks that must stop: they enter draining (desiredState shutdown) first. */
   drain: TaskRecord[];
-  /** Our draining tasks whose deadline passed, and tasks of deleted services: stop, then delete the record. */
+  /**
+   * Our draining tasks whose deadline passed, and tasks of deleted services: stop, then delete the record. The
+   * first live node (by id) also lists global tasks of gone nodes whose slot no node takes over.
+   */
   remove: TaskRecord[];
 }
 
@@ -18,7 +21,8 @@ export interface PlacementActions {
  * allows), so no scheduler daemon is needed; compare-and-swap in claimTask settles any race.
  * A slot moves off a live node (drained, paused elsewhere, rebalanced) the way scale-down removes one:
  * its owner drains the task (weight 0 for drainSeconds), stops it and deletes its record, and only then
- * does the new owner claim the slot, so no connection goes to a task that is being stopped.
+ * does the new owner claim the slot, so no connection goes to a task that is being stopped. Services with
+ * constraints, a per-node cap or global mode follow the same path: placement decides, these actions follow.
  */
 export function placementActions(snapshot: ClusterSnapshot, nodeId: string, now: Date, drainSeconds: number): PlacementActions {
   const actions: PlacementActions = { claim: [], drain: [], remove: [] };
@@ -48,6 +52,15 @@ export function placementActions(snapshot: ClusterSnapshot, nodeId: string, now:
       if (now.getTime() - Date.parse(t.updatedAt) >= drainSeconds * 1000) actions.remove.push(t);
     } else if (placement.get(t.slot) !== nodeId) {
       actions.drain.push(t);
+    }
+  }
+
+  // A replicated slot of a gone node is claimed by another node, which replaces its record. A global slot may
+  // have no taker (fewer eligible nodes now), and no agent owns the record: one node, the same for all, removes it.
+  if ([...live].sort()[0] === nodeId) {
+    const globals = new Set(snapshot.services.filter(isGlobal).map((s) => s.name));
+    for (const t of snapshot.tasks) {
+      if (!live.has(t.node) && !t.external && globals.has(t.service) && !placements.get(t.service)?.has(t.slot)) actions.remove.push(t);
     }
   }
   return actions;

@@ -62,6 +62,7 @@ import {
 } from './records.js';
 import { decodeSnapshotEntry, type InvalidRecord } from './snapshot-entry.js';
 import { applyNodeChange, nodeInfoAtRegistration, nodeInfoFromLive, nodeViews, type NodeIdentity, type NodeView } from './node-info.js';
+import { maxSlotOf, placementAfterUpdate, placementAtCreate, presentPlacement } from './service-placement.js';
 
 // Cluster operations over a KvStore, shared by the CLI and the agents. Every allocation is a compare-and-swap
 // transaction: read what is taken, choose, commit guarded by the revisions read (or `absent` for claim keys);
@@ -618,7 +619,11 @@ export class Cluster {
 
   /** Creates a service: validates, allocates VIPs (incl. ingress when publishing in ingress mode) and ports. */
   async createService(spec: ServiceSpec): Promise<ServiceRecord> {
-    const input = validate(ServiceSpecSchema, 'service spec', `for ${JSON.stringify(spec?.name)}`, spec);
+    const validated = validate(ServiceSpecSchema, 'service spec', `for ${JSON.stringify(spec?.name)}`, spec);
+    // A global service has no replica count of its own: 0 keeps `replicas` meaningful to readers that predate modes.
+    const placed = placementAtCreate(validated.name, { ...validated, replicas: spec.replicas });
+    const { mode: _mode, placement: _placement, ...rest } = validated;
+    const input = { ...rest, ...placed, ...(placed.mode === 'global' ? { replicas: 0 } : {}) } as NormalizedServiceSpec;
     return this.saveService(input.name, 'create', () => input);
   }
 
@@ -641,13 +646,14 @@ export class Cluster {
         ...(env !== undefined ? { env } : {}),
         ...(healthPort !== undefined ? { healthPort } : {}),
         ...privilegeFields(base),
+        ...placementAfterUpdate(base, input),
       } as NormalizedServiceSpec;
     });
     // Surplus tasks on live nodes are drained by their agents (weight 0, then removal after the drain
     // deadline); only those whose node is gone, which no agent will drain, are removed here.
     const live = new Set((await this.listNodes()).map((n) => n.id));
     for (const task of await this.listTasks({ service: name })) {
-      if (task.slot > saved.replicas && !task.external && !live.has(task.node)) await this.removeTask(name, task.slot, task.id);
+      if (saved.mode !== 'global' && task.slot > saved.replicas && !task.external && !live.has(task.node)) await this.removeTask(name, task.slot, task.id);
     }
     return saved;
   }
@@ -797,6 +803,7 @@ export class Cluster {
         ...(spec.env !== undefined ? { env: spec.env } : {}),
         ...(healthPort !== undefined ? { healthPort } : {}),
         ...privilegeFields(spec),
+        ...presentPlacement(spec),
       };
       ops.unshift({ type: 'put', key, value: encodeRecord(ServiceRecordSchema, 'service', key, record) });
       return (await this.commit(compare, ops)) ? record : undefined;
@@ -857,8 +864,9 @@ export class Cluster {
         this.read(TaskRecordSchema, 'task', key),
       ]);
       if (!service) throw new NotFoundError('service', serviceName);
-      if (!Number.isInteger(slot) || slot < 1 || slot > service.record.replicas) {
-        throw new InvalidSpecError(`slot ${slot} is outside 1..${service.record.replicas} of service ${serviceName}`);
+      const maxSlot = maxSlotOf(service.record, Cluster.EXTERNAL_SLOT_BASE);
+      if (!Number.isInteger(slot) || slot < 1 || slot > maxSlot) {
+        throw new InvalidSpecError(`slot ${slot} is outside 1..${maxSlot} of service ${serviceName}`);
       }
       if (!node) throw new NotFoundError('node', nodeId, 'register it (with a live lease) before claiming tasks');
       if (existing && existing.record.node === nodeId && existing.record.desiredState === 'running') return existing.record;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { placeReplicas } from './placement.js';
+import { placeGlobal, placeReplicas } from './placement.js';
 
 function counts(placement: Map<number, string>): Map<string, number> {
   const c = new Map<string, number>();
@@ -98,3 +98,73 @@ describe('placeReplicas', () => {
   });
 });
 
+
+describe('placeReplicas with a per-node cap', () => {
+  test('never more than the cap on a node; what does not fit stays unplaced, the highest slots first', () => {
+    for (const [replicas, nodes, cap] of [[4, 3, 1], [7, 3, 2], [5, 2, 2], [10, 4, 1], [3, 3, 5]] as const) {
+      const ids = Array.from({ length: nodes }, (_, i) => `n${i}`);
+      const p = placeReplicas('web', replicas, ids, new Map(), new Map(), cap);
+      expect(p.size).toBe(Math.min(replicas, nodes * cap));
+      for (const c of counts(p).values()) expect(c).toBeLessThanOrEqual(cap);
+      expect([...p.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: p.size }, (_, i) => i + 1));
+    }
+  });
+
+  test('a running slot keeps its node even when a lower slot has to wait', () => {
+    const p = placeReplicas('web', 4, ['a', 'b'], new Map([[4, 'a']]), new Map(), 1);
+    expect(p.get(4)).toBe('a');
+    expect(p.size).toBe(2);
+    expect([...p.values()].sort()).toEqual(['a', 'b']);
+  });
+
+  test('a joining node takes a pending slot and nothing else moves', () => {
+    const before = placeReplicas('web', 4, ['a', 'b', 'c'], new Map(), new Map(), 1);
+    expect(before.size).toBe(3);
+    const after = placeReplicas('web', 4, ['a', 'b', 'c', 'd'], before, new Map(), 1);
+    expect(after.size).toBe(4);
+    expect(moved(before, after)).toBe(1);
+    expect(after.get(4)).toBe('d');
+  });
+
+  test('cap 0 is unlimited: the same placement as without one', () => {
+    expect([...placeReplicas('api', 9, ['a', 'b'], new Map(), new Map(), 0)]).toEqual([...placeReplicas('api', 9, ['a', 'b'])]);
+  });
+});
+
+describe('placeGlobal', () => {
+  test('one slot per node, the lowest slots, in node order, whatever order the nodes come in', () => {
+    const p = placeGlobal(['c', 'a', 'b', 'a']);
+    expect([...p].sort((x, y) => x[0] - y[0])).toEqual([[1, 'a'], [2, 'b'], [3, 'c']]);
+    expect([...placeGlobal(['b', 'c', 'a'])]).toEqual([...p]);
+    expect(placeGlobal([]).size).toBe(0);
+  });
+
+  test('a node keeps its slot; a joining node takes the lowest free one', () => {
+    const current = new Map([[1, 'b'], [3, 'c']]);
+    const p = placeGlobal(['a', 'b', 'c'], current);
+    expect(p.get(1)).toBe('b');
+    expect(p.get(3)).toBe('c');
+    expect(p.get(2)).toBe('a');
+    const joined = placeGlobal(['a', 'b', 'c', 'd'], p);
+    expect([...joined].filter(([slot, node]) => p.get(slot) !== node)).toEqual([[4, 'd']]);
+  });
+
+  test('a node that leaves frees its slot, and nobody else moves', () => {
+    const p = placeGlobal(['a', 'b', 'c']);
+    const after = placeGlobal(['a', 'c'], p);
+    expect([...after].sort((x, y) => x[0] - y[0])).toEqual([[1, 'a'], [3, 'c']]);
+    // It comes back to the slot it had, the lowest free one.
+    expect(placeGlobal(['a', 'b', 'c'], after).get(2)).toBe('b');
+  });
+
+  test('a node running two slots keeps the lowest; the other is left for whoever lacks one', () => {
+    const p = placeGlobal(['a', 'b'], new Map([[1, 'a'], [2, 'a']]));
+    expect(p.get(1)).toBe('a');
+    expect(p.get(2)).toBe('b');
+  });
+
+  test('a pinned (paused) node keeps its slot without being eligible, and nodes that are not eligible lose theirs', () => {
+    const p = placeGlobal(['a'], new Map([[1, 'x'], [2, 'a'], [3, 'p']]), new Map([[3, 'p']]));
+    expect([...p].sort((x, y) => x[0] - y[0])).toEqual([[2, 'a'], [3, 'p']]);
+  });
+});

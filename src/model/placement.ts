@@ -22,7 +22,8 @@ function preferenceOrder(serviceName: string, slot: number, nodes: readonly stri
  * Assigns slots 1..replicas to live nodes: every slot exactly once, spread evenly, deterministic.
  * `current` (slot → node, e.g. from task records) is kept where possible to move as few slots as possible.
  * `pinned` slots stay where they are and are left out of the spread (a paused node keeps its tasks but takes
- * no new ones); the other slots spread over `liveNodeIds`.
+ * no new ones); the other slots spread over `liveNodeIds`. With `maxPerNode` (> 0) no node takes more than that
+ * many: slots beyond what the nodes can hold stay unplaced (pending), running ones kept first, then the lowest.
  */
 export function placeReplicas(
   serviceName: string,
@@ -30,11 +31,12 @@ export function placeReplicas(
   liveNodeIds: readonly string[],
   current: ReadonlyMap<number, string> = new Map(),
   pinned: ReadonlyMap<number, string> = new Map(),
+  maxPerNode = 0,
 ): Map<number, string> {
   const placement = new Map<number, string>();
   for (const [slot, node] of pinned) if (slot >= 1 && slot <= replicas) placement.set(slot, node);
   const nodes = [...new Set(liveNodeIds)].sort();
-  const spread = replicas - placement.size;
+  const spread = Math.min(replicas - placement.size, maxPerNode > 0 ? maxPerNode * nodes.length : Infinity);
   if (spread <= 0 || nodes.length === 0) return placement;
   const base = Math.floor(spread / nodes.length);
   let largeLeft = spread % nodes.length;
@@ -59,11 +61,47 @@ export function placeReplicas(
   // Capacities sum to exactly the slots to spread, so keeping only where there is room always leaves room for the rest.
   for (const { slot, node } of keep) if (hasRoom(node)) take(slot, node);
 
-  for (let slot = 1; slot <= replicas; slot++) {
+  let placed = [...count.values()].reduce((a, b) => a + b, 0);
+  for (let slot = 1; slot <= replicas && placed < spread; slot++) {
     if (placement.has(slot)) continue;
+    placed++;
     const node = preferenceOrder(serviceName, slot, nodes).find(hasRoom);
     if (node === undefined) throw new Error(`placement invariant broken for ${serviceName} slot ${slot}`);
     take(slot, node);
+  }
+  return placement;
+}
+
+/**
+ * Assigns one slot to each eligible node of a global service, deterministically. A node keeps the slot it runs
+ * (`current`, slot → node; the lowest when it runs several) and a `pinned` node (paused, keeping its task) keeps
+ * its slot too; every other node, in id order, takes the lowest slot nobody holds, so every agent computing this
+ * from the same snapshot gets the same answer and a node keeps its slot for as long as it stays eligible.
+ */
+export function placeGlobal(
+  eligibleNodeIds: readonly string[],
+  current: ReadonlyMap<number, string> = new Map(),
+  pinned: ReadonlyMap<number, string> = new Map(),
+): Map<number, string> {
+  const placement = new Map<number, string>();
+  const slotOf = new Map<string, number>();
+  const keepLowest = (held: ReadonlyMap<number, string>, allowed: (node: string) => boolean): void => {
+    for (const [slot, node] of [...held].sort((a, b) => a[0] - b[0])) {
+      if (slot < 1 || !allowed(node) || slotOf.has(node) || placement.has(slot)) continue;
+      placement.set(slot, node);
+      slotOf.set(node, slot);
+    }
+  };
+  const nodes = [...new Set(eligibleNodeIds)].sort();
+  const eligible = new Set(nodes);
+  keepLowest(pinned, () => true);
+  keepLowest(current, (node) => eligible.has(node));
+  let next = 1;
+  for (const node of nodes) {
+    if (slotOf.has(node)) continue;
+    while (placement.has(next)) next++;
+    placement.set(next, node);
+    slotOf.set(node, next);
   }
   return placement;
 }

@@ -4,6 +4,7 @@ import { parseIpv4, parseSubnet } from './ipv4.js';
 import { isIpv6, parseSubnet6 } from './ipv6.js';
 import { CAPABILITY_RULE, CAPABILITIES, normalizeCapability } from '../tasks/capabilities.js';
 import { parseUserSpec, USER_RULE } from '../tasks/task-user.js';
+import { PlacementRecordSchema, PlacementSpecSchema, PlacementUpdateSchema, serviceModeSchema } from './service-placement.js';
 
 // Schemas of everything the model stores (validated on every read and write) and of the specs users submit.
 // Records are plain JSON so every agent, whatever its version, reads the same thing.
@@ -178,6 +179,10 @@ export const ServiceRecordSchema = z.looseObject({
   capAdd: z.array(storedCapabilitySchema).optional(),
   /** Capabilities removed from Docker's default set (ALL: keep only capAdd). */
   capDrop: z.array(storedCapabilitySchema).optional(),
+  /** Absent: replicated. Global: one task per eligible node, `replicas` unused (src/model/service-placement.ts). */
+  mode: serviceModeSchema.optional(),
+  /** Docker's --constraint and --replicas-max-per-node; absent: any node, no cap. */
+  placement: PlacementRecordSchema.optional(),
 });
 /** A stored service. */
 export type ServiceRecord = z.infer<typeof ServiceRecordSchema>;
@@ -226,6 +231,8 @@ export const ServiceSpecSchema = z.strictObject({
   user: userSchema.optional(),
   capAdd: z.array(capabilitySpecSchema).optional(),
   capDrop: z.array(capabilitySpecSchema).optional(),
+  mode: serviceModeSchema.optional(),
+  placement: PlacementSpecSchema.optional(),
 });
 /** A service spec as users write it. */
 export type ServiceSpec = z.input<typeof ServiceSpecSchema>;
@@ -240,6 +247,9 @@ export const ServiceUpdateSchema = z.strictObject({
   lb: LbSpecSchema.optional(),
   ports: z.array(PortSpecSchema).optional(),
   healthPort: portNumber.optional(),
+  /** Only to refuse a change: the mode is fixed at creation. */
+  mode: serviceModeSchema.optional(),
+  placement: PlacementUpdateSchema.optional(),
 });
 /** A service update. */
 export type ServiceUpdate = z.input<typeof ServiceUpdateSchema>;

@@ -9,6 +9,9 @@ import { CAPABILITY_RULE, normalizeCapability, type CapabilityName } from '../..
 import { parseUserSpec, USER_RULE } from '../../tasks/task-user.js';
 import { readNodeStatuses } from '../../agent/node-status.js';
 import { addLogFlags, nodeEndpoints, printLogs, type LogFlags } from './task-command.js';
+import { addPlacementUpdateFlags, placementFromCreateFlags, placementFromUpdateFlags } from '../placement-flags.js';
+import { readPlacementStatus, taskDisplayName } from '../placement-status.js';
+import { SERVICE_MODES } from '../../model/service-placement.js';
 
 const collect = (v: string, acc: string[]) => [...acc, v];
 
@@ -57,12 +60,15 @@ function portsText(s: ServiceRecord): string {
 
 /** `meshnet service create|ls|inspect|scale|rm`. */
 export function serviceCommand(storeOption: () => StoreChoice): Command {
-  const svc = new Command('service').description('replicated services');
+  const svc = new Command('service').description('replicated and global services');
   svc
     .command('create')
     .description('create a service and wait until its tasks run (the command follows the options, after --)')
     .requiredOption('--name <name>', 'service name (also its DNS name)')
     .option('--replicas <n>', 'number of tasks', '1')
+    .addOption(new Option('--mode <mode>', 'replicated: --replicas tasks; global: one task on every eligible node, also nodes that join later').choices([...SERVICE_MODES]).default('replicated'))
+    .option('--constraint <expr>', 'run only on nodes matching node.id==ID, node.hostname==NAME, node.labels.KEY==VALUE, or != (repeat: all must match)', collect, [] as string[])
+    .option('--replicas-max-per-node <n>', 'at most this many tasks of the service on one node (0: unlimited)', '0')
     .option('-p, --publish <spec>', 'publish a port: [mode=ingress|host,][policy=cluster|local,]PUBLISHED:TARGET[/udp] (repeat)', collect, [] as string[])
     .option('--network <name>', 'attach to an overlay network (repeat)', collect, [] as string[])
     .addOption(new Option('--endpoint-mode <mode>', 'vip: one virtual IP; dnsrr: DNS returns task IPs').choices(['vip', 'dnsrr']).default('vip'))
@@ -77,7 +83,7 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
     .option('--timeout <seconds>', 'how long to wait for the tasks', '120')
     .option('--json', 'machine-readable output')
     .argument('<command...>', 'the program each task runs, with its arguments')
-    .action(async (command: string[], o: Record<string, string | string[] | boolean>) =>
+    .action(async (command: string[], o: Record<string, string | string[] | boolean>, cmd: Command) =>
       withCluster(storeOption(), async (cluster) => {
         checkName('service', o['name'] as string);
         for (const n of o['network'] as string[]) checkName('network', n);
@@ -101,6 +107,9 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
         if (capAdd) spec.capAdd = capAdd;
         const capDrop = parseCapabilities('--cap-drop', o['capDrop'] as string[]);
         if (capDrop) spec.capDrop = capDrop;
+        const placement = placementFromCreateFlags(o, cmd.getOptionValueSource('replicas') === 'cli');
+        Object.assign(spec, placement);
+        if (placement.mode === 'global') delete spec.replicas;
         if (spec.ports!.some((p) => (p.mode ?? 'ingress') === 'ingress')) await cluster.ensureIngressNetwork();
         const rec = await cluster.createService(spec);
         if (o['json']) printJson(rec);
@@ -135,9 +144,12 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
         const view = await cluster.inspectService(name);
         if (!view) throw new CliError(`no service named ${name}: see meshnet service ls`, EXIT.usage);
         const statuses = await readNodeStatuses(store);
+        const placed = view.service ? await readPlacementStatus(cluster, view.service, view.tasks) : undefined;
         printJson({
           ...(view.service ?? { name }),
-          tasks: view.tasks.map((t) => ({ task: `${t.service}.${t.slot}`, id: t.id, node: t.node, state: t.state, desiredState: t.desiredState, addresses: t.addresses, restarts: t.restarts })),
+          // e.g. "2/3 running; 1 pending: no suitable node (1 node matches node.labels.zone==eu, max 1 per node)"
+          ...(placed ? { status: placed.text, pending: placed.pending, ...(placed.pendingReason ? { pendingReason: placed.pendingReason } : {}) } : {}),
+          tasks: view.tasks.map((t) => ({ task: taskDisplayName(view.service, t), id: t.id, node: t.node, state: t.state, desiredState: t.desiredState, addresses: t.addresses, restarts: t.restarts })),
           // A node's conflicts that name this service: a published port it shadows or could not claim there.
           nodes: statuses.map((st) => {
             const conflicts = (st.conflicts ?? []).filter((c) => new RegExp(`\\bservice ${name}\\b`).test(c));
@@ -171,8 +183,7 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
         }
       }),
     );
-  svc
-    .command('update <name>')
+  addPlacementUpdateFlags(svc.command('update <name>'))
     .description('change a running service: publish or unpublish ports, replicas, environment, scheduler')
     .option('--publish-add <spec>', 'publish a port (same forms as --publish; repeat)', collect, [] as string[])
     .option('--publish-rm <port[/proto]>', 'unpublish a port, e.g. 8000 or 5353/udp (repeat)', collect, [] as string[])
@@ -213,7 +224,9 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
         const env = parseEnv(o['envAdd'] as string[]);
         if (env) update.env = { ...(current.env ?? {}), ...env };
         if (o['lbScheduler']) update.lb = { ...current.lb, scheduler: o['lbScheduler'] as 'rr' };
-        if (Object.keys(update).length === 0) throw new CliError('nothing to update: give --publish-add, --publish-rm, --replicas, --env-add or --lb-scheduler', EXIT.usage);
+        const placement = placementFromUpdateFlags(o);
+        if (placement) update.placement = placement;
+        if (Object.keys(update).length === 0) throw new CliError('nothing to update: give --publish-add, --publish-rm, --replicas, --env-add, --lb-scheduler, --constraint-add, --constraint-rm or --replicas-max-per-node', EXIT.usage);
         const rec = await cluster.updateService(name, update);
         console.log(`service ${rec.name} updated${rec.ports.length ? `, published ${portsText(rec)}` : ', publishes nothing'}`);
         if (!o['detach']) await waitForService(cluster, rec.name, rec.replicas, Number(o['timeout']));
