@@ -254,11 +254,15 @@ export class Agent {
     // Host sockets are read on the resync and when published ports may have changed, never on every pass.
     if (resync || snapshot.services !== this.lastServices) this.checkShadowedPorts(snapshot);
     this.lastServices = snapshot.services;
-    // Every tenth resync (and the first pass) also re-reads the kernel through the writers and backends.
-    const deep = resync && this.resyncs++ % 10 === 0;
-    const report = await this.reconciler.apply(plan, { resync, deep });
+    // The first pass checks and re-reads everything (adoption). Later resyncs check the node-wide targets
+    // and a rotating share of the per-task ones; every tenth also re-reads the node-wide ones through
+    // their writers and prunes (NodeReconciler.apply, resyncRound).
+    const round = resync ? this.resyncs++ : -1;
+    const deep = resync && round % 10 === 0;
+    const report = await this.reconciler.apply(plan, { resync, deep, ...(round > 0 ? { round } : {}) });
     if (this.mirror.connected) {
-      await this.reportTaskStates(plan, resync);
+      // Readiness of a task already found listening is re-read on the deep resync only: a light one stays cheap.
+      await this.reportTaskStates(plan, deep);
       await this.publishStatus(plan).catch((err: Error) => this.log.warn({ event: 'node.status_failed', error: err.message }));
     }
     this.passes.push(report);
@@ -447,7 +451,7 @@ export class Agent {
   /** Publishes what this node programmed (for `meshnet service inspect`) when it changed. */
   private async publishStatus(plan: NodePlan): Promise<void> {
     const tables = plan.lbTables.map((t) => t.table);
-    const failingNow = this.reconciler.status().filter((t) => t.error).length;
+    const failingNow = this.reconciler.failingCount();
     if (failingNow !== this.lastFailing) this.lastStatusKey = '';
     this.lastFailing = failingNow;
     if (this.lastStatusKey && tables.length === this.lastStatusTables.length && tables.every((t, i) => t === this.lastStatusTables[i])) return;

@@ -85,9 +85,21 @@ export class AppliedCache {
     this.errors.delete(k);
   }
 
-  /** Forgets what was applied (not the errors), so the next pass checks every target against the kernel. */
-  invalidate(): void {
-    this.applied.clear();
+  /**
+   * Forgets what was applied (not the errors), so the next pass checks those targets against the kernel:
+   * every target, or those `which` selects.
+   */
+  invalidate(which?: (surface: Surface, target: string) => boolean): void {
+    if (!which) return this.applied.clear();
+    for (const k of [...this.applied.keys()]) {
+      const [surface, target] = k.split('\0') as [Surface, string];
+      if (which(surface, target)) this.applied.delete(k);
+    }
+  }
+
+  /** How many targets are failing now (each pass asks; status() builds every target's record). */
+  failingCount(): number {
+    return this.errors.size;
   }
 
   /** Every target's status, for inspect, explain and metrics. */

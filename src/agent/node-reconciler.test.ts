@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { createLogger, silentLogger } from '../log/logger.js';
-import { NodeReconciler, reportChanges, type NodeAdapters } from './node-reconciler.js';
+import { CHECK_ROUNDS, DEEP_ROUNDS, isTaskTarget, resyncRound, NodeReconciler, reportChanges, type NodeAdapters } from './node-reconciler.js';
 import { desiredNode, gwHostIfName, PlanMemo } from './node-plan.js';
 import { endpointsFixture, settingsFixture, snapshotFixture } from './agent-fixtures.test-data.js';
 import type { ClusterSnapshot } from '../model/cluster.js';
 import type { LbTable } from '../vip/lb-table.js';
+import type { Surface } from './applied-cache.js';
 
 /** A pretend host: what the fake adapters "programmed", kept across reconcilers like a real kernel; every call counted. */
 class FakeHost {
@@ -253,5 +254,77 @@ describe('NodeReconciler at debug level', () => {
     snap.tasks = snap.tasks.filter((t) => t.slot !== 3);
     await rec.apply(planOf(snap), { resync: false });
     expect(lines.filter((l) => String(l['event']).startsWith('reconcile.target_'))).toEqual([]);
+  });
+});
+
+describe('resyncRound: what a numbered resync checks', () => {
+  const taskTargets: [Surface, string][] = [
+    ['namespace', 't-task00000001'],
+    ['gwleg', 'mg0123456789a'],
+    ['lb', '/run/meshnet/netns/t-task00000001'],
+    ['taskrules', '/run/meshnet/netns/t-task00000002'],
+    ['dns', '/run/meshnet/netns/t-task00000003'],
+    ['sysctl', '/run/meshnet/netns/t-task00000001 net.ipv4.ip_forward'],
+    ['process', 'task00000001'],
+  ];
+  const nodeTargets: [Surface, string][] = [
+    ['namespace', 'ingress_sbox'],
+    ['namespace', '(bridge)'],
+    ['gwleg', 'mn-sbox'],
+    ['lb', '/run/meshnet/netns/ingress_sbox'],
+    ['hostrules', 'host'],
+    ['overlay', 'appnet'],
+    ['sysctl', 'host net.ipv4.ip_forward'],
+  ];
+
+  it('tells per-task targets from node-wide ones', () => {
+    for (const [s, t] of taskTargets) expect(isTaskTarget(s, t), `${s} ${t}`).toBe(true);
+    for (const [s, t] of nodeTargets) expect(isTaskTarget(s, t), `${s} ${t}`).toBe(false);
+  });
+
+  it('checks node-wide targets on every round', () => {
+    for (let round = 1; round < 30; round++) for (const [s, t] of nodeTargets) expect(resyncRound(s, t, round)).toEqual({ check: true, deep: true });
+  });
+
+  it('checks each per-task target once every CHECK_ROUNDS rounds and re-reads it once every DEEP_ROUNDS', () => {
+    const targets = Array.from({ length: 200 }, (_, i) => `/run/meshnet/netns/t-${i.toString(36).padStart(8, '0')}`);
+    for (const t of targets) {
+      const rounds = Array.from({ length: DEEP_ROUNDS }, (_, r) => resyncRound('lb', t, r + 1));
+      expect(rounds.filter((x) => x.deep)).toHaveLength(1);
+      // Checked in its own slot of every CHECK_ROUNDS window, plus the round it is re-read in.
+      const checks = rounds.filter((x) => x.check).length;
+      expect(checks).toBeGreaterThanOrEqual(DEEP_ROUNDS / CHECK_ROUNDS);
+      expect(checks).toBeLessThanOrEqual(DEEP_ROUNDS / CHECK_ROUNDS + 1);
+    }
+    // Spread, not bunched: one round checks about a tenth of them.
+    const perRound = targets.filter((t) => resyncRound('lb', t, 7).check).length;
+    expect(perRound).toBeGreaterThan(5);
+    expect(perRound).toBeLessThan(60);
+  });
+
+  it('a numbered resync re-checks node-wide targets, and a task target only in its own round', async () => {
+    const host = new FakeHost();
+    const adapters = host.adapters();
+    const applied: string[] = [];
+    const applyTask = adapters.mesh.applyTask;
+    adapters.mesh.applyTask = async (rules, opts) => (applied.push(rules.netns), applyTask(rules, opts));
+    const applyHost = adapters.mesh.applyHost;
+    let hostApplies = 0;
+    adapters.mesh.applyHost = async (plan, opts) => (hostApplies++, applyHost(plan, opts));
+    const rec = new NodeReconciler(adapters, { resolvConf: 'nameserver 127.0.0.11\n', log: silentLogger() });
+    const snap = snapshotFixture();
+    await rec.apply(planOf(snap), { resync: true });
+    const taskNs = planOf(snap).taskRules[0]!.netns;
+    const rounds = Array.from({ length: CHECK_ROUNDS * 4 }, (_, r) => r + 1);
+    const skip = rounds.find((r) => !resyncRound('taskrules', taskNs, r).check)!;
+    const hit = rounds.find((r) => resyncRound('taskrules', taskNs, r).check)!;
+    applied.length = 0;
+    hostApplies = 0;
+    await rec.apply(planOf(snap), { resync: true, deep: false, round: skip });
+    expect(hostApplies).toBe(1);
+    expect(applied).toEqual([]);
+    await rec.apply(planOf(snap), { resync: true, deep: false, round: hit });
+    expect(hostApplies).toBe(2);
+    expect(applied).toEqual([taskNs]);
   });
 });

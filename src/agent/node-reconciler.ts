@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { OverlayInput } from '../overlay/overlay-spec.js';
 import { overlayNetnsName } from '../overlay/overlay-state.js';
@@ -68,6 +69,30 @@ export interface NodeAdapters {
   close(): void;
 }
 
+/** Resyncs over which every per-task target is checked against the kernel once (10 x 30 s: every 5 min). */
+export const CHECK_ROUNDS = 10;
+/** Resyncs over which every per-task target is re-read through its writer once (120 x 30 s: hourly). */
+export const DEEP_ROUNDS = 120;
+
+/** A target that belongs to one task (its namespace, leg, process, tables), not to the node. */
+export function isTaskTarget(surface: Surface, target: string): boolean {
+  return surface === 'process' || /(^|\/)t-[a-z0-9]+( |$)/.test(target) || /^mg[0-9a-f]{11}$/.test(target);
+}
+
+/**
+ * What periodic resync number `round` does with one target. Node-wide targets (bridge, host rules,
+ * overlays, the ingress sandbox) are checked on every resync. Per-task targets are spread over rounds
+ * by a stable hash, so an idle node's resync costs O(tasks / CHECK_ROUNDS) netlink reads and
+ * O(tasks / DEEP_ROUNDS) iptables-save forks instead of O(tasks) of each: the fork of a large agent
+ * is what an idle node spent its CPU on (about 25 ms each at 100 tasks).
+ */
+export function resyncRound(surface: Surface, target: string, round: number): { check: boolean; deep: boolean } {
+  if (!isTaskTarget(surface, target)) return { check: true, deep: true };
+  const h = createHash('sha256').update(target).digest().readUInt32BE(0);
+  const deep = h % DEEP_ROUNDS === round % DEEP_ROUNDS;
+  return { check: deep || h % CHECK_ROUNDS === round % CHECK_ROUNDS, deep };
+}
+
 /** Namespaces meshnet makes in its netns dir (tasks, overlays, the ingress sandbox): the only ones it prunes. */
 const OWN_NETNS = /^(t-[a-z0-9]+|ov-.+|ingress_sbox)$/;
 /** Host-side veths meshnet puts on the bridge. */
@@ -110,19 +135,29 @@ export class NodeReconciler {
     }
   }
 
+  /** How many targets are failing now. */
+  failingCount(): number {
+    return this.cache.failingCount();
+  }
+
   /** Every target's status (what is applied, what fails and since when). */
   status(): TargetStatus[] {
     return this.cache.status();
   }
 
-  /** One pass. `resync`: check every target against the kernel and prune unknown objects. */
-  async apply(plan: NodePlan, opts: { resync: boolean; deep?: boolean }): Promise<PassReport> {
-    // A resync re-applies every target from what this reconciler knows; a deep one also has the writers
-    // and backends re-read the kernel (iptables-save per namespace, an atomic nft rebuild), which is
-    // what an idle node spends its CPU on, so it runs on a slower period.
+  /**
+   * One pass. `resync`: check targets against the kernel; `deep`: also have the writers and backends
+   * re-read it (iptables-save, an atomic nft rebuild) and prune unknown objects. Without `round` a
+   * resync covers every target; with it (the agent's periodic resyncs, numbered) it covers every
+   * node-wide target and the round's share of the per-task ones (resyncRound).
+   */
+  async apply(plan: NodePlan, opts: { resync: boolean; deep?: boolean; round?: number }): Promise<PassReport> {
     const deep = opts.resync && opts.deep !== false;
+    const round = opts.resync ? opts.round : undefined;
     const r: PassReport = { namespaces: 0, sysctls: 0, gwLegs: 0, overlayOps: 0, lbChanges: 0, meshRules: 0, health: 0, processes: 0, dns: 0, removed: 0, pruned: 0, errors: [] };
-    if (opts.resync) this.cache.invalidate();
+    if (opts.resync) this.cache.invalidate(round === undefined ? undefined : (surface, target) => resyncRound(surface, target, round).check);
+    // Whether a target checked in this pass also re-reads the kernel through its writer.
+    const deepFor = (surface: Surface, target: string): boolean => (round === undefined || !isTaskTarget(surface, target) ? deep : resyncRound(surface, target, round).deep);
     this.explain = this.opts.log.isLevelEnabled('debug') ? { resync: opts.resync } : null;
     const sboxPath = this.a.namespaces.path(INGRESS_SBOX);
 
@@ -183,14 +218,14 @@ export class NodeReconciler {
         // later resyncs reconcile, which also removes anything stale.
         const fresh = !this.lbs.has(netns);
         const lb = this.lbOf(netns);
-        r.lbChanges += (deep && !fresh && lb.reconcile ? await lb.reconcile(table) : await lb.apply(table)).changes;
+        r.lbChanges += (deepFor('lb', netns) && !fresh && lb.reconcile ? await lb.reconcile(table) : await lb.apply(table)).changes;
         // Big tables are shared by identity between passes (the planner's memo); small ones, like the
         // sandbox's, are rebuilt each pass and compared by content, which costs little at their size.
       }, { byIdentity: table.services.length > 64 });
     }
     for (const rules of plan.taskRules) {
       await this.target(r, 'taskrules', rules.netns, rules, async () => {
-        if (await this.a.mesh.applyTask(rules, { resync: deep })) r.meshRules++;
+        if (await this.a.mesh.applyTask(rules, { resync: deepFor('taskrules', rules.netns) })) r.meshRules++;
       });
     }
     await this.target(r, 'hostrules', 'host', plan.hostRules, async () => {
@@ -221,7 +256,8 @@ export class NodeReconciler {
     }
 
     await this.removeUnwanted(plan, r, sboxPath);
-    if (opts.resync) await this.prune(plan, r);
+    // Pruning lists every leg and namespace: on deep resyncs only.
+    if (deep) await this.prune(plan, r);
     return r;
   }
 

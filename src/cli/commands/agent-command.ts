@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { limitMallocArenas } from '../../agent/malloc-arenas.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../log/logger.js';
 import { Agent } from '../../agent/agent.js';
 import { fanOut } from '../../agent/agent-observer.js';
@@ -39,6 +40,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .option('--api-ca <file>', 'CA that signs the API clients\' and agents\' certificates (default: --etcd-cacert)')
     .option('--healthz-max-pass-age <seconds>', '/healthz answers 503 when no reconcile pass finished for this long', '60')
     .action(async (o: Record<string, string | string[]>) => {
+      limitMallocArenas();
       const log = createLogger({ level: o['logLevel'] as LogLevel });
       // Read once and taken out of the environment: task processes must not inherit systemd's socket.
       const notifySocket = process.env['NOTIFY_SOCKET'];
