@@ -3,6 +3,7 @@ import { INGRESS_NETWORK } from '../model/ipam.js';
 import type { ServiceRecord, TaskRecord } from '../model/records.js';
 import type { LbBackendTarget, LbTable, VirtualService } from '../vip/lb-table.js';
 import { lbServiceId } from '../vip/service-id.js';
+import { ipv6Frontends } from './lb-plan-v6.js';
 
 /** Weight of a task in every table right now: 1 running, 0 draining before its deadline, null: not listed. */
 export function taskWeight(task: TaskRecord, liveNode: boolean, drainSeconds: number, now: number): number | null {
@@ -115,7 +116,7 @@ function serviceFrontends(svc: ServiceRecord, tasks: readonly TaskRecord[], weig
         scheduler: svc.lb.scheduler,
         ...(svc.lb.affinity ? { persistenceSeconds: svc.lb.affinity.timeoutSeconds } : {}),
         backends,
-      })),
+      }) as VirtualService).concat(ipv6Frontends(svc, network, tasks, weights)),
     );
   }
   return out;

@@ -13,6 +13,7 @@ import { resolverNatRuleSet } from '../dns/resolver-nat.js';
 import type { Logger } from '../log/logger.js';
 import { GwBridge } from './gwbridge.js';
 import { createLbBackend } from './lb-backend-choice.js';
+import { DualStackLb } from '../vip/dual-stack-lb.js';
 import type { NodeAdapters } from './node-reconciler.js';
 import type { NodeSettings } from './node-plan.js';
 
@@ -55,7 +56,8 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
     gw,
     overlay: new OverlayDriver({ netnsDir: deps.netnsDir, hostNetns: deps.hostNetns, allowHostNamespace: true }),
     encryption,
-    lbFor: (netns) => createLbBackend(deps.lbKind, netns, deps.log, writerFor(netns)),
+    // v6 services (dual-stack networks only) go to an ip6 nftables table beside the v4 backend.
+    lbFor: (netns) => new DualStackLb(createLbBackend(deps.lbKind, netns, deps.log, writerFor(netns)), netns),
     mesh: {
       applyHost: async (plan, opts) => (await applyHostRules(hostWriter, plan, opts)).changed,
       applyHostFirewall: async (set, opts) => (await hostWriter.apply(set, opts)).changed,

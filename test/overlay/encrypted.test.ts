@@ -92,6 +92,9 @@ beforeAll(async () => {
     vni[net] = (await cl.withCluster((c) => c.getNetwork(net)))!.vni;
     // Through the model: the service command is not what this file tests.
     await cl.withCluster((c) => c.createService({ name: `web-${net}`, replicas: 3, networks: [net], command: [process.execPath, ECHO_HTTP, '--port', '80'] }));
+  }
+  // Both services start together: one wait for all six tasks.
+  for (const net of ['plain', 'secure']) {
     await cl.waitFor(`web-${net} running on 3 hosts`, 60_000, async (c) => {
       const ts = await c.listTasks({ service: `web-${net}` });
       return ts.length === 3 && new Set(ts.map((t) => t.node)).size === 3 && ts.every((t) => t.state === 'running');

@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { Lab } from '../lab/lab.js';
+import { ClusterLab, ECHO_HTTP } from '../../src/lab/cluster-lab.js';
+import { execIn } from '../../src/sandbox/exec.js';
+import type { ServiceRecord, TaskRecord } from '../../src/model/records.js';
+
+// Issue 14, IPv6 dual stack as a user meets it: two hosts, a --ipv6 network, a two-replica service. Tasks reach
+// each other over v6 across hosts, resolve AAAA on 127.0.0.11 and reach the v6 VIP by name; a v4-only network
+// next to it gets no v6 at all.
+
+let lab: Lab;
+let cl: ClusterLab;
+let tasks: TaskRecord[];
+let svc: ServiceRecord;
+
+const pidOf = (t: TaskRecord) => Number(readFileSync(`${lab.root}/${t.node}/state/tasks/${t.id}/pid`, 'utf8'));
+const inTask = (t: TaskRecord, argv: string[]) => execIn(null, ['nsenter', `--target=${pidOf(t)}`, '--net', '--mount', '--', ...argv], { allowFailure: true, timeoutMs: 30_000 });
+
+/** Retries `fn` until `ok` holds of its result (the agents converge asynchronously). */
+async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (ok(v) || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+beforeAll(async () => {
+  lab = await Lab.create(2, { tag: 'ipv6-e2e' });
+  cl = new ClusterLab(lab, ['--lease-ttl', '3', '--drain-seconds', '1']);
+  await cl.startAll();
+  for (const args of [['six', '--ipv6', '--subnet', '10.0.66.0/24', '--subnet', 'fd00:66::/64'], ['plain', '--subnet', '10.0.67.0/24']]) {
+    const created = cl.cli(['network', 'create', ...args]);
+    expect(created.code, created.stderr).toBe(0);
+  }
+  const r = cl.cli(['service', 'create', '--name', 'web', '--replicas', '2', '--network', 'six', '--', process.execPath, ECHO_HTTP, '--port', '80', '--host', '::']);
+  expect(r.code, r.stderr).toBe(0);
+  await cl.waitFor('web to run 2 replicas', 60_000, async (c) => (await c.listTasks({ service: 'web' })).filter((t) => t.state === 'running').length === 2);
+  tasks = await cl.withCluster((c) => c.listTasks({ service: 'web' }));
+  svc = (await cl.withCluster((c) => c.getService('web')))!;
+}, 120_000);
+
+afterAll(async () => {
+  await cl?.stopAll();
+  await lab?.destroy();
+});
+
+describe('a dual-stack network', () => {
+  it('gives the service a v6 VIP and each task a v6 address in the given /64', () => {
+    expect(svc.vips6?.['six']).toMatch(/^fd00:66::[0-9a-f]+$/);
+    for (const t of tasks) expect(t.addresses['six']?.ip6).toMatch(/^fd00:66::[0-9a-f]+$/);
+    expect(new Set(tasks.map((t) => t.node))).toEqual(new Set(['host-a', 'host-b']));
+  });
+
+  it('carries v6 between hosts over the overlay', async () => {
+    const [a, b] = tasks as [TaskRecord, TaskRecord];
+    const out = await eventually('v6 across hosts', () => inTask(a, ['curl', '-s', '-6', '-m', '3', `http://[${b.addresses['six']!.ip6}]/`]), (r) => r.stdout.includes(`web.${b.slot}`));
+    expect(out.stdout).toContain(`web.${b.slot} on ${b.node} (client ${a.addresses['six']!.ip6}`);
+  });
+
+  it('answers AAAA for the service (VIP) and tasks.<service> (task addresses), and v6 PTR', async () => {
+    const t = tasks[0]!;
+    expect((await inTask(t, ['dig', '+short', '@127.0.0.11', 'AAAA', 'web'])).stdout.trim()).toBe(svc.vips6!['six']);
+    const all = (await inTask(t, ['dig', '+short', '@127.0.0.11', 'AAAA', 'tasks.web'])).stdout.trim().split('\n').sort();
+    expect(all).toEqual(tasks.map((x) => x.addresses['six']!.ip6!).sort());
+    expect((await inTask(t, ['dig', '+short', '@127.0.0.11', '-x', svc.vips6!['six']!])).stdout.trim()).toBe('web.six.');
+    expect((await inTask(t, ['dig', '+short', '@127.0.0.11', 'A', 'web'])).stdout.trim()).toBe(svc.vips['six']);
+  });
+
+  it('balances the v6 VIP over both replicas, reached by name over v6', async () => {
+    const from = tasks[0]!;
+    const out = await inTask(from, ['sh', '-c', 'for i in $(seq 12); do curl -s -6 -m 3 http://web/; echo; done']);
+    const lines = out.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    expect(lines).toHaveLength(12);
+    expect(new Set(lines.map((l) => l.split(' ')[0]))).toEqual(new Set(['web.1', 'web.2']));
+    const table = await execIn(null, ['nsenter', `--target=${pidOf(from)}`, '--net', '--', 'nft', 'list', 'table', 'ip6', 'meshnet6']);
+    expect(table.stdout).toContain(`ip6 daddr ${svc.vips6!['six']}`);
+  });
+
+  it('leaves v4-only networks without v6 addresses or tables', async () => {
+    const plain = await cl.withCluster((c) => c.getNetwork('plain'));
+    expect(plain?.subnet6).toBeUndefined();
+    const host = lab.hosts[0]!;
+    const ov = await execIn(null, ['nsenter', `--net=${host.dir.path('ov-six')}`, '--', 'ip', '-6', 'addr', 'show', 'dev', 'br0'], { allowFailure: true });
+    expect(ov.stdout).toContain('fd00:66::1/64');
+  });
+});
