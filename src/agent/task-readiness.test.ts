@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { boundPorts } from './task-readiness.js';
+import { boundPorts, taskReport } from './task-readiness.js';
+import type { TaskInfo } from '../tasks/supervisor.js';
 
 const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
@@ -24,5 +25,27 @@ describe('boundPorts', () => {
   });
   it('ignores the header and blank or short lines', () => {
     expect(boundPorts('  sl local_address\n\n  0: garbage\n', 'tcp').size).toBe(0);
+  });
+});
+
+describe('taskReport (the readiness predicate)', () => {
+  const info: TaskInfo = { taskId: 't', state: 'running', pid: 10, adopted: false, restarts: 0, startedAt: new Date(0).toISOString(), lastExit: null, netnsPath: '/n', command: ['x'], logPath: '/l' };
+  const ports = [{ protocol: 'tcp' as const, target: 80 }];
+  const healthy = { status: 'healthy' as const, failingStreak: 0, log: [] };
+
+  it('is running only when the process runs, listens and, with a health check, is healthy', () => {
+    expect(taskReport(info, true, ports, 1_000)).toMatchObject({ state: 'running', ready: true, health: undefined });
+    expect(taskReport(info, false, ports, 1_000)).toMatchObject({ state: 'starting', ready: false });
+    expect(taskReport({ ...info, health: healthy }, true, ports, 1_000)).toMatchObject({ state: 'running', ready: true, health: healthy });
+    expect(taskReport({ ...info, health: healthy }, false, ports, 1_000)).toMatchObject({ state: 'starting', ready: false });
+    for (const status of ['starting', 'unhealthy'] as const) {
+      expect(taskReport({ ...info, health: { status, failingStreak: 0, log: [] } }, true, ports, 1_000)).toMatchObject({ state: 'starting', ready: false });
+    }
+  });
+
+  it('reports a task left down as failed, or shutdown once complete', () => {
+    expect(taskReport({ ...info, state: 'failed', pid: null }, false, ports, 0).state).toBe('failed');
+    expect(taskReport({ ...info, state: 'shutdown', pid: null, reason: 'exit 0' }, false, ports, 0)).toMatchObject({ state: 'shutdown', message: 'exit 0, complete' });
+    expect(taskReport({ ...info, state: 'exited', pid: null }, false, ports, 0).state).toBe('starting');
   });
 });

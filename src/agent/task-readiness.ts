@@ -1,5 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { withNetns } from '../sandbox/netns-switch.js';
+import type { HealthState } from '../tasks/health-check.js';
+import type { TaskInfo } from '../tasks/supervisor.js';
+import { taskMessage, type TargetPort } from '../tasks/task-reason.js';
+import type { TaskRecord } from '../model/records.js';
 
 /** The embedded resolver's address: its sockets in a task namespace are the agent's, never the task's. */
 const RESOLVER_V4 = '0B00007F';
@@ -50,4 +54,31 @@ export function taskReady(sandbox: string, ports: readonly { protocol: 'tcp' | '
     }
     return ports.every((p) => bound[p.protocol].has(p.target));
   });
+}
+
+/** What the store should say of a local task: its state (running only when ready), message and health. */
+export interface TaskReport {
+  state: TaskRecord['state'] | undefined;
+  /** In every load-balancing table and DNS `tasks.` answer: running, listening and, with a health check, healthy. */
+  ready: boolean;
+  message: string | undefined;
+  health: HealthState | undefined;
+}
+
+/**
+ * The one readiness predicate: a task is ready when its process runs, listens on every target port,
+ * and is healthy when it has a health check. Everything that balances traffic reads it as the
+ * record's `state === 'running'`. Pure.
+ */
+export function taskReport(info: TaskInfo, listening: boolean, ports: readonly TargetPort[], now: number): TaskReport {
+  const up = info.state === 'running';
+  const ready = up && listening && (info.health === undefined || info.health.status === 'healthy');
+  const state = ready
+    ? 'running'
+    : up || info.state === 'starting' || info.state === 'exited'
+      ? 'starting'
+      : info.state === 'failed' || info.state === 'shutdown'
+        ? info.state
+        : undefined;
+  return { state, ready, message: taskMessage({ ...info, ready: up && listening, ports, now }), health: info.health };
 }

@@ -4,7 +4,10 @@ import { homeNetnsIdentity } from '../sandbox/netns-switch.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { SupervisorClosedError, TaskError } from './errors.js';
 import { readBootId, readCmdline, readProcessNetnsInode, readProcStat } from './proc-stat.js';
-import { decideAfterExit, DEFAULT_RESTART_POLICY, validateRestartPolicy, type RestartPolicy } from './restart-policy.js';
+import { decideAfterTaskExit, DEFAULT_RESTART_POLICY, restartPolicySchema, validateRestartPolicy, type ExitOutcome, type RestartPolicy } from './restart-policy.js';
+import { describeResult, healthcheckSchema, healthDiffers, initialHealth, type HealthResult, type HealthState, type HealthStatus } from './health-check.js';
+import { HealthMonitor } from './health-check-monitor.js';
+import { runHealthCheck } from './health-check-runner.js';
 import { DEFAULT_LOG_LIMITS, rotateIdleLog, rotateLiveLog, type LogLimits } from './log-rotation.js';
 import { ensureTaskDir, judgeIdentity, readPidFile, readTaskMeta, TASK_FILE_MODE, taskPaths, writeTaskMeta, type TaskMeta, type TaskPaths, type TaskState } from './task-meta.js';
 import { exitReason } from './task-reason.js';
@@ -29,6 +32,8 @@ export interface TaskStateEvent {
   /** Times the process was started again after an exit, over the task's life on this node. */
   restarts: number;
   at: string;
+  /** The task's health when it has a health check. */
+  health?: HealthStatus;
 }
 
 /** What the supervisor knows about one task. */
@@ -48,6 +53,8 @@ export interface TaskInfo {
   note?: string;
   /** Why the process last ended or could not start, short (`exit 3`, `killed by SIGKILL`); undefined when it never did. */
   reason?: string;
+  /** Health of the running process when the task has a health check (the log spans restarts). */
+  health?: HealthState;
 }
 
 /** Options of a TaskSupervisor. */
@@ -90,6 +97,16 @@ interface Entry {
   note?: string;
   /** Why the process last ended or could not start (TaskInfo.reason), when known better than lastExit tells. */
   reason?: string;
+  /** The running process's health check clock; null without a check or a process. */
+  health: HealthMonitor | null;
+  /** Results kept across restarts, so the operator sees why the previous process was restarted. */
+  healthLog: HealthResult[];
+  /** The health the last process had when it ended: shown until the next one starts. */
+  lastHealth?: HealthState;
+  /** The result that made the process unhealthy, while it is being stopped for it. */
+  unhealthy: HealthResult | null;
+  /** SIGKILL of an unhealthy process that ignores SIGTERM. */
+  killTimer: NodeJS.Timeout | null;
 }
 
 const DEFAULT_GRACE_MS = 10_000;
@@ -107,7 +124,15 @@ function specFromMeta(meta: TaskMeta, resolvConf: string): TaskSpec {
     ...(meta.spec.user !== undefined ? { user: meta.spec.user } : {}),
     ...(meta.spec.capAdd !== undefined ? { capAdd: meta.spec.capAdd } : {}),
     ...(meta.spec.capDrop !== undefined ? { capDrop: meta.spec.capDrop } : {}),
+    ...lifecycleFromMeta(meta.spec),
   };
+}
+
+/** The health check and restart policy meta.json recorded, when still valid (the agent's next spec replaces them). */
+function lifecycleFromMeta(spec: TaskMeta['spec']): Pick<TaskSpec, 'healthcheck' | 'restartPolicy'> {
+  const health = healthcheckSchema.safeParse(spec.healthcheck);
+  const restart = restartPolicySchema.safeParse(spec.restartPolicy);
+  return { ...(health.success ? { healthcheck: health.data } : {}), ...(restart.success ? { restartPolicy: restart.data } : {}) };
 }
 
 /** What meta.json records of a spec: enough to restart the task after the supervisor itself restarted. */
@@ -121,6 +146,8 @@ function metaSpec(spec: TaskSpec): TaskMeta['spec'] {
     ...(spec.user !== undefined ? { user: spec.user } : {}),
     ...(spec.capAdd !== undefined ? { capAdd: spec.capAdd } : {}),
     ...(spec.capDrop !== undefined ? { capDrop: spec.capDrop } : {}),
+    ...(spec.healthcheck !== undefined ? { healthcheck: spec.healthcheck } : {}),
+    ...(spec.restartPolicy !== undefined ? { restartPolicy: { ...spec.restartPolicy } } : {}),
   };
 }
 
@@ -194,6 +221,7 @@ export class TaskSupervisor {
       if (entry) {
         entry.spec = spec;
         this.writeResolvConf(entry);
+        this.syncLifecycle(entry);
         return this.info(entry);
       }
       const paths = taskPaths(this.stateDir, spec.taskId);
@@ -220,6 +248,10 @@ export class TaskSupervisor {
         adopted: false,
         restartTimer: null,
         stopping: false,
+        health: null,
+        healthLog: [],
+        unhealthy: null,
+        killTimer: null,
       };
       this.entries.set(spec.taskId, fresh);
       this.start(fresh);
@@ -292,6 +324,7 @@ export class TaskSupervisor {
     for (const entry of this.entries.values()) {
       if (entry.restartTimer) clearTimeout(entry.restartTimer);
       entry.restartTimer = null;
+      this.stopHealth(entry);
     }
   }
 
@@ -347,6 +380,10 @@ export class TaskSupervisor {
       adopted: false,
       restartTimer: null,
       stopping: false,
+      health: null,
+      healthLog: [],
+      unhealthy: null,
+      killTimer: null,
     };
     const pid = meta.pid;
     const verdict = judgeIdentity(
@@ -361,14 +398,15 @@ export class TaskSupervisor {
       entry.adopted = true;
       entry.meta.state = 'running';
       entry.note = `adopted running process ${pid}`;
+      this.startHealth(entry);
       this.emit(entry, 'running', entry.note, null, null);
       this.updatePolling();
       return entry;
     }
     entry.meta.pid = null;
     entry.meta.startTime = null;
-    if (meta.state === 'failed') {
-      entry.note = 'failed before the supervisor restarted; not restarted';
+    if (meta.state === 'failed' || meta.state === 'shutdown') {
+      entry.note = `${meta.state === 'failed' ? 'failed' : 'completed'} before the supervisor restarted; not restarted`;
       return entry;
     }
     entry.note = `not adopted: ${verdict.reason}`;
@@ -434,6 +472,7 @@ export class TaskSupervisor {
     entry.meta.startedAt = new Date(this.now()).toISOString();
     entry.meta.state = 'running';
     this.persist(entry);
+    this.startHealth(entry);
     child.once('exit', (code, signal) => {
       if (settled) return;
       settled = true;
@@ -454,33 +493,37 @@ export class TaskSupervisor {
     this.updatePolling();
   }
 
-  /** The task's process ended (or never started): record it and restart or fail under the policy. */
+  /** The task's process ended (or never started): record it and restart, complete or fail under the policy. */
   private onGone(entry: Entry, pid: number | null, code: number | null, signal: string | null, reason: string | null): void {
     if (pid !== null && entry.meta.pid !== pid) return; // a process this entry no longer tracks
     // As when a container's init exits: whatever the task left behind in its group dies with it,
     // so a restart never finds a stray daemon holding the task's port.
     if (pid !== null) killGroupLeftovers(pid);
+    const unhealthy = entry.unhealthy;
+    this.stopHealth(entry);
     entry.meta.pid = null;
     entry.meta.startTime = null;
     entry.adopted = false;
     if (pid !== null || reason === null) entry.meta.lastExit = { code, signal, at: new Date(this.now()).toISOString() };
-    entry.reason = reason ?? exitReason(code, signal);
+    entry.reason = reason ?? (unhealthy ? `unhealthy (${describeResult(unhealthy)})` : exitReason(code, signal));
     // A stop or replacement in progress owns the record (and may be deleting the directory).
     if (entry.stopping || this.closed || this.entries.get(entry.meta.taskId) !== entry) return;
-    const what = reason ?? `process ${pid} ${describeExit(code, signal)}`;
-    const decision = decideAfterExit(this.policy, entry.meta.crashes, this.now());
+    const what = reason ?? (unhealthy ? `process ${pid} stopped as unhealthy (${describeResult(unhealthy)})` : `process ${pid} ${describeExit(code, signal)}`);
+    // Exit 0 is a success unless the process was stopped for being unhealthy; an adopted process's status is unknown.
+    const outcome: ExitOutcome = unhealthy === null && reason === null && code === 0 && signal === null ? 'success' : 'failure';
+    const decision = decideAfterTaskExit(this.policy, entry.spec.restartPolicy, entry.meta.crashes, this.now(), outcome);
     entry.meta.crashes = decision.crashes;
-    const window = `${decision.crashes.length} of ${this.policy.maxCrashes} exits within ${this.policy.windowMs / 1000} s`;
-    if (decision.action === 'fail') {
-      entry.meta.state = 'failed';
+    if (decision.action === 'stop') {
+      entry.meta.state = decision.final === 'failed' ? 'failed' : 'shutdown';
       this.persist(entry);
-      this.emit(entry, 'failed', `${what}; ${window}: not restarting (stop and start the task again once fixed)`, code, signal);
+      const next = decision.final === 'failed' ? `${decision.why} (stop and start the task again once fixed)` : `complete, ${decision.why}`;
+      this.emit(entry, entry.meta.state, `${what}; ${next}`, code, signal);
       this.updatePolling();
       return;
     }
     entry.meta.state = 'exited';
     this.persist(entry);
-    this.emit(entry, 'exited', `${what}; restarting in ${decision.delayMs} ms (${window})`, code, signal);
+    this.emit(entry, 'exited', `${what}; ${decision.why}`, code, signal);
     entry.restartTimer = setTimeout(() => {
       void this.serial(entry.meta.taskId, async () => {
         if (entry.restartTimer === null || entry.stopping || this.entries.get(entry.meta.taskId) !== entry) return;
@@ -493,11 +536,101 @@ export class TaskSupervisor {
     this.updatePolling();
   }
 
+  /** Starts the health check clock of the entry's running process, when its spec has a check. */
+  private startHealth(entry: Entry): void {
+    this.stopHealth(entry);
+    const check = entry.spec.healthcheck;
+    const pid = entry.meta.pid;
+    if (!check || pid === null) return;
+    const startTime = entry.meta.startTime;
+    const startedAt = entry.meta.startedAt === null ? this.now() : Date.parse(entry.meta.startedAt);
+    entry.health = new HealthMonitor({
+      check,
+      processStartedAt: Number.isFinite(startedAt) ? startedAt : this.now(),
+      initial: initialHealth(entry.healthLog),
+      probe: (c) => this.probe(entry, pid, startTime, c),
+      onResult: (state, previous) => this.onHealth(entry, pid, state, previous),
+      now: this.now,
+    });
+  }
+
+  private stopHealth(entry: Entry): void {
+    if (entry.health) {
+      entry.healthLog = entry.health.health.log;
+      entry.lastHealth = entry.health.health;
+    }
+    entry.health?.stop();
+    entry.health = null;
+    entry.unhealthy = null;
+    if (entry.killTimer) clearTimeout(entry.killTimer);
+    entry.killTimer = null;
+  }
+
+  /** A changed health check or restart policy applies to the running process: no restart. */
+  private syncLifecycle(entry: Entry): void {
+    const check = entry.spec.healthcheck;
+    if (!check) {
+      if (entry.health) this.stopHealth(entry);
+    } else if (entry.health) {
+      entry.health.reconfigure(check);
+    } else if (entry.meta.pid !== null && !entry.stopping) {
+      this.startHealth(entry);
+    }
+    if (JSON.stringify(entry.meta.spec.healthcheck ?? null) !== JSON.stringify(check ?? null) || JSON.stringify(entry.meta.spec.restartPolicy ?? null) !== JSON.stringify(entry.spec.restartPolicy ?? null)) {
+      entry.meta.spec = metaSpec(entry.spec);
+      this.persist(entry);
+    }
+  }
+
+  /** One check of `pid`, only while it still is the entry's process (a recycled pid is never entered). */
+  private probe(entry: Entry, pid: number, startTime: number | null, check: NonNullable<TaskSpec['healthcheck']>): Promise<HealthResult> {
+    const at = new Date(this.now()).toISOString();
+    const failed = (output: string): Promise<HealthResult> => Promise.resolve({ exitCode: -1, output, start: at, end: at });
+    const st = readProcStat(pid);
+    if (entry.meta.pid !== pid || st === null || (startTime !== null && st.startTime !== startTime)) return failed(`process ${pid} is gone`);
+    let privileges: TaskPrivileges;
+    try {
+      privileges = taskPrivileges(entry.spec, entry.spec.user === undefined ? ROOT_USER : resolveUser(entry.spec.user, systemAccounts));
+    } catch (err) {
+      return failed(`cannot run the health check: ${(err as Error).message}`);
+    }
+    return runHealthCheck({ pid, spec: entry.spec, privileges }, check, this.now);
+  }
+
+  /** A check's result: reported when the health changed; an unhealthy process is stopped, to be restarted under the policy. */
+  private onHealth(entry: Entry, pid: number, state: HealthState, previous: HealthState): void {
+    entry.healthLog = state.log;
+    if (entry.meta.pid !== pid || entry.stopping || !healthDiffers(previous, state)) return;
+    const last = state.log.at(-1);
+    this.logger.info({ event: 'task.health', taskId: entry.meta.taskId, pid, status: state.status, failingStreak: state.failingStreak, exitCode: last?.exitCode });
+    if (state.status !== 'unhealthy' || previous.status === 'unhealthy' || !last) {
+      this.emit(entry, 'running', `health: ${state.status}${state.failingStreak > 0 && last ? ` (${describeResult(last)}, ${state.failingStreak} in a row)` : ''}`, null, null);
+      return;
+    }
+    // Swarm replaces an unhealthy task; here the process is stopped and the restart policy decides, in place.
+    entry.unhealthy = last;
+    this.emit(entry, 'running', `unhealthy (${describeResult(last)}): stopping process ${pid}`, null, null);
+    this.signalUnhealthy(pid, 'SIGTERM');
+    entry.killTimer = setTimeout(() => {
+      if (entry.meta.pid === pid) this.signalUnhealthy(pid, 'SIGKILL');
+    }, DEFAULT_GRACE_MS);
+    entry.killTimer.unref();
+  }
+
+  private signalUnhealthy(pid: number, signal: NodeJS.Signals): void {
+    try {
+      signalGroup(pid, signal);
+    } catch (err) {
+      this.log('unhealthy_signal_failed', { pid, signal, error: (err as Error).message });
+    }
+  }
+
   /** Stops the entry's process (if any) and cancels restarts; the entry stays registered. */
   private async terminate(entry: Entry, graceMs: number): Promise<void> {
     entry.stopping = true;
     if (entry.restartTimer) clearTimeout(entry.restartTimer);
     entry.restartTimer = null;
+    this.stopHealth(entry);
     const pid = entry.meta.pid;
     const startTime = entry.meta.startTime;
     if (pid === null) return;
@@ -588,6 +721,7 @@ export class TaskSupervisor {
   private info(entry: Entry): TaskInfo {
     const last = entry.meta.lastExit;
     const reason = entry.reason ?? (last ? exitReason(last.code, last.signal) : undefined);
+    const health = entry.spec.healthcheck ? (entry.health?.health ?? entry.lastHealth ?? initialHealth(entry.healthLog)) : undefined;
     return {
       taskId: entry.meta.taskId,
       state: entry.meta.state,
@@ -601,6 +735,7 @@ export class TaskSupervisor {
       logPath: entry.paths.log,
       ...(entry.note !== undefined ? { note: entry.note } : {}),
       ...(reason !== undefined ? { reason } : {}),
+      ...(health ? { health } : {}),
     };
   }
 
@@ -614,6 +749,7 @@ export class TaskSupervisor {
       signal,
       restarts: entry.meta.restarts,
       at: new Date(this.now()).toISOString(),
+      ...(entry.health ? { health: entry.health.health.status } : {}),
     };
     if (!this.onStateChange) return;
     try {

@@ -20,6 +20,9 @@ const metaSchema = z.object({
     user: z.string().optional(),
     capAdd: z.array(z.string()).optional(),
     capDrop: z.array(z.string()).optional(),
+    // Kept so that a supervisor restarted while a task is down applies the service's policy to it.
+    healthcheck: z.looseObject({}).optional(),
+    restartPolicy: z.looseObject({}).optional(),
   }),
   state: z.enum(['starting', 'running', 'exited', 'failed', 'shutdown']),
   pid: z.number().int().positive().nullable(),

@@ -48,3 +48,18 @@ describe('taskMessage', () => {
     expect(taskMessage({ ...base, ready: true, restarts: 2, reason: 'exit 1' })).toBeUndefined();
   });
 });
+
+describe('taskMessage with a health check or a restart policy', () => {
+  const failed = { exitCode: 1, output: 'no file\n', start: new Date(t0).toISOString(), end: new Date(t0).toISOString() };
+  it('says nothing of a healthy task, and why a listening one is not ready otherwise', () => {
+    expect(taskMessage({ ...base, health: { status: 'healthy', failingStreak: 0, log: [] } })).toBeUndefined();
+    expect(taskMessage({ ...base, health: { status: 'starting', failingStreak: 0, log: [] } })).toBe('health: starting');
+    expect(taskMessage({ ...base, health: { status: 'starting', failingStreak: 1, log: [failed] } })).toBe('health: starting, 1 failed (health check exit 1: no file)');
+    expect(taskMessage({ ...base, health: { status: 'unhealthy', failingStreak: 3, log: [failed] } })).toBe('unhealthy (health check exit 1: no file)');
+    expect(taskMessage({ ...base, restarts: 1, reason: 'unhealthy (health check exit 1)', health: { status: 'starting', failingStreak: 0, log: [failed] } })).toBe('unhealthy (health check exit 1), restarted; health: starting');
+  });
+
+  it('calls a task left down after exit 0 complete', () => {
+    expect(taskMessage({ ...base, state: 'shutdown', reason: 'exit 0', startedAt: null })).toBe('exit 0, complete');
+  });
+});

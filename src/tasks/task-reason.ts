@@ -1,5 +1,6 @@
 import { LAUNCH_FAILED_EXIT } from './task-process.js';
 import type { TaskState } from './task-meta.js';
+import { describeResult, type HealthState } from './health-check.js';
 
 /** How long a running process may take to listen on its target ports before `task ls` says it does not. */
 export const READY_DEADLINE_MS = 30_000;
@@ -42,16 +43,21 @@ export interface TaskMessageInput {
   ports: readonly TargetPort[];
   now: number;
   readyDeadlineMs?: number;
+  /** The task's health, when it has a health check. */
+  health?: HealthState | undefined;
 }
 
 /**
- * The message of a task record: why it is not running, or undefined when it runs and listens.
- * `exit 3` (failed), `exit 3, restarting`, `not listening on 80 after 30 s`. Pure.
+ * The message of a task record: why it is not running, or undefined when it runs, listens and is
+ * healthy. `exit 3` (failed), `exit 3, restarting`, `exit 0, complete`, `not listening on 80 after
+ * 30 s`, `unhealthy (health check exit 1: ...)`, `health: starting`. Pure.
  */
 export function taskMessage(i: TaskMessageInput): string | undefined {
   if (i.state === 'failed') return i.reason ?? 'failed';
+  if (i.state === 'shutdown') return i.reason ? `${i.reason}, complete` : 'complete';
   if (i.state === 'exited' || (i.state === 'starting' && i.startedAt === null)) return i.reason ? `${i.reason}, restarting` : undefined;
-  if (i.state !== 'running' || i.ready) return undefined;
+  if (i.state !== 'running') return undefined;
+  if (i.ready) return i.health ? healthMessage(i.health, i.restarts > 0 ? i.reason : undefined) : undefined;
   const deadline = i.readyDeadlineMs ?? READY_DEADLINE_MS;
   const started = i.startedAt === null ? Number.NaN : Date.parse(i.startedAt);
   if (Number.isFinite(started) && i.now - started >= deadline) {
@@ -59,4 +65,13 @@ export function taskMessage(i: TaskMessageInput): string | undefined {
   }
   // Still within its deadline: a crash loop keeps showing why it restarted.
   return i.restarts > 0 && i.reason ? `${i.reason}, restarted` : undefined;
+}
+
+/** Why a listening task with a health check is not (or no longer) taken for ready; undefined when healthy. */
+function healthMessage(h: HealthState, restartedBecause: string | undefined): string | undefined {
+  const last = h.log.at(-1);
+  if (h.status === 'healthy') return undefined;
+  if (h.status === 'unhealthy') return last ? `unhealthy (${describeResult(last)})` : 'unhealthy';
+  if (h.failingStreak > 0 && last) return `health: starting, ${h.failingStreak} failed (${describeResult(last)})`;
+  return restartedBecause ? `${restartedBecause}, restarted; health: starting` : 'health: starting';
 }

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CAPABILITY_RULE, normalizeCapability } from './capabilities.js';
 import { InvalidTaskSpecError } from './errors.js';
+import { healthcheckSchema, type Healthcheck } from './health-check.js';
+import { restartPolicySchema, type ServiceRestartPolicy } from './restart-policy.js';
 import { parseUserSpec, USER_RULE } from './task-user.js';
 
 /** Task ids become directory names: letters, digits, '_', '.', '-', never '.' or '..'. */
@@ -32,6 +34,8 @@ const taskSpecSchema = z.object({
   user: z.string().refine((u) => parseUserSpec(u) !== undefined, `user: ${USER_RULE}`).optional(),
   capAdd: z.array(capability).optional(),
   capDrop: z.array(capability).optional(),
+  healthcheck: healthcheckSchema.optional(),
+  restartPolicy: restartPolicySchema.optional(),
 });
 
 /** What the agent wants running for one task. */
@@ -56,6 +60,10 @@ export interface TaskSpec {
   capAdd?: string[];
   /** Capabilities removed from Docker's default set (ALL: keep only capAdd). */
   capDrop?: string[];
+  /** Docker's --health-*: run in the task's namespaces; the task is ready only when healthy. Changing it keeps the process. */
+  healthcheck?: Healthcheck;
+  /** Docker's --restart-*; absent fields keep the supervisor's default. Changing it keeps the process. */
+  restartPolicy?: ServiceRestartPolicy;
 }
 
 /** Validates a spec at the edge; throws InvalidTaskSpecError naming every problem. */
@@ -71,7 +79,8 @@ export function parseTaskSpec(input: unknown): TaskSpec {
 
 /**
  * Digest of the parts that need a new process when they change. resolv.conf is excluded: it is
- * rewritten in place, and the task sees the new content through its bind mount at once.
+ * rewritten in place, and the task sees the new content through its bind mount at once; so are the
+ * health check and the restart policy, which the supervisor applies to the running process.
  */
 export function specFingerprint(spec: TaskSpec): string {
   const env = Object.entries(spec.env ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

@@ -358,6 +358,45 @@ describe('TaskSupervisor', () => {
     await sup.reap([], { graceMs: 500 });
   });
 
+  it('runs a health check in the task\'s namespaces as its user, and restarts the process when it turns unhealthy', async () => {
+    const { sup, events } = harness('health');
+    const sick = `${root}/health-sick`;
+    // Passes only inside the task: its user, its environment, its resolv.conf bind mount, its network namespace.
+    const cmd = [
+      'test "$(id -u)" = 65534', 'test "$MESHNET_TASK_ID" = hc.1', 'grep -q 127.0.0.11 /etc/resolv.conf',
+      `ip -o addr show lo | grep -q ${ADDR}`, `test ! -e ${sick}`,
+    ].join(' && ');
+    const first = await sup.ensureRunning({ taskId: 'hc.1', netnsPath: nsPath, command: ['sleep', '60'], resolvConf: RESOLV, user: 'nobody', healthcheck: { cmd, intervalMs: 200, timeoutMs: 5_000, retries: 2, startPeriodMs: 0 } });
+    expect(first.health?.status).toBe('starting');
+    await waitFor('healthy', () => sup.get('hc.1')?.health?.status === 'healthy');
+    writeFileSync(sick, '');
+    const restarted = await waitFor('a restart after two failed checks', () => {
+      const info = sup.get('hc.1');
+      return info && info.restarts === 1 && info.state === 'running' ? info : undefined;
+    });
+    expect(restarted.pid).not.toBe(first.pid);
+    expect(restarted.reason).toBe('unhealthy (health check exit 1)');
+    expect(restarted.health?.status).toBe('starting');
+    expect(restarted.health?.log.map((r) => r.exitCode)).toEqual([0, 1, 1]);
+    expect(events.some((e) => e.state === 'exited' && /stopped as unhealthy/.test(e.message))).toBe(true);
+    rmSync(sick);
+    await waitFor('healthy again', () => sup.get('hc.1')?.health?.status === 'healthy');
+    await sup.reap([], { graceMs: 500 });
+  });
+
+  it('leaves a task that exits 0 down as complete under --restart-condition on-failure, also after a supervisor restart', async () => {
+    const { sup, events, stateDir } = harness('complete');
+    await sup.ensureRunning({ taskId: 'job.1', netnsPath: nsPath, command: ['true'], resolvConf: RESOLV, restartPolicy: { condition: 'on-failure' } });
+    await waitFor('complete', () => sup.get('job.1')?.state === 'shutdown');
+    expect(events.at(-1)!.message).toMatch(/exited with code 0; complete, not restarted \(--restart-condition on-failure\)/);
+    expect(sup.get('job.1')).toMatchObject({ restarts: 0, reason: 'exit 0' });
+    sup.close();
+    const again = harness('complete-2', { stateDir });
+    const [found] = await again.sup.adoptOrphans();
+    expect(found).toMatchObject({ taskId: 'job.1', state: 'shutdown', note: 'completed before the supervisor restarted; not restarted' });
+    await again.sup.reap([], { graceMs: 500 });
+  });
+
   it('lets a non-root task bind port 80 with --cap-add NET_BIND_SERVICE (ambient), and not without it', async () => {
     const { sup, events } = harness('bind80');
     const web = await sup.ensureRunning({ ...webSpec('low.1', 84), command: demoAppCommand('echo-http', 80), user: '65534:65534', capDrop: ['ALL'], capAdd: ['NET_BIND_SERVICE'] });

@@ -10,6 +10,8 @@ import { readNodeStatuses } from '../../agent/node-status.js';
 import { ApiSettingsError } from '../../api/api-errors.js';
 import { resolveApiTls, type ApiTlsSource } from '../../api/api-tls.js';
 import { logTargets, printTaskLogs } from '../../api/task-log-fetch.js';
+import { taskInspectCommand } from './task-inspect.js';
+import { withHealthColumn } from './health-column.js';
 
 /** Flags of `task logs` and `service logs`. */
 export interface LogFlags {
@@ -113,12 +115,13 @@ export function taskCommand(storeOption: () => StoreChoice): Command {
         if (o.json) return printJson(tasks);
         console.log(
           renderTable(
-            ['TASK', 'NODE', 'DESIRED', 'STATE', 'RESTARTS', 'ADDRESSES', 'MESSAGE'],
-            tasks.map((t) => [`${t.service}.${t.slot}`, t.node, t.desiredState, t.state, t.restarts, Object.entries(t.addresses).map(([n, a]) => `${n}=${a.ip}`).join(' '), t.message ?? '']),
+            withHealthColumn(tasks, ['TASK', 'NODE', 'DESIRED', 'STATE', 'RESTARTS', 'ADDRESSES', 'MESSAGE']),
+            tasks.map((t) => withHealthColumn(tasks, [`${t.service}.${t.slot}`, t.node, t.desiredState, t.state, t.restarts, Object.entries(t.addresses).map(([n, a]) => `${n}=${a.ip}`).join(' '), t.message ?? ''], t)),
           ),
         );
       }),
     );
+  task.addCommand(taskInspectCommand(storeOption));
   addLogFlags(
     task
       .command('logs <task>')
