@@ -11,6 +11,8 @@ import { decodeSnapshotEntry } from '../model/snapshot-entry.js';
 /** One service's placement now, with how many of its tasks run. */
 export interface PlacementStatus extends ServicePlacement {
   running: number;
+  /** Nodes whose agent holds its lease now. */
+  liveNodes: number;
   /** e.g. `2/3 running; 1 pending: no suitable node (1 node matches node.labels.zone==eu, max 1 per node)`. */
   text: string;
 }
@@ -24,7 +26,7 @@ export async function readPlacementStatus(cluster: Cluster, service: ServiceReco
   ]);
   const plan = planPlacement({ nodes, nodeInfo, services: [service], tasks: own }).get(service.name)!;
   const running = own.filter((t) => t.state === 'running' && t.desiredState === 'running' && !t.external).length;
-  return { ...plan, running, text: replicaStatusText(running, plan) };
+  return { ...plan, running, liveNodes: nodes.length, text: replicaStatusText(running, plan) };
 }
 
 /** The name Docker shows for a task: `web.2`, or `web.<node>` for a global service's. */
@@ -42,8 +44,12 @@ async function readRecords<T>(cluster: Cluster, prefix: string, kind: 'node' | '
   return out;
 }
 
-/** `service`'s placement for a wait on it, or undefined when the service is gone (or its record unreadable). */
+/**
+ * `service`'s placement for a wait on it; undefined when the service is gone (or its record unreadable), or when
+ * no node is live: then nothing can be placed yet (agents starting?), so the wait goes on until its timeout.
+ */
 export async function waitTarget(cluster: Cluster, service: string, tasks: TaskRecord[]): Promise<PlacementStatus | undefined> {
   const record = await cluster.getService(service).catch(() => undefined);
-  return record ? readPlacementStatus(cluster, record, tasks) : undefined;
+  const status = record ? await readPlacementStatus(cluster, record, tasks) : undefined;
+  return status && status.liveNodes > 0 ? status : undefined;
 }
