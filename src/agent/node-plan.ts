@@ -378,7 +378,8 @@ function nameViews(snapshot: ClusterSnapshot, tasks: LocalTask[], alive: TaskRec
     endpointMode: s.endpointMode,
     attachments: attachedNetworks(s)
       .filter((n) => n !== INGRESS_NETWORK)
-      .map((n) => ({ network: n, vip: s.endpointMode === 'vip' ? (s.vips[n] ?? null) : null, ...(s.vips6?.[n] !== undefined ? { vip6: s.vips6[n] } : {}) })),
+      .map((n) => ({ network: n, vip: s.endpointMode === 'vip' ? (s.vips[n] ?? null) : null, ...(s.vips6?.[n] !== undefined ? { vip6: s.vips6[n] } : {}) }))
+      .map((a) => ({ ...a, aliases: s.aliases?.[a.network] ?? [] })),
     ports: s.ports.map((p) => ({ protocol: p.protocol, targetPort: p.target, publishedPort: p.published })),
   }));
   const dnsTasks: DnsTask[] = alive.map((t) => ({

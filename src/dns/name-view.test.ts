@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { buildNameView, validateNameView } from './name-view.js';
-import { sampleView } from './test-fixtures.js';
+import { decodeLoose, queryWire, sampleView } from './test-fixtures.js';
+import { compileAnswerTable } from './answer-table.js';
+import { handleQuery } from './query-handler.js';
 import { InvalidDnsInputError } from './errors.js';
 
 describe('buildNameView', () => {
@@ -44,5 +46,69 @@ describe('validateNameView', () => {
     w.networks[0]!.tasks[0]!.name = 'bad name';
     expect(() => validateNameView(w)).toThrow(InvalidDnsInputError);
     expect(() => validateNameView({ networks: [{ name: 'a'.repeat(64), services: [], tasks: [] }] })).toThrow(/not a valid DNS name/);
+  });
+});
+
+describe('network aliases', () => {
+  // api on front (alias api-v2 there) and back (no alias); cache in dnsrr mode with alias kv on front.
+  const input = (taskNetworks: string[]) =>
+    buildNameView({
+      taskNetworks,
+      services: [
+        {
+          name: 'api',
+          endpointMode: 'vip',
+          attachments: [
+            { network: 'front', vip: '10.0.1.2', aliases: ['api-v2', 'api.internal'] },
+            { network: 'back', vip: '10.0.2.2', aliases: [] },
+          ],
+        },
+        { name: 'cache', endpointMode: 'dnsrr', attachments: [{ network: 'front', aliases: ['kv'] }] },
+      ],
+      tasks: [
+        { name: 'api.1.a', service: 'api', running: true, ips: [{ network: 'front', ip: '10.0.1.3' }, { network: 'back', ip: '10.0.2.3' }] },
+        { name: 'api.2.b', service: 'api', running: true, ips: [{ network: 'front', ip: '10.0.1.4' }, { network: 'back', ip: '10.0.2.4' }] },
+        { name: 'cache.1.c', service: 'cache', running: true, ips: [{ network: 'front', ip: '10.0.1.9' }] },
+      ],
+    });
+  const ask = (taskNetworks: string[], name: string, type: 'A' | 'PTR' = 'A') => {
+    const table = compileAnswerTable(validateNameView(input(taskNetworks)), { forwarding: false });
+    const p = decodeLoose((handleQuery(table, queryWire(name, type), 'udp') as { wire: Buffer }).wire);
+    return { rcode: p.rcode, data: p.answers.map((a) => String(a.data)).sort() };
+  };
+
+  it('are answered on their network: the VIP (vip mode), the task IPs (dnsrr), and tasks.<alias>', () => {
+    expect(ask(['front'], 'api-v2')).toEqual({ rcode: 'NOERROR', data: ['10.0.1.2'] });
+    expect(ask(['front'], 'api.internal')).toEqual({ rcode: 'NOERROR', data: ['10.0.1.2'] });
+    expect(ask(['front'], 'api-v2.front')).toEqual({ rcode: 'NOERROR', data: ['10.0.1.2'] });
+    expect(ask(['front'], 'tasks.api-v2')).toEqual({ rcode: 'NOERROR', data: ['10.0.1.3', '10.0.1.4'] });
+    expect(ask(['front'], 'kv')).toEqual({ rcode: 'NOERROR', data: ['10.0.1.9'] });
+    expect(ask(['front'], 'tasks.kv')).toEqual({ rcode: 'NOERROR', data: ['10.0.1.9'] });
+  });
+
+  it('are not answered on the service’s other networks, nor on networks it is not on', () => {
+    expect(ask(['back'], 'api')).toEqual({ rcode: 'NOERROR', data: ['10.0.2.2'] });
+    expect(ask(['back'], 'api-v2').rcode).toBe('NXDOMAIN');
+    expect(ask(['back'], 'tasks.api-v2').rcode).toBe('NXDOMAIN');
+    expect(ask(['back'], 'api-v2.front').rcode).toBe('NXDOMAIN');
+    expect(ask(['back'], 'kv').rcode).toBe('NXDOMAIN');
+    // A task on both sees the alias through front only.
+    expect(ask(['back', 'front'], 'api-v2')).toEqual({ rcode: 'NOERROR', data: ['10.0.1.2'] });
+  });
+
+  it('leave PTR naming the service', () => {
+    expect(ask(['front'], '2.1.0.10.in-addr.arpa', 'PTR')).toEqual({ rcode: 'NOERROR', data: ['api.front'] });
+  });
+
+  it('are kept per network in the view, with service-wide aliases and without repeats', () => {
+    const v = buildNameView({
+      taskNetworks: ['front', 'back'],
+      services: [{ name: 'web', aliases: ['www'], endpointMode: 'vip', attachments: [{ network: 'front', vip: '10.0.1.2', aliases: ['www', 'w2'] }, { network: 'back', vip: '10.0.2.2' }] }],
+      tasks: [],
+    });
+    expect(v.networks.map((n) => [n.name, n.services[0]!.aliases])).toEqual([
+      ['front', ['www', 'w2']],
+      ['back', ['www']],
+    ]);
   });
 });

@@ -54,8 +54,11 @@ export interface ServiceRecord {
   name: string;
   aliases?: string[];
   endpointMode: EndpointMode;
-  /** The networks the service is on; `vip` is required in `vip` mode. */
-  attachments: { network: string; vip?: string | null; vip6?: string }[];
+  /**
+   * The networks the service is on; `vip` is required in `vip` mode. `aliases` answer on that network only
+   * (Docker's --network name=N,alias=A), as the service's name does there: VIP or task IPs, and `tasks.<alias>`.
+   */
+  attachments: { network: string; vip?: string | null; vip6?: string; aliases?: string[] }[];
   ports?: PortView[];
 }
 
@@ -105,7 +108,7 @@ export function buildNameView(input: NameViewInput): NameView {
       if (!at) continue;
       services.push({
         name: svc.name,
-        aliases: [...(svc.aliases ?? [])],
+        aliases: [...new Set([...(svc.aliases ?? []), ...(at.aliases ?? [])])],
         endpointMode: svc.endpointMode,
         vip: svc.endpointMode === 'vip' ? (at.vip ?? null) : null,
         taskIps: [...(ipsByService.get(svc.name) ?? [])].sort(compareIpv4),

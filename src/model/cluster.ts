@@ -63,6 +63,8 @@ import {
 import { decodeSnapshotEntry, type InvalidRecord } from './snapshot-entry.js';
 import { applyNodeChange, nodeInfoAtRegistration, nodeInfoFromLive, nodeViews, type NodeIdentity, type NodeView } from './node-info.js';
 import { maxSlotOf, placementAfterUpdate, placementAtCreate, presentPlacement } from './service-placement.js';
+import { aliasConflict, aliasesAfterUpdate, aliasFields, assertAliasSpec, normalizeAliases } from './service-aliases.js';
+import { historyAppendTxn, removeServiceHistory, restartError, type FinishKind } from './task-history.js';
 
 // Cluster operations over a KvStore, shared by the CLI and the agents. Every allocation is a compare-and-swap
 // transaction: read what is taken, choose, commit guarded by the revisions read (or `absent` for claim keys);
@@ -620,6 +622,7 @@ export class Cluster {
   /** Creates a service: validates, allocates VIPs (incl. ingress when publishing in ingress mode) and ports. */
   async createService(spec: ServiceSpec): Promise<ServiceRecord> {
     const validated = validate(ServiceSpecSchema, 'service spec', `for ${JSON.stringify(spec?.name)}`, spec);
+    assertAliasSpec(validated);
     // A global service has no replica count of its own: 0 keeps `replicas` meaningful to readers that predate modes.
     const placed = placementAtCreate(validated.name, { ...validated, replicas: spec.replicas });
     const { mode: _mode, placement: _placement, ...rest } = validated;
@@ -647,6 +650,7 @@ export class Cluster {
         ...(healthPort !== undefined ? { healthPort } : {}),
         ...privilegeFields(base),
         ...placementAfterUpdate(base, input),
+        ...aliasesAfterUpdate(base, input.aliases),
       } as NormalizedServiceSpec;
     });
     // Surplus tasks on live nodes are drained by their agents (weight 0, then removal after the drain
@@ -702,6 +706,7 @@ export class Cluster {
       const current = read?.record;
       const spec = build(current);
       this.checkServiceSpec(spec);
+      await this.checkAliasConflicts(spec, current);
       const compare: Compare[] = [unchanged(key, read?.kv)];
       const ops: TxnOp[] = [];
 
@@ -804,6 +809,7 @@ export class Cluster {
         ...(healthPort !== undefined ? { healthPort } : {}),
         ...privilegeFields(spec),
         ...presentPlacement(spec),
+        ...aliasFields(spec),
       };
       ops.unshift({ type: 'put', key, value: encodeRecord(ServiceRecordSchema, 'service', key, record) });
       return (await this.commit(compare, ops)) ? record : undefined;
@@ -836,6 +842,22 @@ export class Cluster {
     });
     // Task claims compare the service record, so none can appear after the commit above: clear what is left.
     for (const task of await this.listTasks({ service: name })) await this.removeTask(name, task.slot);
+    await removeServiceHistory(this.store, name);
+  }
+
+  /** Refuses a service whose name or alias another service already answers on a shared network. */
+  private async checkAliasConflicts(spec: NormalizedServiceSpec, current: ServiceRecord | undefined): Promise<void> {
+    // Only a new service, or new networks or aliases, can bring a clash: other updates skip reading every service.
+    const aliases = normalizeAliases(spec);
+    if (current && JSON.stringify([current.networks, current.aliases]) === JSON.stringify([spec.networks, aliases])) return;
+    // Records this meshnet cannot read are left out rather than blocking every create (agents report them).
+    const { kvs } = await this.store.range(keys.SERVICES);
+    const others = kvs.flatMap((kv) => {
+      const entry = decodeSnapshotEntry(kv.key, kv.value);
+      return entry && 'record' in entry && entry.kind === 'service' ? [entry.record] : [];
+    });
+    const clash = aliasConflict({ ...spec, aliases }, others);
+    if (clash) throw new InvalidSpecError(clash);
   }
 
   /** All services. */
@@ -876,6 +898,7 @@ export class Cluster {
       const ops: TxnOp[] = [];
       const addresses = await this.claimTaskAddresses(service.record, id, attempt, compare, ops);
       if (existing) ops.push(...(await this.releaseTaskAddresses(existing.record)));
+      if (existing) await this.recordFinished(existing.record, 'replaced', compare, ops);
       const record: TaskRecord = {
         id,
         service: serviceName,
@@ -973,8 +996,11 @@ export class Cluster {
         ...(update.message !== undefined ? { message: update.message } : {}),
         updatedAt: this.now().toISOString(),
       };
-      const ok = await this.commit([unchanged(key, read.kv)], [{ type: 'put', key, value: encodeRecord(TaskRecordSchema, 'task', key, record) }]);
-      return ok ? record : undefined;
+      const compare = [unchanged(key, read.kv)];
+      const ops: TxnOp[] = [{ type: 'put', key, value: encodeRecord(TaskRecordSchema, 'task', key, record) }];
+      // A restart in place ends a run: keep why, as Docker keeps the failed task a restart replaces.
+      if ((update.restarts ?? 0) > read.record.restarts) await this.recordFinished(read.record, 'restarted', compare, ops, restartError(update, read.record.message));
+      return (await this.commit(compare, ops)) ? record : undefined;
     });
   }
 
@@ -985,8 +1011,17 @@ export class Cluster {
       const read = await this.read(TaskRecordSchema, 'task', key);
       if (!read || (taskId !== undefined && read.record.id !== taskId)) return false;
       const ops: TxnOp[] = [{ type: 'delete', key }, ...(await this.releaseTaskAddresses(read.record))];
-      return (await this.commit([unchanged(key, read.kv)], ops)) ? true : undefined;
+      const compare = [unchanged(key, read.kv)];
+      await this.recordFinished(read.record, 'removed', compare, ops);
+      return (await this.commit(compare, ops)) ? true : undefined;
     });
+  }
+
+  /** Adds to the txn being built the entry that keeps `task`'s end in its slot's history (`service ps`). */
+  private async recordFinished(task: TaskRecord, how: FinishKind, compare: Compare[], ops: TxnOp[], error?: string): Promise<void> {
+    const history = await historyAppendTxn(this.store, task, how, this.now(), error);
+    compare.push(...history.compare);
+    ops.push(...history.ops);
   }
 
   /** Tasks, optionally of one service and/or one node, ordered by service then slot. */

@@ -6,6 +6,7 @@
 //   /meshnet/networks/<network>                  NetworkRecord
 //   /meshnet/services/<service>                  ServiceRecord
 //   /meshnet/tasks/<service>/<slot>              TaskRecord (one per slot; replaced by CAS when re-placed)
+//   /meshnet/task-history/<service>/<slot>       JSON: the slot's last finished tasks (src/model/task-history.ts)
 //   /meshnet/ipam/subnets                        JSON {<cidr>: <network>}: one key, so overlap checks are one CAS
 //   /meshnet/ipam/vnis/<vni>                     owning network name
 //   /meshnet/ipam/ips/<network>/<ip>             owner: "gateway", "vip:<service>" or "task:<taskId>"
@@ -27,6 +28,8 @@ export const NETWORKS = `${ROOT}networks/`;
 export const SERVICES = `${ROOT}services/`;
 /** Prefix of task records. */
 export const TASKS = `${ROOT}tasks/`;
+/** Prefix of the slots' task histories (not under TASKS: a history is no task record). */
+export const TASK_HISTORY = `${ROOT}task-history/`;
 /** The subnet allocation table. */
 export const SUBNETS_KEY = `${ROOT}ipam/subnets`;
 /** Prefix of VNI claims. */
@@ -57,6 +60,10 @@ export const serviceKey = (name: string): string => `${SERVICES}${name}`;
 export const serviceTasksPrefix = (service: string): string => `${TASKS}${service}/`;
 /** Key of the task record of one slot. */
 export const taskKey = (service: string, slot: number): string => `${TASKS}${service}/${slot}`;
+/** Prefix of a service's task histories. */
+export const serviceTaskHistoryPrefix = (service: string): string => `${TASK_HISTORY}${service}/`;
+/** Key of one slot's task history. */
+export const taskHistoryKey = (service: string, slot: number): string => `${TASK_HISTORY}${service}/${slot}`;
 /** Key of a VNI claim. */
 export const vniKey = (vni: number): string => `${VNIS}${vni}`;
 /** Prefix of a network's IP claims. */

@@ -5,6 +5,7 @@ import { isIpv6, parseSubnet6 } from './ipv6.js';
 import { CAPABILITY_RULE, CAPABILITIES, normalizeCapability } from '../tasks/capabilities.js';
 import { parseUserSpec, USER_RULE } from '../tasks/task-user.js';
 import { PlacementRecordSchema, PlacementSpecSchema, PlacementUpdateSchema, serviceModeSchema } from './service-placement.js';
+import { AliasesSchema } from './service-aliases.js';
 
 // Schemas of everything the model stores (validated on every read and write) and of the specs users submit.
 // Records are plain JSON so every agent, whatever its version, reads the same thing.
@@ -183,6 +184,8 @@ export const ServiceRecordSchema = z.looseObject({
   mode: serviceModeSchema.optional(),
   /** Docker's --constraint and --replicas-max-per-node; absent: any node, no cap. */
   placement: PlacementRecordSchema.optional(),
+  /** DNS aliases by network (Docker's --network name=N,alias=A), answered on that network only; absent: none. */
+  aliases: AliasesSchema.optional(),
 });
 /** A stored service. */
 export type ServiceRecord = z.infer<typeof ServiceRecordSchema>;
@@ -233,6 +236,7 @@ export const ServiceSpecSchema = z.strictObject({
   capDrop: z.array(capabilitySpecSchema).optional(),
   mode: serviceModeSchema.optional(),
   placement: PlacementSpecSchema.optional(),
+  aliases: AliasesSchema.optional(),
 });
 /** A service spec as users write it. */
 export type ServiceSpec = z.input<typeof ServiceSpecSchema>;
@@ -250,6 +254,8 @@ export const ServiceUpdateSchema = z.strictObject({
   /** Only to refuse a change: the mode is fixed at creation. */
   mode: serviceModeSchema.optional(),
   placement: PlacementUpdateSchema.optional(),
+  /** Replaces the whole alias map (every network's list); networks the service does not list are refused. */
+  aliases: AliasesSchema.optional(),
 });
 /** A service update. */
 export type ServiceUpdate = z.input<typeof ServiceUpdateSchema>;

@@ -1,10 +1,9 @@
 import { Command, Option } from 'commander';
 import { CliError, EXIT, printJson, withCluster } from '../cli-context.js';
 import type { StoreChoice } from '../cli-context.js';
-import { renderTable } from '../table.js';
 import { parsePublishFlag } from '../publish-flag.js';
 import { waitForService } from '../convergence.js';
-import { ENV_NAME, nameProblem, type ServiceSpec, type ServiceRecord } from '../../model/records.js';
+import { ENV_NAME, nameProblem, type ServiceSpec } from '../../model/records.js';
 import { CAPABILITY_RULE, normalizeCapability, type CapabilityName } from '../../tasks/capabilities.js';
 import { parseUserSpec, USER_RULE } from '../../tasks/task-user.js';
 import { readNodeStatuses } from '../../agent/node-status.js';
@@ -12,6 +11,9 @@ import { addLogFlags, nodeEndpoints, printLogs, type LogFlags } from './task-com
 import { addPlacementUpdateFlags, placementFromCreateFlags, placementFromUpdateFlags } from '../placement-flags.js';
 import { readPlacementStatus, taskDisplayName } from '../placement-status.js';
 import { SERVICE_MODES } from '../../model/service-placement.js';
+import { networkAttachments } from '../network-flag.js';
+import { portsText, serviceLsCommand } from './service-ls.js';
+import { servicePsCommand } from './service-ps.js';
 
 const collect = (v: string, acc: string[]) => [...acc, v];
 
@@ -54,10 +56,6 @@ function parseCapabilities(flag: string, list: string[]): CapabilityName[] | und
   });
 }
 
-function portsText(s: ServiceRecord): string {
-  return s.ports.map((p) => `*:${p.published}->${p.target}/${p.protocol}${p.mode === 'host' ? ' (host)' : ''}${p.policy === 'local' ? ' (local)' : ''}`).join(', ');
-}
-
 /** `meshnet service create|ls|inspect|scale|rm`. */
 export function serviceCommand(storeOption: () => StoreChoice): Command {
   const svc = new Command('service').description('replicated and global services');
@@ -70,7 +68,8 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
     .option('--constraint <expr>', 'run only on nodes matching node.id==ID, node.hostname==NAME, node.labels.KEY==VALUE, or != (repeat: all must match)', collect, [] as string[])
     .option('--replicas-max-per-node <n>', 'at most this many tasks of the service on one node (0: unlimited)', '0')
     .option('-p, --publish <spec>', 'publish a port: [mode=ingress|host,][policy=cluster|local,]PUBLISHED:TARGET[/udp] (repeat)', collect, [] as string[])
-    .option('--network <name>', 'attach to an overlay network (repeat)', collect, [] as string[])
+    .option('--network <network>', 'attach to an overlay network: NAME, or name=NAME,alias=ALIAS[,alias=...] to give the service DNS aliases answered on that network only (repeat)', collect, [] as string[])
+    .option('--network-alias <alias>', 'a DNS alias of the service on every network given with --network, not on ingress (repeat)', collect, [] as string[])
     .addOption(new Option('--endpoint-mode <mode>', 'vip: one virtual IP; dnsrr: DNS returns task IPs').choices(['vip', 'dnsrr']).default('vip'))
     .addOption(new Option('--lb-scheduler <name>', 'how the VIP spreads connections').choices(['rr', 'wrr', 'lc', 'sh', 'mh', 'random']).default('rr'))
     .option('--lb-affinity <spec>', 'client-ip[,SECONDS]: a client keeps its task')
@@ -86,14 +85,14 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
     .action(async (command: string[], o: Record<string, string | string[] | boolean>, cmd: Command) =>
       withCluster(storeOption(), async (cluster) => {
         checkName('service', o['name'] as string);
-        for (const n of o['network'] as string[]) checkName('network', n);
+        const attachments = networkAttachments(o['network'] as string[], o['networkAlias'] as string[]);
         const replicas = Number(o['replicas']);
         if (!Number.isInteger(replicas) || replicas < 0) throw new CliError(`invalid --replicas ${String(o['replicas'])}: a whole number from 0`, EXIT.usage);
         const spec: ServiceSpec = {
           name: o['name'] as string,
           replicas,
           command,
-          networks: o['network'] as string[],
+          ...attachments,
           endpointMode: o['endpointMode'] as 'vip' | 'dnsrr',
           ports: (o['publish'] as string[]).map(parsePublishFlag),
           lb: { scheduler: o['lbScheduler'] as 'rr' },
@@ -117,22 +116,8 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
         if (!o['detach']) await waitForService(cluster, rec.name, rec.replicas, Number(o['timeout']));
       }),
     );
-  svc
-    .command('ls')
-    .description('list services')
-    .option('--json', 'machine-readable output')
-    .action(async (o: { json?: boolean }) =>
-      withCluster(storeOption(), async (cluster) => {
-        const [services, tasks] = await Promise.all([cluster.listServices(), cluster.listTasks()]);
-        if (o.json) return printJson(services);
-        console.log(
-          renderTable(
-            ['NAME', 'MODE', 'REPLICAS', 'PORTS', 'COMMAND'],
-            services.map((s) => [s.name, s.endpointMode, `${tasks.filter((t) => t.service === s.name && t.state === 'running').length}/${s.replicas}`, portsText(s), s.command.join(' ')]),
-          ),
-        );
-      }),
-    );
+  svc.addCommand(serviceLsCommand(storeOption));
+  svc.addCommand(servicePsCommand(storeOption));
   svc
     .command('inspect <name>')
     .description('show a service: VIPs, published ports, tasks, each node\'s backend set and LB backend kind, and stored records that are invalid')
