@@ -5,7 +5,7 @@ import type { OverlayInput } from './overlay-spec.js';
 import { desiredOverlayState, type EndpointState, type OverlayState } from './overlay-state.js';
 import { type ObservedOverlay, type OverlayOp, planOverlay } from './overlay-plan.js';
 import { applyOverlayV6 } from './overlay-v6-driver.js';
-import type { OverlayV6Batch } from './overlay-v6-state.js';
+import type { OverlayV6Op } from './overlay-v6-state.js';
 
 export interface OverlayDriverOptions {
   /** Where overlay namespaces are bind-mounted. */
@@ -18,8 +18,8 @@ export interface OverlayDriverOptions {
 
 /** The result of one apply. */
 export interface OverlayApplyResult {
-  /** v4 operations, then the `ip -6` batches of a dual-stack network. */
-  ops: (OverlayOp | OverlayV6Batch)[];
+  /** v4 operations, then the v6 writes of a dual-stack network. */
+  ops: (OverlayOp | OverlayV6Op)[];
   netns: string;
 }
 

@@ -2,7 +2,6 @@ import { describe, expect, test } from 'vitest';
 import type { OverlayInput } from './overlay-spec.js';
 import { desiredOverlayState } from './overlay-state.js';
 import { planOverlayV6 } from './overlay-v6-state.js';
-import { parseIpAddrJson, parseIpNeighJson } from './overlay-v6-driver.js';
 
 const base: OverlayInput = {
   network: { name: 'six', vni: 4097, subnet: '10.0.9.0/24', gateway: '10.0.9.1' },
@@ -39,25 +38,19 @@ describe('dual-stack overlay state', () => {
     const desired = desiredOverlayState(dual).ipv6!;
     const fresh = planOverlayV6({ bridgeCidrs: [], sandboxCidrs: {}, neighbors: [] }, desired);
     expect(fresh).toEqual([
-      { sandbox: null, lines: ['addr replace fd00:9::1/64 dev br0 nodad', 'neigh replace fd00:9::4 lladdr 02:42:0a:00:09:04 dev vxlan0 nud permanent'] },
-      { sandbox: '/run/x/t1', lines: ['addr replace fd00:9::3/64 dev eth0 nodad'] },
+      { op: 'replaceAddress6', sandbox: null, ifname: 'br0', cidr: 'fd00:9::1/64' },
+      { op: 'replaceNeighbor6', ip: 'fd00:9::4', mac: '02:42:0a:00:09:04' },
+      { op: 'replaceAddress6', sandbox: '/run/x/t1', ifname: 'eth0', cidr: 'fd00:9::3/64' },
     ]);
     const done = { bridgeCidrs: ['fd00:9::1/64'], sandboxCidrs: { '/run/x/t1': { eth0: ['fd00:9::3/64'] } }, neighbors: [{ ip: 'fd00:9::4', mac: '02:42:0a:00:09:04' }] };
     expect(planOverlayV6(done, desired)).toEqual([]);
     const stale = { ...done, neighbors: [...done.neighbors, { ip: 'fd00:9::5', mac: '02:42:0a:00:09:05' }] };
-    expect(planOverlayV6(stale, desired)).toEqual([{ sandbox: null, lines: ['neigh del fd00:9::5 dev vxlan0'] }]);
-  });
-
-  test('reads iproute2 JSON: global addresses only, permanent neighbours only', () => {
-    const addrs = JSON.stringify([
-      { ifname: 'br0', addr_info: [{ family: 'inet6', local: 'fd00:9::1', prefixlen: 64, scope: 'global' }, { family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' }] },
-      { ifname: 'lo', addr_info: [{ family: 'inet6', local: '::1', prefixlen: 128, scope: 'host' }] },
+    expect(planOverlayV6(stale, desired)).toEqual([{ op: 'deleteNeighbor6', ip: 'fd00:9::5' }]);
+    const moved = { ...done, neighbors: [{ ip: 'fd00:9::4', mac: '02:42:0a:00:09:99' }], sandboxCidrs: { '/run/x/t1': { eth0: ['fd00:9::7/64'] } } };
+    expect(planOverlayV6(moved, desired)).toEqual([
+      { op: 'replaceNeighbor6', ip: 'fd00:9::4', mac: '02:42:0a:00:09:04' },
+      { op: 'deleteAddress6', sandbox: '/run/x/t1', ifname: 'eth0', cidr: 'fd00:9::7/64' },
+      { op: 'replaceAddress6', sandbox: '/run/x/t1', ifname: 'eth0', cidr: 'fd00:9::3/64' },
     ]);
-    expect(parseIpAddrJson(addrs)).toEqual({ br0: ['fd00:9::1/64'] });
-    const neigh = JSON.stringify([
-      { dst: 'fd00:9::4', lladdr: '02:42:0A:00:09:04', state: ['PERMANENT'] },
-      { dst: 'fe80::9', lladdr: '02:00:00:00:00:09', state: ['REACHABLE'] },
-    ]);
-    expect(parseIpNeighJson(neigh)).toEqual([{ ip: 'fd00:9::4', mac: '02:42:0a:00:09:04' }]);
   });
 });

@@ -1,7 +1,8 @@
 import type { OverlayInput } from './overlay-spec.js';
 
 // The v6 half of a dual-stack overlay, kept apart from the v4 state so a v4-only network's state (and so its
-// applied digest) is exactly what it was before dual stack existed. Its kernel writes are `ip -6` batch lines.
+// applied digest) is exactly what it was before dual stack existed. Its kernel writes are typed operations the
+// driver runs through Rtnl.
 
 /** The v6 objects one dual-stack overlay network needs on one host. */
 export interface OverlayV6State {
@@ -23,11 +24,11 @@ export interface ObservedOverlayV6 {
   neighbors: { ip: string; mac: string }[];
 }
 
-/** `ip -6 -batch` lines for one namespace (null: the overlay namespace itself). */
-export interface OverlayV6Batch {
-  sandbox: string | null;
-  lines: string[];
-}
+/** One v6 kernel write; `sandbox` null is the overlay namespace itself. */
+export type OverlayV6Op =
+  | { op: 'replaceAddress6' | 'deleteAddress6'; sandbox: string | null; ifname: string; cidr: string }
+  | { op: 'replaceNeighbor6'; ip: string; mac: string }
+  | { op: 'deleteNeighbor6'; ip: string };
 
 /** The v6 state of a dual-stack overlay input; undefined for a v4-only network. */
 export function desiredOverlayV6(input: OverlayInput): OverlayV6State | undefined {
@@ -48,28 +49,20 @@ export function desiredOverlayV6(input: OverlayInput): OverlayV6State | undefine
 }
 
 /**
- * The `ip -6` lines that make `observed` match `desired`, per namespace; empty when they match. Addresses are added
- * `nodad`: every address here is allocated by the store, and duplicate detection would hold each one tentative
- * (unusable) for a second after every attach.
+ * The writes that make `observed` match `desired`; empty when they match. Removals come before additions in each
+ * namespace so a moved address is never held twice.
  */
-export function planOverlayV6(observed: ObservedOverlayV6, desired: OverlayV6State): OverlayV6Batch[] {
-  const own: string[] = [];
-  for (const c of observed.bridgeCidrs) if (c !== desired.bridgeCidr) own.push(`addr del ${c} dev br0`);
-  if (!observed.bridgeCidrs.includes(desired.bridgeCidr)) own.push(`addr replace ${desired.bridgeCidr} dev br0 nodad`);
+export function planOverlayV6(observed: ObservedOverlayV6, desired: OverlayV6State): OverlayV6Op[] {
+  const ops: OverlayV6Op[] = [];
+  const addresses = (sandbox: string | null, ifname: string, held: readonly string[], want: string): void => {
+    for (const cidr of held) if (cidr !== want) ops.push({ op: 'deleteAddress6', sandbox, ifname, cidr });
+    if (!held.includes(want)) ops.push({ op: 'replaceAddress6', sandbox, ifname, cidr: want });
+  };
+  addresses(null, 'br0', observed.bridgeCidrs, desired.bridgeCidr);
   const want = new Map(desired.peers.map((p) => [p.ip, p.mac]));
-  for (const n of observed.neighbors) if (want.get(n.ip) !== n.mac) own.push(`neigh del ${n.ip} dev vxlan0`);
+  for (const n of observed.neighbors) if (!want.has(n.ip)) ops.push({ op: 'deleteNeighbor6', ip: n.ip });
   const have = new Map(observed.neighbors.map((n) => [n.ip, n.mac]));
-  for (const p of desired.peers) if (have.get(p.ip) !== p.mac) own.push(`neigh replace ${p.ip} lladdr ${p.mac} dev vxlan0 nud permanent`);
-  const batches: OverlayV6Batch[] = own.length > 0 ? [{ sandbox: null, lines: own }] : [];
-  const bySandbox = new Map<string, string[]>();
-  for (const e of desired.endpoints) {
-    const held = observed.sandboxCidrs[e.sandbox]?.[e.ifname] ?? [];
-    if (held.length === 1 && held[0] === e.cidr) continue;
-    const lines = bySandbox.get(e.sandbox) ?? [];
-    for (const c of held) if (c !== e.cidr) lines.push(`addr del ${c} dev ${e.ifname}`);
-    if (!held.includes(e.cidr)) lines.push(`addr replace ${e.cidr} dev ${e.ifname} nodad`);
-    bySandbox.set(e.sandbox, lines);
-  }
-  for (const [sandbox, lines] of bySandbox) if (lines.length > 0) batches.push({ sandbox, lines });
-  return batches;
+  for (const p of desired.peers) if (have.get(p.ip) !== p.mac) ops.push({ op: 'replaceNeighbor6', ip: p.ip, mac: p.mac });
+  for (const e of desired.endpoints) addresses(e.sandbox, e.ifname, observed.sandboxCidrs[e.sandbox]?.[e.ifname] ?? [], e.cidr);
+  return ops;
 }

@@ -4,11 +4,15 @@ import type * as NL from 'netlink';
 import { HostNamespaceRefusedError, InvalidSandboxInputError, toNetlinkError } from './errors.js';
 import { homeNetnsIdentity, netnsIdentity, withNetns } from './netns-switch.js';
 import { formatMac, ipv4ToBuffer, bufferToIpv4, parseCidr, parseMac } from './addresses.js';
+import { bufferToIpv6, ipv6ToBuffer, parseCidr6 } from './addresses6.js';
 
 // The netlink package is CommonJS with a native binding.
 const nl = createRequire(import.meta.url)('netlink') as typeof NL;
 
 const AF_INET = 2;
+const AF_INET6 = 10;
+/** rtnetlink scope of a global (not link-local, not host) address. */
+const SCOPE_UNIVERSE = 0;
 const AF_BRIDGE = 7;
 /** linux/if_link.h: a bridge port's isolation flag. */
 const IFLA_BRPORT_ISOLATED = 33;
@@ -494,6 +498,81 @@ export class Rtnl {
     if (!link) return;
     try {
       await this.serial(() => this.sock.delNeighbor({ family: AF_INET, ifindex: link.index }, { dst: ipv4ToBuffer(ip) }));
+    } catch (err) {
+      const e = toNetlinkError(err, 'delete', `neighbour ${ip} on ${linkName} in ${this.where}`);
+      if (e.errno !== 'ENOENT' && e.errno !== 'ENODEV') throw e;
+    }
+  }
+
+  // ---- IPv6 (dual-stack networks only; nothing here runs on a v4-only host) ----
+
+  /** Global-scope IPv6 addresses, per link (link-local ones are the kernel's and not listed). */
+  async addresses6(): Promise<AddressInfo[]> {
+    const msgs = await this.call('list', 'IPv6 addresses', () => this.sock.getAddresses({ family: AF_INET6 }));
+    const names = new Map((await this.links()).map((l) => [l.index, l.name]));
+    return msgs
+      .filter((m) => m.data.family === AF_INET6 && m.data.scope === SCOPE_UNIVERSE && (m.attrs.local ?? m.attrs.address))
+      .map((m) => ({ link: names.get(m.data.index ?? -1) ?? String(m.data.index), cidr: `${bufferToIpv6((m.attrs.local ?? m.attrs.address)!)}/${m.data.prefixlen}` }));
+  }
+
+  /**
+   * Adds or replaces an IPv6 address (addr/len). `nodad` (the default) skips duplicate address detection: meshnet's
+   * addresses are allocated by the store, and DAD would hold each one tentative, so unusable, for a second.
+   */
+  async replaceAddress6(linkName: string, cidr: string, opts: { nodad?: boolean } = {}): Promise<void> {
+    this.guard(`add address ${cidr}`);
+    const { ip, prefix } = parseCidr6(cidr);
+    const index = await this.indexOf(linkName);
+    const addr = ipv6ToBuffer(ip);
+    const flags = opts.nodad === false ? {} : { nodad: true as const };
+    await this.call('add', `address ${cidr} on ${linkName}`, () =>
+      this.sock.newAddress({ family: AF_INET6, prefixlen: prefix, index, flags }, { local: addr, address: addr }, { flags: FLAGS_CREATE_REPLACE }),
+    );
+  }
+
+  /** Removes an IPv6 address; missing is fine. */
+  async deleteAddress6(linkName: string, cidr: string): Promise<void> {
+    this.guard(`delete address ${cidr}`);
+    const { ip, prefix } = parseCidr6(cidr);
+    const link = await this.link(linkName);
+    if (!link) return;
+    const addr = ipv6ToBuffer(ip);
+    try {
+      await this.serial(() => this.sock.delAddress({ family: AF_INET6, prefixlen: prefix, index: link.index }, { local: addr, address: addr }));
+    } catch (err) {
+      const e = toNetlinkError(err, 'delete', `address ${cidr} on ${linkName} in ${this.where}`);
+      if (e.errno !== 'EADDRNOTAVAIL' && e.errno !== 'ENODEV') throw e;
+    }
+  }
+
+  /** IPv6 neighbour entries on `linkName` (with a MAC; `permanent` tells the static ones). */
+  async neighbors6(linkName: string): Promise<NeighborInfo[]> {
+    const link = await this.link(linkName);
+    if (!link) return [];
+    const msgs = await this.call('list', `IPv6 neighbours of ${linkName}`, () => this.sock.getNeighbors({ family: AF_INET6 }));
+    return msgs
+      .filter((m) => m.data.ifindex === link.index && m.attrs.dst && m.attrs.lladdr)
+      .map((m) => ({ link: linkName, ip: bufferToIpv6(m.attrs.dst!), mac: formatMac(m.attrs.lladdr!), permanent: !!m.data.state?.permanent }));
+  }
+
+  /** Adds or replaces a permanent IPv6 neighbour entry (IP -> MAC). */
+  async replaceNeighbor6(linkName: string, ip: string, mac: string): Promise<void> {
+    this.guard(`add neighbour ${ip}`);
+    const ifindex = await this.indexOf(linkName);
+    const dst = ipv6ToBuffer(ip);
+    await this.call('add', `neighbour ${ip} -> ${mac} on ${linkName}`, () =>
+      this.sock.newNeighbor({ family: AF_INET6, ifindex, state: { permanent: true } }, { dst, lladdr: parseMac(mac) }, { flags: FLAGS_CREATE_REPLACE }),
+    );
+  }
+
+  /** Deletes an IPv6 neighbour entry; missing is fine. */
+  async deleteNeighbor6(linkName: string, ip: string): Promise<void> {
+    this.guard(`delete neighbour ${ip}`);
+    const link = await this.link(linkName);
+    if (!link) return;
+    const dst = ipv6ToBuffer(ip);
+    try {
+      await this.serial(() => this.sock.delNeighbor({ family: AF_INET6, ifindex: link.index }, { dst }));
     } catch (err) {
       const e = toNetlinkError(err, 'delete', `neighbour ${ip} on ${linkName} in ${this.where}`);
       if (e.errno !== 'ENOENT' && e.errno !== 'ENODEV') throw e;

@@ -132,6 +132,37 @@ describe('rtnl', () => {
     }
   });
 
+  it('adds IPv6 addresses usable at once (no DAD wait) and permanent IPv6 neighbours, missing being fine', async () => {
+    for (const [ns, dev] of [[a, 'va'], [b, 'vb']] as const) {
+      for (const conf of ['all', 'default', dev]) setSysctl(ns, `net.ipv6.conf.${conf}.disable_ipv6`, 0);
+    }
+    const ra = Rtnl.open(a);
+    const rb = Rtnl.open(b);
+    try {
+      await ra.replaceAddress6('va', 'FD00:db8:0:0::1/64');
+      await ra.replaceAddress6('va', 'fd00:db8::1/64'); // replace: idempotent
+      await rb.replaceAddress6('vb', 'fd00:db8::2/64');
+      expect(await ra.addresses6()).toEqual([{ link: 'va', cidr: 'fd00:db8::1/64' }]); // global scope only, canonical text
+      expect((await execIn(a, ['ip', '-6', 'addr', 'show', 'dev', 'va', 'scope', 'global'])).stdout).toMatch(/inet6 fd00:db8::1\/64 scope global nodad\s*\n/);
+      // Usable at once: a tentative address could neither send nor answer.
+      await execIn(b, ['ping', '-6', '-c', '1', '-W', '2', 'fd00:db8::1']);
+      await rb.replaceNeighbor6('vb', 'fd00:db8::9', '02:42:0a:00:09:09');
+      await rb.replaceNeighbor6('vb', 'fd00:db8::9', '02:42:0a:00:09:0a');
+      expect((await rb.neighbors6('vb')).filter((n) => n.permanent)).toEqual([{ link: 'vb', ip: 'fd00:db8::9', mac: '02:42:0a:00:09:0a', permanent: true }]);
+      await rb.deleteNeighbor6('vb', 'fd00:db8::9');
+      await rb.deleteNeighbor6('vb', 'fd00:db8::9'); // idempotent
+      expect((await rb.neighbors6('vb')).filter((n) => n.permanent)).toEqual([]);
+      await ra.deleteAddress6('va', 'fd00:db8::1/64');
+      await ra.deleteAddress6('va', 'fd00:db8::1/64'); // idempotent
+      expect(await ra.addresses6()).toEqual([]);
+      await expect(ra.replaceAddress6('va', 'fd00::1/129')).rejects.toThrow(InvalidSandboxInputError);
+      await expect(ra.replaceNeighbor6('va', '10.0.0.1', '02:42:0a:00:09:09')).rejects.toThrow(/invalid IPv6 address/);
+    } finally {
+      ra.close();
+      rb.close();
+    }
+  });
+
   it('turns kernel refusals into typed errors that name the object', async () => {
     const r = Rtnl.open(a);
     try {
