@@ -1,6 +1,37 @@
-import { execIn } from '../sandbox/exec.js';
 import type { ApplyReport, LbBackend, LbTable } from './lb-table.js';
 import { IP6_TABLE, renderIp6Table, splitByFamily } from './nft/ip6-table.js';
+import { LibnftablesMissingError, NftContext } from './nft/libnftables.js';
+
+/** How the v6 table is written and looked for; tests pass a fake. */
+export interface Ip6TableIo {
+  /** Runs one nft script (one transaction). */
+  run(script: string): Promise<void>;
+  /** Whether the namespace holds an `ip6 meshnet6` table. */
+  exists(): Promise<boolean>;
+  close(): void;
+}
+
+/**
+ * The v6 table through an in-process libnftables context (as the v4 nft backend), opened only on first use so a
+ * v4-only namespace never gets one.
+ */
+export function libnftablesIo(netns: string): Ip6TableIo {
+  let ctx: NftContext | undefined;
+  const open = (): NftContext => (ctx ??= NftContext.open(netns));
+  return {
+    run: async (script) => void (await open().runAsync(script)),
+    exists: async () => {
+      try {
+        return open().run('list tables ip6').split('\n').some((l) => l.trim() === `table ip6 ${IP6_TABLE}`);
+      } catch (err) {
+        // An IPVS host without libnftables never wrote a v6 table either.
+        if (err instanceof LibnftablesMissingError) return false;
+        throw err;
+      }
+    },
+    close: () => ctx?.close(),
+  };
+}
 
 /**
  * A load-balancing backend that sends v4 services to the backend it wraps (nftables or IPVS, unchanged) and v6
@@ -9,11 +40,13 @@ import { IP6_TABLE, renderIp6Table, splitByFamily } from './nft/ip6-table.js';
  */
 export class DualStackLb implements LbBackend {
   private applied6 = '';
+  /** Whether this agent has looked for a table an earlier agent left (done once, on the first kernel re-read). */
+  private looked = false;
 
   constructor(
     private readonly inner: LbBackend,
-    private readonly netns: string,
-    private readonly run: (netns: string, script: string) => Promise<void> = async (ns, script) => void (await execIn(ns, ['nft', '-f', '-'], { input: script })),
+    netns: string,
+    private readonly io: Ip6TableIo = libnftablesIo(netns),
   ) {}
 
   get kind(): LbBackend['kind'] {
@@ -29,14 +62,20 @@ export class DualStackLb implements LbBackend {
   async reconcile(table: LbTable): Promise<ApplyReport> {
     const { v4, v6 } = splitByFamily(table);
     const report = await this.inner.reconcile(v4);
-    // A resync rewrites a v6 table that exists (drift repair), and removes one left by an earlier run.
+    // A resync rewrites a v6 table that exists (drift repair). A table left by an earlier agent whose v6 services
+    // are gone since is found by one read, the first time only: a v4-only namespace gets no write either way.
+    if (v6.length === 0 && this.applied6 === '' && !this.looked) {
+      this.looked = true;
+      return this.apply6(report, (await this.io.exists()) ? renderIp6Table([]) : '', true);
+    }
+    this.looked = true;
     return this.apply6(report, v6.length > 0 || this.applied6 !== '' ? renderIp6Table(v6) : '', true);
   }
 
   private async apply6(report: ApplyReport, script: string, force: boolean): Promise<ApplyReport> {
     if (script === '' || (!force && script === this.applied6)) return report;
     const started = Date.now();
-    await this.run(this.netns, script);
+    await this.io.run(script);
     this.applied6 = script.includes(`table ip6 ${IP6_TABLE} {`) ? script : '';
     return { changes: report.changes + 1, durationMs: report.durationMs + (Date.now() - started) };
   }
@@ -46,12 +85,13 @@ export class DualStackLb implements LbBackend {
   }
 
   async destroy(): Promise<void> {
-    if (this.applied6 !== '') await this.run(this.netns, renderIp6Table([]));
+    if (this.applied6 !== '') await this.io.run(renderIp6Table([]));
     this.applied6 = '';
     await this.inner.destroy();
   }
 
   close(): void {
+    this.io.close();
     this.inner.close();
   }
 }

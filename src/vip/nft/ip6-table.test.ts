@@ -20,12 +20,34 @@ describe('the ip6 meshnet6 table', () => {
 
   test('renders one dispatch rule per service (golden)', () => {
     expect(ip6ServiceRules(services[0]!)).toEqual(['ip6 daddr fd00:9::2 meta l4proto tcp dnat to numgen inc mod 2 map { 0 : fd00:9::3, 1 : fd00:9::4 }']);
-    expect(ip6ServiceRules(services[1]!)).toEqual(['ip6 daddr fd00:9::2 meta l4proto udp dnat to numgen inc mod 2 map { 0 : fd00:9::3, 1 : fd00:9::3 }']);
+    expect(ip6ServiceRules(services[1]!)).toEqual(['ip6 daddr fd00:9::2 meta l4proto udp dnat to fd00:9::3']);
     expect(ip6ServiceRules(services[3]!)).toEqual(['ip6 daddr fd00:9::9 meta l4proto tcp reject']);
     const script = renderIp6Table(services);
     expect(script).toContain('ip6 daddr fd00:ff::2 meta l4proto tcp th dport 8000 dnat to [fd00:ff::7]:80');
     expect(script).toContain('ct original ip6 daddr fd00:ff::2 ct status dnat snat to fd00:ff::5');
     expect(renderIp6Table([])).toBe('add table ip6 meshnet6\ndelete table ip6 meshnet6\n');
+  });
+
+  test('weights keep their ratio past 16 (the v4 table\'s slot shares), and unweighted schedulers ignore them', () => {
+    const svc = (scheduler: VirtualService['scheduler']): VirtualService => ({
+      id: 'w', frontend: { kind: 'vip', address: 'fd00:9::2', protocol: 'tcp', port: 0 }, scheduler,
+      backends: [{ address: 'fd00:9::3', port: 0, weight: 1 }, { address: 'fd00:9::4', port: 0, weight: 40 }],
+    });
+    const slots = (rule: string) => [...rule.matchAll(/: (fd00:9::\d)/g)].map((m) => m[1]);
+    const wrr = slots(ip6ServiceRules(svc('wrr'))[0]!);
+    expect(wrr).toHaveLength(41);
+    expect(wrr.filter((a) => a === 'fd00:9::4')).toHaveLength(40);
+    expect(slots(ip6ServiceRules(svc('rr'))[0]!)).toEqual(['fd00:9::3', 'fd00:9::4']);
+  });
+
+  test('--lb-affinity: a known client returns to its backend through per-backend timeout sets', () => {
+    const sticky: VirtualService = { ...services[0]!, id: 'sticky', persistenceSeconds: 300 };
+    const script = renderIp6Table([sticky]);
+    expect(script).toContain('set a0_0 { type ipv6_addr; flags dynamic,timeout; timeout 300s; size 65535; }');
+    expect(script).toContain('ip6 daddr fd00:9::2 meta l4proto tcp goto s0');
+    expect(script).toContain('\tchain s0 {\n\t\tip6 saddr @a0_0 goto b0_0\n\t\tip6 saddr @a0_1 goto b0_1\n\t\tnumgen inc mod 2 vmap { 0 : goto b0_0, 1 : goto b0_1 }\n\t}');
+    expect(script).toContain('\tchain b0_1 {\n\t\tupdate @a0_1 { ip6 saddr }\n\t\tdnat to fd00:9::4\n\t}');
+    expect(traceIp6(script, { saddr: 'fd00:9::7', daddr: 'fd00:9::2', protocol: 'tcp', dport: 80 })).toEqual({ kind: 'dnat', targets: ['fd00:9::3', 'fd00:9::4'] });
   });
 
   test('the tracer follows the rendered rules: VIP to live backends, published port, reject, and not ours', () => {

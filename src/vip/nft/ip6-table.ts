@@ -1,4 +1,5 @@
-import type { LbTable, VirtualService } from '../lb-table.js';
+import type { LbBackendTarget, LbTable, VirtualService } from '../lb-table.js';
+import { slotShares } from './render.js';
 
 // IPv6 VIPs get a table of their own, `ip6 meshnet6`, rather than turning the v4 table into an `inet` one: the v4
 // table, its element cache, digests and read-back stay byte for byte what they were, and a namespace with no v6
@@ -27,8 +28,19 @@ function selector(svc: VirtualService, slots: number): string {
   return `numgen inc mod ${slots}`;
 }
 
-/** The dispatch rules of one v6 service: DNAT over its live backends (weights as repeated slots), reject when none. */
-export function ip6ServiceRules(svc: VirtualService): string[] {
+/** Chains and sets a v6 service adds beside its dispatch rules (affinity only). */
+export interface Ip6Extras {
+  chains: [string, string[]][];
+  sets: [string, string][];
+}
+
+/**
+ * The dispatch rules of one v6 service: DNAT over its live backends, reject when none. Weights become slots as in the
+ * v4 table (slotShares: reduced by their gcd, scaled down only past MAX_SLOTS), so 1:100 keeps its ratio. With
+ * affinity (`k` names the service's chains and sets) a known client goes back to its backend, remembered per backend
+ * in a timeout set as the v4 table and kube-proxy do.
+ */
+export function ip6ServiceRules(svc: VirtualService, k = 0, extras: Ip6Extras = { chains: [], sets: [] }): string[] {
   const f = svc.frontend;
   const match = [
     f.kind === 'vip' ? `ip6 daddr ${f.address}` : f.address ? `ip6 daddr ${f.address}` : 'fib daddr type local',
@@ -37,14 +49,31 @@ export function ip6ServiceRules(svc: VirtualService): string[] {
   ].join(' ');
   const live = svc.backends.filter((b) => b.weight > 0).sort((a, b) => a.address.localeCompare(b.address));
   if (live.length === 0) return [`${match} reject`];
-  const weighted = svc.scheduler === 'wrr' || svc.scheduler === 'random' || svc.scheduler === 'sh' || svc.scheduler === 'mh';
-  const slots = live.flatMap((b) => Array<typeof b>(weighted ? Math.min(b.weight, 16) : 1).fill(b));
+  const shares = slotShares(svc.scheduler, live);
+  const slots = live.flatMap((b, i) => Array<LbBackendTarget>(shares[i]!).fill(b));
   // Every-port VIPs keep the connection's port; a fixed target port is written [addr]:port.
-  const to = (b: (typeof live)[number]) => (b.port === 0 || (f.kind === 'vip' && f.port === 0) ? b.address : `[${b.address}]:${b.port}`);
-  const dnat = slots.length === 1 ? `dnat to ${to(slots[0]!)}` : `dnat to ${selector(svc, slots.length)} map { ${slots.map((b, i) => `${i} : ${to(b)}`).join(', ')} }`;
-  const rules = [`${match} ${dnat}`];
+  const to = (b: LbBackendTarget) => (b.port === 0 || (f.kind === 'vip' && f.port === 0) ? b.address : `[${b.address}]:${b.port}`);
+  const rules = svc.persistenceSeconds !== undefined ? affinityRules(svc, k, match, live, slots, to, extras) : [`${match} ${pick(svc, slots, to, 'dnat')}`];
   if (svc.sourceNat) rules.push(`# snat ${svc.id} ${svc.sourceNat}`);
   return rules;
+}
+
+/** `dnat to X` for one slot, else a selector over a map of slots; with `goto` the map is a verdict map of chains. */
+function pick(svc: VirtualService, slots: LbBackendTarget[], item: (b: LbBackendTarget) => string, how: 'dnat' | 'goto'): string {
+  if (slots.length === 1) return how === 'dnat' ? `dnat to ${item(slots[0]!)}` : `goto ${item(slots[0]!)}`;
+  const entries = slots.map((b, i) => `${i} : ${how === 'goto' ? 'goto ' : ''}${item(b)}`).join(', ');
+  return how === 'dnat' ? `dnat to ${selector(svc, slots.length)} map { ${entries} }` : `${selector(svc, slots.length)} vmap { ${entries} }`;
+}
+
+function affinityRules(svc: VirtualService, k: number, match: string, live: LbBackendTarget[], slots: LbBackendTarget[], to: (b: LbBackendTarget) => string, extras: Ip6Extras): string[] {
+  const set = (b: LbBackendTarget) => `a${k}_${live.indexOf(b)}`;
+  const chain = (b: LbBackendTarget) => `b${k}_${live.indexOf(b)}`;
+  for (const b of live) {
+    extras.sets.push([set(b), `type ipv6_addr; flags dynamic,timeout; timeout ${svc.persistenceSeconds}s; size 65535;`]);
+    extras.chains.push([chain(b), [`update @${set(b)} { ip6 saddr }`, `dnat to ${to(b)}`]]);
+  }
+  extras.chains.push([`s${k}`, [...live.map((b) => `ip6 saddr @${set(b)} goto ${chain(b)}`), pick(svc, slots, chain, 'goto')]]);
+  return [`${match} goto s${k}`];
 }
 
 /** The whole v6 table as one replacing transaction; undefined services render a delete-only script. */
@@ -52,11 +81,13 @@ export function renderIp6Table(services: readonly VirtualService[]): string {
   const head = [`add table ip6 ${IP6_TABLE}`, `delete table ip6 ${IP6_TABLE}`];
   if (services.length === 0) return `${head.join('\n')}\n`;
   const sorted = [...services].sort((a, b) => a.id.localeCompare(b.id));
-  const dispatch = sorted.flatMap((s) => ip6ServiceRules(s).filter((r) => !r.startsWith('#')));
+  const extras: Ip6Extras = { chains: [], sets: [] };
+  const dispatch = sorted.flatMap((s, k) => ip6ServiceRules(s, k, extras).filter((r) => !r.startsWith('#')));
   const snat = [...new Set(sorted.filter((s) => s.sourceNat).map((s) => `ct original ip6 daddr ${s.frontend.address ?? '::'} ct status dnat snat to ${s.sourceNat}`))];
   return [
     ...head,
     `table ip6 ${IP6_TABLE} {`,
+    ...extras.sets.map(([name, body]) => `\tset ${name} { ${body} }`),
     '\tchain prerouting {',
     '\t\ttype nat hook prerouting priority dstnat; policy accept;',
     '\t\tjump dispatch',
@@ -72,6 +103,7 @@ export function renderIp6Table(services: readonly VirtualService[]): string {
     '\tchain dispatch {',
     ...dispatch.map((r) => `\t\t${r}`),
     '\t}',
+    ...extras.chains.flatMap(([name, rules]) => [`\tchain ${name} {`, ...rules.map((r) => `\t\t${r}`), '\t}']),
     '}',
     '',
   ].join('\n');
