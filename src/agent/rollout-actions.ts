@@ -1,6 +1,6 @@
 import type { ClusterSnapshot } from '../model/cluster.js';
 import type { TaskRecord } from '../model/records.js';
-import { rolloutDecision } from '../model/rolling-update.js';
+import { activeConfig, rolloutDecision } from '../model/rolling-update.js';
 import type { RolloutDecision } from '../model/rolling-update.js';
 
 /** One service's rollout step as seen by one node. */
@@ -13,8 +13,13 @@ export interface RolloutStep {
 
 /** What this node does for rolling updates in one pass. */
 export interface RolloutActions {
-  /** Our outdated tasks in the current batch: they drain and stop, and their slot is claimed again at the new version. */
+  /**
+   * Our tasks to drain: outdated ones of a stop-first batch (their slot is claimed again at the new version),
+   * outdated ones whose start-first successor is ready, and successors of a superseded version.
+   */
   drain: TaskRecord[];
+  /** Our outdated tasks of a start-first batch: a successor is claimed beside each (Cluster.claimSuccessorTask). */
+  start: TaskRecord[];
   /** Status changes and rollbacks to store; every node computes them, compare-and-swap keeps one. */
   writes: RolloutStep[];
   /** The earliest time the decision changes with time alone (a delay or a monitor window ends), epoch ms. */
@@ -23,11 +28,13 @@ export interface RolloutActions {
 
 /** Pure: the rollout actions of `nodeId` from the snapshot (src/model/rolling-update.ts decides). */
 export function rolloutActions(snapshot: Pick<ClusterSnapshot, 'services' | 'tasks'>, nodeId: string, now: Date): RolloutActions {
-  const out: RolloutActions = { drain: [], writes: [] };
+  const out: RolloutActions = { drain: [], start: [], writes: [] };
   for (const service of snapshot.services) {
     if (!service.updateStatus) continue;
     const decision = rolloutDecision(service, snapshot.tasks, now.getTime());
-    for (const t of decision.replace) if (t.node === nodeId && t.desiredState === 'running') out.drain.push(t);
+    const startFirst = activeConfig(service).order === 'start-first';
+    for (const t of decision.replace) if (t.node === nodeId && t.desiredState === 'running') (startFirst ? out.start : out.drain).push(t);
+    for (const t of decision.retire) if (t.node === nodeId && t.desiredState === 'running') out.drain.push(t);
     if (decision.status || decision.rollback) out.writes.push({ service: service.name, version: service.version ?? 0, decision });
     if (decision.wakeAt !== undefined) out.wakeAt = Math.min(out.wakeAt ?? Infinity, decision.wakeAt);
   }

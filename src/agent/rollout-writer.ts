@@ -36,3 +36,23 @@ export async function writeRolloutSteps(cluster: Cluster, steps: readonly Rollou
   }
   return wrote;
 }
+
+/**
+ * Claims a start-first successor beside each of `tasks` (this node's outdated tasks of the current batch); the
+ * rollout drains each outdated task once its successor is ready. True when a successor was written.
+ */
+export async function startSuccessors(cluster: Cluster, tasks: readonly TaskRecord[], nodeId: string, known: readonly TaskRecord[], log: Logger): Promise<boolean> {
+  let wrote = false;
+  for (const t of tasks) {
+    try {
+      const successor = await cluster.claimSuccessorTask(t.service, t.slot, nodeId, t.id);
+      // The mirror may not show our own last write yet: a successor already known was not written now.
+      if (known.some((k) => k.id === successor.id)) continue;
+      log.info({ event: 'task.successor_claimed', service: t.service, slot: t.slot, task: successor.id, replaces: t.id });
+      wrote = true;
+    } catch (err) {
+      log.warn({ event: 'task.successor_claim_failed', service: t.service, slot: t.slot, replaces: t.id, error: (err as Error).message });
+    }
+  }
+  return wrote;
+}

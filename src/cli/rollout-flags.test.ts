@@ -40,7 +40,8 @@ describe('rollout flags', () => {
   });
 
   it('offers only the orders and failure actions agents carry out', () => {
-    expect(() => parse(['--update-order', 'start-first'])).toThrow(/Allowed choices are stop-first/);
+    expect(rolloutConfigsFromFlags(parse(['--update-order', 'start-first', '--rollback-order', 'stop-first']))).toEqual({ updateConfig: { order: 'start-first' }, rollbackConfig: { order: 'stop-first' } });
+    expect(() => parse(['--update-order', 'blue-green'])).toThrow(/Allowed choices are stop-first, start-first/);
     expect(() => parse(['--rollback-failure-action', 'rollback'])).toThrow(/Allowed choices are pause, continue/);
   });
 });

@@ -17,8 +17,11 @@ export function addRolloutFlags(cmd: Command): Command {
     cmd
       .option(`--${prefix}-parallelism <n>`, `tasks replaced at once during ${during}, 0 for all (default 1)`)
       .option(`--${prefix}-delay <duration>`, `wait between ${what} batches, e.g. 10s (default 0s)`)
-      // start-first (two tasks for one slot) is stored by the model but not carried out by agents yet: refused here.
-      .addOption(new Option(`--${prefix}-order <order>`, `${what} order: the old task drains and stops before its replacement starts`).choices(UPDATE_ORDERS.filter((o) => o === 'stop-first')))
+      .addOption(
+        new Option(`--${prefix}-order <order>`, `stop-first: the old task drains before its replacement starts (default); start-first: the old one drains once its replacement is ready`).choices([
+          ...UPDATE_ORDERS,
+        ]),
+      )
       .addOption(
         new Option(`--${prefix}-failure-action <action>`, `what a failed ${what} does (default pause)`).choices(prefix === 'update' ? [...FAILURE_ACTIONS] : ['pause', 'continue']),
       )

@@ -6,6 +6,7 @@
 //   /meshnet/networks/<network>                  NetworkRecord
 //   /meshnet/services/<service>                  ServiceRecord
 //   /meshnet/tasks/<service>/<slot>              TaskRecord (one per slot; replaced by CAS when re-placed)
+//   /meshnet/tasks/<service>/<slot>/next         its start-first successor during a rolling update (src/model/successor-task.ts)
 //   /meshnet/task-history/<service>/<slot>       JSON: the slot's last finished tasks (src/model/task-history.ts)
 //   /meshnet/ipam/subnets                        JSON {<cidr>: <network>}: one key, so overlap checks are one CAS
 //   /meshnet/ipam/vnis/<vni>                     owning network name
@@ -60,6 +61,8 @@ export const serviceKey = (name: string): string => `${SERVICES}${name}`;
 export const serviceTasksPrefix = (service: string): string => `${TASKS}${service}/`;
 /** Key of the task record of one slot. */
 export const taskKey = (service: string, slot: number): string => `${TASKS}${service}/${slot}`;
+/** Key of a slot's start-first successor task (moved to taskKey when the old task is removed). */
+export const taskSuccessorKey = (service: string, slot: number): string => `${TASKS}${service}/${slot}/next`;
 /** Prefix of a service's task histories. */
 export const serviceTaskHistoryPrefix = (service: string): string => `${TASK_HISTORY}${service}/`;
 /** Key of one slot's task history. */

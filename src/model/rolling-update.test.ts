@@ -102,9 +102,9 @@ describe('rolloutDecision: batches', () => {
   });
 
   it('does nothing when no rollout is active (never updated, paused, completed)', () => {
-    expect(rolloutDecision(service({ updateStatus: undefined }), old3(), T0)).toEqual({ replace: [] });
+    expect(rolloutDecision(service({ updateStatus: undefined }), old3(), T0)).toEqual({ replace: [], retire: [] });
     for (const state of ['paused', 'completed', 'rollback_paused', 'rollback_completed'] as const) {
-      expect(rolloutDecision(service({ updateStatus: { state, startedAt: iso(T0), message: '' } }), old3(), T0)).toEqual({ replace: [] });
+      expect(rolloutDecision(service({ updateStatus: { state, startedAt: iso(T0), message: '' } }), old3(), T0)).toEqual({ replace: [], retire: [] });
     }
   });
 
@@ -260,5 +260,106 @@ describe('withRollout and rollbackSpec', () => {
   it('an automatic rollback of a version that is no longer current is refused, so it happens once', () => {
     expect(() => rollbackSpec(service(), 'x', now, 1)).toThrow(/already rolled back/);
     expect(() => rollbackSpec(base, 'x', now)).toThrow(/no previous spec/);
+  });
+});
+
+describe('rolloutDecision: start-first', () => {
+  const sf = (config: Partial<UpdateConfigRecord> = {}, over: Partial<ServiceRecord> = {}) => service(over, { order: 'start-first', ...config });
+  const next = (slot: number, over: Partial<TaskRecord> = {}) =>
+    task(slot, { id: `next${slot}bbbbbbbb`, specVersion: 2, state: 'starting', updatedAt: iso(T0 + 500), replaces: `task${slot}aaaaaaaa`, ...over });
+  const ids = (ts: TaskRecord[]) => ts.map((t) => t.id);
+
+  it('names the outdated tasks whose successors start, batch by batch, as stop-first does', () => {
+    expect(slots(rolloutDecision(sf(), old3(), T0 + 1000).replace)).toEqual([1]);
+    expect(slots(rolloutDecision(sf({ parallelism: 0 }), old3(), T0 + 1000).replace)).toEqual([1, 2, 3]);
+    expect(rolloutDecision(sf(), old3(), T0 + 1000).retire).toEqual([]);
+  });
+
+  it('keeps the outdated task running while its successor is not ready, and waits for it', () => {
+    const d = rolloutDecision(sf(), [task(1), next(1), task(2), task(3)], T0 + 1000);
+    expect(d.replace).toEqual([]);
+    expect(d.retire).toEqual([]);
+    expect(d.status).toBeUndefined();
+    expect(d.wakeAt).toBe(T0 + 500 + DEFAULT_UPDATE_CONFIG.monitorMs + 1);
+  });
+
+  it('drains the outdated task once its successor is ready, and holds the batch until it is gone', () => {
+    const d = rolloutDecision(sf(), [task(1), next(1, { state: 'running', updatedAt: iso(T0 + 900) }), task(2), task(3)], T0 + 1000);
+    expect(ids(d.retire)).toEqual(['task1aaaaaaaa']);
+    expect(d.replace).toEqual([]);
+    const draining = rolloutDecision(sf(), [task(1, { desiredState: 'shutdown' }), next(1, { state: 'running' }), task(2), task(3)], T0 + 1000);
+    expect(draining.retire).toEqual([]);
+    expect(draining.replace).toEqual([]);
+  });
+
+  it('goes on once the successor took the slot (the outdated task was removed)', () => {
+    const promoted = task(1, { id: 'next1bbbbbbbb', specVersion: 2, updatedAt: iso(T0 + 900) });
+    expect(slots(rolloutDecision(sf(), [promoted, task(2), task(3)], T0 + 1000).replace)).toEqual([2]);
+  });
+
+  it('never lowers the running count: a task drains only when its slot has a ready successor', () => {
+    // Every combination of states of three slots in the middle of a start-first rollout with parallelism 0.
+    const states = ['none', 'starting', 'running'] as const;
+    for (const a of states) for (const b of states) for (const c of states) {
+      const ts = [task(1), task(2), task(3)];
+      [a, b, c].forEach((st, i) => st !== 'none' && ts.push(next(i + 1, { state: st })));
+      const d = rolloutDecision(sf({ parallelism: 0 }), ts, T0 + 1000);
+      for (const t of d.retire) expect(ts.some((s) => s.replaces === t.id && s.state === 'running')).toBe(true);
+      expect(slots(d.replace)).toEqual([a, b, c].flatMap((st, i) => (st === 'none' ? [i + 1] : [])));
+    }
+  });
+
+  it('counts a failing successor and pauses with the outdated task still running', () => {
+    const d = rolloutDecision(sf(), [task(1), next(1, { state: 'failed', message: 'exit 1' }), task(2), task(3)], T0 + 1000);
+    expect(d.status?.state).toBe('paused');
+    expect(d.status?.failedTasks).toEqual(['next1bbbbbbbb']);
+    expect(d.retire).toEqual([]);
+  });
+
+  it('counts a successor not ready within update-monitor', () => {
+    const d = rolloutDecision(sf({ monitorMs: 1000 }), [task(1), next(1, { updatedAt: iso(T0) }), task(2), task(3)], T0 + 5000);
+    expect(d.status?.message).toMatch(/web\.1 was not ready within 1s/);
+  });
+
+  it('with continue, drains the outdated task of a failed successor and moves on once it is gone', () => {
+    const failed = next(1, { state: 'failed' });
+    const status = { state: 'updating' as const, startedAt: iso(T0), message: 'x', failedTasks: [failed.id] };
+    const d = rolloutDecision(sf({ failureAction: 'continue' }, { updateStatus: status }), [task(1), failed, task(2), task(3)], T0 + 1000);
+    expect(ids(d.retire)).toEqual(['task1aaaaaaaa']);
+    expect(d.replace).toEqual([]);
+    const after = rolloutDecision(sf({ failureAction: 'continue' }, { updateStatus: status }), [{ ...failed, replaces: undefined } as TaskRecord, task(2), task(3)], T0 + 1000);
+    expect(slots(after.replace)).toEqual([2]);
+  });
+
+  it('completes only when no successor is left beside an outdated task', () => {
+    const done = [1, 2, 3].map((s) => task(s, { id: `next${s}bbbbbbbb`, specVersion: 2 }));
+    expect(rolloutDecision(sf(), done, T0 + 1000).status?.state).toBe('completed');
+    expect(rolloutDecision(sf(), [task(1, { desiredState: 'shutdown' }), next(1, { state: 'running' }), ...done.slice(1)], T0 + 1000).status).toBeUndefined();
+  });
+
+  it('retires successors of a superseded version (rolled back), also once the rollout is over', () => {
+    // Rolled back: the service is at version 1 again; the successors at 2 go, the old tasks are current.
+    const rolledBack = service({ version: 1, updateStatus: { state: 'rollback_started', startedAt: iso(T0), message: 'manually requested rollback' }, rollbackConfig: { ...DEFAULT_UPDATE_CONFIG, order: 'start-first' } });
+    const ts = [task(1), next(1, { state: 'running' }), task(2), next(2), task(3)];
+    const d = rolloutDecision(rolledBack, ts, T0 + 1000);
+    expect(ids(d.retire).sort()).toEqual(['next1bbbbbbbb', 'next2bbbbbbbb']);
+    expect(d.replace).toEqual([]);
+    expect(d.status).toBeUndefined();
+    const paused = service({ version: 1, updateStatus: { state: 'rollback_paused', startedAt: iso(T0), message: 'x' } });
+    expect(ids(rolloutDecision(paused, ts, T0 + 1000).retire).sort()).toEqual(['next1bbbbbbbb', 'next2bbbbbbbb']);
+    expect(rolloutDecision(rolledBack, [task(1), task(2), task(3)], T0 + 1000).status?.state).toBe('rollback_completed');
+  });
+
+  it('paces a rollback by the rollback order', () => {
+    const back = service({ version: 1, updateStatus: { state: 'rollback_started', startedAt: iso(T0), message: 'm' }, rollbackConfig: { ...DEFAULT_UPDATE_CONFIG, order: 'start-first', parallelism: 0 } });
+    const newer = [1, 2, 3].map((s) => task(s, { specVersion: 2 }));
+    expect(slots(rolloutDecision(back, newer, T0 + 1000).replace)).toEqual([1, 2, 3]);
+  });
+
+  it('gives every agent the same answer whatever the task order', () => {
+    const ts = [task(1), next(1, { state: 'running' }), task(2), next(2), task(3)];
+    const a = rolloutDecision(sf({ parallelism: 0 }), ts, T0 + 1000);
+    const b = rolloutDecision(sf({ parallelism: 0 }), [...ts].reverse(), T0 + 1000);
+    expect([ids(a.retire), slots(a.replace)]).toEqual([ids(b.retire), slots(b.replace)]);
   });
 });

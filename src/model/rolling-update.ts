@@ -1,6 +1,7 @@
 import type { ServiceRecord, TaskRecord } from './records.js';
 import { DEFAULT_UPDATE_CONFIG, type UpdateConfigRecord, type UpdateStatusRecord } from './rollout-records.js';
 import { serviceVersion } from './service-update-spec.js';
+import { isSuccessor } from './successor-task.js';
 
 // Pure: where a service's rollout stands and what may happen next, from the stored service and its tasks only.
 // Every agent computes the same answer from the same snapshot, and an agent that restarts mid-rollout finds
@@ -8,6 +9,10 @@ import { serviceVersion } from './service-update-spec.js';
 // (draining, being claimed, not ready yet), when the last batch finished (its tasks' updatedAt), and which new
 // tasks already failed (updateStatus.failedTasks). Batches go in slot order, so an agent acting on a slightly
 // older snapshot can only pick a slot that is already being replaced, never a second one.
+// Stop-first drains an outdated task, and its slot is claimed again at the new version. Start-first claims a
+// successor beside it (src/model/successor-task.ts) and drains the outdated task only once the successor is
+// ready, so the service never runs fewer tasks than its replicas; the slot's replacement ends when the outdated
+// task is removed and the successor takes its key.
 
 /** The version of the spec a task runs (absent: 0, tasks made before rolling updates). */
 export function taskVersion(task: Pick<TaskRecord, 'specVersion'>): number {
@@ -50,6 +55,8 @@ export function activeConfig(service: Pick<ServiceRecord, 'updateStatus' | 'upda
 export interface RolloutDecision {
   /** Outdated tasks to replace now: their owners drain them (stop-first) or start their successor (start-first). */
   replace: TaskRecord[];
+  /** Tasks to drain now: outdated ones whose start-first successor is ready, and successors of a superseded version. */
+  retire: TaskRecord[];
   /** The status to store (by compare-and-swap, by whichever agent gets there first); undefined: unchanged. */
   status?: UpdateStatusRecord;
   /** Failures crossed the threshold and the failure action is rollback: roll back the failing version. */
@@ -71,11 +78,13 @@ export function taskFailure(task: TaskRecord, monitorMs: number, now: number): s
 /** The rollout decision for `service` from its tasks (any order; other services' tasks are ignored). */
 export function rolloutDecision(service: ServiceRecord, allTasks: readonly TaskRecord[], now: number): RolloutDecision {
   const status = service.updateStatus;
-  if (!status || !rolloutActive(service)) return { replace: [] };
-  const config = activeConfig(service);
   const version = serviceVersion(service);
-  const rollingBack = status.state === 'rollback_started';
   const tasks = allTasks.filter((t) => t.service === service.name && !t.external && t.slot >= 1 && t.slot <= service.replicas);
+  // Successors of another version (the update was rolled back or updated again) go, whatever the rollout's state.
+  const stale = tasks.filter((t) => isSuccessor(t) && t.desiredState === 'running' && taskVersion(t) !== version);
+  if (!status || !rolloutActive(service)) return { replace: [], retire: stale };
+  const config = activeConfig(service);
+  const rollingBack = status.state === 'rollback_started';
   const fresh = tasks.filter((t) => taskVersion(t) === version && t.desiredState === 'running');
 
   // Failure accounting: a set of task ids kept in the status, so agents recording the same failure agree.
@@ -89,41 +98,52 @@ export function rolloutDecision(service: ServiceRecord, allTasks: readonly TaskR
     const over = failed.size / Math.max(service.replicas, 1) > config.maxFailureRatio;
     next = { ...status, failedTasks: failures };
     if (over && config.failureAction === 'pause') {
-      return { replace: [], status: { ...next, state: rollingBack ? 'rollback_paused' : 'paused', message: `${rollingBack ? 'rollback' : 'update'} paused: ${firstWhy}` } };
+      return { replace: [], retire: stale, status: { ...next, state: rollingBack ? 'rollback_paused' : 'paused', message: `${rollingBack ? 'rollback' : 'update'} paused: ${firstWhy}` } };
     }
     if (over && config.failureAction === 'rollback' && !rollingBack) {
-      return { replace: [], status: next, rollback: { failedVersion: version, reason: `update rolled back: ${firstWhy}` } };
+      return { replace: [], retire: stale, status: next, rollback: { failedVersion: version, reason: `update rolled back: ${firstWhy}` } };
     }
   }
 
-  // Slots whose replacement is under way: no task (being claimed), an outdated task draining, or a new task
-  // not ready yet. A failed new task is done with (under continue), so it does not hold up the next batch.
+  // Slots whose replacement is under way: no task (being claimed), an outdated task draining, a new task not
+  // ready yet, or a start-first successor until the task it replaces is gone. A failed new task is done with
+  // (under continue), so it does not hold up the next batch.
   let inFlight = 0;
   const outdated: TaskRecord[] = [];
+  const retire = [...stale];
   let monitorEnds = Infinity;
+  const watch = (t: TaskRecord) => {
+    if (config.monitorMs > 0) monitorEnds = Math.min(monitorEnds, Date.parse(t.updatedAt) + config.monitorMs + 1);
+  };
   for (let slot = 1; slot <= service.replicas; slot++) {
-    const held = tasks.filter((t) => t.slot === slot);
+    const held = tasks.filter((t) => t.slot === slot && !isSuccessor(t));
     const task = held.find((t) => t.desiredState === 'running') ?? held[0];
-    if (!task || task.desiredState !== 'running') inFlight++;
+    const successor = tasks.find((t) => t.slot === slot && isSuccessor(t) && t.desiredState === 'running' && taskVersion(t) === version);
+    if (successor) {
+      const done = successor.state === 'running' || failed.has(successor.id);
+      if (done && task?.desiredState === 'running' && task.id === successor.replaces) retire.push(task);
+      if (!done) watch(successor);
+      if (!failed.has(successor.id) || task?.id === successor.replaces) inFlight++;
+    } else if (!task || task.desiredState !== 'running') inFlight++;
     else if (taskVersion(task) !== version) outdated.push(task);
     else if (task.state !== 'running' && !failed.has(task.id)) {
       inFlight++;
-      if (config.monitorMs > 0) monitorEnds = Math.min(monitorEnds, Date.parse(task.updatedAt) + config.monitorMs + 1);
+      watch(task);
     }
   }
 
-  if (outdated.length === 0 && inFlight === 0) {
+  if (outdated.length === 0 && inFlight === 0 && stale.length === 0) {
     const done: UpdateStatusRecord = {
       ...(next ?? status),
       state: rollingBack ? 'rollback_completed' : 'completed',
       completedAt: new Date(now).toISOString(),
       message: rollingBack ? 'rollback completed' : 'update completed',
     };
-    return { replace: [], status: done };
+    return { replace: [], retire, status: done };
   }
 
   // The next batch waits for the previous one to be ready, then for the delay after the last of it became ready.
-  const decision: RolloutDecision = { replace: [], ...(next ? { status: next } : {}), ...(monitorEnds !== Infinity ? { wakeAt: monitorEnds } : {}) };
+  const decision: RolloutDecision = { replace: [], retire, ...(next ? { status: next } : {}), ...(monitorEnds !== Infinity ? { wakeAt: monitorEnds } : {}) };
   const budget = config.parallelism === 0 ? outdated.length : config.parallelism - inFlight;
   if (budget <= 0 || outdated.length === 0) return decision;
   if (config.delayMs > 0) {
