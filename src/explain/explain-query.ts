@@ -1,4 +1,6 @@
 import { isIPv4 } from 'node:net';
+import { canonicalIpv6, isIpv6 } from '../model/ipv6.js';
+import { vip6Owner } from './explain-vip6.js';
 import { INGRESS_NETWORK } from '../model/ipam.js';
 import { ExplainInputError } from './explain-errors.js';
 import { taskName, type ClusterFacts } from './cluster-facts.js';
@@ -16,18 +18,28 @@ export type ExplainQuery =
   | { kind: 'service'; service: string; targets: PublishedTarget[] };
 
 const ENDPOINT = /^([^:/\s]+):(\d{1,5})(?:\/(tcp|udp))?$/;
+/** [v6 address]:PORT[/udp], the bracketed form of URLs. */
+const ENDPOINT6 = /^\[([0-9a-f:.]+)\]:(\d{1,5})(?:\/(tcp|udp))?$/i;
 const NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/i;
 
 /** Parses HOST:PORT[/udp] or SERVICE. Pure; throws ExplainInputError with the accepted forms. */
 export function parseTarget(text: string): ParsedTarget {
-  const m = ENDPOINT.exec(text.trim());
+  const m = ENDPOINT.exec(text.trim()) ?? v6Endpoint(text.trim());
   if (m) {
     const port = Number(m[2]);
     if (port < 1 || port > 65535) throw new ExplainInputError(`invalid port ${m[2]} in ${JSON.stringify(text)}: use 1-65535`);
     return { kind: 'endpoint', host: m[1]!, port, protocol: (m[3] ?? 'tcp') as 'tcp' | 'udp' };
   }
   if (NAME.test(text) && !text.includes(':')) return { kind: 'service', name: text };
-  throw new ExplainInputError(`cannot read ${JSON.stringify(text)}: give HOST:PORT[/udp] (a node name or address), VIP:PORT[/udp] --from TASK, or a service name`);
+  throw new ExplainInputError(`cannot read ${JSON.stringify(text)}: give HOST:PORT[/udp] (a node name or address), VIP:PORT[/udp] or [V6VIP]:PORT[/udp] --from TASK, or a service name`);
+}
+
+/** The match of [addr]:PORT with the address canonical, so it compares equal to the stored VIP. */
+function v6Endpoint(text: string): RegExpExecArray | null {
+  const m = ENDPOINT6.exec(text);
+  if (!m || !isIpv6(m[1]!)) return null;
+  m[1] = canonicalIpv6(m[1]!);
+  return m;
 }
 
 /** Options of the query: --from and --size. */
@@ -60,7 +72,7 @@ export function resolveQuery(parsed: ParsedTarget, facts: ClusterFacts, opts: Qu
     }
     return { kind: 'service', service: svc.name, targets };
   }
-  const vipOwner = facts.services.find((s) => Object.values(s.vips).includes(parsed.host));
+  const vipOwner = facts.services.find((s) => Object.values(s.vips).includes(parsed.host)) ?? vip6Owner(facts, parsed.host)?.service;
   if (vipOwner && !(isIPv4(parsed.host) && facts.nodes.some((n) => n.underlayIp === parsed.host))) {
     if (!opts.from) throw new ExplainInputError(`${parsed.host} is the VIP of ${vipOwner.name}: say which task connects, with --from TASK (e.g. --from ${firstTaskName(facts)})`);
     const task = findTask(facts, opts.from);
@@ -105,11 +117,12 @@ export function viewRequests(q: ExplainQuery, facts: ClusterFacts): Map<string, 
   };
   if (q.kind === 'vip') {
     const client = facts.tasks.find((t) => t.id === q.target.fromTask)!;
-    const owner = facts.services.find((s) => Object.values(s.vips).includes(q.target.vip));
-    const network = owner ? Object.entries(owner.vips).find(([, ip]) => ip === q.target.vip)![0] : undefined;
+    const v6 = vip6Owner(facts, q.target.vip);
+    const owner = v6?.service ?? facts.services.find((s) => Object.values(s.vips).includes(q.target.vip));
+    const network = v6?.network ?? (owner ? Object.entries(owner.vips).find(([, ip]) => ip === q.target.vip)![0] : undefined);
     const r = req(client.node);
     r.host = true;
-    r.tasks!.push({ id: client.id, lb: true });
+    r.tasks!.push(v6 ? { id: client.id, lb6: true } : { id: client.id, lb: true });
     if (owner && network) {
       r.overlays!.push(network);
       addTasks(owner.name, network);
@@ -126,7 +139,7 @@ export function viewRequests(q: ExplainQuery, facts: ClusterFacts): Map<string, 
   }
   for (const r of out.values()) {
     r.overlays = [...new Set(r.overlays)].sort();
-    const seen = new Map<string, { id: string; lb?: boolean }>();
+    const seen = new Map<string, { id: string; lb?: boolean; lb6?: boolean }>();
     for (const t of r.tasks!) seen.set(t.id, { ...seen.get(t.id), ...t });
     r.tasks = [...seen.values()];
   }

@@ -4,6 +4,8 @@ import type { KernelViewSource, NodeKernelView } from './kernel-view.js';
 import { viewRequests, type ExplainQuery } from './explain-query.js';
 import { explainPublished } from './explain-published.js';
 import { explainVip } from './explain-vip.js';
+import { explainVip6 } from './explain-vip6.js';
+import { isIpv6 } from '../model/ipv6.js';
 
 /**
  * Reads the kernel views a query needs (every node at once) and explains each target. A node
@@ -27,6 +29,6 @@ export async function runExplain(q: ExplainQuery, facts: ClusterFacts, source: K
 
 /** Pure: the explanations of a query from views already read. */
 export function explainViews(q: ExplainQuery, facts: ClusterFacts, views: ReadonlyMap<string, NodeKernelView>, unreadable: ReadonlyMap<string, string> = new Map()): Explanation[] {
-  if (q.kind === 'vip') return [explainVip(facts, views, unreadable, q.target)];
+  if (q.kind === 'vip') return [(isIpv6(q.target.vip) ? explainVip6 : explainVip)(facts, views, unreadable, q.target)];
   return q.targets.map((t) => explainPublished(facts, views, unreadable, t));
 }

@@ -38,8 +38,8 @@ export function parseKernelViewQuery(query: URLSearchParams): KernelViewRequest 
   for (const n of overlays) if (!NETWORK.test(n)) throw new Error(`overlays: ${JSON.stringify(n)} is not a network name`);
   const tasks = list(q.tasks).map((t) => {
     const [id, flag] = t.split('+');
-    if (!TASK_ID.test(id ?? '') || (flag !== undefined && flag !== 'lb')) throw new Error(`tasks: ${JSON.stringify(t)} is not a task id (optionally +lb)`);
-    return flag ? { id: id!, lb: true } : { id: id! };
+    if (!TASK_ID.test(id ?? '') || (flag !== undefined && flag !== 'lb' && flag !== 'lb6')) throw new Error(`tasks: ${JSON.stringify(t)} is not a task id (optionally +lb or +lb6)`);
+    return flag ? { id: id!, [flag]: true } : { id: id! };
   });
   return { host: q.host === '1', sbox: q.sbox === '1', overlays, tasks };
 }
@@ -50,7 +50,7 @@ export function kernelViewQuery(r: KernelViewRequest): URLSearchParams {
   if (r.host) q.set('host', '1');
   if (r.sbox) q.set('sbox', '1');
   if (r.overlays?.length) q.set('overlays', r.overlays.join(','));
-  if (r.tasks?.length) q.set('tasks', r.tasks.map((t) => (t.lb ? `${t.id}+lb` : t.id)).join(','));
+  if (r.tasks?.length) q.set('tasks', r.tasks.map((t) => (t.lb6 ? `${t.id}+lb6` : t.lb ? `${t.id}+lb` : t.id)).join(','));
   return q;
 }
 

@@ -97,6 +97,8 @@ export interface TaskView extends NamespaceViewBase {
   listening: ListeningPorts;
   /** The task's east-west table, when asked for (explain VIP:PORT --from TASK). */
   lb?: LbTableView | null;
+  /** The task's `ip6 meshnet6` table as `nft list` prints it (explain [V6VIP]:PORT); null: there is none. */
+  lb6?: string | null;
 }
 
 /** What to read on one node. */
@@ -106,7 +108,7 @@ export interface KernelViewRequest {
   /** Overlay networks by name (ov-<name>). */
   overlays?: string[];
   /** Tasks by id; `lb` also reads the task's nftables table. */
-  tasks?: { id: string; lb?: boolean }[];
+  tasks?: { id: string; lb?: boolean; lb6?: boolean }[];
 }
 
 /** One node's kernel, as read for a request. */

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { execIn } from '../sandbox/exec.js';
+import { IP6_TABLE } from '../vip/nft/ip6-table.js';
 import { Rtnl } from '../sandbox/rtnl.js';
 import { withNetns } from '../sandbox/netns-switch.js';
 import { boundPorts } from '../agent/task-readiness.js';
@@ -82,6 +83,18 @@ export async function readLbTable(path: string | null, errors: string[]): Promis
     errors.push((err as Error).message);
     return null;
   }
+}
+
+/** The `ip6 meshnet6` table as `nft list` prints it (what traceIp6 reads); null when the namespace has none. */
+export async function readIp6Table(path: string | null, errors: string[]): Promise<string | null> {
+  const r = await execIn(path, ['nft', 'list', 'table', 'ip6', IP6_TABLE], { timeoutMs: TIMEOUT_MS, allowFailure: true }).catch((err: Error) => {
+    errors.push(err.message);
+    return null;
+  });
+  if (!r) return null;
+  if (r.code === 0) return r.stdout;
+  if (!/No such file or directory/.test(r.stderr)) errors.push(`nft list table ip6 ${IP6_TABLE}: ${r.stderr.trim()}`);
+  return null;
 }
 
 function readProc(name: string): string {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { INGRESS_SBOX, taskNetnsName } from '../agent/node-plan.js';
 import { overlayNetnsName } from '../overlay/overlay-state.js';
-import { readBase, readConntrack, readIptables, readLbTable, readListening, readVxlanEntries } from './namespace-reader.js';
+import { readBase, readConntrack, readIp6Table, readIptables, readLbTable, readListening, readVxlanEntries } from './namespace-reader.js';
 import type { HostView, KernelViewRequest, NodeKernelView, OverlayView, SboxView, TaskView } from './kernel-view.js';
 
 /** Where a node's namespaces are on this machine: what its agent was started with. */
@@ -53,6 +53,7 @@ export async function readNodeKernelView(node: string, where: NodeLocation, requ
       task.nat = (await readIptables(path, task.errors))['nat'] ?? {};
       task.listening = readListening(path, task.errors);
       if (t.lb) task.lb = await readLbTable(path, task.errors);
+      if (t.lb6) task.lb6 = await readIp6Table(path, task.errors);
     }
     view.tasks.push(task);
   }

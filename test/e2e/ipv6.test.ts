@@ -4,10 +4,11 @@ import { Lab } from '../lab/lab.js';
 import { ClusterLab, ECHO_HTTP } from '../../src/lab/cluster-lab.js';
 import { execIn } from '../../src/sandbox/exec.js';
 import type { ServiceRecord, TaskRecord } from '../../src/model/records.js';
+import type { Explanation } from '../../src/explain/explanation.js';
 
 // Issue 14, IPv6 dual stack as a user meets it: two hosts, a --ipv6 network, a two-replica service. Tasks reach
 // each other over v6 across hosts, resolve AAAA on 127.0.0.11 and reach the v6 VIP by name; a v4-only network
-// next to it gets no v6 at all.
+// next to it gets no v6 at all. meshnet explain follows the v6 VIP.
 
 let lab: Lab;
 let cl: ClusterLab;
@@ -77,6 +78,16 @@ describe('a dual-stack network', () => {
     expect(new Set(lines.map((l) => l.split(' ')[0]))).toEqual(new Set(['web.1', 'web.2']));
     const table = await execIn(null, ['nsenter', `--target=${pidOf(from)}`, '--net', '--', 'nft', 'list', 'table', 'ip6', 'meshnet6']);
     expect(table.stdout).toContain(`ip6 daddr ${svc.vips6!['six']}`);
+  });
+
+  it('meshnet explain follows the v6 VIP from a task through its ip6 table to both v6 backends', async () => {
+    const vip6 = svc.vips6!['six']!;
+    const r = cl.cli(['explain', `[${vip6}]:80`, '--from', `web.${tasks[0]!.slot}`, '--json'], 60_000);
+    expect(r.code, r.stderr).toBe(0);
+    const [e] = (JSON.parse(r.stdout) as { explanations: Explanation[] }).explanations;
+    expect(e!.verdict).toBe('delivered');
+    expect(e!.hops[0]!.details[0]).toMatch(/ip6 meshnet6 DNAT to fd00:66::/);
+    expect(e!.backends.map((b) => b.address).sort()).toEqual(tasks.map((t) => t.addresses['six']!.ip6!).sort());
   });
 
   it('leaves v4-only networks without v6 addresses or tables', async () => {

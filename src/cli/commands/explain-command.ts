@@ -19,10 +19,10 @@ export function explainCommand(storeOption: () => StoreChoice): Command {
   return new Command('explain')
     .description(
       'show, from the live kernel of each host involved, the hops a new connection takes and where it would stop: ' +
-        'HOST:PORT[/udp] [--from ADDR] (a published port), VIP:PORT[/udp] --from TASK (east-west), or SERVICE (every published port on every node). ' +
+        'HOST:PORT[/udp] [--from ADDR] (a published port), VIP:PORT[/udp] or [V6VIP]:PORT[/udp] --from TASK (east-west), or SERVICE (every published port on every node). ' +
         'Exit 0: delivered; 1: some connections would stop; 2: bad input',
     )
-    .argument('<target>', 'HOST:PORT[/udp], VIP:PORT[/udp] or SERVICE')
+    .argument('<target>', 'HOST:PORT[/udp], VIP:PORT[/udp], [V6VIP]:PORT[/udp] or SERVICE')
     .option('--from <addr|task>', 'the client: an IPv4 address for a published port (127.0.0.1 or a host address: the host itself), a task (web.1 or id) for a VIP')
     .option('--size <bytes>', 'check an IP packet of this size against every MTU on the way')
     .option('--json', 'machine-readable output')
