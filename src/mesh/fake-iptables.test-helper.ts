@@ -77,10 +77,10 @@ export function fakeIptablesRunner(initial: IptablesState = new Map()) {
     run: async (argv: string[], input?: string) => {
       fake.forks.push(argv);
       const tool = argv[0]!;
-      if (/^iptables(-nft|-legacy)?-save$/.test(tool)) {
+      if (/^ip6?tables(-nft|-legacy)?-save$/.test(tool)) {
         return { stdout: fakeSave(fake.state, argv[2] as IptablesTable), stderr: '', code: 0 };
       }
-      if (/^iptables(-nft|-legacy)?-restore$/.test(tool)) {
+      if (/^ip6?tables(-nft|-legacy)?-restore$/.test(tool)) {
         fake.inputs.push(input ?? '');
         try {
           fake.state = fakeRestore(fake.state, input ?? '');

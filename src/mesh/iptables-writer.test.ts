@@ -149,3 +149,23 @@ describe('applyHostRules', () => {
     expect((await applyHostRules(writer, null)).changed).toBe(false);
   });
 });
+
+describe('IptablesWriter: the ipv6 family', () => {
+  it('runs only the ip6tables tools (and conntrack -f ipv6), with the flavor pinned the same way', async () => {
+    for (const [flavor, save, restore] of [['auto', 'ip6tables-save', 'ip6tables-restore'], ['legacy', 'ip6tables-legacy-save', 'ip6tables-legacy-restore']] as const) {
+      const fake = fakeIptablesRunner();
+      const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run: fake.run, flavor, family: 'ipv6' });
+      await writer.apply(hostSet);
+      await writer.forgetUdpFlows([5353]);
+      expect(fake.forks.map((argv) => argv[0])).toEqual([save, save, restore, 'conntrack']);
+      expect(fake.forks.at(-1)).toEqual(['conntrack', '-D', '-f', 'ipv6', '-p', 'udp', '--orig-port-dst', '5353']);
+    }
+  });
+
+  it('a writer with no family given stays the v4 one', async () => {
+    const { fake, writer } = setup();
+    expect(writer.family).toBe('ipv4');
+    await writer.apply(hostSet);
+    expect(fake.forks.some((argv) => argv[0]!.startsWith('ip6tables'))).toBe(false);
+  });
+});

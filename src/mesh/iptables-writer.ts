@@ -12,6 +12,9 @@ import { parseIptablesSave, type IptablesState } from './iptables-save-parse.js'
  */
 export type IptablesFlavor = 'auto' | 'nft' | 'legacy';
 
+/** Which address family a writer owns: `ipv6` runs the ip6tables tools (dual-stack published ports only). */
+export type IptablesFamily = 'ipv4' | 'ipv6';
+
 /** Runs a command in the writer's namespace with `input` on stdin; resolves with the exit code instead of throwing. */
 export type IptablesRunner = (argv: string[], input?: string) => Promise<ExecResult>;
 
@@ -19,6 +22,11 @@ export interface IptablesWriterOptions {
   /** The namespace written (null: the one this process runs in). */
   netns: string | null;
   flavor?: IptablesFlavor;
+  /**
+   * Default ipv4. A namespace has one writer per family, and the ipv6 one is created only when a network asks for
+   * v6, so a v4-only host never runs an ip6tables tool.
+   */
+  family?: IptablesFamily;
   /** How commands run; default: execIn inside `netns`. Tests pass a fake that counts forks. */
   run?: IptablesRunner;
   /** Where writes and repairs are reported; none: silent (no pino is loaded, as in the IPVS test VM). */
@@ -59,6 +67,7 @@ const TIMEOUT_MS = 30_000;
  */
 export class IptablesWriter {
   readonly netns: string | null;
+  readonly family: IptablesFamily;
   private readonly flavor: IptablesFlavor;
   private readonly run: IptablesRunner;
   private readonly log: Logger | undefined;
@@ -69,6 +78,7 @@ export class IptablesWriter {
   constructor(opts: IptablesWriterOptions) {
     this.netns = opts.netns;
     this.flavor = opts.flavor ?? 'auto';
+    this.family = opts.family ?? 'ipv4';
     const netns = opts.netns;
     this.run = opts.run ?? ((argv, input) => execIn(netns, argv, { input: input ?? '', allowFailure: true, timeoutMs: TIMEOUT_MS }));
     this.log = opts.log;
@@ -90,7 +100,7 @@ export class IptablesWriter {
    */
   async forgetUdpFlows(ports: readonly number[]): Promise<void> {
     for (const port of ports) {
-      const argv = ['conntrack', '-D', '-p', 'udp', '--orig-port-dst', String(port)];
+      const argv = ['conntrack', '-D', ...(this.family === 'ipv6' ? ['-f', 'ipv6'] : []), '-p', 'udp', '--orig-port-dst', String(port)];
       const r = await this.run(argv);
       // Exit code 1 only means there was nothing to delete.
       if (r.code > 1) throw new IptablesCommandError(argv, this.netns, r.code, r.stderr);
@@ -110,7 +120,8 @@ export class IptablesWriter {
   }
 
   private tool(name: 'save' | 'restore'): string {
-    return this.flavor === 'auto' ? `iptables-${name}` : `iptables-${this.flavor}-${name}`;
+    const base = this.family === 'ipv6' ? 'ip6tables' : 'iptables';
+    return this.flavor === 'auto' ? `${base}-${name}` : `${base}-${this.flavor}-${name}`;
   }
 
   private async readNow(tables: readonly IptablesTable[]): Promise<IptablesState> {
