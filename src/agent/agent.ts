@@ -20,7 +20,9 @@ import { desiredNode, PlanMemo, taskNetnsName, type NodePlan, type NodeSettings 
 import { NodeReconciler, reportChanges, type PassReport } from './node-reconciler.js';
 import { realNodeAdapters } from './node-adapters.js';
 import { placementActions } from './placement-actions.js';
-import { taskReady } from './task-readiness.js';
+import { startSuccessors, writeRolloutSteps } from './rollout-writer.js';
+import { taskReady, taskReport } from './task-readiness.js';
+import { healthDiffers } from '../tasks/health-check.js';
 import { selectLbBackend } from './lb-backend-choice.js';
 import { publishableStatus, writeNodeStatus } from './node-status.js';
 import { readLeaseFile, writeLeaseFile } from './lease-file.js';
@@ -31,7 +33,6 @@ import { hostBoundPorts, shadowedPorts } from './host-ports.js';
 import { openAgentApi } from '../api/agent-api.js';
 import { sendJson, type ApiServer } from '../api/api-server.js';
 import { kernelViewRoute } from '../explain/kernel-view-route.js';
-import { taskMessage } from '../tasks/task-reason.js';
 import type { AgentObserver, AgentViews } from './agent-observer.js';
 import { ENCRYPTION } from '../model/keys.js';
 import { KeyringKeeper } from '../overlay/keyring-keeper.js';
@@ -390,6 +391,9 @@ export class Agent {
         this.log.error({ event: 'task.remove_failed', task: t.id, error: (err as Error).message });
       }
     }
+    if (actions.rollout?.start.length) wrote = (await startSuccessors(this.cluster, actions.rollout.start, this.config.nodeName, snapshot.tasks, this.log)) || wrote;
+    if (actions.rollout?.writes.length) wrote = (await writeRolloutSteps(this.cluster, actions.rollout.writes, snapshot.tasks, this.log)) || wrote;
+    if (actions.rollout?.wakeAt !== undefined) this.kickSoon(Math.max(0, actions.rollout.wakeAt - Date.now()) + 20);
     return wrote;
   }
 
@@ -435,12 +439,15 @@ export class Agent {
         } else this.readyAt.delete(t.record.id);
       }
       if (up && !ready) starting = true;
-      const observed = ready ? 'running' : up || info.state === 'starting' || info.state === 'exited' ? 'starting' : info.state === 'failed' ? 'failed' : undefined;
+      // With a health check, running (ready) also needs healthy: task-readiness.ts taskReport decides.
+      const report = taskReport(info, ready, t.service.ports, Date.now());
+      const observed = report.state;
       // Why it is not running (`exit 3`, `not listening on 80 after 30 s`); a draining task keeps the drain's message.
-      const message = t.record.desiredState === 'running' ? taskMessage({ ...info, ready, ports: t.service.ports, now: Date.now() }) : t.record.message;
-      if (!observed || (observed === t.record.state && info.restarts === t.record.restarts && message === t.record.message)) continue;
+      const message = t.record.desiredState === 'running' ? report.message : t.record.message;
+      const healthChanged = healthDiffers(report.health, t.record.health);
+      if (!observed || (observed === t.record.state && info.restarts === t.record.restarts && message === t.record.message && !healthChanged)) continue;
       await this.cluster
-        .updateTaskState(t.record.service, t.record.slot, t.record.id, { state: observed, restarts: info.restarts, ...(message !== undefined ? { message } : {}) })
+        .updateTaskState(t.record.service, t.record.slot, t.record.id, { state: observed, restarts: info.restarts, ...(message !== undefined ? { message } : {}), ...(healthChanged ? { health: report.health ?? null } : {}) })
         .catch((err: Error) => this.log.warn({ event: 'task.state_report_failed', task: t.record.id, error: err.message }));
     }
     for (const id of [...this.readyAt.keys()]) if (!id.startsWith('unusable:') && !plan.tasks.some((t) => t.record.id === id)) this.readyAt.delete(id);

@@ -1,4 +1,6 @@
 import { join } from 'node:path';
+import { runSpecOf, type RunSpec } from '../model/rolling-update.js';
+import { lifecycleFields } from '../model/service-health.js';
 import { createHash } from 'node:crypto';
 import type { ClusterSnapshot } from '../model/cluster.js';
 import { attachedNetworks } from '../model/cluster.js';
@@ -108,6 +110,9 @@ export interface ProcessPlan {
   user?: string;
   capAdd?: string[];
   capDrop?: string[];
+  /** The service's health check and restart policy, applied by the supervisor to the running process. */
+  healthcheck?: ServiceRecord['healthcheck'];
+  restartPolicy?: ServiceRecord['restartPolicy'];
 }
 
 /** Everything this node's kernel and processes should hold, as plain comparable data. */
@@ -294,12 +299,12 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     .map((t) => ({
       taskId: t.record.id,
       netnsPath: t.sandbox,
-      command: t.service.command,
-      env: { ...(t.service.env ?? {}), MESHNET_TASK_ID: t.record.id, MESHNET_TASK_NAME: t.name, MESHNET_SERVICE: t.service.name, MESHNET_NODE: me },
+      // An outdated task keeps its version's spec until the rolling update replaces it (src/model/rolling-update.ts).
+      command: runSpecOf(t.service, t.record).command,
+      env: { ...(runSpecOf(t.service, t.record).env ?? {}), MESHNET_TASK_ID: t.record.id, MESHNET_TASK_NAME: t.name, MESHNET_SERVICE: t.service.name, MESHNET_NODE: me },
       hostname: `${t.service.name}-${t.record.slot}`.slice(0, 63),
-      ...(t.service.user !== undefined ? { user: t.service.user } : {}),
-      ...(t.service.capAdd?.length ? { capAdd: t.service.capAdd } : {}),
-      ...(t.service.capDrop?.length ? { capDrop: t.service.capDrop } : {}),
+      ...privilegesOf(runSpecOf(t.service, t.record)),
+      ...lifecycleFields(t.service),
     }));
 
   return {
@@ -448,5 +453,14 @@ function meshInput(
         if (ingressItf) m.ingressInterface = ingressItf.ifname;
         return m;
       }),
+  };
+}
+
+/** A run spec's --user, --cap-add and --cap-drop, as a process plan takes them. */
+function privilegesOf(run: RunSpec): Pick<ProcessPlan, 'user' | 'capAdd' | 'capDrop'> {
+  return {
+    ...(run.user !== undefined ? { user: run.user } : {}),
+    ...(run.capAdd?.length ? { capAdd: run.capAdd } : {}),
+    ...(run.capDrop?.length ? { capDrop: run.capDrop } : {}),
   };
 }

@@ -8,6 +8,7 @@ import type { IptablesRuleSet } from '../mesh/iptables-ruleset.js';
 import type { LbBackend, LbTable } from '../vip/lb-table.js';
 import type { TaskInfo } from '../tasks/supervisor.js';
 import type { TaskSpec } from '../tasks/task-spec.js';
+import { lifecycleFields } from '../model/service-health.js';
 import type { GwLeg } from './gwbridge.js';
 import { AppliedCache, type Surface, type TargetStatus } from './applied-cache.js';
 import { explainChange, type ApplyReason } from './change-explainer.js';
@@ -272,6 +273,7 @@ export class NodeReconciler {
       ...(p.user !== undefined ? { user: p.user } : {}),
       ...(p.capAdd ? { capAdd: p.capAdd } : {}),
       ...(p.capDrop ? { capDrop: p.capDrop } : {}),
+      ...lifecycleFields(p),
     };
   }
 

@@ -1,6 +1,7 @@
 import { isGlobal, placeSnapshot } from '../model/cluster-placement.js';
 import type { ClusterSnapshot } from '../model/cluster.js';
 import type { TaskRecord } from '../model/records.js';
+import { rolloutActions, type RolloutActions } from './rollout-actions.js';
 
 /** What this node must change in the store so that every replica runs exactly once. */
 export interface PlacementActions {
@@ -13,6 +14,8 @@ export interface PlacementActions {
    * first live node (by id) also lists global tasks of gone nodes whose slot no node takes over.
    */
   remove: TaskRecord[];
+  /** Rolling updates: status writes and wake-ups (our outdated tasks of the current batch are in `drain`). */
+  rollout?: RolloutActions;
 }
 
 /**
@@ -63,5 +66,8 @@ export function placementActions(snapshot: ClusterSnapshot, nodeId: string, now:
       if (!live.has(t.node) && !t.external && globals.has(t.service) && !placements.get(t.service)?.has(t.slot)) actions.remove.push(t);
     }
   }
+  // Rolling updates: our outdated tasks of the current batch leave through the same drain path.
+  actions.rollout = rolloutActions(snapshot, nodeId, now);
+  for (const t of actions.rollout.drain) if (!actions.drain.includes(t)) actions.drain.push(t);
   return actions;
 }

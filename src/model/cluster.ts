@@ -61,10 +61,14 @@ import {
   type TaskRecord,
 } from './records.js';
 import { decodeSnapshotEntry, type InvalidRecord } from './snapshot-entry.js';
-import { applyNodeChange, nodeInfoAtRegistration, nodeInfoFromLive, nodeViews, type NodeIdentity, type NodeView } from './node-info.js';
-import { maxSlotOf, placementAfterUpdate, placementAtCreate, presentPlacement } from './service-placement.js';
+import { rollbackSpec, rolloutFields, withRollout, type SpecWithRollout } from './service-update-spec.js';
+import { positionOf, promoted, removalOf } from './successor-task.js';
+import type { UpdateStatusRecord } from './rollout-records.js';
 import { aliasConflict, aliasesAfterUpdate, aliasFields, assertAliasSpec, normalizeAliases } from './service-aliases.js';
 import { historyAppendTxn, removeServiceHistory, restartError, type FinishKind } from './task-history.js';
+import { applyNodeChange, nodeInfoAtRegistration, nodeInfoFromLive, nodeViews, type NodeIdentity, type NodeView } from './node-info.js';
+import { maxSlotOf, placementAfterUpdate, placementAtCreate, presentPlacement } from './service-placement.js';
+import { lifecycleAfterUpdate, lifecycleFields } from './service-health.js';
 
 // Cluster operations over a KvStore, shared by the CLI and the agents. Every allocation is a compare-and-swap
 // transaction: read what is taken, choose, commit guarded by the revisions read (or `absent` for claim keys);
@@ -176,6 +180,8 @@ export interface TaskStateUpdate {
   desiredState?: TaskRecord['desiredState'];
   restarts?: number;
   message?: string;
+  /** The task's health; null removes it (its service no longer has a health check). */
+  health?: TaskRecord['health'] | null;
 }
 
 const SubnetTableSchema = z.record(z.string(), z.string());
@@ -638,9 +644,9 @@ export class Cluster {
       const env = input.env ?? base.env;
       // New ports without a health port get a fresh one if they need it; otherwise the old one carries over.
       const healthPort = input.healthPort ?? base.healthPort;
-      return {
+      const next = {
         name: base.name,
-        networks: base.networks,
+        networks: input.networks ?? base.networks,
         endpointMode: base.endpointMode,
         ports: input.ports ?? base.ports,
         replicas: input.replicas ?? base.replicas,
@@ -650,8 +656,10 @@ export class Cluster {
         ...(healthPort !== undefined ? { healthPort } : {}),
         ...privilegeFields(base),
         ...placementAfterUpdate(base, input),
-        ...aliasesAfterUpdate(base, input.aliases),
+        ...aliasesAfterUpdate({ ...base, networks: input.networks ?? base.networks }, input.aliases),
+        ...lifecycleAfterUpdate(base, input),
       } as NormalizedServiceSpec;
+      return withRollout(base, next, input, this.now());
     });
     // Surplus tasks on live nodes are drained by their agents (weight 0, then removal after the drain
     // deadline); only those whose node is gone, which no agent will drain, are removed here.
@@ -660,6 +668,25 @@ export class Cluster {
       if (saved.mode !== 'global' && task.slot > saved.replicas && !task.external && !live.has(task.node)) await this.removeTask(name, task.slot, task.id);
     }
     return saved;
+  }
+
+  /** Rolls `name` back to its previous spec through the rolling-update machinery (see rollbackSpec). */
+  async rollbackService(name: string, reason = 'manually requested rollback', expectedVersion?: number): Promise<ServiceRecord> {
+    return this.saveService(name, 'update', (current) => rollbackSpec(current!, reason, this.now(), expectedVersion));
+  }
+
+  /** Rewrites `name`'s update status by compare-and-swap; `change` returns undefined when nothing is to be written. */
+  async setUpdateStatus(name: string, change: (service: ServiceRecord) => UpdateStatusRecord | undefined): Promise<ServiceRecord | undefined> {
+    const key = keys.serviceKey(name);
+    const result = await this.retrying(`setUpdateStatus(${name})`, async () => {
+      const read = await this.read(ServiceRecordSchema, 'service', key);
+      const status = read && change(read.record);
+      if (!read || !status) return { record: undefined };
+      const record: ServiceRecord = { ...read.record, updateStatus: status };
+      const ok = await this.commit([unchanged(key, read.kv)], [{ type: 'put', key, value: encodeRecord(ServiceRecordSchema, 'service', key, record) }]);
+      return ok ? { record } : undefined;
+    });
+    return result.record;
   }
 
   /** Sets the replica count. */
@@ -689,7 +716,7 @@ export class Cluster {
   private async saveService(
     name: string,
     mode: 'create' | 'update',
-    build: (current: ServiceRecord | undefined) => NormalizedServiceSpec,
+    build: (current: ServiceRecord | undefined) => SpecWithRollout,
   ): Promise<ServiceRecord> {
     const key = keys.serviceKey(name);
     const probe = await this.read(ServiceRecordSchema, 'service', key);
@@ -809,7 +836,9 @@ export class Cluster {
         ...(healthPort !== undefined ? { healthPort } : {}),
         ...privilegeFields(spec),
         ...presentPlacement(spec),
+        ...rolloutFields(spec),
         ...aliasFields(spec),
+        ...lifecycleFields(spec),
       };
       ops.unshift({ type: 'put', key, value: encodeRecord(ServiceRecordSchema, 'service', key, record) });
       return (await this.commit(compare, ops)) ? record : undefined;
@@ -899,19 +928,9 @@ export class Cluster {
       const addresses = await this.claimTaskAddresses(service.record, id, attempt, compare, ops);
       if (existing) ops.push(...(await this.releaseTaskAddresses(existing.record)));
       if (existing) await this.recordFinished(existing.record, 'replaced', compare, ops);
-      const record: TaskRecord = {
-        id,
-        service: serviceName,
-        slot,
-        node: nodeId,
-        addresses,
-        sandbox: join(this.sandboxDir, `t-${id.slice(0, 12)}`),
-        desiredState: 'running',
-        state: 'new',
-        restarts: 0,
-        updatedAt: this.now().toISOString(),
-      };
-      return this.commitTask(key, record, compare, ops);
+      // A start-first successor of the task replaced here goes with it (its node is gone too, or the update moved on).
+      await this.dropSuccessor(serviceName, slot, compare, ops);
+      return this.commitTask(key, this.newTask(service.record, slot, nodeId, id, addresses), compare, ops);
     });
   }
 
@@ -982,14 +1001,19 @@ export class Cluster {
 
   /** Records what the agent observed of its task; TaskReplacedError when the slot now holds another task. */
   async updateTaskState(serviceName: string, slot: number, taskId: string, update: TaskStateUpdate): Promise<TaskRecord> {
-    const key = keys.taskKey(serviceName, slot);
     return this.retrying(`updateTaskState(${serviceName}.${slot})`, async () => {
-      const read = await this.read(TaskRecordSchema, 'task', key);
-      if (!read || read.record.id !== taskId) throw new TaskReplacedError(serviceName, slot, taskId);
+      // The task may be the slot's start-first successor (src/model/successor-task.ts).
+      const slotRead = await this.readSlot(serviceName, slot);
+      const at = positionOf({ primary: slotRead.primary?.record, successor: slotRead.successor?.record }, taskId);
+      const read = at && slotRead[at];
+      if (!read) throw new TaskReplacedError(serviceName, slot, taskId);
+      const key = read.kv.key;
       // A message describes the state it came with, so a new update without one clears it.
-      const { message: _stale, ...rest } = read.record;
+      const { message: _stale, health: oldHealth, ...rest } = read.record;
+      const health = update.health === null ? undefined : (update.health ?? oldHealth);
       const record: TaskRecord = {
         ...rest,
+        ...(health !== undefined ? { health } : {}),
         ...(update.state !== undefined ? { state: update.state } : {}),
         ...(update.desiredState !== undefined ? { desiredState: update.desiredState } : {}),
         ...(update.restarts !== undefined ? { restarts: update.restarts } : {}),
@@ -1006,15 +1030,85 @@ export class Cluster {
 
   /** Deletes a slot's task (only while it is still `taskId`, when given); its addresses go into quarantine. */
   async removeTask(serviceName: string, slot: number, taskId?: string): Promise<boolean> {
-    const key = keys.taskKey(serviceName, slot);
     return this.retrying(`removeTask(${serviceName}.${slot})`, async () => {
-      const read = await this.read(TaskRecordSchema, 'task', key);
-      if (!read || (taskId !== undefined && read.record.id !== taskId)) return false;
-      const ops: TxnOp[] = [{ type: 'delete', key }, ...(await this.releaseTaskAddresses(read.record))];
-      const compare = [unchanged(key, read.kv)];
+      // With a start-first successor, removing the old task moves the successor into the slot in the same txn.
+      const slotRead = await this.readSlot(serviceName, slot);
+      const removal = removalOf({ primary: slotRead.primary?.record, successor: slotRead.successor?.record }, taskId);
+      const read = removal && slotRead[removal.remove];
+      if (!removal || !read) return false;
+      const key = read.kv.key;
+      const next = removal.promote ? slotRead.successor : undefined;
+      // The successor overwrites the old task before its own key goes: SQLite gives each op its own revision,
+      // and no revision may show the slot without its running task.
+      const ops: TxnOp[] = next
+        ? [{ type: 'put', key, value: encodeRecord(TaskRecordSchema, 'task', key, promoted(next.record)) }, { type: 'delete', key: next.kv.key }]
+        : [{ type: 'delete', key }];
+      ops.push(...(await this.releaseTaskAddresses(read.record)));
+      const compare = [unchanged(key, read.kv), ...(next ? [unchanged(next.kv.key, next.kv)] : [])];
       await this.recordFinished(read.record, 'removed', compare, ops);
       return (await this.commit(compare, ops)) ? true : undefined;
     });
+  }
+
+  /**
+   * Start-first rolling update: claims on `nodeId` a successor for slot `slot`, whose outdated task `replaces`
+   * keeps running until the successor is ready (src/model/successor-task.ts). Returns the slot's successor when
+   * it already has one; TaskReplacedError when `replaces` no longer holds the slot.
+   */
+  async claimSuccessorTask(serviceName: string, slot: number, nodeId: string, replaces: string): Promise<TaskRecord> {
+    const key = keys.taskSuccessorKey(serviceName, slot);
+    return this.retrying(`claimSuccessorTask(${serviceName}.${slot})`, async (attempt) => {
+      const [service, node, held] = await Promise.all([
+        this.read(ServiceRecordSchema, 'service', keys.serviceKey(serviceName)),
+        this.read(NodeRecordSchema, 'node', keys.nodeKey(nodeId)),
+        this.readSlot(serviceName, slot),
+      ]);
+      if (!service) throw new NotFoundError('service', serviceName);
+      if (!node) throw new NotFoundError('node', nodeId, 'register it (with a live lease) before claiming tasks');
+      if (held.successor) return held.successor.record;
+      if (!held.primary || held.primary.record.id !== replaces) throw new TaskReplacedError(serviceName, slot, replaces);
+      const id = newTaskId();
+      const compare: Compare[] = [unchanged(service.kv.key, service.kv), unchanged(node.kv.key, node.kv), unchanged(held.primary.kv.key, held.primary.kv), { key, absent: true }];
+      const ops: TxnOp[] = [];
+      const addresses = await this.claimTaskAddresses(service.record, id, attempt, compare, ops);
+      return this.commitTask(key, { ...this.newTask(service.record, slot, nodeId, id, addresses), replaces }, compare, ops);
+    });
+  }
+
+  /** A task record for `slot` on `nodeId` at the service's current version, not started yet. */
+  private newTask(service: ServiceRecord, slot: number, nodeId: string, id: string, addresses: TaskRecord['addresses']): TaskRecord {
+    return {
+      id,
+      service: service.name,
+      slot,
+      node: nodeId,
+      addresses,
+      sandbox: join(this.sandboxDir, `t-${id.slice(0, 12)}`),
+      desiredState: 'running',
+      state: 'new',
+      restarts: 0,
+      updatedAt: this.now().toISOString(),
+      ...(service.version ? { specVersion: service.version } : {}),
+    };
+  }
+
+  /** Both records of a slot: its task and its start-first successor (each absent when not stored). */
+  private async readSlot(serviceName: string, slot: number) {
+    const [primary, successor] = await Promise.all([
+      this.read(TaskRecordSchema, 'task', keys.taskKey(serviceName, slot)),
+      this.read(TaskRecordSchema, 'task', keys.taskSuccessorKey(serviceName, slot)),
+    ]);
+    return { primary, successor };
+  }
+
+  /** Adds to the txn being built the removal of slot `slot`'s successor, when it has one. */
+  private async dropSuccessor(serviceName: string, slot: number, compare: Compare[], ops: TxnOp[]): Promise<void> {
+    const key = keys.taskSuccessorKey(serviceName, slot);
+    const read = await this.read(TaskRecordSchema, 'task', key);
+    compare.push(unchanged(key, read?.kv));
+    if (!read) return;
+    ops.push({ type: 'delete', key }, ...(await this.releaseTaskAddresses(read.record)));
+    await this.recordFinished(read.record, 'replaced', compare, ops);
   }
 
   /** Adds to the txn being built the entry that keeps `task`'s end in its slot's history (`service ps`). */

@@ -4,6 +4,9 @@ import { parseIpv4, parseSubnet } from './ipv4.js';
 import { isIpv6, parseSubnet6 } from './ipv6.js';
 import { CAPABILITY_RULE, CAPABILITIES, normalizeCapability } from '../tasks/capabilities.js';
 import { parseUserSpec, USER_RULE } from '../tasks/task-user.js';
+import { healthcheckSchema, healthcheckSpecSchema, taskHealthSchema } from '../tasks/health-check.js';
+import { restartPolicySchema, restartPolicySpecSchema } from '../tasks/restart-policy.js';
+import { PreviousSpecRecordSchema, UpdateConfigRecordSchema, UpdateConfigSpecSchema, UpdateStatusRecordSchema } from './rollout-records.js';
 import { PlacementRecordSchema, PlacementSpecSchema, PlacementUpdateSchema, serviceModeSchema } from './service-placement.js';
 import { AliasesSchema } from './service-aliases.js';
 
@@ -180,12 +183,24 @@ export const ServiceRecordSchema = z.looseObject({
   capAdd: z.array(storedCapabilitySchema).optional(),
   /** Capabilities removed from Docker's default set (ALL: keep only capAdd). */
   capDrop: z.array(storedCapabilitySchema).optional(),
+  /** Rolling updates (src/model/rolling-update.ts): the spec version tasks are compared to; absent: 0. */
+  version: z.number().int().min(0).optional(),
+  /** Bumped by `service update --force` so every task is replaced with no other change. */
+  forceUpdate: z.number().int().min(0).optional(),
+  updateConfig: UpdateConfigRecordSchema.optional(),
+  rollbackConfig: UpdateConfigRecordSchema.optional(),
+  updateStatus: UpdateStatusRecordSchema.optional(),
+  previousSpec: PreviousSpecRecordSchema.optional(),
   /** Absent: replicated. Global: one task per eligible node, `replicas` unused (src/model/service-placement.ts). */
   mode: serviceModeSchema.optional(),
   /** Docker's --constraint and --replicas-max-per-node; absent: any node, no cap. */
   placement: PlacementRecordSchema.optional(),
   /** DNS aliases by network (Docker's --network name=N,alias=A), answered on that network only; absent: none. */
   aliases: AliasesSchema.optional(),
+  /** Docker's --health-*: the task is ready only when healthy; absent: ready when listening. */
+  healthcheck: healthcheckSchema.optional(),
+  /** Docker's --restart-*; absent (or an absent field): meshnet's default, 100 ms doubling to 5 s, failed after 5 exits in 60 s. */
+  restartPolicy: restartPolicySchema.optional(),
 });
 /** A stored service. */
 export type ServiceRecord = z.infer<typeof ServiceRecordSchema>;
@@ -205,6 +220,12 @@ export const TaskRecordSchema = z.looseObject({
   restarts: z.number().int().min(0),
   message: z.string().optional(),
   updatedAt: z.iso.datetime(),
+  /** The service version whose spec this task runs; absent: 0, the version of services before rolling updates. */
+  specVersion: z.number().int().min(0).optional(),
+  /** Health of a task whose service has a health check (status, failures in a row, results that changed it). */
+  health: taskHealthSchema.optional(),
+  /** A start-first successor: the id of the outdated task of its slot it replaces once ready (src/model/successor-task.ts). */
+  replaces: z.string().optional(),
 });
 /** A stored task. */
 export type TaskRecord = z.infer<typeof TaskRecordSchema>;
@@ -234,9 +255,13 @@ export const ServiceSpecSchema = z.strictObject({
   user: userSchema.optional(),
   capAdd: z.array(capabilitySpecSchema).optional(),
   capDrop: z.array(capabilitySpecSchema).optional(),
+  updateConfig: UpdateConfigSpecSchema.optional(),
+  rollbackConfig: UpdateConfigSpecSchema.optional(),
   mode: serviceModeSchema.optional(),
   placement: PlacementSpecSchema.optional(),
   aliases: AliasesSchema.optional(),
+  healthcheck: healthcheckSpecSchema.optional(),
+  restartPolicy: restartPolicySpecSchema.optional(),
 });
 /** A service spec as users write it. */
 export type ServiceSpec = z.input<typeof ServiceSpecSchema>;
@@ -245,6 +270,12 @@ export type NormalizedServiceSpec = z.output<typeof ServiceSpecSchema>;
 
 /** What updateService may change; networks and endpoint mode are fixed at creation. */
 export const ServiceUpdateSchema = z.strictObject({
+  /** The whole network list (network-add/rm): VIPs are claimed and released as create does. */
+  networks: z.array(networkNameSchema).optional(),
+  updateConfig: UpdateConfigSpecSchema.optional(),
+  rollbackConfig: UpdateConfigSpecSchema.optional(),
+  /** Replace every task even when nothing else changes (Docker's --force). */
+  force: z.boolean().optional(),
   replicas: z.number().int().min(0).max(10_000).optional(),
   command: commandSchema.optional(),
   env: envSchema.optional(),
@@ -256,6 +287,10 @@ export const ServiceUpdateSchema = z.strictObject({
   placement: PlacementUpdateSchema.optional(),
   /** Replaces the whole alias map (every network's list); networks the service does not list are refused. */
   aliases: AliasesSchema.optional(),
+  /** The whole new health check; null removes it (--no-healthcheck). */
+  healthcheck: healthcheckSpecSchema.nullable().optional(),
+  /** The whole new restart policy. */
+  restartPolicy: restartPolicySpecSchema.optional(),
 });
 /** A service update. */
 export type ServiceUpdate = z.input<typeof ServiceUpdateSchema>;

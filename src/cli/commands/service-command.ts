@@ -3,6 +3,8 @@ import { CliError, EXIT, printJson, withCluster } from '../cli-context.js';
 import type { StoreChoice } from '../cli-context.js';
 import { parsePublishFlag } from '../publish-flag.js';
 import { waitForService } from '../convergence.js';
+import { addRolloutFlags, rolloutConfigsFromFlags } from '../rollout-flags.js';
+import { addUpdateFlags, followUpdate, resumesRollout, serviceRollbackCommand, updateFromFlags } from './service-update-command.js';
 import { ENV_NAME, nameProblem, type ServiceSpec } from '../../model/records.js';
 import { CAPABILITY_RULE, normalizeCapability, type CapabilityName } from '../../tasks/capabilities.js';
 import { parseUserSpec, USER_RULE } from '../../tasks/task-user.js';
@@ -14,8 +16,10 @@ import { SERVICE_MODES } from '../../model/service-placement.js';
 import { networkAttachments } from '../network-flag.js';
 import { portsText, serviceLsCommand } from './service-ls.js';
 import { servicePsCommand } from './service-ps.js';
+import { addLifecycleFlags, lifecycleFromFlags, type LifecycleFlags } from '../lifecycle-flags.js';
 
-const collect = (v: string, acc: string[]) => [...acc, v];
+/** Commander's collector of a repeated flag. */
+export const collect = (v: string, acc: string[]) => [...acc, v];
 
 function parseAffinity(v: string): { timeoutSeconds: number } {
   const m = /^client-ip(?:,(\d+))?$/.exec(v);
@@ -59,8 +63,7 @@ function parseCapabilities(flag: string, list: string[]): CapabilityName[] | und
 /** `meshnet service create|ls|inspect|scale|rm`. */
 export function serviceCommand(storeOption: () => StoreChoice): Command {
   const svc = new Command('service').description('replicated and global services');
-  svc
-    .command('create')
+  addLifecycleFlags(addRolloutFlags(svc.command('create')))
     .description('create a service and wait until its tasks run (the command follows the options, after --)')
     .requiredOption('--name <name>', 'service name (also its DNS name)')
     .option('--replicas <n>', 'number of tasks', '1')
@@ -106,6 +109,8 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
         if (capAdd) spec.capAdd = capAdd;
         const capDrop = parseCapabilities('--cap-drop', o['capDrop'] as string[]);
         if (capDrop) spec.capDrop = capDrop;
+        Object.assign(spec, rolloutConfigsFromFlags(o));
+        Object.assign(spec, lifecycleFromFlags(o as LifecycleFlags));
         const placement = placementFromCreateFlags(o, cmd.getOptionValueSource('replicas') === 'cli');
         Object.assign(spec, placement);
         if (placement.mode === 'global') delete spec.replicas;
@@ -134,7 +139,7 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
           ...(view.service ?? { name }),
           // e.g. "2/3 running; 1 pending: no suitable node (1 node matches node.labels.zone==eu, max 1 per node)"
           ...(placed ? { status: placed.text, pending: placed.pending, ...(placed.pendingReason ? { pendingReason: placed.pendingReason } : {}) } : {}),
-          tasks: view.tasks.map((t) => ({ task: taskDisplayName(view.service, t), id: t.id, node: t.node, state: t.state, desiredState: t.desiredState, addresses: t.addresses, restarts: t.restarts })),
+          tasks: view.tasks.map((t) => ({ task: taskDisplayName(view.service, t), id: t.id, node: t.node, state: t.state, desiredState: t.desiredState, specVersion: t.specVersion ?? 0, addresses: t.addresses, restarts: t.restarts, ...(t.message !== undefined ? { message: t.message } : {}), ...(t.health ? { health: t.health } : {}), ...(t.replaces ? { replaces: t.replaces } : {}) })),
           // A node's conflicts that name this service: a published port it shadows or could not claim there.
           nodes: statuses.map((st) => {
             const conflicts = (st.conflicts ?? []).filter((c) => new RegExp(`\\bservice ${name}\\b`).test(c));
@@ -168,8 +173,8 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
         }
       }),
     );
-  addPlacementUpdateFlags(svc.command('update <name>'))
-    .description('change a running service: publish or unpublish ports, replicas, environment, scheduler')
+  addLifecycleFlags(addUpdateFlags(addPlacementUpdateFlags(svc.command('update <name>'))))
+    .description('change a service; a new command (after --), environment or network list, or --force, rolls out a batch at a time (--update-*)')
     .option('--publish-add <spec>', 'publish a port (same forms as --publish; repeat)', collect, [] as string[])
     .option('--publish-rm <port[/proto]>', 'unpublish a port, e.g. 8000 or 5353/udp (repeat)', collect, [] as string[])
     .option('--replicas <n>', 'number of tasks')
@@ -177,7 +182,7 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
     .addOption(new Option('--lb-scheduler <name>', 'how the VIP spreads connections').choices(['rr', 'wrr', 'lc', 'sh', 'mh', 'random']))
     .option('-d, --detach', 'return at once')
     .option('--timeout <seconds>', 'how long to wait', '120')
-    .action(async (name: string, o: Record<string, string | string[] | boolean | undefined>) =>
+    .action(async (name: string, command: string[], o: Record<string, string | string[] | boolean | undefined>) =>
       withCluster(storeOption(), async (cluster) => {
         const current = await cluster.getService(name);
         if (!current) throw new CliError(`no service named ${name}: see meshnet service ls`, EXIT.usage);
@@ -211,12 +216,14 @@ export function serviceCommand(storeOption: () => StoreChoice): Command {
         if (o['lbScheduler']) update.lb = { ...current.lb, scheduler: o['lbScheduler'] as 'rr' };
         const placement = placementFromUpdateFlags(o);
         if (placement) update.placement = placement;
-        if (Object.keys(update).length === 0) throw new CliError('nothing to update: give --publish-add, --publish-rm, --replicas, --env-add, --lb-scheduler, --constraint-add, --constraint-rm or --replicas-max-per-node', EXIT.usage);
+        Object.assign(update, updateFromFlags(name, current, update, command, o));
+        Object.assign(update, lifecycleFromFlags(o as LifecycleFlags, current));
+        if (Object.keys(update).length === 0 && !resumesRollout(current)) throw new CliError('nothing to update: give a new command after --, --env-rm, --network-add, --network-rm, --force, an --update-* flag, --publish-add, --publish-rm, --replicas, --env-add, --lb-scheduler, --constraint-add, --constraint-rm, --replicas-max-per-node, --health-*, --no-healthcheck or --restart-*', EXIT.usage);
         const rec = await cluster.updateService(name, update);
-        console.log(`service ${rec.name} updated${rec.ports.length ? `, published ${portsText(rec)}` : ', publishes nothing'}`);
-        if (!o['detach']) await waitForService(cluster, rec.name, rec.replicas, Number(o['timeout']));
+        await followUpdate(cluster, current, rec, o);
       }),
     );
+  svc.addCommand(serviceRollbackCommand(storeOption));
   addLogFlags(
     svc
       .command('logs <name>')
