@@ -22,7 +22,13 @@ export function libnftablesIo(netns: string): Ip6TableIo {
     run: async (script) => void (await open().runAsync(script)),
     exists: async () => {
       try {
-        return open().run('list tables ip6').split('\n').some((l) => l.trim() === `table ip6 ${IP6_TABLE}`);
+        const found = open().run('list tables ip6').split('\n').some((l) => l.trim() === `table ip6 ${IP6_TABLE}`);
+        // A v4-only namespace keeps no v6 context (nor its socket) after the one look.
+        if (!found) {
+          ctx?.close();
+          ctx = undefined;
+        }
+        return found;
       } catch (err) {
         // An IPVS host without libnftables never wrote a v6 table either.
         if (err instanceof LibnftablesMissingError) return false;
