@@ -166,9 +166,9 @@ export class Agent {
     this.started = true;
     this.observer?.started(this.views());
     // Passes follow events (store changes, process exits) and the deadlines they carry (drains, readiness,
-    // a vanished node's grace), each scheduled on its own; this timer is only a safety net, so an idle
-    // agent wakes a few times a minute.
-    this.timer = setInterval(() => this.kick(), 10_000);
+    // a vanished node's grace, the resync), each scheduled on its own; this timer is only a safety net
+    // should a wake-up be lost, so it runs at the resync's period: an idle agent plans twice a minute.
+    this.timer = setInterval(() => this.kick(), this.config.resyncSeconds * 1000);
     this.kick();
   }
 
@@ -247,19 +247,20 @@ export class Agent {
     const resync = Date.now() - this.lastResync >= this.config.resyncSeconds * 1000;
     // The resync comes on time even when nothing else wakes the agent.
     this.kickSoon(Math.max(0, this.lastResync + this.config.resyncSeconds * 1000 - Date.now()) + (resync ? this.config.resyncSeconds * 1000 : 0));
-    if (resync) {
-      this.lastResync = Date.now();
-      // The periodic full pass also re-reads the store, healing anything a watch could have missed.
-      if (this.mirror.connected) await this.mirror.relist().catch((err: Error) => this.log.warn({ event: 'store.relist_failed', error: err.message }));
-    }
-    // Host sockets are read on the resync and when published ports may have changed, never on every pass.
-    if (resync || snapshot.services !== this.lastServices) this.checkShadowedPorts(snapshot);
-    this.lastServices = snapshot.services;
     // The first pass checks and re-reads everything (adoption). Later resyncs check the node-wide targets
     // and a rotating share of the per-task ones; every tenth also re-reads the node-wide ones through
     // their writers and prunes (NodeReconciler.apply, resyncRound).
     const round = resync ? this.resyncs++ : -1;
     const deep = resync && round % 10 === 0;
+    if (resync) {
+      this.lastResync = Date.now();
+      // A deep resync also re-reads the store, healing anything a watch could have missed (a relist
+      // decodes every record: at every resync it was a good part of an idle agent's CPU).
+      if (deep && this.mirror.connected) await this.mirror.relist().catch((err: Error) => this.log.warn({ event: 'store.relist_failed', error: err.message }));
+    }
+    // Host sockets are read on the resync and when published ports may have changed, never on every pass.
+    if (resync || snapshot.services !== this.lastServices) this.checkShadowedPorts(snapshot);
+    this.lastServices = snapshot.services;
     const report = await this.reconciler.apply(plan, { resync, deep, ...(round > 0 ? { round } : {}) });
     if (this.mirror.connected) {
       // Readiness of a task already found listening is re-read on the deep resync only: a light one stays cheap.

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { rcodeName, type DnsCounters } from '../dns/dns-counters.js';
+import { processesSpawned } from '../sandbox/exec.js';
 import type { TaskStateEvent } from '../tasks/supervisor.js';
 import type { AgentObserver, AgentViews, PassObservation } from './agent-observer.js';
 import { CHANGE_SURFACES, errorSurface, lbSeries, taskStateCounts, TASK_STATES } from './metric-series.js';
@@ -135,6 +136,17 @@ export class AgentMetrics implements AgentObserver {
       },
     });
     this.restarts = new Counter({ name: 'meshnet_task_restarts_total', help: 'Times a task process was started again after it exited, on this node.', registers: [r] });
+    let spawnedSeen = processesSpawned();
+    new Counter({
+      name: 'meshnet_processes_spawned_total',
+      help: 'Helper processes (iptables-save, iptables-restore, ...) the agent started since it began; an idle agent starts almost none.',
+      registers: [r],
+      collect(this: Counter) {
+        const now = processesSpawned();
+        this.inc(now - spawnedSeen);
+        spawnedSeen = now;
+      },
+    });
 
     new Gauge({ name: 'meshnet_store_connected', help: '1 while the store watch is up, 0 while the node runs on its last state.', registers: [r], collect: () => this.setGauge('meshnet_store_connected', this.views?.storeConnected() ? 1 : 0) });
     new Gauge({ name: 'meshnet_store_revision', help: 'The store revision the agent\'s mirror has seen up to.', registers: [r], collect: () => this.setGauge('meshnet_store_revision', this.views?.storeRevision() ?? 0) });

@@ -183,7 +183,7 @@ function taskHop(ctx: BackendContext, task: TaskRecord, b: ChosenBackend): Hop {
     const rule = (tv.nat[TASK_CHAIN] ?? []).find((r) => matchesPort(r.rule, ctx.protocol, published) && r.rule.includes(`-d ${ip}/32`));
     if (jump) details.push(`nat PREROUTING: ${jump.rule}   [${countersText(jump)}]`);
     if (rule) details.push(`nat ${TASK_CHAIN}: ${rule.rule}   [${countersText(rule)}]`);
-    const fix = `the agent on ${node} writes it on its next pass (its full pass every --resync-seconds repairs rules changed by hand); check it runs: meshnet node ls`;
+    const fix = `the agent on ${node} writes it on its next pass (rules changed by hand in a task's namespace are repaired within the hour; restarting the agent repairs them at once); check it runs: meshnet node ls`;
     if (!jump) at(`nat PREROUTING of ${name} does not jump to ${TASK_CHAIN}`, fix);
     if (!rule) at(`${name} has no REDIRECT of ${published}/${ctx.protocol} to ${targetPort}`, fix);
     const to = rule ? /--to-ports (\d+)/.exec(rule.rule)?.[1] : undefined;

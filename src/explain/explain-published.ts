@@ -139,7 +139,7 @@ function hostDnatHop(facts: ClusterFacts, host: HostView, t: PublishedTarget, pu
   const filter = (host.iptables['filter']?.[INGRESS_CHAIN] ?? []).find((r) => matchesPort(r.rule, t.protocol, t.port) && r.rule.includes('-j ACCEPT') && r.rule.startsWith('-d '));
   if (filter && !local) details.push(`filter ${INGRESS_CHAIN}: ${filter.rule}   [${countersText(filter)}]`);
   const at = (message: string, fix: string, severity: Problem['severity'] = 'stop') => problems.push({ severity, node: t.node, namespace: 'host', message, fix });
-  const agentFix = `the agent on ${t.node} writes it on its next pass (its full pass every --resync-seconds repairs rules changed by hand); check it runs (meshnet node ls) and read its log`;
+  const agentFix = `the agent on ${t.node} writes it on its next pass (rules changed by hand on the host are repaired within 10 resyncs, 5 minutes by default); check it runs (meshnet node ls) and read its log`;
   if (!pub) {
     at(`no service publishes ${t.port}/${t.protocol}${rule ? ` (a stale ${INGRESS_CHAIN} rule is left: the agent removes it)` : ''}`, `publish it: meshnet service update SERVICE --publish-add ${t.port}:TARGET${t.protocol === 'udp' ? '/udp' : ''} (or service create ... -p ${t.port}:TARGET)`);
   } else if (!rule) {

@@ -487,14 +487,14 @@ export class SqliteKvStore implements KvStore {
   private ensurePolling(): void {
     if (this.pollTimer !== undefined) return;
     // Every commit of any process writes the WAL file: inotify on it wakes the watchers within a
-    // millisecond or two, so the timer only backs it up and an idle agent wakes a few times a second
-    // instead of forty. Without the file (a store not in WAL mode yet, or :memory:) the timer polls fast.
+    // millisecond or two, so the timer only backs it up (every 2 s) and an idle agent wakes on commits
+    // instead of forty times a second. Without the file (a store not in WAL mode yet, or :memory:) the timer polls fast.
     let interval = this.pollIntervalMs;
     if (this.path !== ':memory:' && this.walWatcher === undefined) {
       try {
         this.walWatcher = watch(`${this.path}-wal`, { persistent: false }, () => this.schedulePoll());
         this.walWatcher.on('error', () => undefined);
-        interval = Math.max(this.pollIntervalMs, 500);
+        interval = Math.max(this.pollIntervalMs, 2000);
       } catch {
         this.walWatcher = undefined;
       }
