@@ -8,6 +8,7 @@ import {
 import { commentMatch, establishedFrom as established, portMatch as match } from './iptables-match.js';
 import { hasComment, type IptablesState } from './iptables-save-parse.js';
 import type { HostPlan, TaskPlan } from './mesh-plan.js';
+import { FAMILY_TEXT, type AddressFamily } from './iptables-family.js';
 
 /** The chain Docker uses for published ports; kept so operators find what they know. */
 export const INGRESS_CHAIN = 'DOCKER-INGRESS';
@@ -37,8 +38,12 @@ function networkOf(cidr: string): string {
   return `${[24, 16, 8, 0].map((s) => Math.floor(masked / 2 ** s) % 256).join('.')}/${len}`;
 }
 
-/** The host namespace's rules for a plan: DOCKER-INGRESS (nat, filter), mode=host DNATs, masquerades. */
-export function hostRuleSet(host: HostPlan): IptablesRuleSet {
+/**
+ * The host namespace's rules for a plan: DOCKER-INGRESS (nat, filter), mode=host DNATs, masquerades. With `ipv6`
+ * the plan's addresses and gwbridge subnet are its v6 ones and the set is for the ip6tables writer.
+ */
+export function hostRuleSet(host: HostPlan, family: AddressFamily = 'ipv4'): IptablesRuleSet {
+  const f = FAMILY_TEXT[family];
   const c = commentMatch(HOST_COMMENT);
   const gw = host.gwbridge.name;
   const chains: OwnedChain[] = [];
@@ -52,7 +57,7 @@ export function hostRuleSet(host: HostPlan): IptablesRuleSet {
       name: INGRESS_CHAIN,
       rules: [
         ...host.ingressPorts.map(
-          (p) => `${match(p.protocol, 'dport', p.port)} -j DNAT --to-destination ${host.sboxAddress}:${p.port}`,
+          (p) => `${match(p.protocol, 'dport', p.port)} -j DNAT --to-destination ${f.hostPort(host.sboxAddress, p.port)}`,
         ),
         '-j RETURN',
       ],
@@ -66,7 +71,7 @@ export function hostRuleSet(host: HostPlan): IptablesRuleSet {
       name: HOSTPORT_CHAIN,
       rules: [
         ...host.hostModePorts.map(
-          (p) => `${match(p.protocol, 'dport', p.port)} -j DNAT --to-destination ${p.taskAddress}:${p.targetPort}`,
+          (p) => `${match(p.protocol, 'dport', p.port)} -j DNAT --to-destination ${f.hostPort(p.taskAddress, p.targetPort)}`,
         ),
         '-j RETURN',
       ],
@@ -83,12 +88,12 @@ export function hostRuleSet(host: HostPlan): IptablesRuleSet {
       // order this jump and the isolation chain (gwbridge-isolation.ts) end up in FORWARD.
       rules: [
         ...host.ingressPorts.flatMap((p) => [
-          `-d ${host.sboxAddress}/32 -o ${gw} ${match(p.protocol, 'dport', p.port)} ${DNATED} -j ACCEPT`,
-          `-s ${host.sboxAddress}/32 -i ${gw} ${established(p.protocol, p.port)} -j ACCEPT`,
+          `-d ${host.sboxAddress}/${f.hostBits} -o ${gw} ${match(p.protocol, 'dport', p.port)} ${DNATED} -j ACCEPT`,
+          `-s ${host.sboxAddress}/${f.hostBits} -i ${gw} ${established(p.protocol, p.port)} -j ACCEPT`,
         ]),
         ...host.hostModePorts.flatMap((p) => [
-          `-d ${p.taskAddress}/32 -o ${gw} ${match(p.protocol, 'dport', p.targetPort)} ${DNATED} -j ACCEPT`,
-          `-s ${p.taskAddress}/32 -i ${gw} ${established(p.protocol, p.targetPort)} -j ACCEPT`,
+          `-d ${p.taskAddress}/${f.hostBits} -o ${gw} ${match(p.protocol, 'dport', p.targetPort)} ${DNATED} -j ACCEPT`,
+          `-s ${p.taskAddress}/${f.hostBits} -i ${gw} ${established(p.protocol, p.targetPort)} -j ACCEPT`,
         ]),
         '-j RETURN',
       ],
@@ -105,7 +110,7 @@ export function hostRuleSet(host: HostPlan): IptablesRuleSet {
   builtins.push({
     table: 'nat',
     chain: 'POSTROUTING',
-    rule: `-s ${networkOf(host.gwbridge.subnet)} ! -o ${gw} ${c} -j MASQUERADE`,
+    rule: `-s ${family === 'ipv4' ? networkOf(host.gwbridge.subnet) : host.gwbridge.subnet} ! -o ${gw} ${c} -j MASQUERADE`,
   });
   return {
     comment: HOST_COMMENT,
@@ -120,8 +125,8 @@ export function emptyHostRuleSet(): IptablesRuleSet {
   return { comment: HOST_COMMENT, ownedChains: HOST_OWNED_CHAINS, chains: [], builtins: [] };
 }
 
-/** A task namespace's rules: published port -> target port on its ingress address. */
-export function taskRuleSet(task: Pick<TaskPlan, 'redirects'>): IptablesRuleSet {
+/** A task namespace's rules: published port -> target port on its ingress address (v6 twin: `ipv6`). */
+export function taskRuleSet(task: Pick<TaskPlan, 'redirects'>, family: AddressFamily = 'ipv4'): IptablesRuleSet {
   const chains: OwnedChain[] = [];
   const builtins: BuiltinRule[] = [];
   if (task.redirects.length > 0) {
@@ -129,7 +134,7 @@ export function taskRuleSet(task: Pick<TaskPlan, 'redirects'>): IptablesRuleSet 
       table: 'nat',
       name: TASK_CHAIN,
       rules: task.redirects.map(
-        (r) => `-d ${r.address}/32 ${match(r.protocol, 'dport', r.port)} -j REDIRECT --to-ports ${r.targetPort}`,
+        (r) => `-d ${r.address}/${FAMILY_TEXT[family].hostBits} ${match(r.protocol, 'dport', r.port)} -j REDIRECT --to-ports ${r.targetPort}`,
       ),
     });
     builtins.push({ table: 'nat', chain: 'PREROUTING', rule: `${commentMatch(TASK_COMMENT)} -j ${TASK_CHAIN}` });

@@ -2,6 +2,7 @@ import type { Logger } from '../log/logger.js';
 import { execIn, type ExecResult } from '../sandbox/exec.js';
 import { IptablesCommandError } from './errors.js';
 import { renderRestore, ruleSetState, tablesOf } from './iptables-render.js';
+import type { AddressFamily } from './iptables-family.js';
 import type { IptablesRuleSet, IptablesTable } from './iptables-ruleset.js';
 import { parseIptablesSave, type IptablesState } from './iptables-save-parse.js';
 
@@ -12,8 +13,6 @@ import { parseIptablesSave, type IptablesState } from './iptables-save-parse.js'
  */
 export type IptablesFlavor = 'auto' | 'nft' | 'legacy';
 
-/** Which address family a writer owns: `ipv6` runs the ip6tables tools (dual-stack published ports only). */
-export type IptablesFamily = 'ipv4' | 'ipv6';
 
 /** Runs a command in the writer's namespace with `input` on stdin; resolves with the exit code instead of throwing. */
 export type IptablesRunner = (argv: string[], input?: string) => Promise<ExecResult>;
@@ -23,10 +22,10 @@ export interface IptablesWriterOptions {
   netns: string | null;
   flavor?: IptablesFlavor;
   /**
-   * Default ipv4. A namespace has one writer per family, and the ipv6 one is created only when a network asks for
-   * v6, so a v4-only host never runs an ip6tables tool.
+   * Which family it owns (default ipv4); `ipv6` runs the ip6tables tools. A namespace has one writer per family,
+   * and the ipv6 one is created only when a network asks for v6, so a v4-only host never runs an ip6tables tool.
    */
-  family?: IptablesFamily;
+  family?: AddressFamily;
   /** How commands run; default: execIn inside `netns`. Tests pass a fake that counts forks. */
   run?: IptablesRunner;
   /** Where writes and repairs are reported; none: silent (no pino is loaded, as in the IPVS test VM). */
@@ -67,7 +66,7 @@ const TIMEOUT_MS = 30_000;
  */
 export class IptablesWriter {
   readonly netns: string | null;
-  readonly family: IptablesFamily;
+  readonly family: AddressFamily;
   private readonly flavor: IptablesFlavor;
   private readonly run: IptablesRunner;
   private readonly log: Logger | undefined;
