@@ -34,7 +34,8 @@ export class EspUnavailableError extends NetlinkError {
       errno,
       'create',
       object,
-      'this kernel has no ESP or no rfc4106(gcm(aes)): it needs CONFIG_INET_ESP and CONFIG_CRYPTO_GCM (modprobe esp4 gcm); until then the encrypted networks carry no traffic from this host, never cleartext',
+      // ENOENT also when seqiv finds no "stdrng" to seed its IVs from: seen in the kernel VM before drbg was loaded.
+      'this kernel has no ESP or no rfc4106(gcm(aes)): it needs CONFIG_INET_ESP, CONFIG_CRYPTO_GCM, CONFIG_CRYPTO_SEQIV and a default RNG (modprobe esp4 gcm seqiv drbg); until then the encrypted networks carry no traffic from this host, never cleartext',
     );
   }
 }

@@ -16,7 +16,8 @@ import type { TaskRecord } from '../../src/model/records.js';
 // --key-rotation. What arrives on host-b's underlay is counted in its raw PREROUTING (before any
 // decryption; `--pol none` counts only datagrams that came as cleartext). Where the kernel has no
 // ESP (this machine's: CONFIG_INET_ESP unset) the encrypted network must fail closed: no cleartext,
-// no traffic; where it has ESP, traffic flows as ESP and a rotation loses no request.
+// no traffic; where it has ESP, traffic flows as ESP and a rotation loses no request. The ESP data
+// path itself is proven on a kernel that has it in test/vm/kernel-vm.test.ts (esp-vm-scenario.ts).
 
 let lab: Lab;
 let cl: ClusterLab;

@@ -1,30 +1,18 @@
 /**
- * Runs inside the IPVS test VM (as compiled JavaScript, started by ipvs-vm-init.sh):
- * programs IPVS through meshnet's codec, client and backend, and prints what the kernel
- * shows, between markers the vitest side parses. Not a test file itself.
+ * Runs inside the kernel test VM (compiled, started by vm-main.ts): programs IPVS through
+ * meshnet's codec, client and backend, and prints what the kernel shows, between markers the
+ * vitest side parses. Not a test file itself.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { withNetns } from '../../src/sandbox/netns-switch.js';
 import type { LbTable } from '../../src/vip/lb-table.js';
 import type { IpvsDest, IpvsService } from '../../src/vip/ipvs/codec.js';
 import { IpvsClient, IpvsRequestError, probeIpvs } from '../../src/vip/ipvs/ipvs-client.js';
 import { IpvsBackend, ipvsSysctls, type CommandRunner } from '../../src/vip/ipvs/ipvs-backend.js';
+import { section, sh, stage } from './vm-console.js';
 
 const LB_NS = '/run/netns/lb';
-
-function section(name: string, body: string): void {
-  process.stdout.write(`=== BEGIN ${name} ===\n${body.trimEnd()}\n=== END ${name} ===\n`);
-}
-
-function sh(argv: string[], input?: string): string {
-  try {
-    return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000, input: input ?? '', stdio: ['pipe', 'pipe', 'pipe'] });
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string; message: string };
-    return `ERROR ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`;
-  }
-}
 
 /** Runs a command inside the lb namespace, feeding `input` on stdin. */
 const runInLb: CommandRunner = (argv, input) =>
@@ -219,15 +207,11 @@ async function everyPortVip(): Promise<void> {
   section('EVERYPORT', JSON.stringify({ first, second, readBack, ipvsadm, mangle, port80, port8080 }));
 }
 
-const stage = (name: string) => process.stdout.write(`=== STAGE ${name} ${readFileSync('/proc/uptime', 'utf8').trim()} ===\n`);
-stage('scenario');
-try {
+/** The IPVS half of the VM run: the client, the backend with traffic, the every-port VIP. */
+export async function ipvsScenario(): Promise<void> {
   await programThroughClient();
   stage('programmed');
   await balanceTraffic();
   stage('balanced');
   await everyPortVip();
-} catch (e) {
-  section('SCENARIO_ERROR', e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}` : String(e));
-  process.exitCode = 1;
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
-# /init of the IPVS test VM (busybox sh). Loads the modules, builds a client / lb / two
-# backends lab of network namespaces, runs meshnet's scenario (node), prints results between
+# /init of the kernel test VM (busybox sh). Loads the modules, builds the namespaces of the
+# IPVS lab (client / lb / two backends) and of the ESP lab (hosts h1, h2 routed through w, tasks
+# t1, t2), runs meshnet's scenarios (node, vm-main.js), prints results between
 # "=== BEGIN x ===" / "=== END x ===" markers on the serial console and powers off.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -23,7 +24,10 @@ IP=/usr/sbin/ip
 printf '%s\n' 'link set lo up' 'netns add c' 'netns add lb' 'netns add b1' 'netns add b2' \
   'link add c0 netns c type veth peer name l0 netns lb' \
   'link add b0 netns b1 type veth peer name l1 netns lb' \
-  'link add b0 netns b2 type veth peer name l2 netns lb' >/tmp/root.ip
+  'link add b0 netns b2 type veth peer name l2 netns lb' \
+  'netns add h1' 'netns add h2' 'netns add w' 'netns add t1' 'netns add t2' \
+  'link add e0 netns h1 type veth peer name w1 netns w' \
+  'link add e0 netns h2 type veth peer name w2 netns w' >/tmp/root.ip
 printf '%s\n' 'link set lo up' 'addr add 10.1.0.2/24 dev c0' 'link set c0 up' 'route add default via 10.1.0.1' >/tmp/c.ip
 printf '%s\n' 'link set lo up' 'addr add 10.1.0.1/24 dev l0' 'link set l0 up' 'addr add 10.2.0.1/24 dev l1' 'link set l1 up' \
   'addr add 10.3.0.1/24 dev l2' 'link set l2 up' 'addr add 10.99.0.100/32 dev lo' 'addr add 10.99.0.101/32 dev lo' 'addr add 10.99.0.102/32 dev lo' >/tmp/lb.ip
@@ -38,10 +42,14 @@ for i in 1 2; do
   nsenter --net=/run/netns/b$i httpd -p 80 -h /www/b$i || fail=1
   nsenter --net=/run/netns/b$i httpd -p 8080 -h /www/b$i || fail=1
 done
+# The ESP lab's task t2 serves HTTP and iperf3; its addresses come later, from meshnet's overlay.
+mkdir -p /www/t2 && echo t2 >/www/t2/index.html
+nsenter --net=/run/netns/t2 httpd -p 80 -h /www/t2 || fail=1
+nsenter --net=/run/netns/t2 iperf3 -s -D || fail=1
 echo "=== STAGE lab $(cat /proc/uptime) ==="
 
 cd /app
-/usr/bin/node dist/test/vm/ipvs-vm-scenario.js || { echo "=== FAIL scenario exit $? ==="; fail=1; }
+/usr/bin/node dist/test/vm/vm-main.js || { echo "=== FAIL scenario exit $? ==="; fail=1; }
 echo "=== STAGE done $(cat /proc/uptime) ==="
 echo "=== RESULT $([ $fail = 0 ] && echo ok || echo failed) ==="
 poweroff -f
