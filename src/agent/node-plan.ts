@@ -20,6 +20,7 @@ import type { IptablesRuleSet } from '../mesh/iptables-ruleset.js';
 import type { GwLeg } from './gwbridge.js';
 import { EastWestPlanner } from './lb-plan.js';
 import { nodeEncryption } from '../overlay/encryption-target.js';
+import { overlayUnderlayMtu } from '../overlay/encryption-mtu.js';
 import type { EncryptionPlan } from '../overlay/encryption-plan.js';
 import type { Keyring } from '../overlay/keyring.js';
 import { addressIpv6, v6Field } from '../model/dual-stack.js';
@@ -365,7 +366,7 @@ function overlayInputs(settings: NodeSettings, facts: NodeFacts, ctx: OverlayCon
     }
     overlays.push({
       network: { name: net.name, vni: net.vni, subnet: net.subnet, gateway: net.gateway, ...(net.subnet6 && net.gateway6 ? { subnet6: net.subnet6, gateway6: net.gateway6 } : {}) },
-      underlayMtu: settings.underlayMtu,
+      underlayMtu: overlayUnderlayMtu(settings.underlayMtu, net.options),
       localVtep: settings.underlayIp,
       local,
       remote,
