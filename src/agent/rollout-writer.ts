@@ -22,7 +22,7 @@ export async function writeRolloutSteps(cluster: Cluster, steps: readonly Rollou
         continue;
       }
       const saved = await cluster.setUpdateStatus(step.service, (fresh) =>
-        (fresh.version ?? 0) === step.version ? rolloutDecision(fresh, tasks, Date.now()).status : undefined,
+        (fresh.version ?? 0) === step.version ? rolloutDecision(fresh, tasks, Date.now(), step.slots).status : undefined,
       );
       if (saved?.updateStatus) {
         const s = saved.updateStatus;

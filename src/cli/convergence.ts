@@ -1,6 +1,7 @@
 import type { Cluster } from '../model/cluster.js';
 import type { ServiceRecord, TaskRecord } from '../model/records.js';
 import { taskVersion } from '../model/rolling-update.js';
+import { isGlobal } from '../model/cluster-placement.js';
 import { serviceVersion } from '../model/service-update-spec.js';
 import { CliError, EXIT } from './cli-context.js';
 import { waitTarget } from './placement-status.js';
@@ -51,12 +52,15 @@ export async function waitForService(cluster: Cluster, service: string, replicas
 /** One line of rollout progress: state, tasks at the new version and running, failures. */
 export function rolloutLine(service: ServiceRecord, tasks: readonly TaskRecord[]): string {
   const version = serviceVersion(service);
-  const mine = tasks.filter((t) => t.service === service.name && t.slot <= service.replicas && !t.external);
+  // A global service has no replica count: its tasks' slots are its nodes'.
+  const global = isGlobal(service);
+  const mine = tasks.filter((t) => t.service === service.name && (global || t.slot <= service.replicas) && !t.external);
+  const total = global ? new Set(mine.map((t) => t.slot)).size : service.replicas;
   const updated = mine.filter((t) => taskVersion(t) === version && t.state === 'running' && t.desiredState === 'running').length;
   const draining = mine.filter((t) => t.desiredState !== 'running').length;
   const failed = service.updateStatus?.failedTasks?.length ?? 0;
   const state = service.updateStatus?.state ?? 'completed';
-  return `${service.name}: ${state.replace('_', ' ')}, ${updated}/${service.replicas} tasks at version ${version} running${draining ? `, ${draining} draining` : ''}${failed ? `, ${failed} failed` : ''}`;
+  return `${service.name}: ${state.replace('_', ' ')}, ${updated}/${total} tasks at version ${version} running${draining ? `, ${draining} draining` : ''}${failed ? `, ${failed} failed` : ''}`;
 }
 
 /**

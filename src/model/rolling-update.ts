@@ -75,11 +75,20 @@ export function taskFailure(task: TaskRecord, monitorMs: number, now: number): s
   return undefined;
 }
 
-/** The rollout decision for `service` from its tasks (any order; other services' tasks are ignored). */
-export function rolloutDecision(service: ServiceRecord, allTasks: readonly TaskRecord[], now: number): RolloutDecision {
+/** Slots 1..replicas: a replicated service's slots. */
+export function replicaSlots(replicas: number): number[] {
+  return Array.from({ length: replicas }, (_, i) => i + 1);
+}
+
+/**
+ * The rollout decision for `service` from its tasks (any order; other services' tasks are ignored), over
+ * `slots`: 1..replicas for a replicated service; a global one's are the slots placement gives its nodes.
+ */
+export function rolloutDecision(service: ServiceRecord, allTasks: readonly TaskRecord[], now: number, slots: readonly number[] = replicaSlots(service.replicas)): RolloutDecision {
   const status = service.updateStatus;
   const version = serviceVersion(service);
-  const tasks = allTasks.filter((t) => t.service === service.name && !t.external && t.slot >= 1 && t.slot <= service.replicas);
+  const slotSet = new Set(slots);
+  const tasks = allTasks.filter((t) => t.service === service.name && !t.external && slotSet.has(t.slot));
   // Successors of another version (the update was rolled back or updated again) go, whatever the rollout's state.
   const stale = tasks.filter((t) => isSuccessor(t) && t.desiredState === 'running' && taskVersion(t) !== version);
   if (!status || !rolloutActive(service)) return { replace: [], retire: stale };
@@ -95,7 +104,7 @@ export function rolloutDecision(service: ServiceRecord, allTasks: readonly TaskR
   if (found.length > 0) {
     const firstWhy = found[0]!.why!;
     const failures = [...failed].sort();
-    const over = failed.size / Math.max(service.replicas, 1) > config.maxFailureRatio;
+    const over = failed.size / Math.max(slots.length, 1) > config.maxFailureRatio;
     next = { ...status, failedTasks: failures };
     if (over && config.failureAction === 'pause') {
       return { replace: [], retire: stale, status: { ...next, state: rollingBack ? 'rollback_paused' : 'paused', message: `${rollingBack ? 'rollback' : 'update'} paused: ${firstWhy}` } };
@@ -115,7 +124,7 @@ export function rolloutDecision(service: ServiceRecord, allTasks: readonly TaskR
   const watch = (t: TaskRecord) => {
     if (config.monitorMs > 0) monitorEnds = Math.min(monitorEnds, Date.parse(t.updatedAt) + config.monitorMs + 1);
   };
-  for (let slot = 1; slot <= service.replicas; slot++) {
+  for (const slot of slots) {
     const held = tasks.filter((t) => t.slot === slot && !isSuccessor(t));
     const task = held.find((t) => t.desiredState === 'running') ?? held[0];
     const successor = tasks.find((t) => t.slot === slot && isSuccessor(t) && t.desiredState === 'running' && taskVersion(t) === version);
