@@ -273,7 +273,6 @@ describe('resyncRound: what a numbered resync checks', () => {
     ['gwleg', 'mn-sbox'],
     ['lb', '/run/meshnet/netns/ingress_sbox'],
     ['hostrules', 'host'],
-    ['overlay', 'appnet'],
     ['sysctl', 'host net.ipv4.ip_forward'],
   ];
 
@@ -282,8 +281,11 @@ describe('resyncRound: what a numbered resync checks', () => {
     for (const [s, t] of nodeTargets) expect(isTaskTarget(s, t), `${s} ${t}`).toBe(false);
   });
 
-  it('checks node-wide targets on every round', () => {
+  it('checks node-wide targets on every round, and overlays (which read every endpoint) every CHECK_ROUNDS', () => {
     for (let round = 1; round < 30; round++) for (const [s, t] of nodeTargets) expect(resyncRound(s, t, round)).toEqual({ check: true, deep: true });
+    const overlayRounds = Array.from({ length: 30 }, (_, r) => r + 1).filter((r) => resyncRound('overlay', 'appnet', r).check);
+    expect(overlayRounds).toEqual([10, 20, 30]);
+    expect(isTaskTarget('overlay', 'appnet')).toBe(false);
   });
 
   it('checks each per-task target once every CHECK_ROUNDS rounds and re-reads it once every DEEP_ROUNDS', () => {

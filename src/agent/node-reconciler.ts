@@ -59,6 +59,8 @@ export interface NodeAdapters {
     applyHost(plan: HostPlan | null, opts: { resync: boolean }): Promise<boolean>;
     /** One rule set of the host firewall (each is its own owner in the host's iptables writer). */
     applyHostFirewall(set: IptablesRuleSet, opts: { resync: boolean }): Promise<boolean>;
+    /** The host's v6 DOCKER-INGRESS (null: remove it); absent: this node never writes ip6tables. */
+    applyHost6?(set: IptablesRuleSet | null, opts: { resync: boolean }): Promise<boolean>;
     /** A task's REDIRECT rules and return route. */
     applyTask(rules: TaskRules, opts: { resync: boolean }): Promise<boolean>;
     /** Forgets a task namespace that went away (its writer's cached state). */
@@ -82,12 +84,15 @@ export function isTaskTarget(surface: Surface, target: string): boolean {
 
 /**
  * What periodic resync number `round` does with one target. Node-wide targets (bridge, host rules,
- * overlays, the ingress sandbox) are checked on every resync. Per-task targets are spread over rounds
+ * the ingress sandbox) are checked on every resync, overlays every CHECK_ROUNDS. Per-task targets are spread over rounds
  * by a stable hash, so an idle node's resync costs O(tasks / CHECK_ROUNDS) netlink reads and
  * O(tasks / DEEP_ROUNDS) iptables-save forks instead of O(tasks) of each: the fork of a large agent
  * is what an idle node spent its CPU on (about 25 ms each at 100 tasks).
  */
 export function resyncRound(surface: Surface, target: string, round: number): { check: boolean; deep: boolean } {
+  // An overlay's check reads every local endpoint's namespace (link, addresses, routes): O(tasks) on the
+  // ingress network, so it comes with the deep rounds, like the per-task targets' share.
+  if (surface === 'overlay') return { check: round % CHECK_ROUNDS === 0, deep: round % CHECK_ROUNDS === 0 };
   if (!isTaskTarget(surface, target)) return { check: true, deep: true };
   const h = createHash('sha256').update(target).digest().readUInt32BE(0);
   const deep = h % DEEP_ROUNDS === round % DEEP_ROUNDS;
@@ -232,6 +237,13 @@ export class NodeReconciler {
     await this.target(r, 'hostrules', 'host', plan.hostRules, async () => {
       if (await this.a.mesh.applyHost(plan.hostRules, { resync: deep })) r.meshRules++;
     });
+    // ip6tables only once the ingress is dual stack (then until the rules are gone): v4-only nodes never fork it.
+    const applyHost6 = this.a.mesh.applyHost6;
+    if (applyHost6 && (plan.hostRules6 || this.cache.get('hostrules', 'host6'))) {
+      await this.target(r, 'hostrules', 'host6', plan.hostRules6 ?? null, async () => {
+        if (await applyHost6(plan.hostRules6 ?? null, { resync: deep })) r.meshRules++;
+      });
+    }
     await this.target(r, 'health', 'host', plan.health, async () => {
       await this.a.health.reconcile(plan.health);
       r.health++;

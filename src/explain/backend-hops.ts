@@ -111,7 +111,7 @@ function entryChecks(
   const mac = peer.mac.toLowerCase();
   const fdb = ov.fdb.filter((f) => f.mac.toLowerCase() === mac);
   const neigh = ov.neighbors.find((n) => n.ip === peer.ip);
-  const fixFdb = `the agent restores it on its next full pass (--resync-seconds, 30 s by default); at once: ${inNs(ov.path)}bridge fdb replace ${mac} dev vxlan0 dst ${vtep ?? '<VTEP>'} self permanent`;
+  const fixFdb = `the agent restores it within 10 resyncs (5 minutes by default); at once: ${inNs(ov.path)}bridge fdb replace ${mac} dev vxlan0 dst ${vtep ?? '<VTEP>'} self permanent`;
   // Entries without a destination are the bridge's own (learned on the vxlan0 port): they carry no frame to a VTEP.
   const toVtep = fdb.filter((f) => f.dst !== undefined);
   for (const f of fdb) details.push(f.dst ? `fdb ${f.mac} dst ${f.dst}${f.permanent ? ' permanent' : ''}` : `fdb ${f.mac} (bridge entry, no VTEP)`);
