@@ -88,4 +88,9 @@ describe('service ps rows', () => {
     ];
     for (const [ms, words] of cases) expect(humanDuration(ms), String(ms)).toBe(words);
   });
+
+  it('names a global service\'s tasks, current and finished, by node as Docker does', () => {
+    const g = psRows('web', [task(1, { node: 'host-a' }), task(2, { node: 'host-b' })], new Map([[2, [finished('h2', 5, { node: 'host-b' })]]]), { global: true });
+    expect(g.map((r) => r.name)).toEqual(['web.host-a', 'web.host-b', 'web.host-b']);
+  });
 });

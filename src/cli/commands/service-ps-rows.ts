@@ -42,17 +42,18 @@ function currentError(t: TaskRecord): string {
 }
 
 /** The rows of one service: slot by slot, the current task first, then its finished tasks newest first. */
-export function psRows(service: string, tasks: readonly TaskRecord[], history: ReadonlyMap<number, readonly FinishedTask[]>): PsRow[] {
+export function psRows(service: string, tasks: readonly TaskRecord[], history: ReadonlyMap<number, readonly FinishedTask[]>, opts: { global?: boolean } = {}): PsRow[] {
   const slots = [...new Set([...tasks.filter((t) => t.service === service).map((t) => t.slot), ...history.keys()])].sort((a, b) => a - b);
   const rows: PsRow[] = [];
   for (const slot of slots) {
-    const name = `${service}.${slot}`;
+    // Docker names a global service's tasks by node (web.host-a), a replicated one's by slot (web.1).
+    const nameOn = (node: string): string => (opts.global ? `${service}.${node}` : `${service}.${slot}`);
     // A slot may hold two current tasks during a start-first update: its task, then the successor (`replaces`).
     const current = tasks.filter((t) => t.service === service && t.slot === slot).sort((a, b) => Number(a.replaces !== undefined) - Number(b.replaces !== undefined));
     for (const t of current) {
       rows.push({
         id: t.id,
-        name,
+        name: nameOn(t.node),
         service,
         slot,
         node: t.node,
@@ -67,7 +68,7 @@ export function psRows(service: string, tasks: readonly TaskRecord[], history: R
     for (const h of history.get(slot) ?? []) {
       rows.push({
         id: h.id,
-        name,
+        name: nameOn(h.node),
         service,
         slot,
         node: h.node,

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { isGlobal } from '../../model/cluster-placement.js';
 import { CliError, EXIT, printJson, withCluster, type StoreChoice } from '../cli-context.js';
 import { nameProblem } from '../../model/records.js';
 import { readServiceHistory, TASK_HISTORY_RETENTION_LIMIT } from '../../model/task-history.js';
@@ -26,9 +27,10 @@ export function servicePsCommand(storeOption: () => StoreChoice): Command {
       const rows: PsRow[] = await withCluster(storeOption(), async (cluster, store) => {
         const out: PsRow[] = [];
         for (const name of new Set(names)) {
-          if (!(await cluster.getService(name))) throw new CliError(`no service named ${name}: see meshnet service ls`, EXIT.usage);
+          const record = await cluster.getService(name);
+          if (!record) throw new CliError(`no service named ${name}: see meshnet service ls`, EXIT.usage);
           const [tasks, history] = await Promise.all([cluster.listTasks({ service: name }), readServiceHistory(store, name)]);
-          out.push(...psRows(name, tasks, history));
+          out.push(...psRows(name, tasks, history, { global: isGlobal(record) }));
         }
         return out;
       });

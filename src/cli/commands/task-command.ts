@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { taskDisplayName } from '../placement-status.js';
 import { CliError, EXIT, printJson, withCluster } from '../cli-context.js';
 import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
@@ -113,10 +114,11 @@ export function taskCommand(storeOption: () => StoreChoice): Command {
         if (o.node) filter.node = o.node;
         const tasks = await cluster.listTasks(filter);
         if (o.json) return printJson(tasks);
+        const services = new Map((await cluster.listServices()).map((s) => [s.name, s] as const));
         console.log(
           renderTable(
             withHealthColumn(tasks, ['TASK', 'NODE', 'DESIRED', 'STATE', 'RESTARTS', 'ADDRESSES', 'MESSAGE']),
-            tasks.map((t) => withHealthColumn(tasks, [`${t.service}.${t.slot}`, t.node, t.desiredState, t.state, t.restarts, Object.entries(t.addresses).map(([n, a]) => `${n}=${a.ip}`).join(' '), t.message ?? ''], t)),
+            tasks.map((t) => withHealthColumn(tasks, [taskDisplayName(services.get(t.service), t), t.node, t.desiredState, t.state, t.restarts, Object.entries(t.addresses).map(([n, a]) => `${n}=${a.ip}`).join(' '), t.message ?? ''], t)),
           ),
         );
       }),
