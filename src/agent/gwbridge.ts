@@ -1,6 +1,7 @@
 import { Rtnl, type AddressInfo } from '../sandbox/rtnl.js';
 import { cidrContains, macForIpv4, parseCidr } from '../sandbox/addresses.js';
 import type { NodeSettings } from './node-plan.js';
+import { ensureLegV6, type GwLeg6 } from './gwbridge-v6.js';
 
 /** Pure: the first address among `addresses` that lies in the gwbridge subnet. */
 export function gwAddressAmong(addresses: readonly AddressInfo[], subnet: string): string | undefined {
@@ -26,6 +27,8 @@ export interface GwLeg {
    * and the ingress sandbox, whose leg is not isolated.
    */
   isolated: boolean;
+  /** Its v6 side (the ingress sandbox's leg once the ingress network is dual stack); absent: v4 only. */
+  v6?: GwLeg6;
 }
 
 /**
@@ -85,8 +88,9 @@ export class GwBridge {
     const existing = await this.host.link(leg.hostIf);
     if (existing && (await this.addressIn(leg.sandbox, leg.ifname)) === leg.ip) {
       // A leg made by an older meshnet may lack the isolation flag.
-      if ((await this.host.bridgePortIsolated(leg.hostIf)) === leg.isolated) return false;
+      if ((await this.host.bridgePortIsolated(leg.hostIf)) === leg.isolated) return this.ensureV6(leg);
       await this.host.setBridgePort(leg.hostIf, { isolated: leg.isolated });
+      await this.ensureV6(leg);
       return true;
     }
     if (existing) await this.host.deleteLink(leg.hostIf);
@@ -102,6 +106,7 @@ export class GwBridge {
         await sb.addAddress(leg.ifname, `${leg.ip}/${prefix}`);
         await sb.setLink(leg.ifname, { up: true });
         if (leg.defaultRoute) await sb.replaceRoute({ dst: 'default', gateway: this.gw.gateway, dev: leg.ifname });
+        if (leg.v6) await ensureLegV6(this.host, sb, this.gw.name, leg.ifname, leg.v6);
       } finally {
         sb.close();
       }
@@ -110,6 +115,17 @@ export class GwBridge {
       throw err;
     }
     return true;
+  }
+
+  /** A whole leg's v6 side, added when the leg has one and it is missing. */
+  private async ensureV6(leg: GwLeg): Promise<boolean> {
+    if (!leg.v6) return false;
+    const sb = Rtnl.open(leg.sandbox);
+    try {
+      return await ensureLegV6(this.host, sb, this.gw.name, leg.ifname, leg.v6);
+    } finally {
+      sb.close();
+    }
   }
 
   /** Removes a leg by its host-side name. */

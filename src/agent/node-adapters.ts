@@ -7,6 +7,7 @@ import type { TaskSupervisor } from '../tasks/supervisor.js';
 import type { DnsService } from '../dns/dns-service.js';
 import type { HealthServers } from '../mesh/health-server.js';
 import { applyHostRules, applyTaskRules } from '../mesh/iptables-apply.js';
+import { emptyHostRuleSet } from '../mesh/iptables-render.js';
 import { IptablesWriter } from '../mesh/iptables-writer.js';
 import { syncReturnRoute } from '../mesh/return-route.js';
 import { resolverNatRuleSet } from '../dns/resolver-nat.js';
@@ -38,6 +39,8 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
   // One iptables writer per namespace: it remembers what it applied, so an unchanged pass forks nothing.
   const meshLog = deps.log.child({ component: 'mesh' });
   const hostWriter = new IptablesWriter({ netns: deps.hostNetns, log: meshLog });
+  // The host's ip6tables writer exists only once some plan has v6 published ports: a v4-only node forks no ip6tables.
+  let hostWriter6: IptablesWriter | undefined;
   const taskWriters = new Map<string, IptablesWriter>();
   const writerFor = (netns: string): IptablesWriter => {
     let w = taskWriters.get(netns);
@@ -61,6 +64,11 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
     mesh: {
       applyHost: async (plan, opts) => (await applyHostRules(hostWriter, plan, opts)).changed,
       applyHostFirewall: async (set, opts) => (await hostWriter.apply(set, opts)).changed,
+      applyHost6: async (set, opts) => {
+        if (!set && !hostWriter6) return false;
+        hostWriter6 ??= new IptablesWriter({ netns: deps.hostNetns, log: meshLog, family: 'ipv6' });
+        return (await hostWriter6.apply(set ?? emptyHostRuleSet(), opts)).changed;
+      },
       applyTask: async (rules, opts) => {
         const changed = (await applyTaskRules(writerFor(rules.netns), rules, opts)).changed;
         const sb = Rtnl.open(rules.netns);

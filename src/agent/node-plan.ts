@@ -24,6 +24,7 @@ import { overlayUnderlayMtu } from '../overlay/encryption-mtu.js';
 import type { EncryptionPlan } from '../overlay/encryption-plan.js';
 import type { Keyring } from '../overlay/keyring.js';
 import { addressIpv6, v6Field } from '../model/dual-stack.js';
+import { ingressLeg6, ingressV6 } from './ingress-v6.js';
 
 /** This node's fixed settings, from the agent's configuration. */
 export interface NodeSettings {
@@ -132,6 +133,8 @@ export interface NodePlan {
   encryption: EncryptionPlan | null;
   /** The host's DOCKER-INGRESS rules; null when the cluster has no ingress network yet. */
   hostRules: HostPlan | null;
+  /** The host's v6 DOCKER-INGRESS (ip6tables), only once the ingress network is dual stack; absent otherwise. */
+  hostRules6?: IptablesRuleSet;
   taskRules: TaskRules[];
   health: HealthPortPlan[];
   sysctls: SysctlTarget[];
@@ -244,7 +247,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
   if (ingress) {
     namespaces.push(INGRESS_SBOX);
     const g = settings.gwbridge;
-    gwLegs.push({ sandbox: sboxPath, ifname: 'eth1', hostIf: SBOX_HOST_IF, ip: g.sboxAddress, mac: macForIpv4(g.sboxAddress), defaultRoute: true, isolated: false });
+    gwLegs.push({ sandbox: sboxPath, ifname: 'eth1', hostIf: SBOX_HOST_IF, ip: g.sboxAddress, mac: macForIpv4(g.sboxAddress), defaultRoute: true, isolated: false, ...ingressLeg6(ingress, g) });
   }
   for (const t of tasks) gwLegs.push({ sandbox: t.sandbox, ifname: t.gw.ifname, hostIf: t.gw.hostIf, ip: t.gw.ip, mac: t.gw.mac, defaultRoute: true, isolated: true });
 
@@ -276,15 +279,23 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
   });
   if (encryption.firewall) hostFirewall.push(encryption.firewall);
   let hostRules: HostPlan | null = null;
+  let hostRules6: IptablesRuleSet | undefined;
   const taskRules: TaskRules[] = [];
   let health: HealthPortPlan[] = [];
   let conflicts: MeshConflictError[] = [];
   if (ingress) {
-    const plan = computeMeshPlan(meshInput(snapshot, settings, ingress, alive, localById, services));
+    const input = meshInput(snapshot, settings, ingress, alive, localById, services);
+    const plan = computeMeshPlan(input);
+    const v6 = ingressV6(ingress, settings.gwbridge, plan, input);
     hostRules = plan.host;
     for (const s of plan.host.sysctls) sysctls.push({ netns: null, key: s.key, value: s.value });
     for (const s of plan.sbox.sysctls) sysctls.push({ netns: sboxPath, key: s.key, value: s.value });
-    lbTables.push({ netns: sboxPath, table: { services: plan.sbox.virtualServices } });
+    lbTables.push({ netns: sboxPath, table: { services: v6 ? [...plan.sbox.virtualServices, ...v6.sboxServices] : plan.sbox.virtualServices } });
+    if (v6) {
+      hostRules6 = v6.hostRules;
+      for (const s of v6.hostSysctls) sysctls.push({ netns: null, key: s.key, value: s.value });
+      for (const s of v6.sboxSysctls) sysctls.push({ netns: sboxPath, key: s.key, value: s.value });
+    }
     const rulesByTask = new Map(plan.tasks.map((tp) => [tp.taskId, tp]));
     // Every local task gets an entry, so one that stops publishing has its rules removed.
     for (const t of tasks) {
@@ -317,6 +328,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     hostFirewall,
     encryption: encryption.plan,
     hostRules,
+    ...(hostRules6 ? { hostRules6 } : {}),
     taskRules,
     health,
     sysctls,

@@ -9,12 +9,16 @@ import { setSysctl } from '../sandbox/sysctl.js';
 /** Where every lab puts its namespaces; one folder per lab, named with the owning pid. */
 export const LAB_ROOT = '/run/meshnet-lab';
 const UNDERLAY_PREFIX = '192.0.2.';
+/** The v6 underlay (documentation prefix), given on request only: most labs are v4 only. */
+const UNDERLAY6_PREFIX = '2001:db8::';
 
 /** A simulated host: a namespace with eth0 on the underlay bridge. */
 export interface LabHost {
   name: string;
   netns: string;
   underlayIp: string;
+  /** Its v6 underlay address, once `addUnderlay6` gave the hosts one. */
+  underlayIp6?: string;
   /** This host's own namespace directory (what /run/meshnet/netns is on a real machine). */
   dir: NetnsDir;
 }
@@ -118,8 +122,22 @@ export class Lab {
     this.hosts.push({ name, netns, underlayIp, dir: new NetnsDir(`${LAB_ROOT}/${this.id}/${name}/netns`) });
   }
 
-  /** Creates a namespace plugged into the underlay at `ip` (an outside client of the cluster). */
-  async addClient(name: string, ip: string): Promise<string> {
+  /** Gives every host a v6 underlay address too (2001:db8::N/64 beside 192.0.2.N), for v6 published ports. */
+  async addUnderlay6(): Promise<void> {
+    for (const [i, h] of this.hosts.entries()) {
+      const ip6 = `${UNDERLAY6_PREFIX}${i + 1}`;
+      const r = Rtnl.open(h.netns);
+      try {
+        await r.replaceAddress6('eth0', `${ip6}/64`);
+      } finally {
+        r.close();
+      }
+      h.underlayIp6 = ip6;
+    }
+  }
+
+  /** Creates a namespace plugged into the underlay at `ip` (an outside client of the cluster), at `ip6` too when given. */
+  async addClient(name: string, ip: string, ip6?: string): Promise<string> {
     const netns = this.dir.create(name);
     const ul = Rtnl.open(this.underlay);
     try {
@@ -133,6 +151,7 @@ export class Lab {
     try {
       await c.setLink('lo', { up: true });
       await c.addAddress('eth0', `${ip}/24`);
+      if (ip6) await c.replaceAddress6('eth0', `${ip6}/64`);
       await c.setLink('eth0', { up: true });
     } finally {
       c.close();

@@ -20,6 +20,18 @@ const FLAGS_CREATE_EXCL = nl.FlagsNew.CREATE | nl.FlagsNew.EXCL;
 const FLAGS_CREATE_REPLACE = nl.FlagsNew.CREATE | nl.FlagsNew.REPLACE;
 const LINK_NAME = /^[A-Za-z0-9_.@-]{1,15}$/;
 
+/** A route message as meshnet sees it, addresses written by `ip` (v4 or v6). */
+function routeInfo(m: NL.rt.RouteMessage, table: number, names: ReadonlyMap<number, string>, ip: (b: Buffer) => string): RouteInfo {
+  const route: RouteInfo = { dst: m.attrs.dst ? `${ip(m.attrs.dst)}/${m.data.dstLen}` : 'default', table };
+  if (m.attrs.gateway) route.gateway = ip(m.attrs.gateway);
+  if (m.attrs.oif !== undefined) {
+    route.oif = m.attrs.oif;
+    const dev = names.get(m.attrs.oif);
+    if (dev !== undefined) route.dev = dev;
+  }
+  return route;
+}
+
 /** A link as meshnet sees it. */
 export interface LinkInfo {
   index: number;
@@ -391,14 +403,7 @@ export class Rtnl {
       if (m.data.family !== AF_INET || m.data.type !== 'UNICAST') continue;
       const table = m.attrs.table ?? m.data.table ?? 0;
       if (filter.table !== undefined && table !== filter.table) continue;
-      const route: RouteInfo = { dst: m.attrs.dst ? `${bufferToIpv4(m.attrs.dst)}/${m.data.dstLen}` : 'default', table };
-      if (m.attrs.gateway) route.gateway = bufferToIpv4(m.attrs.gateway);
-      if (m.attrs.oif !== undefined) {
-        route.oif = m.attrs.oif;
-        const dev = names.get(m.attrs.oif);
-        if (dev !== undefined) route.dev = dev;
-      }
-      out.push(route);
+      out.push(routeInfo(m, table, names, bufferToIpv4));
     }
     return out;
   }
@@ -543,6 +548,36 @@ export class Rtnl {
       const e = toNetlinkError(err, 'delete', `address ${cidr} on ${linkName} in ${this.where}`);
       if (e.errno !== 'EADDRNOTAVAIL' && e.errno !== 'ENODEV') throw e;
     }
+  }
+
+  /** Adds or replaces an IPv6 route in the main table (a sandbox's v6 default route via its gwbridge). */
+  async replaceRoute6(route: { dst: string | 'default'; gateway?: string; dev?: string }): Promise<void> {
+    this.guard(`add route ${route.dst}`);
+    const dst = route.dst === 'default' ? { ip: '::', prefix: 0 } : parseCidr6(route.dst);
+    const attrs: NL.rt.RouteAttrs = {};
+    if (dst.prefix > 0) attrs.dst = ipv6ToBuffer(dst.ip);
+    if (route.gateway) attrs.gateway = ipv6ToBuffer(route.gateway);
+    if (route.dev) attrs.oif = (await this.requireLink(route.dev)).index;
+    await this.call('add', `route ${route.dst}`, () =>
+      this.sock.newRoute(
+        { family: AF_INET6, dstLen: dst.prefix, table: 254, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST' },
+        attrs,
+        { flags: FLAGS_CREATE_REPLACE },
+      ),
+    );
+  }
+
+  /** IPv6 unicast routes of the main table (the kernel's link-local and multicast ones left out). */
+  async routes6(): Promise<RouteInfo[]> {
+    const msgs = await this.call('list', 'IPv6 routes', () => this.sock.getRoutes({ family: AF_INET6 }));
+    const names = new Map((await this.links()).map((l) => [l.index, l.name]));
+    const out: RouteInfo[] = [];
+    for (const m of msgs) {
+      const table = m.attrs.table ?? m.data.table ?? 0;
+      if (m.data.family !== AF_INET6 || m.data.type !== 'UNICAST' || table !== 254) continue;
+      out.push(routeInfo(m, table, names, bufferToIpv6));
+    }
+    return out;
   }
 
   /** IPv6 neighbour entries on `linkName` (with a MAC; `permanent` tells the static ones). */

@@ -8,12 +8,14 @@ import type { Explanation } from '../../src/explain/explanation.js';
 
 // Issue 14, IPv6 dual stack as a user meets it: two hosts, a --ipv6 network, a two-replica service. Tasks reach
 // each other over v6 across hosts, resolve AAAA on 127.0.0.11 and reach the v6 VIP by name; a v4-only network
-// next to it gets no v6 at all. meshnet explain follows the v6 VIP.
+// next to it gets no v6 at all. meshnet explain follows the v6 VIP. The service publishes a port: the ingress network
+// turns dual stack with it, and an outside client reaches the port on each host's v6 underlay address.
 
 let lab: Lab;
 let cl: ClusterLab;
 let tasks: TaskRecord[];
 let svc: ServiceRecord;
+let client: string;
 
 const pidOf = (t: TaskRecord) => Number(readFileSync(`${lab.root}/${t.node}/state/tasks/${t.id}/pid`, 'utf8'));
 const inTask = (t: TaskRecord, argv: string[]) => execIn(null, ['nsenter', `--target=${pidOf(t)}`, '--net', '--mount', '--', ...argv], { allowFailure: true, timeoutMs: 30_000 });
@@ -30,13 +32,15 @@ async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => b
 
 beforeAll(async () => {
   lab = await Lab.create(2, { tag: 'ipv6-e2e' });
+  await lab.addUnderlay6();
+  client = await lab.addClient('client', '192.0.2.100', '2001:db8::100');
   cl = new ClusterLab(lab, ['--lease-ttl', '3', '--drain-seconds', '1']);
   await cl.startAll();
   for (const args of [['six', '--ipv6', '--subnet', '10.0.66.0/24', '--subnet', 'fd00:66::/64'], ['plain', '--subnet', '10.0.67.0/24']]) {
     const created = cl.cli(['network', 'create', ...args]);
     expect(created.code, created.stderr).toBe(0);
   }
-  const r = cl.cli(['service', 'create', '--name', 'web', '--replicas', '2', '--network', 'six', '--', process.execPath, ECHO_HTTP, '--port', '80', '--host', '::']);
+  const r = cl.cli(['service', 'create', '--name', 'web', '--replicas', '2', '--network', 'six', '-p', '8080:80', '--', process.execPath, ECHO_HTTP, '--port', '80', '--host', '::']);
   expect(r.code, r.stderr).toBe(0);
   await cl.waitFor('web to run 2 replicas', 60_000, async (c) => (await c.listTasks({ service: 'web' })).filter((t) => t.state === 'running').length === 2);
   tasks = await cl.withCluster((c) => c.listTasks({ service: 'web' }));
@@ -96,5 +100,31 @@ describe('a dual-stack network', () => {
     const host = lab.hosts[0]!;
     const ov = await execIn(null, ['nsenter', `--net=${host.dir.path('ov-six')}`, '--', 'ip', '-6', 'addr', 'show', 'dev', 'br0'], { allowFailure: true });
     expect(ov.stdout).toContain('fd00:66::1/64');
+  });
+});
+
+describe('published ports over v6', () => {
+  /** Which task answered each of `n` requests from the outside client to `url` (curl's extra flags first). */
+  const answers = async (flags: string[], url: string, n = 8) => {
+    const out = await execIn(client, ['sh', '-c', `for i in $(seq ${n}); do curl -s -g -m 3 ${flags.join(' ')} '${url}'; echo; done`], { allowFailure: true, timeoutMs: 60_000 });
+    return out.stdout.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => l.split(' ')[0]);
+  };
+
+  it('answers on the v6 address of every host and balances over the tasks on both hosts', async () => {
+    for (const h of lab.hosts) {
+      const url = `http://[${h.underlayIp6}]:8080/`;
+      const got = await eventually(`v6 published port on ${h.name}`, () => answers(['-6'], url), (a) => a.length === 8 && new Set(a).size === 2, 45_000);
+      expect(got, url).toHaveLength(8);
+      expect(new Set(got), url).toEqual(new Set(['web.1', 'web.2']));
+    }
+  });
+
+  it('keeps the v4 published port answering, and puts the v6 DNAT in ip6tables only', async () => {
+    const h = lab.hosts[0]!;
+    expect(new Set(await answers([], `http://${h.underlayIp}:8080/`))).toEqual(new Set(['web.1', 'web.2']));
+    const v6 = await execIn(h.netns, ['ip6tables', '-t', 'nat', '-S', 'DOCKER-INGRESS']);
+    expect(v6.stdout).toMatch(/--dport 8080 -j DNAT --to-destination \[fd6d:6777:6272::[0-9a-f]+\]:8080/);
+    const v4 = await execIn(h.netns, ['iptables', '-t', 'nat', '-S', 'DOCKER-INGRESS']);
+    expect(v4.stdout).toMatch(/--dport 8080 -j DNAT --to-destination 172\.[0-9.]+:8080/);
   });
 });

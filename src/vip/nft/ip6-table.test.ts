@@ -28,6 +28,14 @@ describe('the ip6 meshnet6 table', () => {
     expect(renderIp6Table([])).toBe('add table ip6 meshnet6\ndelete table ip6 meshnet6\n');
   });
 
+  test('a published port over several backends names its target port as a concatenation under dnat ip6 to', () => {
+    const pub: VirtualService = { ...services[2]!, backends: [{ address: 'fd00:ff::8', port: 80, weight: 1 }, { address: 'fd00:ff::7', port: 80, weight: 1 }] };
+    expect(ip6ServiceRules(pub)).toEqual([
+      'ip6 daddr fd00:ff::2 meta l4proto tcp th dport 8000 dnat ip6 to numgen inc mod 2 map { 0 : fd00:ff::7 . 80, 1 : fd00:ff::8 . 80 }',
+      '# snat pub-tcp8000 fd00:ff::5',
+    ]);
+  });
+
   test('weights keep their ratio past 16 (the v4 table\'s slot shares), and unweighted schedulers ignore them', () => {
     const svc = (scheduler: VirtualService['scheduler']): VirtualService => ({
       id: 'w', frontend: { kind: 'vip', address: 'fd00:9::2', protocol: 'tcp', port: 0 }, scheduler,

@@ -52,17 +52,21 @@ export function ip6ServiceRules(svc: VirtualService, k = 0, extras: Ip6Extras = 
   const shares = slotShares(svc.scheduler, live);
   const slots = live.flatMap((b, i) => Array<LbBackendTarget>(shares[i]!).fill(b));
   // Every-port VIPs keep the connection's port; a fixed target port is written [addr]:port.
-  const to = (b: LbBackendTarget) => (b.port === 0 || (f.kind === 'vip' && f.port === 0) ? b.address : `[${b.address}]:${b.port}`);
-  const rules = svc.persistenceSeconds !== undefined ? affinityRules(svc, k, match, live, slots, to, extras) : [`${match} ${pick(svc, slots, to, 'dnat')}`];
+  const keepsPort = (b: LbBackendTarget) => b.port === 0 || (f.kind === 'vip' && f.port === 0);
+  const to = (b: LbBackendTarget) => (keepsPort(b) ? b.address : `[${b.address}]:${b.port}`);
+  // Inside a map nft takes a fixed port as a concatenation (`addr . port` under `dnat ip6 to`), not [addr]:port.
+  const inMap = (b: LbBackendTarget) => (keepsPort(b) ? b.address : `${b.address} . ${b.port}`);
+  const rules = svc.persistenceSeconds !== undefined ? affinityRules(svc, k, match, live, slots, to, extras) : [`${match} ${pick(svc, slots, to, 'dnat', inMap)}`];
   if (svc.sourceNat) rules.push(`# snat ${svc.id} ${svc.sourceNat}`);
   return rules;
 }
 
 /** `dnat to X` for one slot, else a selector over a map of slots; with `goto` the map is a verdict map of chains. */
-function pick(svc: VirtualService, slots: LbBackendTarget[], item: (b: LbBackendTarget) => string, how: 'dnat' | 'goto'): string {
+function pick(svc: VirtualService, slots: LbBackendTarget[], item: (b: LbBackendTarget) => string, how: 'dnat' | 'goto', inMap = item): string {
   if (slots.length === 1) return how === 'dnat' ? `dnat to ${item(slots[0]!)}` : `goto ${item(slots[0]!)}`;
-  const entries = slots.map((b, i) => `${i} : ${how === 'goto' ? 'goto ' : ''}${item(b)}`).join(', ');
-  return how === 'dnat' ? `dnat to ${selector(svc, slots.length)} map { ${entries} }` : `${selector(svc, slots.length)} vmap { ${entries} }`;
+  const entries = slots.map((b, i) => `${i} : ${how === 'goto' ? 'goto ' : ''}${inMap(b)}`).join(', ');
+  if (how === 'goto') return `${selector(svc, slots.length)} vmap { ${entries} }`;
+  return `${entries.includes(' . ') ? 'dnat ip6 to' : 'dnat to'} ${selector(svc, slots.length)} map { ${entries} }`;
 }
 
 function affinityRules(svc: VirtualService, k: number, match: string, live: LbBackendTarget[], slots: LbBackendTarget[], to: (b: LbBackendTarget) => string, extras: Ip6Extras): string[] {
