@@ -1,18 +1,12 @@
 import { Command, Option } from 'commander';
-import { limitMallocArenas } from '../../agent/malloc-arenas.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../log/logger.js';
-import { Agent } from '../../agent/agent.js';
-import { fanOut } from '../../agent/agent-observer.js';
-import { AgentHealth } from '../../agent/agent-health.js';
-import { HealthEndpoint, HealthEndpointError } from '../../agent/health-endpoint.js';
 import { ListenAddressError, parseListenAddress } from '../../agent/listen-address.js';
-import { AgentMetrics } from '../../agent/metrics.js';
-import { SystemdReadiness } from '../../agent/systemd-readiness.js';
 import { meshnetVersion } from '../version.js';
 import { AgentConfigSchema } from '../../agent/agent-config.js';
 import { defaultStoreAddress } from '../../store/open-store.js';
-import { DEFAULT_NETNS_DIR } from '../../sandbox/netns.js';
 import { CliError, EXIT, type StoreChoice } from '../cli-context.js';
+import { DEFAULT_SANDBOX_DIR } from '../../model/cluster.js';
+import type { HealthEndpoint } from '../../agent/health-endpoint.js';
 
 /** `meshnet agent`: runs the per-host agent in the foreground until SIGINT/SIGTERM. */
 export function agentCommand(storeOption: () => StoreChoice): Command {
@@ -21,7 +15,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .requiredOption('--name <node>', 'this node\'s name (unique in the cluster)')
     .requiredOption('--advertise-addr <ip>', 'underlay address other nodes reach this one at (VXLAN endpoint)')
     .option('--host-netns <path|self>', 'host network namespace file; "self" declares the namespace the agent runs in the host', 'self')
-    .option('--netns-dir <dir>', 'where task, overlay and ingress_sbox namespaces are bind-mounted', DEFAULT_NETNS_DIR)
+    .option('--netns-dir <dir>', 'where task, overlay and ingress_sbox namespaces are bind-mounted', DEFAULT_SANDBOX_DIR)
     .option('--state-dir <dir>', 'runtime state (task logs, pids)', '/run/meshnet')
     .addOption(new Option('--lb-backend <kind>', 'kernel load balancer').choices(['auto', 'nftables', 'ipvs']).default('auto'))
     .option('--gwbridge-name <name>', 'host bridge for the ingress sandbox and task egress (Docker: docker_gwbridge; at most 15 characters)', 'meshnet_gwbr')
@@ -40,6 +34,17 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .option('--api-ca <file>', 'CA that signs the API clients\' and agents\' certificates (default: --etcd-cacert)')
     .option('--healthz-max-pass-age <seconds>', '/healthz answers 503 when no reconcile pass finished for this long', '60')
     .action(async (o: Record<string, string | string[]>) => {
+      // The agent's modules (netlink, libnftables, prom-client, the task runtime) load here, not for every
+      // CLI command: they were most of `meshnet --version`'s start-up.
+      const [{ limitMallocArenas }, { Agent }, { fanOut }, { AgentHealth }, { HealthEndpoint, HealthEndpointError }, { AgentMetrics }, { SystemdReadiness }] = await Promise.all([
+        import('../../agent/malloc-arenas.js'),
+        import('../../agent/agent.js'),
+        import('../../agent/agent-observer.js'),
+        import('../../agent/agent-health.js'),
+        import('../../agent/health-endpoint.js'),
+        import('../../agent/metrics.js'),
+        import('../../agent/systemd-readiness.js'),
+      ]);
       limitMallocArenas();
       const log = createLogger({ level: o['logLevel'] as LogLevel });
       // Read once and taken out of the environment: task processes must not inherit systemd's socket.
