@@ -1,7 +1,7 @@
 import { addressIpv6, ipv6On, isDualStack } from '../model/dual-stack.js';
 import type { MeshInput } from '../mesh/mesh-input.js';
-import type { MeshPlan } from '../mesh/mesh-plan.js';
-import { ingressV6Plan, type IngressV6Plan } from '../mesh/published-ports-v6.js';
+import type { MeshPlan, ReturnRoute } from '../mesh/mesh-plan.js';
+import { ingressV6Plan, returnRoute6, type IngressV6Plan } from '../mesh/published-ports-v6.js';
 import { gwbridgeIpv6, type GwLeg6 } from './gwbridge-v6.js';
 import type { NodePlan, NodeSettings } from './node-plan.js';
 
@@ -16,11 +16,12 @@ export function ingressLeg6(ingress: NodePlan['ingress'], gw: NodeSettings['gwbr
 }
 
 /** The v6 twin of the node's mesh plan, or null while the ingress network is v4 only. */
-export function ingressV6(ingress: NodePlan['ingress'], gw: NodeSettings['gwbridge'], plan: MeshPlan, input: MeshInput): IngressV6Plan | null {
+export function ingressV6(ingress: NodePlan['ingress'], gw: NodeSettings['gwbridge'], plan: MeshPlan, input: MeshInput): (IngressV6Plan & { returnRoute6(route: ReturnRoute | null): ReturnRoute | null }) | null {
   if (!ingress || !isDualStack(ingress.network)) return null;
   const sboxIngress6 = addressIpv6(ingress.network, ingress.endpoint);
   if (sboxIngress6 === undefined) return null;
   const g6 = gwbridgeIpv6(gw);
   const net = ingress.network;
-  return ingressV6Plan(plan, input, { sboxGw6: g6.sbox6, gwSubnet6: g6.subnet6, sboxIngress6, taskIngress6: (ip4) => ipv6On(net, ip4) });
+  const addrs = { sboxGw6: g6.sbox6, gwSubnet6: g6.subnet6, sboxIngress6, taskIngress6: (ip4: string) => ipv6On(net, ip4), ingressSubnet6: net.subnet6! };
+  return { ...ingressV6Plan(plan, input, addrs), returnRoute6: (route) => returnRoute6(route, addrs) };
 }

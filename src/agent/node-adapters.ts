@@ -10,6 +10,7 @@ import { applyHostRules, applyTaskRules } from '../mesh/iptables-apply.js';
 import { emptyHostRuleSet } from '../mesh/iptables-render.js';
 import { IptablesWriter } from '../mesh/iptables-writer.js';
 import { syncReturnRoute } from '../mesh/return-route.js';
+import { ipv6ReturnRouteNetlink } from '../mesh/return-route-v6.js';
 import { resolverNatRuleSet } from '../dns/resolver-nat.js';
 import type { Logger } from '../log/logger.js';
 import { GwBridge } from './gwbridge.js';
@@ -73,7 +74,8 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
         const changed = (await applyTaskRules(writerFor(rules.netns), rules, opts)).changed;
         const sb = Rtnl.open(rules.netns);
         try {
-          return (await syncReturnRoute(sb, rules.returnRoute)) || changed;
+          const changed4 = (await syncReturnRoute(sb, rules.returnRoute)) || changed;
+          return rules.returnRoute6 === undefined ? changed4 : (await syncReturnRoute(ipv6ReturnRouteNetlink(sb), rules.returnRoute6)) || changed4;
         } finally {
           sb.close();
         }

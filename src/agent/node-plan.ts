@@ -99,6 +99,8 @@ export interface TaskRules {
   netns: string;
   redirects: TaskRedirect[];
   returnRoute: ReturnRoute | null;
+  /** Its v6 twin once the ingress network is dual stack (null: none); absent: v4 only, no v6 rule or route is read. */
+  returnRoute6?: ReturnRoute | null;
 }
 
 /** A process the node runs (the agent adds the resolv.conf it serves). */
@@ -300,7 +302,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     // Every local task gets an entry, so one that stops publishing has its rules removed.
     for (const t of tasks) {
       const tp = rulesByTask.get(t.record.id);
-      taskRules.push({ taskId: t.record.id, netns: t.sandbox, redirects: tp?.redirects ?? [], returnRoute: tp?.returnRoute ?? null });
+      taskRules.push({ taskId: t.record.id, netns: t.sandbox, redirects: tp?.redirects ?? [], returnRoute: tp?.returnRoute ?? null, ...(v6 ? { returnRoute6: v6.returnRoute6(tp?.returnRoute ?? null) } : {}) });
     }
     health = plan.health;
     conflicts = plan.conflicts;

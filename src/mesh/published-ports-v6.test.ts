@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { knownState } from './fixtures.test-data.js';
 import { computeMeshPlan } from './published-ports.js';
-import { ingressV6Plan, type IngressV6Addresses } from './published-ports-v6.js';
+import { ingressV6Plan, returnRoute6, type IngressV6Addresses } from './published-ports-v6.js';
 
 const addrs: IngressV6Addresses = {
   sboxGw6: 'fd6d:6777:6272::2',
   gwSubnet6: 'fd6d:6777:6272::/64',
   sboxIngress6: 'fd00:ff::2',
+  ingressSubnet6: 'fd00:ff::/64',
   // The fixture's tasks on 10.255.0.N get fd00:ff::N; 10.255.0.10 is left without one.
   taskIngress6: (ip4) => (ip4 === '10.255.0.10' ? undefined : `fd00:ff::${ip4.split('.')[3]}`),
 };
@@ -47,5 +48,11 @@ describe('ingressV6Plan: published ports over v6', () => {
     expect(v6.hostRules.chains.some((c) => c.name === 'MESHNET-HOSTPORT')).toBe(false);
     expect(v6.hostRules.builtins.map((b) => b.rule)).toContain('-s fd6d:6777:6272::/64 ! -o meshnet_gwbr -m comment --comment meshnet -j MASQUERADE');
     expect(v6.hostSysctls).toEqual([{ key: 'net.ipv6.conf.all.forwarding', value: '1' }]);
+  });
+
+  it('gives a policy=local task a v6 return route through the local sandbox, and none to a task without one', () => {
+    const api = plan.tasks.find((t) => t.taskId === 'api.1')!;
+    expect(returnRoute6(api.returnRoute, addrs)).toEqual({ ...api.returnRoute, from: 'fd00:ff::9', routes: [{ to: 'fd00:ff::/64' }, { to: 'default', via: 'fd00:ff::2' }] });
+    expect(returnRoute6(plan.tasks.find((t) => t.taskId === 'web.1')!.returnRoute, addrs)).toBeNull();
   });
 });

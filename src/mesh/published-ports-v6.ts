@@ -2,7 +2,7 @@ import type { LbBackendTarget, VirtualService } from '../vip/lb-table.js';
 import { hostRuleSet } from './iptables-render.js';
 import type { IptablesRuleSet, SysctlSetting } from './iptables-ruleset.js';
 import { parseMeshInput, type MeshInput } from './mesh-input.js';
-import type { MeshPlan } from './mesh-plan.js';
+import type { MeshPlan, ReturnRoute } from './mesh-plan.js';
 import { claimPublishedPorts } from './published-ports.js';
 
 // Published ports over IPv6, derived from the v4 mesh plan so both families publish, balance, drain and honour
@@ -21,6 +21,8 @@ export interface IngressV6Addresses {
   sboxIngress6: string;
   /** A task's v6 ingress address from its v4 one; undefined leaves the task out of the v6 backends. */
   taskIngress6(ip4: string): string | undefined;
+  /** The ingress network's v6 subnet (on-link in a policy=local task's v6 return table). */
+  ingressSubnet6: string;
 }
 
 /** What a node holds for v6 published ports. */
@@ -65,4 +67,14 @@ export function ingressV6Plan(plan: MeshPlan, input: MeshInput, a: IngressV6Addr
     hostSysctls: [{ key: 'net.ipv6.conf.all.forwarding', value: '1' }],
     sboxSysctls: [{ key: 'net.ipv6.conf.all.forwarding', value: '1' }],
   };
+}
+
+/**
+ * Pure: the v6 twin of a task's policy=local return route (null when it has none, or no v6 ingress address): replies
+ * from its v6 ingress address to real v6 clients go back through the local sandbox, as v4 ones do.
+ */
+export function returnRoute6(route: ReturnRoute | null, a: IngressV6Addresses): ReturnRoute | null {
+  const from = route ? a.taskIngress6(route.from) : undefined;
+  if (!route || from === undefined) return null;
+  return { ...route, from, routes: [{ to: a.ingressSubnet6 }, { to: 'default', via: a.sboxIngress6 }] };
 }

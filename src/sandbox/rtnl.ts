@@ -20,6 +20,19 @@ const FLAGS_CREATE_EXCL = nl.FlagsNew.CREATE | nl.FlagsNew.EXCL;
 const FLAGS_CREATE_REPLACE = nl.FlagsNew.CREATE | nl.FlagsNew.REPLACE;
 const LINK_NAME = /^[A-Za-z0-9_.@-]{1,15}$/;
 
+/** How rules and routes of one address family are written: the same netlink calls serve v4 and v6. */
+interface Family {
+  af: number;
+  /** Bits of a single address (a rule's source length). */
+  bits: number;
+  any: string;
+  parse(cidr: string): { ip: string; prefix: number };
+  toBuf(ip: string): Buffer;
+  fromBuf(b: Buffer): string;
+}
+const V4: Family = { af: AF_INET, bits: 32, any: '0.0.0.0', parse: parseCidr, toBuf: ipv4ToBuffer, fromBuf: bufferToIpv4 };
+const V6: Family = { af: AF_INET6, bits: 128, any: '::', parse: parseCidr6, toBuf: ipv6ToBuffer, fromBuf: bufferToIpv6 };
+
 /** A route message as meshnet sees it, addresses written by `ip` (v4 or v6). */
 function routeInfo(m: NL.rt.RouteMessage, table: number, names: ReadonlyMap<number, string>, ip: (b: Buffer) => string): RouteInfo {
   const route: RouteInfo = { dst: m.attrs.dst ? `${ip(m.attrs.dst)}/${m.data.dstLen}` : 'default', table };
@@ -409,41 +422,18 @@ export class Rtnl {
   }
 
   /** Deletes the IPv4 route to `dst` in the main table (or `table`); missing is fine. Returns whether one was deleted. */
-  async deleteRoute(route: { dst: string | 'default'; table?: number }): Promise<boolean> {
-    this.guard(`delete route ${route.dst}`);
-    const dst = route.dst === 'default' ? { ip: '0.0.0.0', prefix: 0 } : parseCidr(route.dst);
-    const table = route.table ?? 254;
-    const attrs: NL.rt.RouteAttrs = { table };
-    if (dst.prefix > 0) attrs.dst = ipv4ToBuffer(dst.ip);
-    try {
-      // Scope NOWHERE on a delete matches a route of any scope, as `ip route del` does.
-      await this.serial(() => this.sock.delRoute({ family: AF_INET, dstLen: dst.prefix, table: table > 255 ? 252 : table, scope: 'NOWHERE' }, attrs));
-      return true;
-    } catch (err) {
-      const e = toNetlinkError(err, 'delete', `route ${route.dst} (table ${table}) in ${this.where}`);
-      if (e.errno === 'ESRCH' || e.errno === 'ENOENT') return false;
-      throw e;
-    }
+  deleteRoute(route: { dst: string | 'default'; table?: number }): Promise<boolean> {
+    return this.deleteRouteOf(V4, route);
   }
 
   /** Source-address policy rules (IPv4, from a single address) with their table and priority. */
-  async rules(): Promise<RuleInfo[]> {
-    const msgs = await this.call('list', 'rules', () => this.sock.getRules({ family: AF_INET }));
-    return msgs
-      .filter((m) => m.attrs.src && m.data.srcLen === 32)
-      .map((m) => ({ from: bufferToIpv4(m.attrs.src!), table: m.attrs.table ?? m.data.table ?? 0, priority: m.attrs.priority ?? 0 }));
+  rules(): Promise<RuleInfo[]> {
+    return this.rulesOf(V4);
   }
 
   /** Adds `from <ip> lookup <table>` at `priority`; the kernel keeps duplicates, so callers check `rules()` first. */
-  async addRule(rule: RuleInfo): Promise<void> {
-    this.guard(`add rule from ${rule.from}`);
-    await this.call('add', `rule from ${rule.from} lookup ${rule.table}`, () =>
-      this.sock.newRule(
-        { family: AF_INET, srcLen: 32, table: rule.table > 255 ? 252 : rule.table, action: 'toTbl' },
-        { src: ipv4ToBuffer(rule.from), table: rule.table, priority: rule.priority },
-        { flags: FLAGS_CREATE_EXCL },
-      ),
-    );
+  addRule(rule: RuleInfo): Promise<void> {
+    return this.addRuleOf(V4, rule);
   }
 
   /** Adds `from <ip> lookup <table>` at `priority` unless that exact rule exists. */
@@ -454,13 +444,52 @@ export class Rtnl {
   }
 
   /** Deletes the rule `from <ip> lookup <table>` at `priority`; missing is fine. Returns whether one was deleted. */
-  async deleteRule(rule: RuleInfo): Promise<boolean> {
+  deleteRule(rule: RuleInfo): Promise<boolean> {
+    return this.deleteRuleOf(V4, rule);
+  }
+
+  private async deleteRouteOf(f: Family, route: { dst: string | 'default'; table?: number }): Promise<boolean> {
+    this.guard(`delete route ${route.dst}`);
+    const dst = route.dst === 'default' ? { ip: f.any, prefix: 0 } : f.parse(route.dst);
+    const table = route.table ?? 254;
+    const attrs: NL.rt.RouteAttrs = { table };
+    if (dst.prefix > 0) attrs.dst = f.toBuf(dst.ip);
+    try {
+      // Scope NOWHERE on a delete matches a route of any scope, as `ip route del` does.
+      await this.serial(() => this.sock.delRoute({ family: f.af, dstLen: dst.prefix, table: table > 255 ? 252 : table, scope: 'NOWHERE' }, attrs));
+      return true;
+    } catch (err) {
+      const e = toNetlinkError(err, 'delete', `route ${route.dst} (table ${table}) in ${this.where}`);
+      if (e.errno === 'ESRCH' || e.errno === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  private async rulesOf(f: Family): Promise<RuleInfo[]> {
+    const msgs = await this.call('list', f.af === AF_INET ? 'rules' : 'IPv6 rules', () => this.sock.getRules({ family: f.af }));
+    return msgs
+      .filter((m) => m.attrs.src && m.data.srcLen === f.bits)
+      .map((m) => ({ from: f.fromBuf(m.attrs.src!), table: m.attrs.table ?? m.data.table ?? 0, priority: m.attrs.priority ?? 0 }));
+  }
+
+  private async addRuleOf(f: Family, rule: RuleInfo): Promise<void> {
+    this.guard(`add rule from ${rule.from}`);
+    await this.call('add', `rule from ${rule.from} lookup ${rule.table}`, () =>
+      this.sock.newRule(
+        { family: f.af, srcLen: f.bits, table: rule.table > 255 ? 252 : rule.table, action: 'toTbl' },
+        { src: f.toBuf(rule.from), table: rule.table, priority: rule.priority },
+        { flags: FLAGS_CREATE_EXCL },
+      ),
+    );
+  }
+
+  private async deleteRuleOf(f: Family, rule: RuleInfo): Promise<boolean> {
     this.guard(`delete rule from ${rule.from}`);
     try {
       await this.serial(() =>
         this.sock.delRule(
-          { family: AF_INET, srcLen: 32, table: rule.table > 255 ? 252 : rule.table, action: 'toTbl' },
-          { src: ipv4ToBuffer(rule.from), table: rule.table, priority: rule.priority },
+          { family: f.af, srcLen: f.bits, table: rule.table > 255 ? 252 : rule.table, action: 'toTbl' },
+          { src: f.toBuf(rule.from), table: rule.table, priority: rule.priority },
         ),
       );
       return true;
@@ -550,34 +579,56 @@ export class Rtnl {
     }
   }
 
-  /** Adds or replaces an IPv6 route in the main table (a sandbox's v6 default route via its gwbridge). */
-  async replaceRoute6(route: { dst: string | 'default'; gateway?: string; dev?: string }): Promise<void> {
+  /** Adds or replaces an IPv6 route in the main table (or `table`): a sandbox's v6 default route, a v6 return route. */
+  async replaceRoute6(route: { dst: string | 'default'; gateway?: string; dev?: string; table?: number }): Promise<void> {
     this.guard(`add route ${route.dst}`);
     const dst = route.dst === 'default' ? { ip: '::', prefix: 0 } : parseCidr6(route.dst);
-    const attrs: NL.rt.RouteAttrs = {};
+    const table = route.table ?? 254;
+    const attrs: NL.rt.RouteAttrs = table > 255 ? { table } : {};
     if (dst.prefix > 0) attrs.dst = ipv6ToBuffer(dst.ip);
     if (route.gateway) attrs.gateway = ipv6ToBuffer(route.gateway);
     if (route.dev) attrs.oif = (await this.requireLink(route.dev)).index;
     await this.call('add', `route ${route.dst}`, () =>
       this.sock.newRoute(
-        { family: AF_INET6, dstLen: dst.prefix, table: 254, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST' },
+        { family: AF_INET6, dstLen: dst.prefix, table: table > 255 ? 252 : table, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST' },
         attrs,
         { flags: FLAGS_CREATE_REPLACE },
       ),
     );
   }
 
-  /** IPv6 unicast routes of the main table (the kernel's link-local and multicast ones left out). */
-  async routes6(): Promise<RouteInfo[]> {
+  /** IPv6 unicast routes of the main table (or `table`). */
+  async routes6(filter: { table?: number } = {}): Promise<RouteInfo[]> {
+    const want = filter.table ?? 254;
     const msgs = await this.call('list', 'IPv6 routes', () => this.sock.getRoutes({ family: AF_INET6 }));
     const names = new Map((await this.links()).map((l) => [l.index, l.name]));
     const out: RouteInfo[] = [];
     for (const m of msgs) {
       const table = m.attrs.table ?? m.data.table ?? 0;
-      if (m.data.family !== AF_INET6 || m.data.type !== 'UNICAST' || table !== 254) continue;
+      if (m.data.family !== AF_INET6 || m.data.type !== 'UNICAST' || table !== want) continue;
       out.push(routeInfo(m, table, names, bufferToIpv6));
     }
     return out;
+  }
+
+  /** Deletes the IPv6 route to `dst` in the main table (or `table`); missing is fine. Returns whether one was deleted. */
+  deleteRoute6(route: { dst: string | 'default'; table?: number }): Promise<boolean> {
+    return this.deleteRouteOf(V6, route);
+  }
+
+  /** Source-address policy rules of IPv6 (from a single address), as rules() for IPv4. */
+  rules6(): Promise<RuleInfo[]> {
+    return this.rulesOf(V6);
+  }
+
+  /** Adds the IPv6 rule `from <ip> lookup <table>` at `priority`; callers check `rules6()` first. */
+  addRule6(rule: RuleInfo): Promise<void> {
+    return this.addRuleOf(V6, rule);
+  }
+
+  /** Deletes the IPv6 rule `from <ip> lookup <table>` at `priority`; missing is fine. Returns whether one was deleted. */
+  deleteRule6(rule: RuleInfo): Promise<boolean> {
+    return this.deleteRuleOf(V6, rule);
   }
 
   /** IPv6 neighbour entries on `linkName` (with a MAC; `permanent` tells the static ones). */

@@ -42,7 +42,10 @@ beforeAll(async () => {
   }
   const r = cl.cli(['service', 'create', '--name', 'web', '--replicas', '2', '--network', 'six', '-p', '8080:80', '--', process.execPath, ECHO_HTTP, '--port', '80', '--host', '::']);
   expect(r.code, r.stderr).toBe(0);
+  const loc = cl.cli(['service', 'create', '--name', 'loc', '--replicas', '2', '--network', 'six', '-p', 'policy=local,8081:80', '--', process.execPath, ECHO_HTTP, '--port', '80', '--host', '::']);
+  expect(loc.code, loc.stderr).toBe(0);
   await cl.waitFor('web to run 2 replicas', 60_000, async (c) => (await c.listTasks({ service: 'web' })).filter((t) => t.state === 'running').length === 2);
+  await cl.waitFor('loc to run 2 replicas', 60_000, async (c) => (await c.listTasks({ service: 'loc' })).filter((t) => t.state === 'running').length === 2);
   tasks = await cl.withCluster((c) => c.listTasks({ service: 'web' }));
   svc = (await cl.withCluster((c) => c.getService('web')))!;
 }, 120_000);
@@ -107,13 +110,14 @@ describe('published ports over v6', () => {
   /** Which task answered each of `n` requests from the outside client to `url` (curl's extra flags first). */
   const answers = async (flags: string[], url: string, n = 8) => {
     const out = await execIn(client, ['sh', '-c', `for i in $(seq ${n}); do curl -s -g -m 3 ${flags.join(' ')} '${url}'; echo; done`], { allowFailure: true, timeoutMs: 60_000 });
-    return out.stdout.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => l.split(' ')[0]);
+    return out.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   };
+  const names = async (flags: string[], url: string) => (await answers(flags, url)).map((l) => l.split(' ')[0]);
 
   it('answers on the v6 address of every host and balances over the tasks on both hosts', async () => {
     for (const h of lab.hosts) {
       const url = `http://[${h.underlayIp6}]:8080/`;
-      const got = await eventually(`v6 published port on ${h.name}`, () => answers(['-6'], url), (a) => a.length === 8 && new Set(a).size === 2, 45_000);
+      const got = await eventually(`v6 published port on ${h.name}`, () => names(['-6'], url), (a) => a.length === 8 && new Set(a).size === 2, 45_000);
       expect(got, url).toHaveLength(8);
       expect(new Set(got), url).toEqual(new Set(['web.1', 'web.2']));
     }
@@ -121,10 +125,22 @@ describe('published ports over v6', () => {
 
   it('keeps the v4 published port answering, and puts the v6 DNAT in ip6tables only', async () => {
     const h = lab.hosts[0]!;
-    expect(new Set(await answers([], `http://${h.underlayIp}:8080/`))).toEqual(new Set(['web.1', 'web.2']));
+    expect(new Set(await names([], `http://${h.underlayIp}:8080/`))).toEqual(new Set(['web.1', 'web.2']));
     const v6 = await execIn(h.netns, ['ip6tables', '-t', 'nat', '-S', 'DOCKER-INGRESS']);
     expect(v6.stdout).toMatch(/--dport 8080 -j DNAT --to-destination \[fd6d:6777:6272::[0-9a-f]+\]:8080/);
     const v4 = await execIn(h.netns, ['iptables', '-t', 'nat', '-S', 'DOCKER-INGRESS']);
     expect(v4.stdout).toMatch(/--dport 8080 -j DNAT --to-destination 172\.[0-9.]+:8080/);
+  });
+
+  it('policy=local over v6: each host answers with its own task only, which sees the real v6 client', async () => {
+    const locTasks = await cl.withCluster((c) => c.listTasks({ service: 'loc' }));
+    for (const h of lab.hosts) {
+      const local = locTasks.filter((t) => t.node === h.name && t.state === 'running').map((t) => `loc.${t.slot}`);
+      const url = `http://[${h.underlayIp6}]:8081/`;
+      const got = await eventually(`v6 policy=local on ${h.name}`, () => answers(['-6'], url, 4), (a) => a.length === (local.length ? 4 : 0), 45_000);
+      expect(got.map((l) => l.split(' ')[0] ?? '').every((n) => local.includes(n)), `${url}: ${got.join(' | ')}`).toBe(true);
+      expect(got.length, url).toBe(local.length ? 4 : 0);
+      for (const line of got) expect(line).toContain('(client 2001:db8::100');
+    }
   });
 });

@@ -24,7 +24,7 @@ describe('the ip6 meshnet6 table', () => {
     expect(ip6ServiceRules(services[3]!)).toEqual(['ip6 daddr fd00:9::9 meta l4proto tcp reject']);
     const script = renderIp6Table(services);
     expect(script).toContain('ip6 daddr fd00:ff::2 meta l4proto tcp th dport 8000 dnat to [fd00:ff::7]:80');
-    expect(script).toContain('ct original ip6 daddr fd00:ff::2 ct status dnat snat to fd00:ff::5');
+    expect(script).toContain('ct original ip6 daddr fd00:ff::2 meta l4proto tcp ct original proto-dst 8000 ct status dnat snat to fd00:ff::5');
     expect(renderIp6Table([])).toBe('add table ip6 meshnet6\ndelete table ip6 meshnet6\n');
   });
 

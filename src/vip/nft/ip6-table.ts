@@ -87,7 +87,9 @@ export function renderIp6Table(services: readonly VirtualService[]): string {
   const sorted = [...services].sort((a, b) => a.id.localeCompare(b.id));
   const extras: Ip6Extras = { chains: [], sets: [] };
   const dispatch = sorted.flatMap((s, k) => ip6ServiceRules(s, k, extras).filter((r) => !r.startsWith('#')));
-  const snat = [...new Set(sorted.filter((s) => s.sourceNat).map((s) => `ct original ip6 daddr ${s.frontend.address ?? '::'} ct status dnat snat to ${s.sourceNat}`))];
+  // Published ports share the sandbox's address, and a policy=local one must keep its client: match the port too.
+  const snatMatch = (s: VirtualService) => `ct original ip6 daddr ${s.frontend.address ?? '::'}${s.frontend.port !== 0 ? ` meta l4proto ${s.frontend.protocol} ct original proto-dst ${s.frontend.port}` : ''}`;
+  const snat = [...new Set(sorted.filter((s) => s.sourceNat).map((s) => `${snatMatch(s)} ct status dnat snat to ${s.sourceNat}`))];
   return [
     ...head,
     `table ip6 ${IP6_TABLE} {`,
