@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore, type OpenStoreOptions } from '../store/open-store.js';
+import { retryTransient } from './start-retry.js';
 import type { KvStore } from '../store/kv-store.js';
 import { Cluster, type NodeRegistration, type ClusterSnapshot } from '../model/cluster.js';
 import { ClusterMirror } from '../model/cluster-mirror.js';
@@ -109,11 +110,11 @@ export class Agent {
     // Start libuv's threadpool here, before any worker enters a task namespace (machine.md trap).
     await import('node:fs/promises').then((fs) => fs.stat('/'));
     await this.readHostNetwork();
-    this.store = await openStore(this.config.store, { ...this.storeOptions, log: this.rootLog.child({ component: 'store' }) });
+    this.store = await retryTransient('open store', () => openStore(this.config.store, { ...this.storeOptions, log: this.rootLog.child({ component: 'store' }) }), { log: this.log });
     this.cluster = new Cluster(this.store, { sandboxDir: this.config.netnsDir, log: this.rootLog });
     const leaseFile = join(this.config.stateDir, 'node-lease');
     const previousLease = readLeaseFile(leaseFile);
-    this.registration = await this.cluster.registerNode(
+    this.registration = await retryTransient('register node', () => this.cluster.registerNode(
       { id: this.config.nodeName, name: this.config.nodeName, underlayIp: this.config.advertiseAddr },
       {
         ttlSeconds: this.config.leaseTtlSeconds,
@@ -126,7 +127,7 @@ export class Agent {
           this.kick();
         },
       },
-    );
+    ), { log: this.log });
     writeLeaseFile(leaseFile, this.registration.lease());
     this.lbKind = await selectLbBackend(this.config.lbBackend, this.config.hostNetns);
     const resolv = taskResolvConf(safeRead('/etc/resolv.conf'));

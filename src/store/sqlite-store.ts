@@ -139,8 +139,11 @@ function toKeyValue(row: KvRow): KeyValue {
 }
 
 function isBusy(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED';
+  // Every extended code of the two (SQLITE_BUSY_RECOVERY while another process recovers the WAL,
+  // SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY_TIMEOUT, SQLITE_LOCKED_*): an agent starting beside two others
+  // on a loaded host died of an unretried "database is locked".
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
 
 function requireKey(key: string): void {
