@@ -5,7 +5,7 @@ import { OverlayDriver } from '../overlay/overlay-driver.js';
 import { EncryptionDriver } from '../overlay/encryption-driver.js';
 import type { TaskSupervisor } from '../tasks/supervisor.js';
 import type { DnsService } from '../dns/dns-service.js';
-import type { HealthServers } from '../mesh/health-server.js';
+import { HealthServers } from '../mesh/health-server.js';
 import { applyHostRules, applyTaskRules } from '../mesh/iptables-apply.js';
 import { emptyHostRuleSet } from '../mesh/iptables-render.js';
 import { IptablesWriter } from '../mesh/iptables-writer.js';
@@ -42,6 +42,8 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
   const hostWriter = new IptablesWriter({ netns: deps.hostNetns, log: meshLog });
   // The host's ip6tables writer exists only once some plan has v6 published ports: a v4-only node forks no ip6tables.
   let hostWriter6: IptablesWriter | undefined;
+  // Health ports on the host's v6 addresses: a v6-only socket per port beside the v4 one, once a plan asks for it.
+  let health6: HealthServers | undefined;
   const taskWriters = new Map<string, IptablesWriter>();
   const writerFor = (netns: string): IptablesWriter => {
     let w = taskWriters.get(netns);
@@ -82,7 +84,13 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
       },
       forgetTask: (netns) => void taskWriters.delete(netns),
     },
-    health: deps.health,
+    health: {
+      reconcile: async (plans) => {
+        await deps.health.reconcile(plans);
+        const v6 = plans.filter((p) => p.v6);
+        if (v6.length > 0 || health6) await (health6 ??= new HealthServers(deps.hostNetns, '::')).reconcile(v6);
+      },
+    },
     dns: {
       attach: async (sandbox, view) => {
         await deps.dns.attach(sandbox, view);
@@ -99,6 +107,7 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
     close: () => {
       host.close();
       encryption.close();
+      void health6?.close();
     },
   };
 }

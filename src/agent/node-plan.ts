@@ -304,7 +304,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
       const tp = rulesByTask.get(t.record.id);
       taskRules.push({ taskId: t.record.id, netns: t.sandbox, redirects: tp?.redirects ?? [], returnRoute: tp?.returnRoute ?? null, ...(v6 ? { returnRoute6: v6.returnRoute6(tp?.returnRoute ?? null) } : {}) });
     }
-    health = plan.health;
+    health = v6 ? plan.health.map((h) => ({ ...h, v6: true })) : plan.health;
     conflicts = plan.conflicts;
   }
 

@@ -80,4 +80,6 @@ export interface HealthPortPlan {
   port: number;
   /** Running tasks of the service on this node: 0 answers 503. */
   localTasks: number;
+  /** Served on the host's v6 addresses too (the ingress network is dual stack); absent: v4 only. */
+  v6?: boolean;
 }

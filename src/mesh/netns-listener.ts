@@ -1,6 +1,7 @@
 import koffi from 'koffi';
 import { MeshError } from './errors.js';
 import { withNetns } from '../sandbox/netns-switch.js';
+import { ipv6ToBuffer } from '../sandbox/addresses6.js';
 
 /**
  * A listening TCP socket created inside another network namespace. Node binds asynchronously,
@@ -23,6 +24,9 @@ const listen = libc.func('int listen(int fd, int backlog)') as (fd: number, back
 const close = libc.func('int close(int fd)') as (fd: number) => number;
 
 const AF_INET = 2;
+const AF_INET6 = 10;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
 const SOCK_STREAM = 1;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
@@ -55,10 +59,23 @@ function sockaddrIn(address: string, port: number): Buffer {
   return buf;
 }
 
-/** Opens a listening TCP socket on address:port inside `netns` (null: here); returns its descriptor. */
+/** struct sockaddr_in6: family, port, flow info, address, scope id. */
+function sockaddrIn6(address: string, port: number): Buffer {
+  const buf = Buffer.alloc(28);
+  buf.writeUInt16LE(AF_INET6, 0);
+  buf.writeUInt16BE(port, 2);
+  ipv6ToBuffer(address).copy(buf, 8);
+  return buf;
+}
+
+/**
+ * Opens a listening TCP socket on address:port inside `netns` (null: here); returns its descriptor. A v6 address
+ * gets a v6-only socket, so `::` and `0.0.0.0` on one port are two sockets that never collide.
+ */
 export function listenTcpInNetns(netns: string | null, address: string, port: number, backlog = 128): number {
   return withNetns(netns, () => {
-    const fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const v6 = address.includes(':');
+    const fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw new ListenFailedError(koffi.errno(), 'socket', address, port, netns);
     const fail = (step: string): never => {
       const errno = koffi.errno();
@@ -68,7 +85,9 @@ export function listenTcpInNetns(netns: string | null, address: string, port: nu
     const one = Buffer.alloc(4);
     one.writeInt32LE(1, 0);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4) !== 0) fail('setsockopt');
-    if (bind(fd, sockaddrIn(address, port), 16) !== 0) fail('bind');
+    if (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, one, 4) !== 0) fail('setsockopt');
+    const addr = v6 ? sockaddrIn6(address, port) : sockaddrIn(address, port);
+    if (bind(fd, addr, addr.length) !== 0) fail('bind');
     if (listen(fd, backlog) !== 0) fail('listen');
     return fd;
   });

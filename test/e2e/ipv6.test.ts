@@ -42,7 +42,7 @@ beforeAll(async () => {
   }
   const r = cl.cli(['service', 'create', '--name', 'web', '--replicas', '2', '--network', 'six', '-p', '8080:80', '--', process.execPath, ECHO_HTTP, '--port', '80', '--host', '::']);
   expect(r.code, r.stderr).toBe(0);
-  const loc = cl.cli(['service', 'create', '--name', 'loc', '--replicas', '2', '--network', 'six', '-p', 'policy=local,8081:80', '--', process.execPath, ECHO_HTTP, '--port', '80', '--host', '::']);
+  const loc = cl.cli(['service', 'create', '--name', 'loc', '--replicas', '2', '--network', 'six', '-p', 'policy=local,8081:80', '--health-port', '8082', '--', process.execPath, ECHO_HTTP, '--port', '80', '--host', '::']);
   expect(loc.code, loc.stderr).toBe(0);
   await cl.waitFor('web to run 2 replicas', 60_000, async (c) => (await c.listTasks({ service: 'web' })).filter((t) => t.state === 'running').length === 2);
   await cl.waitFor('loc to run 2 replicas', 60_000, async (c) => (await c.listTasks({ service: 'loc' })).filter((t) => t.state === 'running').length === 2);
@@ -132,7 +132,7 @@ describe('published ports over v6', () => {
     expect(v4.stdout).toMatch(/--dport 8080 -j DNAT --to-destination 172\.[0-9.]+:8080/);
   });
 
-  it('policy=local over v6: each host answers with its own task only, which sees the real v6 client', async () => {
+  it('policy=local over v6: each host answers with its own task only, which sees the real v6 client; the health port answers over v6', async () => {
     const locTasks = await cl.withCluster((c) => c.listTasks({ service: 'loc' }));
     for (const h of lab.hosts) {
       const local = locTasks.filter((t) => t.node === h.name && t.state === 'running').map((t) => `loc.${t.slot}`);
@@ -141,6 +141,9 @@ describe('published ports over v6', () => {
       expect(got.map((l) => l.split(' ')[0] ?? '').every((n) => local.includes(n)), `${url}: ${got.join(' | ')}`).toBe(true);
       expect(got.length, url).toBe(local.length ? 4 : 0);
       for (const line of got) expect(line).toContain('(client 2001:db8::100');
+      // The health port answers on the v6 address too: 200 with a local task, 503 without.
+      const health = await execIn(client, ['curl', '-s', '-g', '-6', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://[${h.underlayIp6}]:8082/`], { allowFailure: true });
+      expect(health.stdout, `health port on ${h.name}`).toBe(local.length ? '200' : '503');
     }
   });
 });
