@@ -106,7 +106,6 @@ export class GwBridge {
         await sb.addAddress(leg.ifname, `${leg.ip}/${prefix}`);
         await sb.setLink(leg.ifname, { up: true });
         if (leg.defaultRoute) await sb.replaceRoute({ dst: 'default', gateway: this.gw.gateway, dev: leg.ifname });
-        if (leg.v6) await ensureLegV6(this.host, sb, this.gw.name, leg.ifname, leg.v6);
       } finally {
         sb.close();
       }
@@ -114,6 +113,9 @@ export class GwBridge {
       await this.host.deleteLink(leg.hostIf);
       throw err;
     }
+    // After the v4 leg stands: a host that refuses v6 (disable_ipv6) keeps its v4 published ports, and the
+    // failing v6 side is retried on the next pass.
+    await this.ensureV6(leg);
     return true;
   }
 
