@@ -28,6 +28,8 @@ export const AgentConfigSchema = z.strictObject({
   /** Seconds between full reconcile passes (they prune what the state no longer wants). */
   resyncSeconds: z.number().min(1).max(3600),
   leaseTtlSeconds: z.number().int().min(2).max(600),
+  /** Seconds a started task may take to listen on its ports before it is reported as not listening. */
+  readyDeadlineSeconds: z.number().int().min(1).max(3600).default(30),
   /** Seconds between new keys of the encrypted overlays' keyring (default 12 h). */
   keyRotationSeconds: z.number().int().min(2).max(90 * 86_400).optional(),
   dnsUpstreams: z.array(z.string()).max(3),

@@ -442,7 +442,7 @@ export class Agent {
       }
       if (up && !ready) starting = true;
       // With a health check, running (ready) also needs healthy: task-readiness.ts taskReport decides.
-      const report = taskReport(info, ready, t.service.ports, Date.now());
+      const report = taskReport(info, ready, t.service.ports, Date.now(), this.config.readyDeadlineSeconds * 1000);
       const observed = report.state;
       // Why it is not running (`exit 3`, `not listening on 80 after 30 s`); a draining task keeps the drain's message.
       const message = t.record.desiredState === 'running' ? report.message : t.record.message;

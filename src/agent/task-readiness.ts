@@ -70,7 +70,7 @@ export interface TaskReport {
  * and is healthy when it has a health check. Everything that balances traffic reads it as the
  * record's `state === 'running'`. Pure.
  */
-export function taskReport(info: TaskInfo, listening: boolean, ports: readonly TargetPort[], now: number): TaskReport {
+export function taskReport(info: TaskInfo, listening: boolean, ports: readonly TargetPort[], now: number, readyDeadlineMs?: number): TaskReport {
   const up = info.state === 'running';
   const ready = up && listening && (info.health === undefined || info.health.status === 'healthy');
   const state = ready
@@ -80,5 +80,5 @@ export function taskReport(info: TaskInfo, listening: boolean, ports: readonly T
       : info.state === 'failed' || info.state === 'shutdown'
         ? info.state
         : undefined;
-  return { state, ready, message: taskMessage({ ...info, ready: up && listening, ports, now }), health: info.health };
+  return { state, ready, message: taskMessage({ ...info, ready: up && listening, ports, now, ...(readyDeadlineMs !== undefined ? { readyDeadlineMs } : {}) }), health: info.health };
 }

@@ -16,7 +16,7 @@ const TICKER = 'i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done';
 
 beforeAll(async () => {
   lab = await Lab.create(3, { tag: 'logs-e2e' });
-  cl = new ClusterLab(lab, ['--lease-ttl', '3', '--drain-seconds', '1']);
+  cl = new ClusterLab(lab, ['--lease-ttl', '3', '--drain-seconds', '1', '--ready-deadline-seconds', '3']);
   await cl.startAll();
   for (const [name, replicas, script] of [['chatty', '3', CHATTY], ['ticker', '1', TICKER]] as const) {
     const r = cl.cli(['service', 'create', '--name', name, '--replicas', replicas, '--', 'sh', '-c', script]);
@@ -108,10 +108,10 @@ describe('meshnet service logs and task logs', () => {
     expect(logs.stdout).toMatch(/^quitter\.1@host-\w \| giving up$/m);
   });
 
-  it('task ls shows a task whose process does not listen on its target port as not listening after 30 s', async () => {
+  it('task ls shows a task whose process does not listen on its target port as not listening after --ready-deadline-seconds (3 s here)', async () => {
     await cl.waitFor('mute not listening', 90_000, async (c) => /not listening/.test((await c.listTasks({ service: 'mute' }))[0]?.message ?? ''));
     const ls = cl.cli(['task', 'ls', '--service', 'mute']);
-    expect(ls.stdout).toMatch(/mute\.1\s+host-\w\s+running\s+starting\s+0\s+\S+\s+not listening on 80 after 30 s\s*$/m);
+    expect(ls.stdout).toMatch(/mute\.1\s+host-\w\s+running\s+starting\s+0\s+\S+\s+not listening on 80 after 3 s\s*$/m);
   }, 120_000);
 
   it('refuses an unknown task with exit 2, and a stopped node\'s agent with exit 1 naming the node', async () => {

@@ -83,7 +83,7 @@ async function probeEsp(): Promise<boolean> {
 beforeAll(async () => {
   espInKernel = await probeEsp();
   lab = await Lab.create(3, { tag: 'encrypted' });
-  cl = new ClusterLab(lab, ['--lease-ttl', '3', '--drain-seconds', '1', '--key-rotation', '4']);
+  cl = new ClusterLab(lab, ['--lease-ttl', '3', '--drain-seconds', '1', '--key-rotation', '2']);
   await cl.startAll();
   expect(cl.cli(['network', 'create', 'plain', '--subnet', '10.0.21.0/24']).code).toBe(0);
   const created = cl.cli(['network', 'create', '--encrypted', 'secure', '--subnet', '10.0.22.0/24']);

@@ -24,6 +24,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .option('--drain-seconds <n>', 'seconds a removed task keeps its connections before it stops', '2')
     .option('--resync-seconds <n>', 'seconds between full passes that prune stale kernel state', '30')
     .option('--lease-ttl <seconds>', 'seconds after which a silent node counts as dead', '10')
+    .option('--ready-deadline-seconds <n>', 'seconds a started task may take to listen on its target ports before task ls reports it as not listening (it keeps waiting)', '30')
     .option('--key-rotation <seconds>', 'seconds between new keys of encrypted networks (Docker: 12 h; the shortest among agents wins)', '43200')
     .option('--dns-upstream <ip>', 'upstream nameserver for names that are not ours (repeat, at most 3; default: the host\'s)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option('--log-level <level>', 'least severe log lines written (debug explains every pass: one line per changed target)').choices([...LOG_LEVELS]).default('info'))
@@ -72,6 +73,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
         allowDockerIngressTakeover: Boolean(o['allowDockerIngressTakeover']),
         drainSeconds: Number(o['drainSeconds']),
         resyncSeconds: Number(o['resyncSeconds']),
+        readyDeadlineSeconds: Number(o['readyDeadlineSeconds']),
         leaseTtlSeconds: Number(o['leaseTtl']),
         keyRotationSeconds: Number(o['keyRotation']),
         dnsUpstreams: o['dnsUpstream'],
