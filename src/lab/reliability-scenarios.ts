@@ -192,7 +192,7 @@ const unknownField: Scenario = {
         // What a newer meshnet would write: the same record with one field this version does not know.
         await rl.cluster.withCluster((_c, s) => s.put(key, JSON.stringify({ ...(JSON.parse(original) as object), futureField: 1 })));
         const faultAt = Date.now();
-        // Agents pass every second: eight seconds is several passes of every agent over the record.
+        // The write wakes every agent's pass at once; eight seconds also covers the passes its changes would wake.
         const probeUntil = faultAt + 8000;
         await sleepUntil(probeUntil);
         const stored = await rl.cluster.withCluster(async (_c, s) => (await s.get(key))?.value);
