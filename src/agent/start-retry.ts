@@ -1,11 +1,10 @@
 import type { Logger } from '../log/logger.js';
 import { StoreBusyError, StoreTimeoutError, StoreUnavailableError } from '../store/store-errors.js';
+import { isSqliteBusy } from '../store/sqlite-busy.js';
 
 /** True for a store failure that a later try may not meet: a lock held, an etcd that did not answer. */
 export function isTransientStoreError(err: unknown): boolean {
-  if (err instanceof StoreBusyError || err instanceof StoreTimeoutError || err instanceof StoreUnavailableError) return true;
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+  return err instanceof StoreBusyError || err instanceof StoreTimeoutError || err instanceof StoreUnavailableError || isSqliteBusy(err);
 }
 
 /**

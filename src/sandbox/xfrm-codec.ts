@@ -11,6 +11,8 @@
  * addresses, SPIs and ports are network order.
  */
 
+import { nlAttr, walkNlAttrs } from './netlink-attrs.js';
+
 /** The netlink protocol number of XFRM (linux/netlink.h NETLINK_XFRM). */
 export const NETLINK_XFRM = 6;
 
@@ -130,26 +132,11 @@ function unlimited(buf: Buffer, at: number): void {
 }
 
 /** One netlink attribute, padded to 4 bytes. */
-export function attr(type: number, payload: Buffer): Buffer {
-  const len = 4 + payload.length;
-  const out = Buffer.alloc((len + 3) & ~3);
-  out.writeUInt16LE(len, 0);
-  out.writeUInt16LE(type, 2);
-  payload.copy(out, 4);
-  return out;
-}
+export const attr = nlAttr;
 
-/** Attributes after a fixed struct, by type. */
+/** Attributes after a fixed struct, by type (a malformed tail is ignored: the kernel wrote it). */
 export function parseAttrs(buf: Buffer, from: number): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
-  let at = from;
-  while (at + 4 <= buf.length) {
-    const len = buf.readUInt16LE(at);
-    if (len < 4 || at + len > buf.length) break;
-    out.set(buf.readUInt16LE(at + 2) & 0x3fff, buf.subarray(at + 4, at + len));
-    at += (len + 3) & ~3;
-  }
-  return out;
+  return new Map(walkNlAttrs(buf, from).attrs.map((a) => [a.type, a.data] as const));
 }
 
 /** NEWSA / UPDSA payload: xfrm_usersa_info + XFRMA_ALG_AEAD. */

@@ -18,6 +18,7 @@ import type {
 import { silentLogger, type Logger } from '../log/logger.js';
 import { machineLeaseClock, type LeaseClock } from './lease-clock.js';
 import { CompactedError, LeaseNotFoundError, StoreBusyError, StoreClosedError, StoreRequestError } from './store-errors.js';
+import { isSqliteBusy } from './sqlite-busy.js';
 
 // A kine-like store in one SQLite file shared by every agent process on a machine.
 //  - `log` is append-only: one row per put or delete, its INTEGER PRIMARY KEY is the store revision. Watches poll
@@ -138,13 +139,9 @@ function toKeyValue(row: KvRow): KeyValue {
   return kv;
 }
 
-function isBusy(err: unknown): boolean {
-  // Every extended code of the two (SQLITE_BUSY_RECOVERY while another process recovers the WAL,
-  // SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY_TIMEOUT, SQLITE_LOCKED_*): an agent starting beside two others
-  // on a loaded host died of an unretried "database is locked".
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
-}
+// Every extended code counts: an agent starting beside two others on a loaded host died of an unretried
+// SQLITE_BUSY_RECOVERY ("database is locked").
+const isBusy = isSqliteBusy;
 
 function requireKey(key: string): void {
   if (typeof key !== 'string' || key.length === 0) throw new StoreRequestError('store keys must be non-empty strings');

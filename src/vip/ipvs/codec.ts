@@ -7,6 +7,8 @@
  * platform meshnet targets: x86_64, arm64); ports and IPv4 netmasks are network order.
  */
 
+import { nlAttr, walkNlAttrs, type NlAttr } from '../../sandbox/netlink-attrs.js';
+
 export const IPVS_GENL_NAME = 'IPVS';
 export const IPVS_GENL_VERSION = 1;
 
@@ -160,15 +162,7 @@ export class IpvsCodecError extends Error {
 // ---------------------------------------------------------------------------------------
 // Attribute primitives
 
-function attr(type: number, payload: Buffer): Buffer {
-  const len = 4 + payload.length;
-  const padded = (len + 3) & ~3;
-  const out = Buffer.alloc(padded);
-  out.writeUInt16LE(len, 0);
-  out.writeUInt16LE(type, 2);
-  payload.copy(out, 4);
-  return out;
-}
+const attr = nlAttr;
 
 function u16(type: number, v: number): Buffer {
   const b = Buffer.alloc(2);
@@ -192,11 +186,6 @@ function str(type: number, v: string): Buffer {
   return attr(type, Buffer.from(`${v}\0`, 'latin1'));
 }
 
-interface RawAttr {
-  type: number;
-  data: Buffer;
-}
-
 /** Split an attribute stream; NLA_F_NESTED / NLA_F_NET_BYTEORDER bits are ignored. */
 function parseAttrs(buf: Buffer): Map<number, Buffer> {
   const out = new Map<number, Buffer>();
@@ -204,15 +193,12 @@ function parseAttrs(buf: Buffer): Map<number, Buffer> {
   return out;
 }
 
-function* iterAttrs(buf: Buffer): Generator<RawAttr> {
-  let off = 0;
-  while (off + 4 <= buf.length) {
-    const len = buf.readUInt16LE(off);
-    const type = buf.readUInt16LE(off + 2) & 0x3fff;
-    if (len < 4 || off + len > buf.length) throw new IpvsCodecError(`malformed netlink attribute at offset ${off} (length ${len}, buffer ${buf.length})`);
-    yield { type, data: buf.subarray(off + 4, off + len) };
-    off += (len + 3) & ~3;
+function iterAttrs(buf: Buffer): NlAttr[] {
+  const { attrs, malformedAt } = walkNlAttrs(buf);
+  if (malformedAt !== undefined) {
+    throw new IpvsCodecError(`malformed netlink attribute at offset ${malformedAt} (length ${buf.readUInt16LE(malformedAt)}, buffer ${buf.length})`);
   }
+  return attrs;
 }
 
 function need(m: Map<number, Buffer>, type: number, what: string): Buffer {
