@@ -80,7 +80,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
         ...(['apiAddr', 'apiCert', 'apiKey', 'apiCa'] as const).reduce((acc, k) => (o[k] !== undefined ? { ...acc, [k]: o[k] } : acc), {}),
       });
       if (!parsed.success) {
-        throw new CliError(`invalid agent options: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`, EXIT.usage);
+        throw new CliError(`invalid agent options: ${parsed.error.issues.map((i) => `--${flagOf(String(i.path[0] ?? ''))}: ${i.message}`).join('; ')}`, EXIT.usage);
       }
       const version = meshnetVersion();
       const metrics = new AgentMetrics({ version });
@@ -119,4 +119,12 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
       });
       process.exit(0);
     });
+}
+
+/** Config keys whose flag is not their kebab-case spelling. */
+const FLAG_OF: Record<string, string> = { nodeName: 'name', leaseTtlSeconds: 'lease-ttl', keyRotationSeconds: 'key-rotation', dnsUpstreams: 'dns-upstream' };
+
+/** The command-line flag an agent config key comes from, so an error names what the operator typed. */
+export function flagOf(key: string): string {
+  return FLAG_OF[key] ?? key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
