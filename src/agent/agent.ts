@@ -449,7 +449,7 @@ export class Agent {
       const healthChanged = healthDiffers(report.health, t.record.health);
       if (!observed || (observed === t.record.state && info.restarts === t.record.restarts && message === t.record.message && !healthChanged)) continue;
       await this.cluster
-        .updateTaskState(t.record.service, t.record.slot, t.record.id, { state: observed, restarts: info.restarts, ...(message !== undefined ? { message } : {}), ...(healthChanged ? { health: report.health ?? null } : {}) })
+        .updateTaskState(t.record.service, t.record.slot, t.record.id, { state: observed, restarts: info.restarts, ...(message !== undefined ? { message } : {}), ...(healthChanged ? { health: report.health ?? null } : {}), ...(info.reason !== undefined ? { lastExit: info.reason } : {}) })
         .catch((err: Error) => this.log.warn({ event: 'task.state_report_failed', task: t.record.id, error: err.message }));
     }
     for (const id of [...this.readyAt.keys()]) if (!id.startsWith('unusable:') && !plan.tasks.some((t) => t.record.id === id)) this.readyAt.delete(id);

@@ -182,6 +182,8 @@ export interface TaskStateUpdate {
   message?: string;
   /** The task's health; null removes it (its service no longer has a health check). */
   health?: TaskRecord['health'] | null;
+  /** Why the process's last run ended (`exit 1`), for the history entry a restart leaves; not stored on the task. */
+  lastExit?: string;
 }
 
 const SubnetTableSchema = z.record(z.string(), z.string());
@@ -1023,7 +1025,7 @@ export class Cluster {
       const compare = [unchanged(key, read.kv)];
       const ops: TxnOp[] = [{ type: 'put', key, value: encodeRecord(TaskRecordSchema, 'task', key, record) }];
       // A restart in place ends a run: keep why, as Docker keeps the failed task a restart replaces.
-      if ((update.restarts ?? 0) > read.record.restarts) await this.recordFinished(read.record, 'restarted', compare, ops, restartError(update, read.record.message));
+      if ((update.restarts ?? 0) > read.record.restarts) await this.recordFinished(read.record, 'restarted', compare, ops, update.lastExit ?? restartError(update, read.record.message));
       return (await this.commit(compare, ops)) ? record : undefined;
     });
   }

@@ -104,6 +104,16 @@ describe('history in the cluster model', () => {
     ]);
   });
 
+  it('a restart reported after the process already runs again takes its reason from lastExit', async () => {
+    const t = await cluster.claimTask('web', 2, 'host-a');
+    await cluster.updateTaskState('web', 2, t.id, { state: 'running' });
+    // The agent looked only once the restarted process listened: no "restarting" message to read the reason from.
+    await cluster.updateTaskState('web', 2, t.id, { state: 'running', restarts: 1, lastExit: 'exit 1' });
+    const history = (await readServiceHistory(store, 'web')).get(2)!;
+    expect(history.map((e) => [e.error, e.how])).toEqual([['exit 1', 'restarted']]);
+    expect((await cluster.listTasks({ service: 'web' }))[0]).not.toHaveProperty('lastExit');
+  });
+
   it('removing the service removes its histories, and none is written for it afterwards', async () => {
     const t = await cluster.claimTask('web', 1, 'host-a');
     await cluster.removeTask('web', 1, t.id);
