@@ -25,6 +25,7 @@ import type { EncryptionPlan } from '../overlay/encryption-plan.js';
 import type { Keyring } from '../overlay/keyring.js';
 import { addressIpv6, v6Field } from '../model/dual-stack.js';
 import { ingressLeg6, ingressV6 } from './ingress-v6.js';
+import { hostPortLeg6, hostPortsV6 } from './host-ports-v6.js';
 
 /** This node's fixed settings, from the agent's configuration. */
 export interface NodeSettings {
@@ -251,7 +252,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     const g = settings.gwbridge;
     gwLegs.push({ sandbox: sboxPath, ifname: 'eth1', hostIf: SBOX_HOST_IF, ip: g.sboxAddress, mac: macForIpv4(g.sboxAddress), defaultRoute: true, isolated: false, ...ingressLeg6(ingress, g) });
   }
-  for (const t of tasks) gwLegs.push({ sandbox: t.sandbox, ifname: t.gw.ifname, hostIf: t.gw.hostIf, ip: t.gw.ip, mac: t.gw.mac, defaultRoute: true, isolated: true });
+  for (const t of tasks) gwLegs.push({ sandbox: t.sandbox, ifname: t.gw.ifname, hostIf: t.gw.hostIf, ip: t.gw.ip, mac: t.gw.mac, defaultRoute: true, isolated: true, ...hostPortLeg6(t, settings.gwbridge) });
 
   const peerNodes = new Map<string, { underlayIp: string }>(liveNodes);
   for (const n of facts.graceNodes ?? []) if (!peerNodes.has(n.id) && n.id !== me) peerNodes.set(n.id, n);
@@ -297,6 +298,11 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
       hostRules6 = v6.hostRules;
       for (const s of v6.hostSysctls) sysctls.push({ netns: null, key: s.key, value: s.value });
       for (const s of v6.sboxSysctls) sysctls.push({ netns: sboxPath, key: s.key, value: s.value });
+    }
+    const ports6 = hostPortsV6(plan, v6 !== null, tasks, settings.gwbridge);
+    if (ports6) {
+      hostRules6 = ports6.rules;
+      sysctls.push(...ports6.sysctls);
     }
     const rulesByTask = new Map(plan.tasks.map((tp) => [tp.taskId, tp]));
     // Every local task gets an entry, so one that stops publishing has its rules removed.

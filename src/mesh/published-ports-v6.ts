@@ -59,7 +59,7 @@ export function ingressV6Plan(plan: MeshPlan, input: MeshInput, a: IngressV6Addr
       backends,
     };
   });
-  // mode=host ports stay v4: a task's gwbridge leg has no v6 address.
+  // mode=host ports over v6 are host-ports-v6.ts's: they need v6 task legs, which the ingress does not.
   const host = { ...plan.host, sboxAddress: a.sboxGw6, gwbridge: { ...plan.host.gwbridge, subnet: a.gwSubnet6 }, hostModePorts: [] };
   return {
     sboxServices,
