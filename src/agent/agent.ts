@@ -67,6 +67,8 @@ export class Agent {
   /** False until start() has built every part a pass uses: no pass runs before. */
   private started = false;
   private lastResync = 0;
+  /** When the last pass started: the safety-net timer stays quiet while passes come on their own. */
+  private lastPassAt = 0;
   private resyncs = 0;
   private readonly settings: NodeSettings;
   private lbKind: 'nftables' | 'ipvs' = 'nftables';
@@ -168,8 +170,11 @@ export class Agent {
     this.observer?.started(this.views());
     // Passes follow events (store changes, process exits) and the deadlines they carry (drains, readiness,
     // a vanished node's grace, the resync), each scheduled on its own; this timer is only a safety net
-    // should a wake-up be lost, so it runs at the resync's period: an idle agent plans twice a minute.
-    this.timer = setInterval(() => this.kick(), this.config.resyncSeconds * 1000);
+    // should a wake-up be lost: it kicks only when no pass started for a whole resync period, so an idle
+    // agent plans once per resync, not twice.
+    this.timer = setInterval(() => {
+      if (Date.now() - this.lastPassAt >= this.config.resyncSeconds * 1000) this.kick();
+    }, this.config.resyncSeconds * 1000);
     this.kick();
   }
 
@@ -222,6 +227,7 @@ export class Agent {
   /** One pass: store writes first (claims, drains), then the kernel and processes, then reports. */
   private async pass(): Promise<void> {
     const started = performance.now();
+    this.lastPassAt = Date.now();
     const spawnedBefore = processesSpawned();
     let snapshot = this.mirror.snapshot();
     const graceNodes = this.graceNodes(snapshot);
