@@ -139,6 +139,12 @@ export class Rtnl {
   private readonly writable: boolean;
   /** name -> ifindex, so repeated writes on one link cost one round trip each; dropped on any link change. */
   private readonly indexCache = new Map<string, number>();
+  /**
+   * ifindex -> name for address and route listings, which name links by index. A host with a
+   * hundred task legs makes a link dump (parsed in JS) the dearest part of a resync's reads, so the
+   * map is reused while every index asked for is in it, and dropped on any link change made here.
+   */
+  private linkNames: Map<number, string> | null = null;
 
   private constructor(sock: NL.RtNetlinkSocket, where: string, writable: boolean) {
     this.sock = sock;
@@ -185,6 +191,15 @@ export class Rtnl {
   async links(): Promise<LinkInfo[]> {
     const msgs = await this.call('list', 'links', () => this.sock.getLinks());
     return msgs.map((m) => toLinkInfo(m));
+  }
+
+  /** Names of the links with these indexes: the cached map while it knows them all, else a fresh dump. */
+  private async namesOf(indexes: readonly (number | undefined)[]): Promise<Map<number, string>> {
+    const cached = this.linkNames;
+    if (cached && indexes.every((i) => i === undefined || cached.has(i))) return cached;
+    const names = new Map((await this.links()).map((l) => [l.index, l.name]));
+    this.linkNames = names;
+    return names;
   }
 
   /** The link called `name`, or undefined. */
@@ -295,6 +310,7 @@ export class Rtnl {
   ): Promise<void> {
     this.guard(`change link ${name}`);
     this.indexCache.clear();
+    this.linkNames = null;
     const link = await this.requireLink(name);
     const attrs: NL.ifla.LinkAttrs = {};
     if (change.mtu) attrs.mtu = change.mtu;
@@ -322,6 +338,7 @@ export class Rtnl {
   async deleteLink(name: string): Promise<boolean> {
     this.guard(`delete link ${name}`);
     this.indexCache.clear();
+    this.linkNames = null;
     const link = await this.link(name);
     if (!link) return false;
     try {
@@ -339,8 +356,7 @@ export class Rtnl {
   /** IPv4 addresses, per link. */
   async addresses(): Promise<AddressInfo[]> {
     const msgs = await this.call('list', 'addresses', () => this.sock.getAddresses({ family: AF_INET }));
-    const links = await this.links();
-    const names = new Map(links.map((l) => [l.index, l.name]));
+    const names = await this.namesOf(msgs.map((m) => m.data.index));
     return msgs
       .filter((m) => m.data.family === AF_INET && (m.attrs.local ?? m.attrs.address))
       .map((m) => ({
@@ -410,7 +426,7 @@ export class Rtnl {
   /** IPv4 unicast routes, of one table when `table` is given (main is 254). */
   async routes(filter: { table?: number } = {}): Promise<RouteInfo[]> {
     const msgs = await this.call('list', 'routes', () => this.sock.getRoutes({ family: AF_INET }));
-    const names = new Map((await this.links()).map((l) => [l.index, l.name]));
+    const names = await this.namesOf(msgs.map((m) => m.attrs.oif));
     const out: RouteInfo[] = [];
     for (const m of msgs) {
       if (m.data.family !== AF_INET || m.data.type !== 'UNICAST') continue;
@@ -543,7 +559,7 @@ export class Rtnl {
   /** Global-scope IPv6 addresses, per link (link-local ones are the kernel's and not listed). */
   async addresses6(): Promise<AddressInfo[]> {
     const msgs = await this.call('list', 'IPv6 addresses', () => this.sock.getAddresses({ family: AF_INET6 }));
-    const names = new Map((await this.links()).map((l) => [l.index, l.name]));
+    const names = await this.namesOf(msgs.map((m) => m.data.index));
     return msgs
       .filter((m) => m.data.family === AF_INET6 && m.data.scope === SCOPE_UNIVERSE && (m.attrs.local ?? m.attrs.address))
       .map((m) => ({ link: names.get(m.data.index ?? -1) ?? String(m.data.index), cidr: `${bufferToIpv6((m.attrs.local ?? m.attrs.address)!)}/${m.data.prefixlen}` }));
@@ -601,7 +617,7 @@ export class Rtnl {
   async routes6(filter: { table?: number } = {}): Promise<RouteInfo[]> {
     const want = filter.table ?? 254;
     const msgs = await this.call('list', 'IPv6 routes', () => this.sock.getRoutes({ family: AF_INET6 }));
-    const names = new Map((await this.links()).map((l) => [l.index, l.name]));
+    const names = await this.namesOf(msgs.map((m) => m.attrs.oif));
     const out: RouteInfo[] = [];
     for (const m of msgs) {
       const table = m.attrs.table ?? m.data.table ?? 0;
