@@ -123,8 +123,8 @@ function jsonLines<T>(child: ChildProcess): { lines: T[]; until: (what: string, 
 }
 
 /** The digest element the client namespace's table holds. */
-async function kernelDigest(): Promise<string> {
-  const r = await execIn(ns.client!, ['nft', 'list', 'map', 'ip', 'meshnet', 'table-digest']);
+async function kernelDigest(netns = ns.client!): Promise<string> {
+  const r = await execIn(netns, ['nft', 'list', 'map', 'ip', 'meshnet', 'table-digest']);
   return /elements = \{ (0x[0-9a-f]+ \. 0x[0-9a-f]+) :/.exec(r.stdout)?.[1] ?? 'none';
 }
 
@@ -288,6 +288,25 @@ describe('nftables VIP in a client task namespace', () => {
       expect(await kernelDigest()).toBe(renderedDigest(want));
     } finally {
       third.close();
+    }
+  });
+
+  it('frees an idle nft context and opens a new one for the next change', async () => {
+    // In the router's namespace: the shared backend's cache of the client's table stays true.
+    const idle = new NftBackend(ns.router!, { idleCloseMs: 50 });
+    try {
+      await idle.apply(table(webService([1, 2])));
+      expect(idle.contextOpen).toBe(true);
+      const deadline = Date.now() + 5_000;
+      while (idle.contextOpen && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(idle.contextOpen).toBe(false);
+      // The cache outlives the context: the next change is still incremental, and lands.
+      await idle.apply(table(webService([2])));
+      expect(idle.lastApply.mode).toBe('incremental');
+      expect(await kernelDigest(ns.router!)).toBe(renderedDigest(table(webService([2]))));
+      await idle.destroy();
+    } finally {
+      idle.close();
     }
   });
 

@@ -22,6 +22,8 @@ export interface NftBackendOptions {
   maxSyncScriptBytes?: number;
   /** Where the backend reports adoptions, rebuilds and failed conntrack deletes (default: silent). */
   log?: Logger;
+  /** Free the nft context after this many idle milliseconds (default 5 s; 0 keeps it open). */
+  idleCloseMs?: number;
 }
 
 /** What the last apply did, beyond the LbBackend contract (for logs and benchmarks). */
@@ -38,6 +40,12 @@ export interface NftApplyDetails {
 }
 
 const DEFAULT_MAX_SYNC_BYTES = 64 * 1024;
+/**
+ * An nft context holds nft's cache of what it last touched (about a megabyte per task namespace
+ * once its table is loaded): an agent with a hundred task namespaces kept most of its heap there.
+ * A context idle this long is freed; opening one again costs about half a millisecond.
+ */
+const DEFAULT_IDLE_CLOSE_MS = 5_000;
 
 function isMissing(err: unknown): boolean {
   return err instanceof NftCommandError && /No such file or directory/.test(err.nftMessage);
@@ -60,6 +68,7 @@ export class NftBackend implements LbBackend {
   private needsFull = false;
   /** Every use of the context runs here, one at a time: libnftables contexts are not reentrant. */
   private queue: Promise<unknown> = Promise.resolve();
+  private idleTimer: NodeJS.Timeout | null = null;
   /** Details of the last apply. */
   lastApply: NftApplyDetails = { mode: 'none', adopted: false, adoptedBy: null, conntrackDeletions: 0, planMs: 0, nftMs: 0 };
 
@@ -82,9 +91,34 @@ export class NftBackend implements LbBackend {
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn);
+    const next = this.queue.then(async () => {
+      this.cancelIdleClose();
+      try {
+        return await fn();
+      } finally {
+        this.armIdleClose();
+      }
+    });
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  private cancelIdleClose(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  /** Frees the context once no call used it for idleCloseMs: no call is running when the timer fires (each one cancels it first). */
+  private armIdleClose(): void {
+    const ms = this.opts.idleCloseMs ?? DEFAULT_IDLE_CLOSE_MS;
+    if (ms <= 0 || !this.ctx) return;
+    this.cancelIdleClose();
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      this.ctx?.close();
+      this.ctx = null;
+    }, ms);
+    this.idleTimer.unref();
   }
 
   /** The context, opened on first use inside the namespace (construction touches nothing). */
@@ -258,8 +292,14 @@ export class NftBackend implements LbBackend {
     });
   }
 
+  /** Whether an nft context is open now (it is freed after idleCloseMs without a call). */
+  get contextOpen(): boolean {
+    return this.ctx !== null;
+  }
+
   /** Releases the netlink socket and nft context, leaving the table in place (the namespace went away, or the agent stops). */
   close(): void {
+    this.cancelIdleClose();
     this.ctx?.close();
     this.ctx = null;
   }
