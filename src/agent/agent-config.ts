@@ -30,6 +30,15 @@ export const AgentConfigSchema = z.strictObject({
   leaseTtlSeconds: z.number().int().min(2).max(600),
   /** Seconds a started task may take to listen on its ports before it is reported as not listening. */
   readyDeadlineSeconds: z.number().int().min(1).max(3600).default(30),
+  /**
+   * Milliseconds between echo probes to each peer's VTEP over the ingress overlay; a peer that misses 3
+   * in a row has its backends taken out of this node's tables until it answers twice. 0: no probes.
+   */
+  vtepProbeIntervalMs: z
+    .number()
+    .int()
+    .refine((ms) => ms === 0 || (ms >= 50 && ms <= 60_000), { message: 'give 0 (no probes) or milliseconds from 50 to 60000' })
+    .default(400),
   /** Seconds between new keys of the encrypted overlays' keyring (default 12 h). */
   keyRotationSeconds: z.number().int().min(2).max(90 * 86_400).optional(),
   dnsUpstreams: z.array(z.string()).max(3),

@@ -38,6 +38,9 @@ import type { AgentObserver, AgentViews } from './agent-observer.js';
 import { ENCRYPTION } from '../model/keys.js';
 import { KeyringKeeper } from '../overlay/keyring-keeper.js';
 import { DEFAULT_KEY_ROTATION_SECONDS } from '../overlay/keyring.js';
+import { VtepProber } from '../overlay/vtep-prober.js';
+import type { VtepPeerStatus } from '../overlay/vtep-liveness.js';
+import { vtepProbeTarget } from './vtep-target.js';
 
 /**
  * One agent per host: registers the node, follows the store, and reconciles the host to it.
@@ -56,6 +59,8 @@ export class Agent {
   private apiServer: ApiServer | null = null;
   private reconciler!: NodeReconciler;
   private keyring!: KeyringKeeper;
+  /** Echo probes to peers' VTEPs over the overlay (null: --vtep-probe-interval-ms 0). */
+  private vtep: VtepProber | null = null;
   private readonly memo = new PlanMemo();
   private readonly log: Logger;
   private timer: NodeJS.Timeout | null = null;
@@ -102,6 +107,7 @@ export class Agent {
       underlayIp: config.advertiseAddr,
       underlayMtu: 1500,
       drainSeconds: config.drainSeconds,
+      vtepProbe: config.vtepProbeIntervalMs > 0,
       // Settled in start() from the host's own routes when --gwbridge-subnet is not given.
       gwbridge: gwbridgeSettings(config.gwbridgeName, config.gwbridgeSubnet ?? '172.18.0.0/16'),
     };
@@ -161,6 +167,8 @@ export class Agent {
       this.kick();
     };
     this.mirror = await ClusterMirror.open(this.store, { log: this.log, onChange, rawPrefixes: [INGRESS_ENDPOINTS, ENCRYPTION] });
+    // A peer whose VTEP stops answering wakes a pass, as a store change does.
+    if (this.config.vtepProbeIntervalMs > 0) this.vtep = new VtepProber({ intervalMs: this.config.vtepProbeIntervalMs, log: this.rootLog.child({ component: 'vtep' }), onChange: () => this.kick() });
     this.keyring = new KeyringKeeper(this.store, (this.config.keyRotationSeconds ?? DEFAULT_KEY_ROTATION_SECONDS) * 1000, this.rootLog.child({ component: 'encryption' }));
     // A restart keeps every task's gwbridge address: read what the namespaces hold before the first plan.
     const mine = this.mirror.snapshot().tasks.filter((t) => t.node === this.config.nodeName);
@@ -244,6 +252,7 @@ export class Agent {
       now: Date.now(),
       graceNodes,
       ...(keyring.ring ? { keyring: keyring.ring } : {}),
+      ...(this.vtep ? { unreachableNodes: this.vtep.unreachable() } : {}),
     }, this.memo);
     if (this.lastPlan === null || conflictsChanged(this.lastPlan, plan)) {
       for (const c of plan.conflicts) this.log.warn({ event: 'mesh.conflict', code: c.code, error: c.message });
@@ -269,6 +278,7 @@ export class Agent {
     if (resync || snapshot.services !== this.lastServices) this.checkShadowedPorts(snapshot);
     this.lastServices = snapshot.services;
     const report = await this.reconciler.apply(plan, { resync, deep, ...(round > 0 ? { round } : {}) });
+    this.vtep?.follow(vtepProbeTarget(plan, this.config.netnsDir, snapshot.nodes, endpoints, this.config.nodeName));
     if (this.mirror.connected) {
       // Readiness of a task already found listening is re-read on the deep resync only: a light one stays cheap.
       await this.reportTaskStates(plan, deep);
@@ -516,6 +526,11 @@ export class Agent {
     for (const rule of taken) this.log.warn({ event: 'mesh.docker_ingress_takeover', table: rule.table, chain: rule.chain, rule: rule.rule });
   }
 
+  /** Each probed peer's VTEP verdict (empty without probes), for metrics. */
+  vtepPeers(): VtepPeerStatus[] {
+    return this.vtep?.status() ?? [];
+  }
+
   /** The last computed node plan (for inspect and tests). */
   get plan(): NodePlan | null {
     return this.lastPlan;
@@ -528,6 +543,7 @@ export class Agent {
     if (this.soonTimer) clearTimeout(this.soonTimer);
     this.mirror?.close();
     await this.running;
+    this.vtep?.close();
     if (opts.deregister) await this.registration.close();
     else this.registration?.stop();
     await this.health?.close();

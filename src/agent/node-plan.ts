@@ -25,6 +25,8 @@ import type { EncryptionPlan } from '../overlay/encryption-plan.js';
 import type { Keyring } from '../overlay/keyring.js';
 import { addressIpv6, v6Field } from '../model/dual-stack.js';
 import { ingressLeg6, ingressV6 } from './ingress-v6.js';
+import { reachableView } from './vtep-exclusion.js';
+import { VTEP_PROBE_SYSCTL } from '../overlay/vtep-socket.js';
 import { hostPortLeg6, hostPortsV6 } from './host-ports-v6.js';
 
 /** This node's fixed settings, from the agent's configuration. */
@@ -37,6 +39,8 @@ export interface NodeSettings {
   gwbridge: { name: string; subnet: string; gateway: string; sboxAddress: string };
   /** Seconds a draining task keeps weight 0 before it leaves the tables. */
   drainSeconds: number;
+  /** The agent probes peers' VTEPs from the ingress sandbox (agent --vtep-probe-interval-ms > 0). */
+  vtepProbe?: boolean;
 }
 
 /** One network interface of a local task. */
@@ -85,6 +89,8 @@ export interface NodeFacts {
   graceNodes?: readonly NodeRecord[];
   /** The cluster's keyring for encrypted overlays, when one is stored. */
   keyring?: Keyring;
+  /** Nodes whose VTEP stopped answering over the overlay: their backends leave the tables (vtep-exclusion.ts). */
+  unreachableNodes?: ReadonlySet<string>;
 }
 
 /** A sysctl the node needs; `netns` null is the host. */
@@ -222,6 +228,8 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
 
   // Tasks that exist on live nodes and whose service exists; ours are wired even before they run.
   const alive = snapshot.tasks.filter((t) => live(t.node) && services.has(t.service));
+  // Tables and names leave out unreachable VTEPs' tasks; overlays keep them, so probes can see them come back.
+  const reachable = reachableView(snapshot, alive, facts.unreachableNodes, live);
   const mine = alive.filter((t) => t.node === me && !(t.external && facts.unusableExternal.has(t.id)));
   const gwIps = assignGwAddresses(mine.map((t) => t.id).sort(), facts.gwAddresses, settings.gwbridge);
 
@@ -261,7 +269,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
 
   // Load balancing: each task's VIPs; the ingress sandbox's published ports come with the mesh plan below.
   const networkSets = tasks.map((t) => t.interfaces.map((i) => i.network));
-  memo.eastWest.plan(snapshot, live, settings.drainSeconds, facts.now, networkSets);
+  memo.eastWest.plan(reachable.snapshot, live, settings.drainSeconds, facts.now, networkSets);
   const lbTables = tasks.map((t) => ({ netns: t.sandbox, table: memo.eastWest.tableFor(t.interfaces.map((i) => i.network)) }));
 
   const sysctls: SysctlTarget[] = [{ netns: null, key: 'net.ipv4.ip_forward', value: '1' }];
@@ -287,12 +295,13 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
   let health: HealthPortPlan[] = [];
   let conflicts: MeshConflictError[] = [];
   if (ingress) {
-    const input = meshInput(snapshot, settings, ingress, alive, localById, services);
+    const input = meshInput(snapshot, settings, ingress, reachable.alive, localById, services);
     const plan = computeMeshPlan(input);
     const v6 = ingressV6(ingress, settings.gwbridge, plan, input);
     hostRules = plan.host;
     for (const s of plan.host.sysctls) sysctls.push({ netns: null, key: s.key, value: s.value });
     for (const s of plan.sbox.sysctls) sysctls.push({ netns: sboxPath, key: s.key, value: s.value });
+    if (settings.vtepProbe) sysctls.push({ netns: sboxPath, ...VTEP_PROBE_SYSCTL });
     lbTables.push({ netns: sboxPath, table: { services: v6 ? [...plan.sbox.virtualServices, ...v6.sboxServices] : plan.sbox.virtualServices } });
     if (v6) {
       hostRules6 = v6.hostRules;
@@ -340,7 +349,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     taskRules,
     health,
     sysctls,
-    nameViews: nameViews(snapshot, tasks, alive),
+    nameViews: nameViews(snapshot, tasks, reachable.alive),
     processes,
     conflicts,
     ingress,

@@ -9,5 +9,6 @@ describe('flagOf', () => {
     expect(flagOf('keyRotationSeconds')).toBe('key-rotation');
     expect(flagOf('nodeName')).toBe('name');
     expect(flagOf('advertiseAddr')).toBe('advertise-addr');
+    expect(flagOf('vtepProbeIntervalMs')).toBe('vtep-probe-interval-ms');
   });
 });

@@ -25,6 +25,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .option('--resync-seconds <n>', 'seconds between full passes that prune stale kernel state', '30')
     .option('--lease-ttl <seconds>', 'seconds after which a silent node counts as dead', '10')
     .option('--ready-deadline-seconds <n>', 'seconds a started task may take to listen on its target ports before task ls reports it as not listening (it keeps waiting)', '30')
+    .option('--vtep-probe-interval-ms <ms>', 'milliseconds between echo probes to each peer over the ingress overlay; a peer that misses 3 in a row leaves this node\'s load-balancing tables until it answers twice (0: no probes, peers are judged by their lease alone)', '400')
     .option('--key-rotation <seconds>', 'seconds between new keys of encrypted networks (Docker: 12 h; the shortest among agents wins)', '43200')
     .option('--dns-upstream <ip>', 'upstream nameserver for names that are not ours (repeat, at most 3; default: the host\'s)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option('--log-level <level>', 'least severe log lines written (debug explains every pass: one line per changed target)').choices([...LOG_LEVELS]).default('info'))
@@ -37,7 +38,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .action(async (o: Record<string, string | string[]>) => {
       // The agent's modules (netlink, libnftables, prom-client, the task runtime) load here, not for every
       // CLI command: they were most of `meshnet --version`'s start-up.
-      const [{ limitMallocArenas }, { Agent }, { fanOut }, { AgentHealth }, { HealthEndpoint, HealthEndpointError }, { AgentMetrics }, { SystemdReadiness }] = await Promise.all([
+      const [{ limitMallocArenas }, { Agent }, { fanOut }, { AgentHealth }, { HealthEndpoint, HealthEndpointError }, { AgentMetrics }, { SystemdReadiness }, { registerVtepMetrics }] = await Promise.all([
         import('../../agent/malloc-arenas.js'),
         import('../../agent/agent.js'),
         import('../../agent/agent-observer.js'),
@@ -45,6 +46,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
         import('../../agent/health-endpoint.js'),
         import('../../agent/metrics.js'),
         import('../../agent/systemd-readiness.js'),
+        import('../../agent/vtep-metrics.js'),
       ]);
       limitMallocArenas();
       const log = createLogger({ level: o['logLevel'] as LogLevel });
@@ -76,6 +78,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
         readyDeadlineSeconds: Number(o['readyDeadlineSeconds']),
         leaseTtlSeconds: Number(o['leaseTtl']),
         keyRotationSeconds: Number(o['keyRotation']),
+        vtepProbeIntervalMs: Number(o['vtepProbeIntervalMs']),
         dnsUpstreams: o['dnsUpstream'],
         ...(['apiAddr', 'apiCert', 'apiKey', 'apiCa'] as const).reduce((acc, k) => (o[k] !== undefined ? { ...acc, [k]: o[k] } : acc), {}),
       });
@@ -97,6 +100,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
       }
       const systemd = new SystemdReadiness(notifySocket, process.pid, log.child({ component: 'systemd' }));
       const agent = new Agent(parsed.data, storeOption().options, log, fanOut(metrics, health, systemd));
+      registerVtepMetrics(metrics.registry, () => agent.vtepPeers());
       try {
         await agent.start();
       } catch (err) {
