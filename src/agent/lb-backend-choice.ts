@@ -5,7 +5,7 @@ import type { ApplyReport, LbBackend, LbTable } from '../vip/lb-table.js';
 import { withNetns } from '../sandbox/netns-switch.js';
 import { execIn } from '../sandbox/exec.js';
 import { silentLogger, type Logger } from '../log/logger.js';
-import type { IptablesWriter } from '../mesh/iptables-writer.js';
+import { IptablesWriter } from '../mesh/iptables-writer.js';
 
 /** `--lb-backend auto` picks IPVS when the kernel has the IPVS family, nftables otherwise. */
 export async function selectLbBackend(wanted: 'auto' | 'nftables' | 'ipvs', hostNetns: string | null): Promise<'nftables' | 'ipvs'> {
@@ -36,6 +36,8 @@ class LazyIpvsBackend implements LbBackend {
       enterNamespace: (fn) => withNetns(this.netns, fn),
       // The namespace's one iptables writer carries the mark rules next to the mesh's own.
       ...(this.iptables ? { iptables: this.iptables } : { run: (argv: string[], input?: string) => execIn(this.netns, argv, { input: input ?? '', allowFailure: true }) }),
+      // v6 VIPs' marks: the namespace's ip6tables writer, made only once a v6 VIP (or one left by an earlier agent) needs it.
+      ...(this.iptables ? { iptables6: () => new IptablesWriter({ netns: this.netns, family: 'ipv6', log: this.log }) } : {}),
       log: (e) => this.log.info(e),
     }).then((o) => o.backend);
     return this.opened;

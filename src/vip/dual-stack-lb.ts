@@ -1,4 +1,4 @@
-import type { ApplyReport, LbBackend, LbTable } from './lb-table.js';
+import type { ApplyReport, LbBackend, LbTable, VirtualService } from './lb-table.js';
 import { IP6_TABLE, renderIp6Table, splitByFamily } from './nft/ip6-table.js';
 import { LibnftablesMissingError, NftContext } from './nft/libnftables.js';
 
@@ -40,9 +40,23 @@ export function libnftablesIo(netns: string): Ip6TableIo {
 }
 
 /**
+ * Where a namespace's services go, by the wrapped backend's kind: the one place that chooses. nftables keeps its
+ * `ip meshnet` table v4 only (byte for byte what it was) and every v6 service goes to `ip6 meshnet6`. IPVS serves
+ * the v6 VIPs itself (AF_INET6 fwmark services fed by ip6tables marks), as libnetwork and kube-proxy's IPVS proxier
+ * do; v6 published ports (fwmark frontends in the ingress sandbox) stay in `ip6 meshnet6`, where their SNAT lives.
+ */
+export function routeByBackend(table: LbTable, kind: LbBackend['kind']): { inner: LbTable; ip6: VirtualService[] } {
+  const { v4, v6 } = splitByFamily(table);
+  if (kind !== 'ipvs') return { inner: v4, ip6: v6 };
+  const ip6 = v6.filter((s) => s.frontend.kind !== 'vip');
+  return { inner: ip6.length === 0 ? table : { services: table.services.filter((s) => !ip6.includes(s)) }, ip6 };
+}
+
+/**
  * A load-balancing backend that sends v4 services to the backend it wraps (nftables or IPVS, unchanged) and v6
- * services to the `ip6 meshnet6` nftables table. The v6 table is written only when its script changes, and
- * exists only while the namespace has a v6 service: a v4-only namespace never sees a v6 write.
+ * services where routeByBackend says: to the same backend, or to the `ip6 meshnet6` nftables table. The v6 table is
+ * written only when its script changes, and exists only while the namespace has a v6 service for it: a v4-only
+ * namespace never sees a v6 write.
  */
 export class DualStackLb implements LbBackend {
   private applied6 = '';
@@ -60,22 +74,23 @@ export class DualStackLb implements LbBackend {
   }
 
   async apply(table: LbTable): Promise<ApplyReport> {
-    const { v4, v6 } = splitByFamily(table);
-    const report = await this.inner.apply(v4);
-    return this.apply6(report, v6.length === 0 && this.applied6 === '' ? '' : renderIp6Table(v6), false);
+    const { inner, ip6 } = routeByBackend(table, this.inner.kind);
+    const report = await this.inner.apply(inner);
+    return this.apply6(report, ip6.length === 0 && this.applied6 === '' ? '' : renderIp6Table(ip6), false);
   }
 
   async reconcile(table: LbTable): Promise<ApplyReport> {
-    const { v4, v6 } = splitByFamily(table);
-    const report = await this.inner.reconcile(v4);
+    const { inner, ip6 } = routeByBackend(table, this.inner.kind);
+    const report = await this.inner.reconcile(inner);
     // A resync rewrites a v6 table that exists (drift repair). A table left by an earlier agent whose v6 services
-    // are gone since is found by one read, the first time only: a v4-only namespace gets no write either way.
-    if (v6.length === 0 && this.applied6 === '' && !this.looked) {
+    // are gone since (or are IPVS's now) is found by one read, the first time only: a v4-only namespace gets no
+    // write either way.
+    if (ip6.length === 0 && this.applied6 === '' && !this.looked) {
       this.looked = true;
       return this.apply6(report, (await this.io.exists()) ? renderIp6Table([]) : '', true);
     }
     this.looked = true;
-    return this.apply6(report, v6.length > 0 || this.applied6 !== '' ? renderIp6Table(v6) : '', true);
+    return this.apply6(report, ip6.length > 0 || this.applied6 !== '' ? renderIp6Table(ip6) : '', true);
   }
 
   private async apply6(report: ApplyReport, script: string, force: boolean): Promise<ApplyReport> {

@@ -306,3 +306,82 @@ describe('IPVS codec: input validation', () => {
     expect(() => canonicalAddress('inet6', '1::2::3')).toThrow(IpvsCodecError);
   });
 });
+
+describe('IPVS codec: the v6 VIP meshnet sends (an AF_INET6 fwmark service, 16-byte destinations)', () => {
+  const v6Vip: IpvsService = { key: { kind: 'fwmark', family: 'inet6', fwmark: 0x40000007 }, scheduler: 'rr', flags: 1, timeout: 60, netmaskPrefix: 128 };
+
+  it('NEW_SERVICE: AF_INET6, the mark, persistence per client address (netmask = prefix length 128, host order)', () => {
+    const e = encodeIpvsRequest({ op: 'newService', service: v6Vip });
+    expect(e.cmd).toBe(1);
+    expect(e.payload.toString('hex')).toBe(
+      hex(`
+        3800 0100                             # IPVS_CMD_ATTR_SERVICE (1), 4 + 52 bytes
+          0600 0100 0a00 0000                 #   IPVS_SVC_ATTR_AF (1) u16 = AF_INET6 10
+          0800 0500 07000040                  #   IPVS_SVC_ATTR_FWMARK (5) u32 = 0x40000007
+          0700 0600 727200 00                 #   IPVS_SVC_ATTR_SCHED_NAME (6) "rr\\0"
+          0c00 0700 01000000 ffffffff         #   IPVS_SVC_ATTR_FLAGS (7) {IP_VS_SVC_F_PERSISTENT, ~0}
+          0800 0800 3c000000                  #   IPVS_SVC_ATTR_TIMEOUT (8) u32 = 60
+          0800 0900 80000000                  #   IPVS_SVC_ATTR_NETMASK (9): ip_vs_ctl.c reads a v6 one as a plain u32 prefix, 1-128
+      `).toString('hex'),
+    );
+    expect(decodeIpvsRequest(e)).toEqual({ op: 'newService', service: v6Vip });
+  });
+
+  it('NEW_DEST: the service key, then fd00:9::3 port 0 (keep the packet port) masq weight 2, AF_INET6', () => {
+    const dest = { family: 'inet6', address: 'fd00:9::3', port: 0, forward: 'masq', weight: 2, upperThreshold: 0, lowerThreshold: 0 } as const;
+    const e = encodeIpvsRequest({ op: 'newDest', service: v6Vip.key, dest });
+    expect(e.cmd).toBe(5);
+    expect(e.payload.toString('hex')).toBe(
+      hex(`
+        1400 0100                             # IPVS_CMD_ATTR_SERVICE, key only, 4 + 16
+          0600 0100 0a00 0000                 #   IPVS_SVC_ATTR_AF = AF_INET6
+          0800 0500 07000040                  #   IPVS_SVC_ATTR_FWMARK
+        4800 0200                             # IPVS_CMD_ATTR_DEST, 4 + 68
+          1400 0100 fd000009 00000000 00000000 00000003 # IPVS_DEST_ATTR_ADDR (1) fd00:9::3, all 16 bytes
+          0600 0200 0000 0000                 #   IPVS_DEST_ATTR_PORT 0
+          0800 0300 00000000                  #   IPVS_DEST_ATTR_FWD_METHOD = masq
+          0800 0400 02000000                  #   IPVS_DEST_ATTR_WEIGHT = 2
+          0800 0500 00000000                  #   IPVS_DEST_ATTR_U_THRESH
+          0800 0600 00000000                  #   IPVS_DEST_ATTR_L_THRESH
+          0600 0b00 0a00 0000                 #   IPVS_DEST_ATTR_ADDR_FAMILY (11) = AF_INET6
+      `).toString('hex'),
+    );
+    expect(decodeIpvsRequest(e)).toEqual({ op: 'newDest', service: v6Vip.key, dest });
+  });
+
+  it('decodes a v6 GET_SERVICE reply and a GET_DEST reply of a kernel that sends no ADDR_FAMILY (the service family holds)', () => {
+    const svc = hex(`
+      3800 0180                               # IPVS_CMD_ATTR_SERVICE, nested
+        0600 0100 0a00 0000                   #   AF_INET6
+        0800 0500 07000040                    #   fwmark 0x40000007
+        0700 0600 727200 00                   #   "rr"
+        0c00 0700 03000000 ffffffff           #   PERSISTENT|HASHED
+        0800 0800 3c000000                    #   60 s
+        0800 0900 80000000                    #   /128
+    `);
+    expect(decodeServiceReply(svc)).toEqual(v6Vip);
+    const dest = hex(`
+      5800 0280                               # IPVS_CMD_ATTR_DEST, nested, 4 + 84
+        1400 0100 fd000009 00000000 00000000 00000003 # fd00:9::3
+        0600 0200 0000 0000                   #   port 0
+        0800 0300 00000000                    #   masq
+        0800 0400 00000000                    #   weight 0 (draining)
+        0800 0500 00000000                    #   u_thresh
+        0800 0600 00000000                    #   l_thresh
+        0800 0700 01000000                    #   active 1
+        0800 0800 00000000                    #   inactive 0
+        0800 0900 00000000                    #   persistent 0
+    `);
+    expect(decodeDestReply(dest, 'inet6')).toEqual({
+      family: 'inet6', address: 'fd00:9::3', port: 0, forward: 'masq', weight: 0, upperThreshold: 0, lowerThreshold: 0, activeConns: 1, inactiveConns: 0, persistConns: 0,
+    });
+  });
+
+  it('refuses a v6 persistence prefix the kernel refuses (1-128), and a v4 literal as a v6 destination', () => {
+    expect(() => encodeIpvsRequest({ op: 'newService', service: { ...v6Vip, netmaskPrefix: 0 } })).toThrow(/netmask \/0 .* inet6/);
+    expect(() => encodeIpvsRequest({ op: 'newService', service: { ...v6Vip, netmaskPrefix: 129 } })).toThrow(/netmask \/129/);
+    expect(() =>
+      encodeIpvsRequest({ op: 'newDest', service: v6Vip.key, dest: { family: 'inet6', address: '10.0.0.3', port: 0, forward: 'masq', weight: 1, upperThreshold: 0, lowerThreshold: 0 } }),
+    ).toThrow(/"10\.0\.0\.3" is not an IPv6 address/);
+  });
+});

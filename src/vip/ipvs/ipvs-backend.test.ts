@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { LbTable } from '../lb-table.js';
 import type { IpvsDest, IpvsDestKey, IpvsDestStatus, IpvsService, IpvsServiceKey, IpvsTimeouts } from './codec.js';
 import { fakeIptablesRunner } from '../../mesh/fake-iptables.test-helper.js';
+import { IptablesWriter } from '../../mesh/iptables-writer.js';
 import { IpvsBackend, type IpvsKernel } from './ipvs-backend.js';
 import { serviceKeyId } from './ipvs-plan.js';
 import { ipvsSysctls, ipvsTimeouts, sourceNatNeeds } from './ipvs-tuning.js';
@@ -132,6 +133,81 @@ describe('IpvsBackend (fake kernel)', () => {
     const be = new IpvsBackend(kernel, { run: fakeIptables().run });
     await expect(be.apply({ services: [{ ...table.services[0]!, id: 'NO' }] })).rejects.toThrow(/service id "NO"/);
     expect(kernel.calls).toEqual([]);
+  });
+});
+
+describe('IpvsBackend with v6 VIPs (fake kernel, one fake namespace per iptables family)', () => {
+  const v6: LbTable = {
+    services: [
+      { id: 'web-tcp6', frontend: { kind: 'vip', address: 'fd00:9::2', protocol: 'tcp', port: 0 }, scheduler: 'wrr', persistenceSeconds: 60, backends: [{ address: 'fd00:9::11', port: 0, weight: 2 }, { address: 'fd00:9::12', port: 0, weight: 1 }] },
+    ],
+  };
+  const setup = () => {
+    const kernel = new FakeIpvs();
+    const ipt4 = fakeIptables();
+    const ipt6 = fakeIptables();
+    let made = 0;
+    const be = new IpvsBackend(kernel, { run: ipt4.run, iptables6: () => (made++, new IptablesWriter({ netns: null, run: ipt6.run, family: 'ipv6' })) });
+    return { kernel, ipt4, ipt6, be, made: () => made };
+  };
+
+  it('a v4-only table never makes the ip6tables writer nor forks an ip6tables tool', async () => {
+    const { be, ipt6, made } = setup();
+    await be.apply(table);
+    await be.reconcile(table);
+    await be.read();
+    await be.destroy();
+    expect(made()).toBe(0);
+    expect(ipt6.fake.forks).toEqual([]);
+  });
+
+  it('serves the v6 VIP as an AF_INET6 fwmark service, its mark in ip6tables and none in iptables; reads it back; changes nothing twice', async () => {
+    const { be, kernel, ipt4, ipt6 } = setup();
+    const both: LbTable = { services: [...table.services, ...v6.services] };
+    await be.apply(both);
+    const svc = [...kernel.services.values()].find((s) => s.service.key.family === 'inet6')!;
+    expect(svc.service).toMatchObject({ key: { kind: 'fwmark', family: 'inet6' }, scheduler: 'wrr', flags: 1, timeout: 60, netmaskPrefix: 128 });
+    expect([...svc.dests.values()].map((d) => `${d.family} ${d.address} ${d.port} w${d.weight}`)).toEqual(['inet6 fd00:9::11 0 w2', 'inet6 fd00:9::12 0 w1']);
+    const mark = (svc.service.key as { fwmark: number }).fwmark;
+    expect(ipt6.fake.forks.map((a) => a[0])).toEqual(['ip6tables-save', 'ip6tables-restore']);
+    expect(ipt6.restored[0]).toContain(`-A MESHNET-IPVS-MARK -d fd00:9::2/128 -p tcp -m comment --comment "meshnet:web-tcp6" -j MARK --set-xmark 0x${mark.toString(16)}/0xffffffff`);
+    expect(ipt4.restored.join('')).not.toContain('fd00');
+
+    expect((await be.read()).services.find((s) => s.id === 'web-tcp6')).toEqual({
+      ...v6.services[0],
+      backends: [{ address: 'fd00:9::11', port: 0, weight: 2 }, { address: 'fd00:9::12', port: 0, weight: 1 }],
+    });
+    kernel.calls = [];
+    const forks6 = ipt6.fake.forks.length;
+    expect((await be.apply(both)).changes).toBe(0);
+    expect(kernel.calls).toEqual([]);
+    expect(ipt6.fake.forks).toHaveLength(forks6);
+  });
+
+  it('drains and removes v6 backends as v4 ones; the last v6 VIP takes its ip6tables chain with it', async () => {
+    const { be, kernel, ipt6 } = setup();
+    await be.apply(v6);
+    kernel.calls = [];
+    const drained: LbTable = { services: [{ ...v6.services[0]!, backends: [{ address: 'fd00:9::11', port: 0, weight: 0 }, { address: 'fd00:9::12', port: 0, weight: 1 }] }] };
+    await be.apply(drained);
+    expect(kernel.calls).toEqual(['updateDest fd00:9::11:0 w0']);
+    await be.apply({ services: [{ ...v6.services[0]!, backends: [{ address: 'fd00:9::12', port: 0, weight: 1 }] }] });
+    expect(kernel.calls.at(-1)).toBe('deleteDest fd00:9::11:0');
+    await be.apply({ services: [] });
+    expect(kernel.services.size).toBe(0);
+    expect(ipt6.fake.state.get('mangle')?.has('MESHNET-IPVS-MARK') ?? false).toBe(false);
+  });
+
+  it('an agent that finds v6 services an earlier one left (and no v6 VIP now) removes them and their ip6tables marks', async () => {
+    const earlier = setup();
+    await earlier.be.apply(v6);
+    const kernel = earlier.kernel;
+    let made = 0;
+    const be = new IpvsBackend(kernel, { run: fakeIptables().run, iptables6: () => (made++, new IptablesWriter({ netns: null, run: earlier.ipt6.run, family: 'ipv6' })) });
+    await be.reconcile(table);
+    expect(made).toBe(1);
+    expect([...kernel.services.values()].some((s) => s.service.key.family === 'inet6')).toBe(false);
+    expect(earlier.ipt6.fake.state.get('mangle')?.has('MESHNET-IPVS-MARK') ?? false).toBe(false);
   });
 });
 

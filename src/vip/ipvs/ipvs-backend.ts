@@ -1,15 +1,16 @@
 /**
  * LbBackend on IPVS: computes the difference between the table and what the kernel holds
  * (pure, in ipvs-plan.ts) and applies it through the IPVS client; firewall-mark frontends
- * also get their mangle MARK rules through the mesh's IptablesWriter, the one iptables writer.
+ * also get their mangle MARK rules through the mesh's IptablesWriter, the namespace's one
+ * iptables writer (and, for v6 services, its one ip6tables writer, made on first need).
  */
 import type { ApplyReport, LbBackend, LbTable, Scheduler, VirtualService } from '../lb-table.js';
-import type { IpvsTimeouts } from './codec.js';
+import type { IpvsFamily, IpvsTimeouts } from './codec.js';
 import { IpvsClient, type EnterNamespace } from './ipvs-client.js';
 import { EVERY_PORT_MARK_BASE, ipvsStateFromTable, planIpvs, serviceKeyId, validateLbTable, type IpvsOp, type IpvsState } from './ipvs-plan.js';
 import { ipvsTimeouts, timeoutsLogEvent } from './ipvs-tuning.js';
 import { IptablesWriter } from '../../mesh/iptables-writer.js';
-import { markRulesFromState, markRulesFromTable, markRuleSet, type MarkRule } from './mark-rules.js';
+import { markRulesByFamily, markRulesFromState, markRuleSet, type MarkRule } from './mark-rules.js';
 
 export { planIpvs, ipvsStateFromTable, validateLbTable } from './ipvs-plan.js';
 export type { IpvsOp, IpvsState, IpvsServiceState } from './ipvs-plan.js';
@@ -29,6 +30,12 @@ export type IpvsKernel = Pick<
 export interface IpvsBackendOptions {
   /** The namespace's iptables writer (share the one the namespace's other rules go through). */
   iptables?: IptablesWriter;
+  /**
+   * Makes the namespace's ip6tables writer (family ipv6), called once, only when a v6 service needs marks or the
+   * kernel holds v6 services to clean up after: a v4-only namespace never runs an ip6tables tool. Default: a
+   * writer on `run`, else on the v4 writer's namespace.
+   */
+  iptables6?: () => IptablesWriter;
   /** Without `iptables`: runs iptables-save / iptables-restore in the same namespace as the IPVS socket. */
   run?: CommandRunner;
   /** Connection timeouts to enforce (defaults: tcp 900, tcpFin 120, udp 300). */
@@ -40,12 +47,18 @@ export interface IpvsBackendOptions {
 const FALLBACK_SCHEDULER: Scheduler = 'rr';
 const KNOWN_SCHEDULERS: readonly string[] = ['rr', 'wrr', 'lc', 'sh', 'mh'];
 
+function hasV6(state: IpvsState): boolean {
+  return state.services.some((s) => s.service.key.family === 'inet6');
+}
+
 /** IPVS-backed LbBackend for one network namespace. */
 export class IpvsBackend implements LbBackend {
   readonly kind = 'ipvs' as const;
   private readonly timeouts: IpvsTimeouts;
   private readonly log: (event: Record<string, unknown>) => void;
   private readonly iptables: IptablesWriter;
+  private readonly makeIptables6: () => IptablesWriter;
+  private iptables6: IptablesWriter | undefined;
   /** Table ids by IPVS key, so read() gives back the names apply() was given. */
   private readonly names = new Map<string, string>();
   private timeoutsChecked = false;
@@ -63,6 +76,8 @@ export class IpvsBackend implements LbBackend {
     if (!opts.iptables && !opts.run) throw new TypeError('IpvsBackend needs `iptables` (an IptablesWriter) or `run`');
     // A writer on `run` has no namespace of its own: `run` already runs inside the backend's namespace.
     this.iptables = opts.iptables ?? new IptablesWriter({ netns: null, run: opts.run! });
+    const netns = this.iptables.netns;
+    this.makeIptables6 = opts.iptables6 ?? (() => new IptablesWriter(opts.run ? { netns: null, run: opts.run, family: 'ipv6' } : { netns, family: 'ipv6' }));
   }
 
   /** Open the IPVS socket (inside the namespace when `enterNamespace` is given) and build a backend on it. */
@@ -90,8 +105,32 @@ export class IpvsBackend implements LbBackend {
     return out;
   }
 
-  private async readMarks(): Promise<MarkRule[]> {
-    return markRulesFromState(await this.iptables.read(['mangle']));
+  private writer6(): IptablesWriter {
+    return (this.iptables6 ??= this.makeIptables6());
+  }
+
+  /**
+   * Our mark rules as the kernel holds them: ip6tables is read only when IPVS holds a v6 fwmark service, the only
+   * kind a v6 mark feeds. Keyed by family and mark.
+   */
+  private async readMarks(state: IpvsState): Promise<Map<string, MarkRule>> {
+    const out = new Map<string, MarkRule>();
+    const put = (family: IpvsFamily, rules: MarkRule[]) => rules.forEach((r) => out.set(`${family}/${r.mark}`, r));
+    put('inet', markRulesFromState(await this.iptables.read(['mangle'])));
+    if (state.services.some((s) => s.service.key.kind === 'fwmark' && s.service.key.family === 'inet6')) {
+      put('inet6', markRulesFromState(await this.writer6().read(['mangle'])));
+    }
+    return out;
+  }
+
+  /**
+   * Makes ip6tables hold exactly the v6 marks. Skipped (no writer, no fork) while there are none, none were written
+   * and IPVS holds no v6 service: marks go in after their services and leave before them, so a v6 mark an earlier
+   * agent left always has its v6 service beside it.
+   */
+  private async applyMarks6(rules: MarkRule[], kernelHasV6: boolean, resync: boolean): Promise<boolean> {
+    if (rules.length === 0 && !kernelHasV6 && !this.iptables6) return false;
+    return (await this.writer6().apply(markRuleSet(rules), { resync })).changed;
   }
 
   private async ensureTimeouts(): Promise<number> {
@@ -155,13 +194,16 @@ export class IpvsBackend implements LbBackend {
     validateLbTable(table);
     let changes = await this.ensureTimeouts();
     const desired = ipvsStateFromTable(table);
-    const ops = planIpvs(await this.readState(), desired);
+    const current = await this.readState();
+    const ops = planIpvs(current, desired);
     const deletions = ops.filter((o) => o.op === 'deleteService');
     const rest = ops.filter((o) => o.op !== 'deleteService');
     for (const op of rest) await this.runOp(op);
 
     // Marks go in after the services they feed exist, and leave before those services go.
-    if ((await this.iptables.apply(markRuleSet(markRulesFromTable(table)))).changed) changes += 1;
+    const marks = markRulesByFamily(table);
+    if ((await this.iptables.apply(markRuleSet(marks.inet))).changed) changes += 1;
+    if (await this.applyMarks6(marks.inet6, hasV6(current), false)) changes += 1;
     for (const op of deletions) await this.runOp(op);
 
     this.names.clear();
@@ -174,11 +216,11 @@ export class IpvsBackend implements LbBackend {
 
   private async readNow(): Promise<LbTable> {
     const state = await this.readState();
-    const byMark = new Map<number, MarkRule>((await this.readMarks()).map((r) => [r.mark, r]));
+    const byMark = await this.readMarks(state);
     const services: VirtualService[] = state.services.map(({ service, dests }) => {
       const kid = serviceKeyId(service.key);
       const k = service.key;
-      const rule = k.kind === 'fwmark' ? byMark.get(k.fwmark) : undefined;
+      const rule = k.kind === 'fwmark' ? byMark.get(`${k.family}/${k.fwmark}`) : undefined;
       const id = this.names.get(kid) ?? rule?.id ?? kid.replace(/[^a-z0-9_-]+/g, '-').slice(0, 48);
       const vs: VirtualService = {
         id,
@@ -198,8 +240,10 @@ export class IpvsBackend implements LbBackend {
   }
 
   private async destroyNow(): Promise<void> {
+    const services = await this.kernel.listServices();
     await this.iptables.apply(markRuleSet([]), { resync: true });
-    for (const s of await this.kernel.listServices()) await this.kernel.deleteService(s.key);
+    await this.applyMarks6([], services.some((s) => s.key.family === 'inet6'), true);
+    for (const s of services) await this.kernel.deleteService(s.key);
     this.names.clear();
     this.log({ event: 'ipvs_destroy' });
   }

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { LbTable, VirtualService } from '../lb-table.js';
-import { EVERY_PORT_MARK_BASE, everyPortMark, ipvsStateFromTable, planIpvs, validateLbTable, type IpvsState } from './ipvs-plan.js';
+import { EVERY_PORT_MARK_BASE, everyPortMark, everyPortMarks, ipvsStateFromTable, planIpvs, validateLbTable, type IpvsState } from './ipvs-plan.js';
 import { renderRestore } from '../../mesh/iptables-render.js';
 import { parseIptablesSave } from '../../mesh/iptables-save-parse.js';
-import { markRulesFromState, markRulesFromTable, markRuleSet } from './mark-rules.js';
+import { markRulesByFamily, markRulesFromState, markRulesFromTable, markRuleSet } from './mark-rules.js';
 
 const web: VirtualService = {
   id: 'web',
@@ -131,5 +131,84 @@ describe('validateLbTable', () => {
     const text = renderRestore(markRuleSet(rules), new Map()) ?? '';
     expect(text).toContain(`-A MESHNET-IPVS-MARK -d 10.0.7.2/32 -p tcp -m comment --comment "meshnet:api-tcp0" -j MARK --set-xmark 0x${everyPortMark('10.0.7.2', 'tcp').toString(16)}/0xffffffff`);
     expect(markRulesFromState(parseIptablesSave(text))[0]).toEqual(rules[0]);
+  });
+});
+
+describe('a v6 VIP on IPVS (every port, as lb-plan-v6 gives it)', () => {
+  const vip6 = (address: string, protocol: 'tcp' | 'udp', extra: Partial<VirtualService> = {}): VirtualService => ({
+    id: `web-${protocol}6-${address.toLowerCase().replace(/:/g, '')}`,
+    frontend: { kind: 'vip', address, protocol, port: 0 },
+    scheduler: 'rr',
+    backends: [
+      { address: 'fd00:9::11', port: 0, weight: 1 },
+      { address: 'fd00:9::12', port: 0, weight: 1 },
+    ],
+    ...extra,
+  });
+
+  it('is an AF_INET6 fwmark service: 16-byte masq destinations keeping the packet port, persistence per client address (/128)', () => {
+    const table: LbTable = { services: [vip6('fd00:9::2', 'tcp', { scheduler: 'sh', persistenceSeconds: 600 }), vip6('fd00:9::2', 'udp')] };
+    expect(() => validateLbTable(table)).not.toThrow();
+    const [tcp, udp] = ipvsStateFromTable(table).services;
+    const mark = everyPortMarks(table)('fd00:9::2', 'tcp');
+    expect(mark).toBeGreaterThanOrEqual(EVERY_PORT_MARK_BASE);
+    expect(tcp!.service).toEqual({ key: { kind: 'fwmark', family: 'inet6', fwmark: mark }, scheduler: 'sh', flags: 1, timeout: 600, netmaskPrefix: 128 });
+    expect(udp!.service.key).toEqual({ kind: 'fwmark', family: 'inet6', fwmark: mark + 1 });
+    expect(udp!.service.flags).toBe(0);
+    expect(tcp!.dests).toEqual([
+      { family: 'inet6', address: 'fd00:9::11', port: 0, forward: 'masq', weight: 1, upperThreshold: 0, lowerThreshold: 0 },
+      { family: 'inet6', address: 'fd00:9::12', port: 0, forward: 'masq', weight: 1, upperThreshold: 0, lowerThreshold: 0 },
+    ]);
+  });
+
+  it('gives a VIP the same mark whatever else the table holds and however its address is written', () => {
+    const alone = everyPortMarks({ services: [vip6('fd00:9::2', 'tcp')] })('fd00:9::2', 'tcp');
+    const crowd = everyPortMarks({ services: [vip6('fd00:7::2', 'tcp'), vip6('fd00:9:0:0::2', 'tcp'), vip6('fd00:9::3', 'udp')] });
+    expect(crowd('FD00:9::0:2', 'tcp')).toBe(alone);
+    expect(crowd('fd00:9::3', 'tcp')).not.toBe(alone);
+    expect(crowd('fd00:7::2', 'tcp')).not.toBe(alone);
+  });
+
+  it('moves the later address of two whose hash slots collide to the next free slot, so both keep a mark of their own', () => {
+    // Found by search: sha256 of these two addresses shares its first 28 bits.
+    const a = vip6('fd00:9::1410', 'tcp');
+    const b = vip6('fd00:9::1c4a', 'tcp');
+    const lone = (v: VirtualService) => everyPortMarks({ services: [v] })((v.frontend as { address: string }).address, 'tcp');
+    expect(lone(a)).toBe(lone(b));
+    const both = everyPortMarks({ services: [b, a] });
+    expect(both('fd00:9::1410', 'tcp')).toBe(lone(a));
+    expect(both('fd00:9::1c4a', 'tcp')).toBe(lone(a) + 2);
+    expect(() => validateLbTable({ services: [a, b] })).not.toThrow();
+  });
+
+  it('weights, drains and removals become SET_DEST and DEL_DEST on the v6 service, as for v4', () => {
+    const before = ipvsStateFromTable({ services: [vip6('fd00:9::2', 'tcp')] });
+    const weighted = vip6('fd00:9::2', 'tcp', { scheduler: 'wrr', backends: [{ address: 'fd00:9::11', port: 0, weight: 0 }, { address: 'fd00:9::12', port: 0, weight: 3 }] });
+    const key = before.services[0]!.service.key;
+    expect(planIpvs(before, ipvsStateFromTable({ services: [weighted] }))).toEqual([
+      { op: 'updateService', service: { ...before.services[0]!.service, scheduler: 'wrr' } },
+      { op: 'updateDest', service: key, dest: { family: 'inet6', address: 'fd00:9::11', port: 0, forward: 'masq', weight: 0, upperThreshold: 0, lowerThreshold: 0 } },
+      { op: 'updateDest', service: key, dest: { family: 'inet6', address: 'fd00:9::12', port: 0, forward: 'masq', weight: 3, upperThreshold: 0, lowerThreshold: 0 } },
+    ]);
+    const removed = vip6('fd00:9::2', 'tcp', { backends: [{ address: 'fd00:9::12', port: 0, weight: 1 }] });
+    expect(planIpvs(before, ipvsStateFromTable({ services: [removed] }))).toEqual([{ op: 'deleteDest', service: key, dest: { family: 'inet6', address: 'fd00:9::11', port: 0 } }]);
+  });
+
+  it('rejects a v4 backend behind a v6 VIP and an address that does not parse, naming the service', () => {
+    expect(() => validateLbTable({ services: [vip6('fd00:9::2', 'tcp', { backends: [{ address: '10.0.1.2', port: 0, weight: 1 }] })] })).toThrow(/web-tcp6-fd0092: backend 10\.0\.1\.2 is not the same address family/);
+    expect(() => validateLbTable({ services: [{ ...vip6('fd00:9::2', 'tcp'), id: 'bad', frontend: { kind: 'vip', address: 'fd00:::2', protocol: 'tcp', port: 0 } }] })).toThrow(/service bad: "fd00:::2" is not an IPv6 address/);
+  });
+
+  it('marks the v6 VIP in ip6tables form (/128, canonical address) and keeps it apart from the v4 marks', () => {
+    const v4: VirtualService = { id: 'api-tcp0', frontend: { kind: 'vip', address: '10.0.7.2', protocol: 'tcp', port: 0 }, scheduler: 'rr', backends: [] };
+    const table: LbTable = { services: [v4, vip6('FD00:9:0::2', 'tcp')] };
+    const { inet, inet6 } = markRulesByFamily(table);
+    const mark = everyPortMarks(table)('fd00:9::2', 'tcp');
+    expect(inet).toEqual([{ id: 'api-tcp0', mark: everyPortMark('10.0.7.2', 'tcp'), protocol: 'tcp', port: 0, address: '10.0.7.2' }]);
+    expect(inet6).toEqual([{ id: 'web-tcp6-fd00902', mark, protocol: 'tcp', port: 0, address: 'fd00:9::2' }]);
+    expect(markRulesFromTable(table)).toEqual(inet);
+    const text = renderRestore(markRuleSet(inet6), new Map()) ?? '';
+    expect(text).toContain(`-A MESHNET-IPVS-MARK -d fd00:9::2/128 -p tcp -m comment --comment "meshnet:web-tcp6-fd00902" -j MARK --set-xmark 0x${mark.toString(16)}/0xffffffff`);
+    expect(markRulesFromState(parseIptablesSave(text))).toEqual(inet6);
   });
 });

@@ -4,6 +4,8 @@
  */
 import type { LbTable, Scheduler, VirtualService } from '../lb-table.js';
 import { canonicalAddress, SVC_F_PERSISTENT, type IpvsDest, type IpvsDestKey, type IpvsFamily, type IpvsService, type IpvsServiceKey } from './codec.js';
+import { everyPortMarks, type EveryPortMarks } from './every-port-marks.js';
+import { IpvsTableError } from './ipvs-table-error.js';
 
 /** A service with its destinations, as plain data (desired or read back). */
 export interface IpvsServiceState {
@@ -24,14 +26,8 @@ export type IpvsOp =
   | { op: 'deleteDest'; service: IpvsServiceKey; dest: IpvsDestKey }
   | { op: 'deleteService'; key: IpvsServiceKey };
 
-/** The table holds something IPVS cannot express; the message says what to change. */
-export class IpvsTableError extends Error {
-  readonly code = 'IPVS_INVALID_TABLE';
-  constructor(message: string) {
-    super(message);
-    this.name = 'IpvsTableError';
-  }
-}
+export { IpvsTableError } from './ipvs-table-error.js';
+export { EVERY_PORT_MARK_BASE, everyPortMark, everyPortMarks, type EveryPortMarks } from './every-port-marks.js';
 
 const IPVS_SCHEDULERS: Record<Scheduler, string> = {
   rr: 'rr',
@@ -57,7 +53,8 @@ function destKeyId(d: IpvsDestKey): string {
   return `${d.family}/${d.address}/${d.port}`;
 }
 
-function serviceFamily(vs: VirtualService): IpvsFamily {
+/** The address family of a table entry's IPVS service: its frontend's, else its first backend's (v4 when it has none). */
+export function serviceFamily(vs: VirtualService): IpvsFamily {
   const fe = vs.frontend;
   if (fe.kind === 'vip') return familyOf(fe.address);
   if (fe.address) return familyOf(fe.address);
@@ -65,34 +62,18 @@ function serviceFamily(vs: VirtualService): IpvsFamily {
   return first ? familyOf(first.address) : 'inet';
 }
 
-/** Marks of every-port VIPs: bit 30 set, then the VIP's low 28 bits and the protocol; apart from published-port marks (< 2^18). */
-export const EVERY_PORT_MARK_BASE = 0x40000000;
-
-/**
- * The fwmark that feeds an every-port VIP (frontend port 0), as Swarm feeds its VIPs: derived from
- * the address and protocol, so every agent agrees without allocating. IPv4 only.
- */
-export function everyPortMark(address: string, protocol: 'tcp' | 'udp'): number {
-  const octets = address.split('.').map(Number);
-  if (octets.length !== 4 || octets.some((o) => !Number.isInteger(o) || o < 0 || o > 255)) {
-    throw new IpvsTableError(`every-port VIP ${address}: IPVS marks are derived from IPv4 addresses only`);
-  }
-  const low28 = (((octets[0]! & 0x0f) << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
-  return (EVERY_PORT_MARK_BASE + low28 * 2 + (protocol === 'udp' ? 1 : 0)) >>> 0;
-}
-
 /** True for a VIP frontend that balances every port (port 0). */
 export function isEveryPortVip(vs: VirtualService): boolean {
   return vs.frontend.kind === 'vip' && vs.frontend.port === 0;
 }
 
-/** The IPVS service key for a table entry. */
-export function ipvsKeyOf(vs: VirtualService): IpvsServiceKey {
+/** The IPVS service key for a table entry (`marks`: the every-port marks of the table it is in). */
+export function ipvsKeyOf(vs: VirtualService, marks: EveryPortMarks = everyPortMarks({ services: [vs] })): IpvsServiceKey {
   const family = serviceFamily(vs);
   const fe = vs.frontend;
   if (fe.kind === 'fwmark') return { kind: 'fwmark', family, fwmark: fe.mark };
   // IPVS matches a VIP on one port; every port is a firewall-mark service fed by a MARK rule on the VIP.
-  if (fe.port === 0) return { kind: 'fwmark', family, fwmark: everyPortMark(fe.address, fe.protocol) };
+  if (fe.port === 0) return { kind: 'fwmark', family, fwmark: marks(fe.address, fe.protocol) };
   return { kind: 'vip', family, protocol: fe.protocol, address: canonicalAddress(family, fe.address), port: fe.port };
 }
 
@@ -107,7 +88,8 @@ export function validateLbTable(table: LbTable): void {
   if (!table || !Array.isArray(table.services)) throw new IpvsTableError('the load-balancing table must have a services array');
   const ids = new Set<string>();
   const keys = new Map<string, string>();
-  const marks = new Map<number, string>();
+  const marks = new Map<string, string>();
+  const markOf = everyPortMarks(table);
   for (const vs of table.services) {
     if (!ID_RE.test(vs.id)) throw new IpvsTableError(`service id "${vs.id}" must be 1-48 characters of [a-z0-9_-]`);
     if (ids.has(vs.id)) throw new IpvsTableError(`service id "${vs.id}" appears twice`);
@@ -118,25 +100,21 @@ export function validateLbTable(table: LbTable): void {
     if (fe.kind === 'fwmark') {
       if (!Number.isInteger(fe.mark) || fe.mark < 1 || fe.mark > 0xffffffff) throw new IpvsTableError(`service ${vs.id}: fwmark ${fe.mark} must be 1-4294967295`);
       checkPort(fe.port, `service ${vs.id}`, false);
-      const other = marks.get(fe.mark);
-      // One mark feeds one IPVS service: two table entries on one mark would merge their backends.
-      if (other !== undefined) throw new IpvsTableError(`services ${other} and ${vs.id} share fwmark ${fe.mark}`);
-      marks.set(fe.mark, vs.id);
     } else {
       checkPort(fe.port, `service ${vs.id}`, true);
-      if (fe.port === 0) {
-        if (vs.sourceNat !== undefined) throw new IpvsTableError(`service ${vs.id}: an every-port VIP (port 0) cannot have sourceNat`);
-        const mark = everyPortMark(fe.address, fe.protocol);
-        const other = marks.get(mark);
-        if (other !== undefined) throw new IpvsTableError(`services ${other} and ${vs.id} share fwmark ${mark}`);
-        marks.set(mark, vs.id);
-      }
+      if (fe.port === 0 && vs.sourceNat !== undefined) throw new IpvsTableError(`service ${vs.id}: an every-port VIP (port 0) cannot have sourceNat`);
     }
     let key: IpvsServiceKey;
     try {
-      key = ipvsKeyOf(vs);
+      key = ipvsKeyOf(vs, markOf);
     } catch (e) {
       throw new IpvsTableError(`service ${vs.id}: ${(e as Error).message}`);
+    }
+    if (key.kind === 'fwmark') {
+      // One mark feeds one IPVS service of a family: two table entries on one mark would merge their backends.
+      const other = marks.get(`${key.family}/${key.fwmark}`);
+      if (other !== undefined) throw new IpvsTableError(`services ${other} and ${vs.id} share fwmark ${key.fwmark}`);
+      marks.set(`${key.family}/${key.fwmark}`, vs.id);
     }
     const kid = serviceKeyId(key);
     const prev = keys.get(kid);
@@ -172,9 +150,10 @@ function destPort(vs: VirtualService, port: number): number {
 
 /** The IPVS objects a table needs (validate first). Forwarding is always masq (NAT). */
 export function ipvsStateFromTable(table: LbTable): IpvsState {
+  const marks = everyPortMarks(table);
   return {
     services: table.services.map((vs) => {
-      const key = ipvsKeyOf(vs);
+      const key = ipvsKeyOf(vs, marks);
       const persistent = (vs.persistenceSeconds ?? 0) > 0;
       const service: IpvsService = {
         key,

@@ -1,12 +1,13 @@
 /**
  * The mangle-table rules that mark packets for IPVS firewall-mark services, as a rule set for
- * the mesh's IptablesWriter (the one iptables writer in a namespace), and parsed back from
- * what the writer reads.
+ * the mesh's IptablesWriter (the namespace's one writer per family: iptables for v4 services,
+ * ip6tables for v6 ones), and parsed back from what the writer reads.
  */
 import type { IptablesRuleSet } from '../../mesh/iptables-ruleset.js';
 import type { IptablesState } from '../../mesh/iptables-save-parse.js';
 import type { L4Protocol, LbTable } from '../lb-table.js';
-import { everyPortMark } from './ipvs-plan.js';
+import { canonicalAddress, type IpvsFamily } from './codec.js';
+import { everyPortMarks, serviceFamily } from './ipvs-plan.js';
 
 export const MARK_CHAIN = 'MESHNET-IPVS-MARK';
 /** Built-in chains that jump to MARK_CHAIN: PREROUTING for traffic arriving, OUTPUT for local clients. */
@@ -24,21 +25,30 @@ export interface MarkRule {
   address?: string;
 }
 
-/** The marking rules a table needs (fwmark frontends only), in table order. */
-export function markRulesFromTable(table: LbTable): MarkRule[] {
-  const out: MarkRule[] = [];
+/** The marking rules a table needs (fwmark frontends only), in table order, split by the family of their service. */
+export function markRulesByFamily(table: LbTable): Record<IpvsFamily, MarkRule[]> {
+  const out: Record<IpvsFamily, MarkRule[]> = { inet: [], inet6: [] };
+  const marks = everyPortMarks(table);
   for (const vs of table.services) {
     const fe = vs.frontend;
+    const family = serviceFamily(vs);
+    // ip6tables-save prints addresses in their canonical form: written so, an unchanged rule reads back equal.
+    const address = fe.address !== undefined && family === 'inet6' ? canonicalAddress('inet6', fe.address) : fe.address;
     if (fe.kind === 'vip' && fe.port === 0) {
-      out.push({ id: vs.id, mark: everyPortMark(fe.address, fe.protocol), protocol: fe.protocol, port: 0, address: fe.address });
+      out[family].push({ id: vs.id, mark: marks(fe.address, fe.protocol), protocol: fe.protocol, port: 0, address: address! });
       continue;
     }
     if (fe.kind !== 'fwmark') continue;
     const r: MarkRule = { id: vs.id, mark: fe.mark, protocol: fe.protocol, port: fe.port };
-    if (fe.address !== undefined) r.address = fe.address;
-    out.push(r);
+    if (address !== undefined) r.address = address;
+    out[family].push(r);
   }
   return out;
+}
+
+/** The marking rules of a table's v4 services (the iptables side), in table order. */
+export function markRulesFromTable(table: LbTable): MarkRule[] {
+  return markRulesByFamily(table).inet;
 }
 
 // Written exactly as iptables-save prints it (comments with ':' come back quoted), so read-back compares equal.
