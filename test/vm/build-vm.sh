@@ -32,7 +32,7 @@ pkg=$(kernel_pkg)
 kver=${pkg#linux-image-}
 kernel=$cache/vmlinuz-$kver
 nodever=$(node --version)
-base=$cache/base-$kver-node$nodever-v10.cpio
+base=$cache/base-$kver-node$nodever-v11.cpio
 kdir=$cache/$pkg
 # The unpacked package (about 400 MB) is only needed to pack the base archive: unpack it
 # then, keep just the kernel image and the .deb, and remove the tree afterwards.
@@ -55,8 +55,9 @@ fi
 # algorithms, which the VM has not: they are loaded up front, with drbg for the "stdrng" seqiv
 # seeds its IVs from, else making an SA fails with ENOENT; jitterentropy_rng fails its health
 # test under TCG and drbg does without it), VXLAN on a
-# bridge, and the u32/policy/esp matches of the encrypted-overlay firewall and the wire counters.
-modules=(ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_mh ip_vs_lc nf_conntrack veth ip_tables iptable_mangle xt_mark xt_tcpudp xt_comment
+# bridge, and the u32/policy/esp matches of the encrypted-overlay firewall and the wire counters. ip6table_mangle
+# holds the v6 VIPs' marks.
+modules=(ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_mh ip_vs_lc nf_conntrack veth ip_tables iptable_mangle ip6_tables ip6table_mangle xt_mark xt_tcpudp xt_comment
   xfrm_user esp4 gcm ghash-generic ctr seqiv drbg ecb aesni-intel ghash-clmulni-intel vxlan bridge iptable_filter xt_u32 xt_policy xt_esp)
 if [ ! -f "$base" ]; then
   find "$cache" -maxdepth 1 -name 'base-*.cpio' -delete
@@ -88,7 +89,7 @@ if [ ! -f "$base" ]; then
   copy_bin "$(command -v ip || echo /usr/sbin/ip)" /usr/sbin/ip
   copy_bin "$legacy" /usr/sbin/xtables-legacy-multi
   copy_bin "$(command -v iperf3)" /usr/bin/iperf3
-  for t in iptables iptables-save iptables-restore; do ln -s xtables-legacy-multi "$stage/usr/sbin/$t"; done
+  for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do ln -s xtables-legacy-multi "$stage/usr/sbin/$t"; done
   # The extension directory compiled into libxtables is the real (merged-/usr) path.
   xt=$(readlink -f "$(dirname "$(ldd "$legacy" | awk '/libxtables/ {print $3}')")/xtables")
   mkdir -p "$stage/$xt" && cp -L "$xt"/*.so "$stage/$xt/"

@@ -106,12 +106,12 @@ function httpGet(ns: string, address: string, port: number): string {
 }
 
 /**
- * Fetches http://address:port/ from the client namespace `count` times, in one shell so the
- * emulated CPU forks node once, not once per request; returns each body's first line.
+ * Fetches http://address:port/ from namespace `ns` (the client c unless told) `count` times, in
+ * one shell so the emulated CPU forks node once, not once per request; returns each body's first line.
  */
-function fetchFromClient(address: string, port: number, count: number): string[] {
+function fetchFromClient(address: string, port: number, count: number, ns = 'c'): string[] {
   const script = `i=0; while [ $i -lt ${count} ]; do r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${address} ${port} | tail -n 1); echo "\${r:-FAILED}"; i=$((i + 1)); done`;
-  const out = sh(['nsenter', '--net=/run/netns/c', 'sh', '-c', script]);
+  const out = sh(['nsenter', `--net=/run/netns/${ns}`, 'sh', '-c', script]);
   return out.trim().split('\n').map((l) => l.trim());
 }
 
@@ -207,11 +207,55 @@ async function everyPortVip(): Promise<void> {
   section('EVERYPORT', JSON.stringify({ first, second, readBack, ipvsadm, mangle, port80, port8080 }));
 }
 
-/** The IPVS half of the VM run: the client, the backend with traffic, the every-port VIP. */
+/**
+ * Part 4: a v6 VIP as a dual-stack network gives it (every port, TCP and UDP, affinity on one): AF_INET6 fwmark
+ * services fed by ip6tables marks, two v6 backends reached from a client namespace and from lb's own sockets (the
+ * OUTPUT path a task's connections take), then one backend drained and removed.
+ */
+async function v6Vip(): Promise<void> {
+  const { backend, close } = await IpvsBackend.open({ enterNamespace: (fn) => withNetns(LB_NS, fn), run: runInLb });
+  const VIP6 = 'fd00:99::102';
+  const b = (address: string, weight = 1) => ({ address, port: 0, weight });
+  const table = (backends: { address: string; port: number; weight: number }[]): LbTable => ({
+    services: [
+      { id: 'web6-tcp0', frontend: { kind: 'vip', address: VIP6, protocol: 'tcp', port: 0 }, scheduler: 'rr', backends },
+      { id: 'web6-udp0', frontend: { kind: 'vip', address: VIP6, protocol: 'udp', port: 0 }, scheduler: 'rr', persistenceSeconds: 60, backends },
+    ],
+  });
+  const lb = (...argv: string[]) => sh(['nsenter', `--net=${LB_NS}`, ...argv]);
+  const both = table([b('fd00:2::2'), b('fd00:3::2')]);
+  const first = await backend.apply(both);
+  const second = await backend.apply(both);
+  const readBack = await backend.read();
+  const ipvsadm = lb('ipvsadm', '-Ln');
+  const mangle6 = lb('ip6tables-save', '-t', 'mangle');
+  const mangle4 = lb('iptables-save', '-t', 'mangle');
+  const port80 = fetchFromClient(VIP6, 80, 4);
+  const port8080 = fetchFromClient(VIP6, 8080, 4);
+  const local = fetchFromClient(VIP6, 80, 4, 'lb');
+  const drainReport = await backend.apply(table([b('fd00:2::2', 0), b('fd00:3::2')]));
+  const ipvsadmDrained = lb('ipvsadm', '-Ln');
+  const drained = fetchFromClient(VIP6, 80, 3);
+  const removeReport = await backend.apply(table([b('fd00:3::2')]));
+  const ipvsadmRemoved = lb('ipvsadm', '-Ln');
+  const removed = fetchFromClient(VIP6, 80, 3);
+  await backend.destroy();
+  close();
+  const afterDestroy = lb('ipvsadm', '-Ln');
+  const mangle6After = lb('ip6tables-save', '-t', 'mangle');
+  section(
+    'V6VIP',
+    JSON.stringify({ first, second, readBack, ipvsadm, mangle6, mangle4, port80, port8080, local, drainReport, ipvsadmDrained, drained, removeReport, ipvsadmRemoved, removed, afterDestroy, mangle6After }),
+  );
+}
+
+/** The IPVS half of the VM run: the client, the backend with traffic, the every-port VIP, the v6 VIP. */
 export async function ipvsScenario(): Promise<void> {
   await programThroughClient();
   stage('programmed');
   await balanceTraffic();
   stage('balanced');
   await everyPortVip();
+  stage('every_port');
+  await v6Vip();
 }

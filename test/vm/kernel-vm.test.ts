@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ESP_MARK, spiFor } from '../../src/overlay/encryption-plan.js';
+import { everyPortMarks } from '../../src/vip/ipvs/every-port-marks.js';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const NEEDED = { 'qemu-system-x86_64': 'qemu-system-x86', busybox: 'busybox-static', depmod: 'kmod', ipvsadm: 'ipvsadm', cpio: 'cpio', 'xtables-legacy-multi': 'iptables', ip: 'iproute2', iperf3: 'iperf3' };
@@ -56,13 +57,13 @@ interface ShownService {
   dests: string[];
 }
 
-/** ipvsadm -Ln as sorted plain data: "TCP 10.0.0.1:80" / "rr" / flags / ["10.0.1.2:80 Masq 1"]. */
+/** ipvsadm -Ln as sorted plain data: "TCP 10.0.0.1:80" (or "FWM 7 IPv6") / "rr" / flags / ["10.0.1.2:80 Masq 1"]. */
 function parseIpvsadm(text: string): ShownService[] {
   const out: ShownService[] = [];
   for (const line of text.split('\n')) {
-    const svc = /^(TCP|UDP|SCTP|FWM)\s+(\S+)\s+(\S+)\s*(.*)$/.exec(line);
+    const svc = /^(TCP|UDP|SCTP|FWM)\s+(\S+)\s+(?:(IPv6)\s+)?(\S+)\s*(.*)$/.exec(line);
     if (svc) {
-      out.push({ service: `${svc[1]} ${svc[2]}`, scheduler: svc[3]!, flags: svc[4]!.trim(), dests: [] });
+      out.push({ service: `${svc[1]} ${svc[2]}${svc[3] ? ' IPv6' : ''}`, scheduler: svc[4]!, flags: svc[5]!.trim(), dests: [] });
       continue;
     }
     const dest = /^\s+->\s+([\d[]\S*)\s+(\w+)\s+(\d+)/.exec(line);
@@ -90,7 +91,7 @@ function fromDecoded(services: DecodedService[]): ShownService[] {
       const v4mask = ` mask ${[24, 16, 8, 0].map((sh) => ((0xffffffff << (32 - s.netmaskPrefix)) >>> sh) & 255).join('.')}`;
       const mask = k.family === 'inet6' ? (s.netmaskPrefix === 128 ? '' : ` mask ${s.netmaskPrefix}`) : s.netmaskPrefix === 32 ? '' : v4mask;
       return {
-        service: k.kind === 'fwmark' ? `FWM ${k.fwmark}` : `${k.protocol!.toUpperCase()} ${hostPort(k.family, k.address!, k.port!)}`,
+        service: k.kind === 'fwmark' ? `FWM ${k.fwmark}${k.family === 'inet6' ? ' IPv6' : ''}` : `${k.protocol!.toUpperCase()} ${hostPort(k.family, k.address!, k.port!)}`,
         scheduler: s.scheduler,
         flags: s.flags & 1 ? `persistent ${s.timeout}${mask}` : '',
         dests: dests.map((d) => `${hostPort(d.family, d.address, d.port)} ${d.forward === 'masq' ? 'Masq' : d.forward} ${d.weight}`).sort(),
@@ -280,6 +281,65 @@ describe.skipIf(skipReason !== undefined)('a qemu VM with the Debian 6.1 kernel'
         const t = everyPort();
         expect(count(t.port80)).toEqual({ b1: 2, b2: 2 });
         expect(count(t.port8080)).toEqual({ b1: 2, b2: 2 });
+      });
+    });
+
+    describe('a v6 VIP (every port, as a dual-stack network gives it): AF_INET6 fwmark services fed by ip6tables marks', () => {
+      const v6 = () => JSON.parse(section(serial, 'V6VIP'));
+      const VIP6 = 'fd00:99::102';
+      const mark = everyPortMarks({ services: [{ id: 'x', frontend: { kind: 'vip', address: VIP6, protocol: 'tcp', port: 0 }, scheduler: 'rr', backends: [] }] })(VIP6, 'tcp');
+      const dests = (...ws: [string, number][]) => ws.map(([a, w]) => `[${a}]:0 Masq ${w}`);
+
+      it('creates both services with 16-byte destinations and the UDP one persistent per client address (/128: ipvsadm shows no mask); a second apply changes nothing', () => {
+        const t = v6();
+        expect(t.first.changes).toBe(2 + 4 + 1); // 2 services, 4 destinations, 1 ip6tables transaction
+        expect(t.second.changes).toBe(0);
+        expect(parseIpvsadm(t.ipvsadm)).toEqual([
+          { service: `FWM ${mark} IPv6`, scheduler: 'rr', flags: '', dests: dests(['fd00:2::2', 1], ['fd00:3::2', 1]) },
+          { service: `FWM ${mark + 1} IPv6`, scheduler: 'rr', flags: 'persistent 60', dests: dests(['fd00:2::2', 1], ['fd00:3::2', 1]) },
+        ]);
+      });
+
+      it('marks in ip6tables mangle (hooked from PREROUTING and OUTPUT), nothing in iptables', () => {
+        const t = v6();
+        expect(t.mangle6).toContain(`-A MESHNET-IPVS-MARK -d ${VIP6}/128 -p tcp -m comment --comment "meshnet:web6-tcp0" -j MARK --set-xmark 0x${mark.toString(16)}/0xffffffff`);
+        expect(t.mangle6).toContain(`-A MESHNET-IPVS-MARK -d ${VIP6}/128 -p udp -m comment --comment "meshnet:web6-udp0" -j MARK --set-xmark 0x${(mark + 1).toString(16)}/0xffffffff`);
+        expect(t.mangle6).toContain('-A PREROUTING -m comment --comment meshnet-ipvs -j MESHNET-IPVS-MARK');
+        expect(t.mangle6).toContain('-A OUTPUT -m comment --comment meshnet-ipvs -j MESHNET-IPVS-MARK');
+        expect(t.mangle4).not.toContain('MESHNET-IPVS-MARK');
+      });
+
+      it('reads back as the v6 VIPs it was given', () => {
+        const services = v6().readBack.services as { backends: { address: string }[] }[];
+        for (const s of services) s.backends.sort((a, b) => a.address.localeCompare(b.address));
+        const backends = [{ address: 'fd00:2::2', port: 0, weight: 1 }, { address: 'fd00:3::2', port: 0, weight: 1 }];
+        expect(services).toEqual([
+          { id: 'web6-tcp0', frontend: { kind: 'vip', address: VIP6, protocol: 'tcp', port: 0 }, scheduler: 'rr', backends },
+          { id: 'web6-udp0', frontend: { kind: 'vip', address: VIP6, protocol: 'udp', port: 0 }, scheduler: 'rr', persistenceSeconds: 60, backends },
+        ]);
+      });
+
+      it('spreads connections over both v6 backends on any port, from a client namespace and from the namespace itself (OUTPUT)', () => {
+        const t = v6();
+        expect(count(t.port80)).toEqual({ b1: 2, b2: 2 });
+        expect(count(t.port8080)).toEqual({ b1: 2, b2: 2 });
+        expect(count(t.local)).toEqual({ b1: 2, b2: 2 });
+      });
+
+      it('a drained (weight 0) and then removed backend gets no new connection', () => {
+        const t = v6();
+        expect(t.drainReport.changes).toBe(2); // one SET_DEST per service
+        expect(parseIpvsadm(t.ipvsadmDrained).map((s) => s.dests)).toEqual([dests(['fd00:2::2', 0], ['fd00:3::2', 1]), dests(['fd00:2::2', 0], ['fd00:3::2', 1])]);
+        expect(count(t.drained)).toEqual({ b2: 3 });
+        expect(t.removeReport.changes).toBe(2); // one DEL_DEST per service
+        expect(parseIpvsadm(t.ipvsadmRemoved).map((s) => s.dests)).toEqual([dests(['fd00:3::2', 1]), dests(['fd00:3::2', 1])]);
+        expect(count(t.removed)).toEqual({ b2: 3 });
+      });
+
+      it('destroy removes the v6 services and the ip6tables chain', () => {
+        const t = v6();
+        expect(parseIpvsadm(t.afterDestroy)).toEqual([]);
+        expect(t.mangle6After).not.toContain('MESHNET-IPVS-MARK');
       });
     });
   });
