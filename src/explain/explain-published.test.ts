@@ -118,4 +118,19 @@ describe('explainPublished on fixture views', () => {
     expect(branch.hops.slice(1).map((h) => h.status)).toEqual(['warn', 'warn']);
     expect(e.problems.map((p) => p.message)).toContain('web.3 on host-c was not checked: no meshnet agent for it runs on this machine');
   });
+
+  it('mode=host: the DNAT to a task\'s gwbridge address, and that task listening on the target port', () => {
+    const f = factsFixture();
+    f.services[0]!.ports = [{ published: 9100, target: 80, protocol: 'tcp', mode: 'host', policy: 'cluster' }];
+    const views = viewsFixture();
+    const nat = views.get('host-a')!.host!.iptables['nat']!;
+    nat['PREROUTING'] = [{ rule: '-m addrtype --dst-type LOCAL -m comment --comment meshnet -j MESHNET-HOSTPORT', packets: 2, bytes: 120 }];
+    nat['MESHNET-HOSTPORT'] = [{ rule: '-p tcp -m tcp --dport 9100 -j DNAT --to-destination 172.18.0.3:80', packets: 2, bytes: 120 }];
+    const explain = () => explainPublished(f, views, new Map(), { node: 'host-a', protocol: 'tcp', port: 9100 });
+    const e = explain();
+    expect(e.verdict).toBe('delivered');
+    expect(e.backends.map((b) => [b.task, b.node, b.address, b.delivered])).toEqual([['web.1', 'host-a', '172.18.0.3', true]]);
+    views.get('host-a')!.tasks[0]!.listening = { tcp: [], udp: [] };
+    expect(stops(explain())).toEqual(['nothing listens on tcp 80 in web.1']);
+  });
 });

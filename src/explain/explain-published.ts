@@ -9,12 +9,16 @@ import { backendBranch, type BackendContext } from './backend-hops.js';
 import { lbHop } from './lb-hop.js';
 import { idleTasks } from './idle-tasks.js';
 import type { HostView, SboxView } from './kernel-view.js';
+import { explainSbox6, fromLocal6, hostViewV6, sboxViewV6 } from './explain-published6.js';
+import { hostPortBackend } from './host-port-task.js';
 
 /** A published port on one node, as a client reaches it. */
 export interface PublishedTarget {
   node: string;
   protocol: 'tcp' | 'udp';
   port: number;
+  /** The node's v6 address the client connects to: the path through ip6tables and the sandbox's ip6 meshnet6. */
+  address6?: string;
   /** The client's address (--from); a loopback or local address means the node itself (curl localhost:P). */
   from?: string;
   /** Bytes of IP packet to check against the MTUs on the way (--size). */
@@ -33,6 +37,9 @@ export function publisherOf(facts: ClusterFacts, protocol: string, port: number)
   return null;
 }
 
+/** address:port, with a v6 address bracketed as URLs and ip6tables write it. */
+const addressPort = (address: string, port: number): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
+
 /** True when `from` is the node itself: loopback, or one of its host addresses. */
 function fromLocal(host: HostView | undefined, from: string | undefined): boolean {
   if (!from) return false;
@@ -46,7 +53,7 @@ function fromLocal(host: HostView | undefined, from: string | undefined): boolea
  * the ingress overlay to each backend task, its REDIRECT and its listening socket.
  */
 export function explainPublished(facts: ClusterFacts, views: Views, unreadable: ReadonlyMap<string, string>, t: PublishedTarget): Explanation {
-  const target = `${t.node}:${t.port}/${t.protocol}`;
+  const target = t.address6 ? `[${t.address6}]:${t.port}/${t.protocol} (${t.node})` : `${t.node}:${t.port}/${t.protocol}`;
   const view = views.get(t.node);
   const pub = publisherOf(facts, t.protocol, t.port);
   const hops: Hop[] = [];
@@ -55,14 +62,21 @@ export function explainPublished(facts: ClusterFacts, views: Views, unreadable: 
     hops.push(hop({ kind: 'host-dnat', node: t.node, namespace: 'host', title: `not read: ${unreadable.get(t.node) ?? 'not asked for'}`, details: [], problems: [{ severity: 'stop', node: t.node, namespace: 'host', message: `the kernel of ${t.node} could not be read: ${unreadable.get(t.node) ?? 'unknown reason'}`, fix: `run meshnet explain on ${t.node}` }] }));
     return conclude({ ...base, hops });
   }
-  const local = fromLocal(view.host, t.from);
-  if (pub?.spec.mode === 'host') return conclude({ ...base, hops: [hostPortHop(facts, view.host, t, pub, local)] });
-  const dnat = hostDnatHop(facts, view.host, t, pub, local);
+  // The v6 path reads the same hops from the v6 side of each namespace.
+  const host = t.address6 ? hostViewV6(view.host) : view.host;
+  const local = t.address6 ? fromLocal6(host, t.from) : fromLocal(host, t.from);
+  if (pub?.spec.mode === 'host') {
+    const hp = hostPortHop(facts, host, t, pub, local);
+    const to = hp.to && hp.hop.status !== 'stop' ? [hostPortBackend(facts, views, t.node, pub.service.name, t.protocol, { address: hp.to.address, port: hp.to.port ?? t.port })] : [];
+    return conclude({ ...base, hops: [hp.hop], backends: to });
+  }
+  const dnat = hostDnatHop(facts, host, t, pub, local);
   hops.push(dnat.hop);
   if (!pub || !dnat.sboxAddress) return conclude({ ...base, hops });
 
-  const sbox = view.sbox;
-  hops.push(gwbridgeHop(t.node, view.host, sbox, dnat.sboxAddress));
+  const sbox = t.address6 ? sboxViewV6(view.sbox) : view.sbox;
+  hops.push(gwbridgeHop(t.node, host, sbox, dnat.sboxAddress));
+  if (t.address6) return explainSbox6({ facts, views, unreadable, t, pub, sbox, sboxAddress: dnat.sboxAddress }, base, hops);
   const labelOf = (address: string) => {
     const task = facts.tasks.find((x) => x.addresses[INGRESS_NETWORK]?.ip === address);
     return task ? `${taskName(task)} on ${task.node}` : 'no task has this address';
@@ -155,7 +169,7 @@ function hostDnatHop(facts: ClusterFacts, host: HostView, t: PublishedTarget, pu
     at(`filter ${INGRESS_CHAIN} on ${t.node} does not accept ${t.port}/${t.protocol} towards the sandbox: FORWARD may drop it`, agentFix, 'warn');
   }
   if (target && target.port !== null && target.port !== t.port) at(`the DNAT sends ${t.port} to port ${target.port}; the sandbox balances ${t.port}`, agentFix);
-  const title = target ? `${t.protocol} ${t.port} -> DNAT ${target.address}:${target.port ?? t.port}${local ? ' (from the node itself)' : ''}` : `${t.protocol} ${t.port}: no DNAT`;
+  const title = target ? `${t.protocol} ${t.port} -> DNAT ${addressPort(target.address, target.port ?? t.port)}${local ? ' (from the node itself)' : ''}` : `${t.protocol} ${t.port}: no DNAT`;
   const gw = target ? linkForSubnet(host.links, target.address) : undefined;
   const gateway = gw?.addresses.find((a) => a.split('/')[0] !== target?.address)?.split('/')[0] ?? null;
   return { hop: hop({ kind: 'host-dnat', node: t.node, namespace: 'host', title, details, problems }), sboxAddress: target?.address ?? null, sboxGateway: gateway };
@@ -187,7 +201,7 @@ function gwbridgeHop(node: string, host: HostView, sbox: SboxView | undefined, s
 }
 
 /** mode=host: nat MESHNET-HOSTPORT DNATs straight to a local task's gwbridge address. */
-function hostPortHop(facts: ClusterFacts, host: HostView, t: PublishedTarget, pub: NonNullable<ReturnType<typeof publisherOf>>, local: boolean): Hop {
+function hostPortHop(facts: ClusterFacts, host: HostView, t: PublishedTarget, pub: NonNullable<ReturnType<typeof publisherOf>>, local: boolean): { hop: Hop; to: ReturnType<typeof dnatTarget> } {
   const problems: Problem[] = [];
   const details: string[] = [];
   const nat = host.iptables['nat'] ?? {};
@@ -207,5 +221,5 @@ function hostPortHop(facts: ClusterFacts, host: HostView, t: PublishedTarget, pu
     problems.push({ severity: 'stop', node: t.node, namespace: 'host', message: `nat ${entry} on ${t.node} does not jump to ${HOSTPORT_CHAIN}`, fix: `the agent on ${t.node} writes it on its next pass` });
   }
   const to = rule ? dnatTarget(rule.rule) : null;
-  return hop({ kind: 'host-port', node: t.node, namespace: 'host', title: `${t.protocol} ${t.port} (mode=host) -> ${to ? `DNAT ${to.address}:${to.port ?? t.port}` : 'no DNAT'}`, details, problems });
+  return { hop: hop({ kind: 'host-port', node: t.node, namespace: 'host', title: `${t.protocol} ${t.port} (mode=host) -> ${to ? `DNAT ${addressPort(to.address, to.port ?? t.port)}` : 'no DNAT'}`, details, problems }), to };
 }

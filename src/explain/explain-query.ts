@@ -15,7 +15,9 @@ export type ParsedTarget = { kind: 'endpoint'; host: string; port: number; proto
 export type ExplainQuery =
   | { kind: 'published'; targets: PublishedTarget[] }
   | { kind: 'vip'; target: VipTarget }
-  | { kind: 'service'; service: string; targets: PublishedTarget[] };
+  | { kind: 'service'; service: string; targets: PublishedTarget[] }
+  /** A published port on a host's v6 address, before the node holding that address is found: one candidate per node. */
+  | { kind: 'locate6'; address6: string; targets: PublishedTarget[] };
 
 const ENDPOINT = /^([^:/\s]+):(\d{1,5})(?:\/(tcp|udp))?$/;
 /** [v6 address]:PORT[/udp], the bracketed form of URLs. */
@@ -31,7 +33,7 @@ export function parseTarget(text: string): ParsedTarget {
     return { kind: 'endpoint', host: m[1]!, port, protocol: (m[3] ?? 'tcp') as 'tcp' | 'udp' };
   }
   if (NAME.test(text) && !text.includes(':')) return { kind: 'service', name: text };
-  throw new ExplainInputError(`cannot read ${JSON.stringify(text)}: give HOST:PORT[/udp] (a node name or address), VIP:PORT[/udp] or [V6VIP]:PORT[/udp] --from TASK, or a service name`);
+  throw new ExplainInputError(`cannot read ${JSON.stringify(text)}: give HOST:PORT[/udp] (a node name or address), [HOST_V6]:PORT[/udp] [--node NODE], VIP:PORT[/udp] or [V6VIP]:PORT[/udp] --from TASK, or a service name`);
 }
 
 /** The match of [addr]:PORT with the address canonical, so it compares equal to the stored VIP. */
@@ -42,10 +44,12 @@ function v6Endpoint(text: string): RegExpExecArray | null {
   return m;
 }
 
-/** Options of the query: --from and --size. */
+/** Options of the query: --from, --size and --node. */
 export interface QueryOptions {
   from?: string;
   size?: number;
+  /** The node whose v6 address a [V6]:PORT target is (otherwise it is looked up on every node). */
+  node?: string;
 }
 
 /**
@@ -78,12 +82,45 @@ export function resolveQuery(parsed: ParsedTarget, facts: ClusterFacts, opts: Qu
     const task = findTask(facts, opts.from);
     return { kind: 'vip', target: { vip: parsed.host, port: parsed.port, protocol: parsed.protocol, fromTask: task.id, ...size } };
   }
-  const node = facts.nodes.find((n) => n.id === parsed.host || n.name === parsed.host || n.underlayIp === parsed.host);
+  if (isIpv6(parsed.host)) return publishedV6(parsed, facts, opts, size);
+  if (opts.node !== undefined) throw new ExplainInputError(`--node is for a [V6]:PORT target (a published port on a node's v6 address); ${parsed.host} already names the node`);
+  const node = findNode(facts, parsed.host);
   if (!node) {
     throw new ExplainInputError(`${parsed.host} is no live node and no service VIP: give a node name or address (${facts.nodes.map((n) => `${n.id} ${n.underlayIp}`).join(', ') || 'no node is registered'})`);
   }
   if (opts.from !== undefined && !isIPv4(opts.from)) throw new ExplainInputError(`invalid --from ${JSON.stringify(opts.from)} for a published port: give the client's IPv4 address`);
   return { kind: 'published', targets: [{ node: node.id, protocol: parsed.protocol, port: parsed.port, ...(opts.from ? { from: opts.from } : {}), ...size }] };
+}
+
+function findNode(facts: ClusterFacts, ref: string): ClusterFacts['nodes'][number] | undefined {
+  return facts.nodes.find((n) => n.id === ref || n.name === ref || n.underlayIp === ref);
+}
+
+/** [V6]:PORT that is no VIP: a published port on a node's v6 address, on --node or on whichever node holds it. */
+function publishedV6(parsed: Extract<ParsedTarget, { kind: 'endpoint' }>, facts: ClusterFacts, opts: QueryOptions, size: { packetSize?: number }): ExplainQuery {
+  if (opts.from !== undefined && !isIpv6(opts.from)) {
+    throw new ExplainInputError(`${parsed.host} is no service VIP; for a published port on a node's v6 address, --from takes the client's IPv6 address, not ${JSON.stringify(opts.from)}`);
+  }
+  const base = { protocol: parsed.protocol, port: parsed.port, address6: parsed.host, ...(opts.from !== undefined ? { from: canonicalIpv6(opts.from) } : {}), ...size };
+  if (opts.node !== undefined) {
+    const node = findNode(facts, opts.node);
+    if (!node) throw new ExplainInputError(`--node ${opts.node} is no live node: give one of ${facts.nodes.map((n) => n.id).join(', ') || '(no node is registered)'}`);
+    return { kind: 'published', targets: [{ node: node.id, ...base }] };
+  }
+  if (facts.nodes.length === 0) throw new ExplainInputError(`${parsed.host} is no service VIP and no node is registered to hold it`);
+  return { kind: 'locate6', address6: parsed.host, targets: facts.nodes.map((n) => ({ node: n.id, ...base })) };
+}
+
+/**
+ * Pure: the published query of a locate6 query, on the node whose host holds the v6 address (`held` says which do,
+ * from their kernel views). Throws ExplainInputError when none or several do.
+ */
+export function locatedQuery(q: Extract<ExplainQuery, { kind: 'locate6' }>, held: ReadonlySet<string>): ExplainQuery {
+  const on = q.targets.filter((t) => held.has(t.node));
+  if (on.length === 1) return { kind: 'published', targets: on };
+  const nodes = q.targets.map((t) => t.node).join(', ');
+  if (on.length === 0) throw new ExplainInputError(`no node holds ${q.address6} (or its kernel could not be read) and it is no service's v6 VIP: give the node with --node (one of ${nodes})`);
+  throw new ExplainInputError(`${q.address6} is on ${on.map((t) => t.node).join(' and ')}: say which with --node`);
 }
 
 function firstTaskName(facts: ClusterFacts): string {
@@ -127,14 +164,19 @@ export function viewRequests(q: ExplainQuery, facts: ClusterFacts): Map<string, 
       r.overlays!.push(network);
       addTasks(owner.name, network);
     }
+  } else if (q.kind === 'locate6') {
+    for (const t of q.targets) Object.assign(req(t.node), { host: true, v6: true });
   } else {
     for (const t of q.targets) {
       const r = req(t.node);
       r.host = true;
       r.sbox = true;
+      if (t.address6) r.v6 = true;
       r.overlays!.push(INGRESS_NETWORK);
       const pub = publisherOf(facts, t.protocol, t.port);
       if (pub && pub.spec.mode === 'ingress') addTasks(pub.service.name, INGRESS_NETWORK);
+      // mode=host: the node's own tasks of the service, to find the one the DNAT reaches.
+      if (pub && pub.spec.mode === 'host') for (const x of facts.tasks.filter((x) => x.service === pub.service.name && x.node === t.node)) r.tasks!.push({ id: x.id });
     }
   }
   for (const r of out.values()) {

@@ -31,10 +31,10 @@ export function parseCountedIptablesSave(text: string): CountedIptables {
   return out;
 }
 
-/** The DNAT target of a rule (`--to-destination A:P`), or null. */
+/** The DNAT target of a rule (`--to-destination A:P`, or ip6tables' `[A]:P`), or null. */
 export function dnatTarget(rule: string): { address: string; port: number | null } | null {
-  const m = /-j DNAT --to-destination (\d+\.\d+\.\d+\.\d+)(?::(\d+))?/.exec(rule);
-  return m ? { address: m[1]!, port: m[2] ? Number(m[2]) : null } : null;
+  const m = /-j DNAT --to-destination (?:(\d+\.\d+\.\d+\.\d+)|\[([0-9a-fA-F:.]+)\]|([0-9a-fA-F:]+))(?::(\d+))?(?: |$)/.exec(rule);
+  return m ? { address: (m[1] ?? m[2] ?? m[3])!, port: m[4] ? Number(m[4]) : null } : null;
 }
 
 /** True when a rule matches protocol and destination port exactly as meshnet writes them (`-p tcp -m tcp --dport 80`). */

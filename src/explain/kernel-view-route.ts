@@ -22,6 +22,8 @@ const TASK_ID = /^[a-z0-9]{8,64}$/;
 const Query = z.strictObject({
   host: z.enum(['0', '1']).optional(),
   sbox: z.enum(['0', '1']).optional(),
+  /** 1: also the v6 side of the host and the sandbox. */
+  v6: z.enum(['0', '1']).optional(),
   /** Comma-separated network names. */
   overlays: z.string().optional(),
   /** Comma-separated task ids; `id+lb` also reads the task's nftables table. */
@@ -41,7 +43,7 @@ export function parseKernelViewQuery(query: URLSearchParams): KernelViewRequest 
     if (!TASK_ID.test(id ?? '') || (flag !== undefined && flag !== 'lb' && flag !== 'lb6')) throw new Error(`tasks: ${JSON.stringify(t)} is not a task id (optionally +lb or +lb6)`);
     return flag ? { id: id!, [flag]: true } : { id: id! };
   });
-  return { host: q.host === '1', sbox: q.sbox === '1', overlays, tasks };
+  return { host: q.host === '1', sbox: q.sbox === '1', overlays, tasks, ...(q.v6 === '1' ? { v6: true } : {}) };
 }
 
 /** The query string for a request (what the remote source sends). Pure. */
@@ -49,6 +51,7 @@ export function kernelViewQuery(r: KernelViewRequest): URLSearchParams {
   const q = new URLSearchParams();
   if (r.host) q.set('host', '1');
   if (r.sbox) q.set('sbox', '1');
+  if (r.v6) q.set('v6', '1');
   if (r.overlays?.length) q.set('overlays', r.overlays.join(','));
   if (r.tasks?.length) q.set('tasks', r.tasks.map((t) => (t.lb6 ? `${t.id}+lb6` : t.lb ? `${t.id}+lb` : t.id)).join(','));
   return q;

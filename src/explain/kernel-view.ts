@@ -28,6 +28,8 @@ export interface LinkView {
   master?: string;
   mac?: string;
   addresses: string[];
+  /** Its global v6 addresses (CIDRs), read when the request asks for the v6 side. */
+  addresses6?: string[];
   vxlan?: { vni: number; port: number };
 }
 
@@ -72,12 +74,16 @@ export interface NamespaceViewBase {
 /** The host namespace: DOCKER-INGRESS and friends with counters, the gwbridge and the underlay. */
 export interface HostView extends NamespaceViewBase {
   iptables: CountedIptables;
+  /** The same from ip6tables, when the request asks for the v6 side. */
+  ip6tables?: CountedIptables;
 }
 
 /** The ingress sandbox: its addresses, its load-balancing table and what conntrack sent where. */
 export interface SboxView extends NamespaceViewBase {
   lb: LbTableView | null;
   conntrack: ConntrackCount[];
+  /** Its `ip6 meshnet6` table as `nft list` prints it, when the request asks for the v6 side; null: there is none. */
+  lb6?: string | null;
 }
 
 /** An overlay namespace (br0 + vxlan0): the static entries that carry frames to remote VTEPs. */
@@ -109,6 +115,8 @@ export interface KernelViewRequest {
   overlays?: string[];
   /** Tasks by id; `lb` also reads the task's nftables table. */
   tasks?: { id: string; lb?: boolean; lb6?: boolean }[];
+  /** Also the v6 side of the host and the sandbox: links' v6 addresses, ip6tables, the sandbox's ip6 meshnet6 table. */
+  v6?: boolean;
 }
 
 /** One node's kernel, as read for a request. */

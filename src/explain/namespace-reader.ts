@@ -24,8 +24,8 @@ export function pathText(path: string | null): string {
   return path ?? 'self';
 }
 
-/** The part every view has: whether the namespace is there, and its links with their addresses. */
-export async function readBase(path: string | null): Promise<NamespaceViewBase> {
+/** The part every view has: whether the namespace is there, and its links with their addresses (`v6`: theirs too). */
+export async function readBase(path: string | null, opts: { v6?: boolean } = {}): Promise<NamespaceViewBase> {
   if (path !== null && !existsSync(path)) return { path, exists: false, links: [], errors: [] };
   const base: NamespaceViewBase = { path: pathText(path), exists: true, links: [], errors: [] };
   let r: Rtnl;
@@ -38,9 +38,11 @@ export async function readBase(path: string | null): Promise<NamespaceViewBase> 
   try {
     const links = await r.links();
     const addresses = await r.addresses();
+    const addresses6 = opts.v6 ? await r.addresses6() : null;
     const names = new Map(links.map((l) => [l.index, l.name]));
     base.links = links.map((l) => {
       const v: LinkView = { name: l.name, mtu: l.mtu, up: l.up, addresses: addresses.filter((a) => a.link === l.name).map((a) => a.cidr) };
+      if (addresses6) v.addresses6 = addresses6.filter((a) => a.link === l.name).map((a) => a.cidr);
       if (l.kind) v.kind = l.kind;
       if (l.master !== undefined && names.has(l.master)) v.master = names.get(l.master)!;
       if (l.mac) v.mac = l.mac;
@@ -55,10 +57,10 @@ export async function readBase(path: string | null): Promise<NamespaceViewBase> 
   return base;
 }
 
-/** nat and filter with counters; errors go to `errors`. */
-export async function readIptables(path: string | null, errors: string[]): Promise<CountedIptables> {
+/** nat and filter with counters (`ipv6`: from ip6tables); errors go to `errors`. */
+export async function readIptables(path: string | null, errors: string[], family: 'ipv4' | 'ipv6' = 'ipv4'): Promise<CountedIptables> {
   try {
-    const out = await execIn(path, ['iptables-save', '-c'], { timeoutMs: TIMEOUT_MS });
+    const out = await execIn(path, [family === 'ipv6' ? 'ip6tables-save' : 'iptables-save', '-c'], { timeoutMs: TIMEOUT_MS });
     return parseCountedIptablesSave(out.stdout);
   } catch (err) {
     errors.push((err as Error).message);

@@ -20,18 +20,21 @@ export interface NodeViewReadOptions {
 /** Reads what `request` names on one node whose namespaces are reachable from this process. Read-only. */
 export async function readNodeKernelView(node: string, where: NodeLocation, request: KernelViewRequest, opts: NodeViewReadOptions = {}): Promise<NodeKernelView> {
   const view: NodeKernelView = { node, readAt: new Date().toISOString(), overlays: [], tasks: [] };
+  const v6 = request.v6 === true;
   if (request.host) {
-    const base = await readBase(where.hostNetns);
+    const base = await readBase(where.hostNetns, { v6 });
     const host: HostView = { ...base, iptables: base.exists ? await readIptables(where.hostNetns, base.errors) : {} };
+    if (v6 && base.exists) host.ip6tables = await readIptables(where.hostNetns, base.errors, 'ipv6');
     view.host = host;
   }
   if (request.sbox) {
     const path = join(where.netnsDir, INGRESS_SBOX);
-    const base = await readBase(path);
+    const base = await readBase(path, { v6 });
     const sbox: SboxView = { ...base, lb: null, conntrack: [] };
     if (base.exists) {
       sbox.lb = await readLbTable(path, sbox.errors);
       sbox.conntrack = readConntrack(path, sbox.errors);
+      if (v6) sbox.lb6 = await readIp6Table(path, sbox.errors);
     }
     view.sbox = sbox;
   }
@@ -47,7 +50,7 @@ export async function readNodeKernelView(node: string, where: NodeLocation, requ
     if (seen.has(t.id)) continue;
     seen.add(t.id);
     const path = opts.externalSandbox?.(t.id) ?? join(where.netnsDir, taskNetnsName(t.id));
-    const base = await readBase(path);
+    const base = await readBase(path, { v6 });
     const task: TaskView = { ...base, taskId: t.id, nat: {}, listening: { tcp: [], udp: [] } };
     if (base.exists) {
       task.nat = (await readIptables(path, task.errors))['nat'] ?? {};

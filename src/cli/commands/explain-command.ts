@@ -14,19 +14,20 @@ import { resolveApiTls } from '../../api/api-tls.js';
 import type { ClusterFacts } from '../../explain/cluster-facts.js';
 import type { NodeLocation } from '../../explain/node-view-reader.js';
 
-/** `meshnet explain TARGET [--from ADDR|TASK] [--size BYTES] [--json]`. */
+/** `meshnet explain TARGET [--from ADDR|TASK] [--node NODE] [--size BYTES] [--json]`. */
 export function explainCommand(storeOption: () => StoreChoice): Command {
   return new Command('explain')
     .description(
       'show, from the live kernel of each host involved, the hops a new connection takes and where it would stop: ' +
-        'HOST:PORT[/udp] [--from ADDR] (a published port), VIP:PORT[/udp] or [V6VIP]:PORT[/udp] --from TASK (east-west), or SERVICE (every published port on every node). ' +
+        'HOST:PORT[/udp] [--from ADDR] (a published port), [HOST_V6]:PORT[/udp] [--node NODE] (one on a node\'s v6 address), VIP:PORT[/udp] or [V6VIP]:PORT[/udp] --from TASK (east-west), or SERVICE (every published port on every node). ' +
         'Exit 0: delivered; 1: some connections would stop; 2: bad input',
     )
-    .argument('<target>', 'HOST:PORT[/udp], VIP:PORT[/udp], [V6VIP]:PORT[/udp] or SERVICE')
-    .option('--from <addr|task>', 'the client: an IPv4 address for a published port (127.0.0.1 or a host address: the host itself), a task (web.1 or id) for a VIP')
+    .argument('<target>', 'HOST:PORT[/udp], [HOST_V6]:PORT[/udp], VIP:PORT[/udp], [V6VIP]:PORT[/udp] or SERVICE')
+    .option('--from <addr|task>', 'the client: its address for a published port (IPv4, or IPv6 for [HOST_V6]:PORT; a host address or loopback: the host itself), a task (web.1 or id) for a VIP')
+    .option('--node <node>', 'for [HOST_V6]:PORT: the node holding that v6 address (default: the node whose host has it)')
     .option('--size <bytes>', 'check an IP packet of this size against every MTU on the way')
     .option('--json', 'machine-readable output')
-    .action(async (text: string, o: { from?: string; size?: string; json?: boolean }) =>
+    .action(async (text: string, o: { from?: string; size?: string; node?: string; json?: boolean }) =>
       withCluster(storeOption(), async (cluster, store) => {
         try {
           const [snapshot, endpoints] = await Promise.all([cluster.snapshot(), store.range(INGRESS_ENDPOINTS)]);
@@ -37,7 +38,7 @@ export function explainCommand(storeOption: () => StoreChoice): Command {
             tasks: snapshot.tasks,
             ingressEndpoints: parseIngressEndpoints(new Map(endpoints.kvs.map((kv) => [kv.key, kv.value]))),
           };
-          const query = resolveQuery(parseTarget(text), facts, { ...(o.from !== undefined ? { from: o.from } : {}), ...(o.size !== undefined ? { size: Number(o.size) } : {}) });
+          const query = resolveQuery(parseTarget(text), facts, { ...(o.from !== undefined ? { from: o.from } : {}), ...(o.size !== undefined ? { size: Number(o.size) } : {}), ...(o.node !== undefined ? { node: o.node } : {}) });
           const local = new LocalKernelViewSource(localNodes(storeOption()), {
             externalSandbox: (id) => {
               const t = facts.tasks.find((x) => x.id === id);
