@@ -9,7 +9,8 @@ import type { Explanation } from '../../src/explain/explanation.js';
 // Issue 14, IPv6 dual stack as a user meets it: two hosts, a --ipv6 network, a two-replica service. Tasks reach
 // each other over v6 across hosts, resolve AAAA on 127.0.0.11 and reach the v6 VIP by name; a v4-only network
 // next to it gets no v6 at all. meshnet explain follows the v6 VIP. The service publishes a port: the ingress network
-// turns dual stack with it, and an outside client reaches the port on each host's v6 underlay address.
+// turns dual stack with it, and an outside client reaches the port on each host's v6 underlay address; explain follows
+// it there. The same service publishes a mode=host port, which answers on each host's v6 address from its own task.
 
 let lab: Lab;
 let cl: ClusterLab;
@@ -40,7 +41,7 @@ beforeAll(async () => {
     const created = cl.cli(['network', 'create', ...args]);
     expect(created.code, created.stderr).toBe(0);
   }
-  const r = cl.cli(['service', 'create', '--name', 'web', '--replicas', '2', '--network', 'six', '-p', '8080:80', '--', process.execPath, ECHO_HTTP, '--port', '80', '--host', '::']);
+  const r = cl.cli(['service', 'create', '--name', 'web', '--replicas', '2', '--network', 'six', '-p', '8080:80', '-p', 'mode=host,published=8090,target=80', '--', process.execPath, ECHO_HTTP, '--port', '80', '--host', '::']);
   expect(r.code, r.stderr).toBe(0);
   const loc = cl.cli(['service', 'create', '--name', 'loc', '--replicas', '2', '--network', 'six', '-p', 'policy=local,8081:80', '--health-port', '8082', '--', process.execPath, ECHO_HTTP, '--port', '80', '--host', '::']);
   expect(loc.code, loc.stderr).toBe(0);
@@ -145,5 +146,33 @@ describe('published ports over v6', () => {
       const health = await execIn(client, ['curl', '-s', '-g', '-6', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://[${h.underlayIp6}]:8082/`], { allowFailure: true });
       expect(health.stdout, `health port on ${h.name}`).toBe(local.length ? '200' : '503');
     }
+  });
+
+  it('mode=host over v6: each host\'s v6 address answers from its own task, which sees the client, through ip6tables MESHNET-HOSTPORT', async () => {
+    for (const h of lab.hosts) {
+      const own = `web.${tasks.find((t) => t.node === h.name)!.slot}`;
+      const url = `http://[${h.underlayIp6}]:8090/`;
+      const got = await eventually(`v6 mode=host on ${h.name}`, () => answers(['-6'], url, 4), (a) => a.length === 4, 45_000);
+      expect(got.map((l) => l.split(' ')[0]), url).toEqual([own, own, own, own]);
+      for (const line of got) expect(line).toContain('(client 2001:db8::100');
+    }
+    const rules = await execIn(lab.hosts[0]!.netns, ['ip6tables', '-t', 'nat', '-S', 'MESHNET-HOSTPORT']);
+    expect(rules.stdout).toMatch(/--dport 8090 -j DNAT --to-destination \[fd6d:6777:6272::[0-9a-f]+\]:80/);
+  });
+
+  it('meshnet explain follows [host v6]:PORT through ip6tables and the sandbox\'s meshnet6 to both tasks, and a mode=host one to the local task', async () => {
+    const h = lab.hosts[1]!;
+    const r = cl.cli(['explain', `[${h.underlayIp6}]:8080`, '--json'], 60_000);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const [e] = (JSON.parse(r.stdout) as { explanations: Explanation[] }).explanations;
+    expect(e!.target).toBe(`[${h.underlayIp6}]:8080/tcp (${h.name})`);
+    expect(e!.hops.map((x) => x.kind)).toEqual(['host-dnat', 'gwbridge', 'sbox-lb']);
+    expect(e!.hops[0]!.details.join('\n')).toMatch(/DOCKER-INGRESS: .*--to-destination \[fd6d:6777:6272::[0-9a-f]+\]:8080 {3}\[\d+ pkts/);
+    expect(e!.hops[2]!.details.join('\n')).toMatch(/ct status dnat snat to fd/);
+    expect(e!.backends.map((b) => [b.task, b.delivered]).sort()).toEqual([['web.1', true], ['web.2', true]]);
+    const host = cl.cli(['explain', `[${h.underlayIp6}]:8090`, '--node', h.name, '--json'], 60_000);
+    expect(host.code, host.stdout + host.stderr).toBe(0);
+    const [hp] = (JSON.parse(host.stdout) as { explanations: Explanation[] }).explanations;
+    expect(hp!.backends.map((b) => b.task)).toEqual([`web.${tasks.find((t) => t.node === h.name)!.slot}`]);
   });
 });
