@@ -1,3 +1,4 @@
+import { trimMallocHeap } from './glibc-malloc.js';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore, type OpenStoreOptions } from '../store/open-store.js';
@@ -284,6 +285,8 @@ export class Agent {
       await this.reportTaskStates(plan, deep);
       await this.publishStatus(plan).catch((err: Error) => this.log.warn({ event: 'node.status_failed', error: err.message }));
     }
+    // What the resync read and dropped (netlink dumps, iptables-save output, nft caches) goes back to the kernel.
+    if (resync) trimMallocHeap();
     this.passes.push(report);
     if (this.passes.length > 50) this.passes.shift();
     const ms = Math.round((performance.now() - started) * 10) / 10;

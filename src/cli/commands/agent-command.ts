@@ -39,7 +39,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
       // The agent's modules (netlink, libnftables, prom-client, the task runtime) load here, not for every
       // CLI command: they were most of `meshnet --version`'s start-up.
       const [{ limitMallocArenas }, { Agent }, { fanOut }, { AgentHealth }, { HealthEndpoint, HealthEndpointError }, { AgentMetrics }, { SystemdReadiness }, { registerVtepMetrics }] = await Promise.all([
-        import('../../agent/malloc-arenas.js'),
+        import('../../agent/glibc-malloc.js'),
         import('../../agent/agent.js'),
         import('../../agent/agent-observer.js'),
         import('../../agent/agent-health.js'),

@@ -1,5 +1,7 @@
 import koffi from 'koffi';
 
+/** glibc's malloc tuning for the long-lived agent: fewer arenas, and freed memory handed back. */
+
 /** glibc's mallopt parameter for the most malloc arenas the process may have (malloc.h). */
 const M_ARENA_MAX = -8;
 
@@ -18,4 +20,23 @@ export function limitMallocArenas(max = 2): boolean {
     // Not glibc (musl has no arenas to cap): nothing to do.
     return false;
   }
+}
+
+let trim: ((pad: number) => number) | null | undefined;
+
+/**
+ * Hands free malloc pages back to the kernel (glibc's malloc_trim). glibc returns only the free top
+ * of its heap on its own; what a pass allocates and frees in the middle (netlink replies, nft's
+ * caches, iptables-save output) stays in the process's RSS until trimmed. Cheap enough per resync.
+ * Returns whether anything was released (false on a libc without it).
+ */
+export function trimMallocHeap(): boolean {
+  if (trim === undefined) {
+    try {
+      trim = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
+    } catch {
+      trim = null;
+    }
+  }
+  return trim ? trim(0) === 1 : false;
 }
