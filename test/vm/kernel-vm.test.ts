@@ -321,25 +321,27 @@ describe.skipIf(skipReason !== undefined)('a qemu VM with the Debian 6.1 kernel'
 
       it('spreads connections over both v6 backends on any port, from a client namespace and from the namespace itself (OUTPUT)', () => {
         const t = v6();
+        // rr alternates: 4, then 2 and 2 more, each half and half.
         expect(count(t.port80)).toEqual({ b1: 2, b2: 2 });
-        expect(count(t.port8080)).toEqual({ b1: 2, b2: 2 });
-        expect(count(t.local)).toEqual({ b1: 2, b2: 2 });
+        expect(count(t.port8080)).toEqual({ b1: 1, b2: 1 });
+        expect(count(t.local)).toEqual({ b1: 1, b2: 1 });
       });
 
       it('a drained (weight 0) and then removed backend gets no new connection', () => {
         const t = v6();
         expect(t.drainReport.changes).toBe(2); // one SET_DEST per service
         expect(parseIpvsadm(t.ipvsadmDrained).map((s) => s.dests)).toEqual([dests(['fd00:2::2', 0], ['fd00:3::2', 1]), dests(['fd00:2::2', 0], ['fd00:3::2', 1])]);
-        expect(count(t.drained)).toEqual({ b2: 3 });
+        expect(count(t.drained)).toEqual({ b2: 2 });
         expect(t.removeReport.changes).toBe(2); // one DEL_DEST per service
         expect(parseIpvsadm(t.ipvsadmRemoved).map((s) => s.dests)).toEqual([dests(['fd00:3::2', 1]), dests(['fd00:3::2', 1])]);
-        expect(count(t.removed)).toEqual({ b2: 3 });
+        expect(count(t.removed)).toEqual({ b2: 2 });
       });
 
       it('destroy removes the v6 services and the ip6tables chain', () => {
         const t = v6();
         expect(parseIpvsadm(t.afterDestroy)).toEqual([]);
         expect(t.mangle6After).not.toContain('MESHNET-IPVS-MARK');
+        console.log(`kernel-vm v6 VIP part, guest ms by step (TCG): ${JSON.stringify(t.laps)}`);
       });
     });
   });
