@@ -1,9 +1,7 @@
-import { createSocket, type Socket } from 'node:dgram';
 import type { Logger } from '../log/logger.js';
 import { netnsIdentity } from '../sandbox/netns-switch.js';
-import { echoReplySeq, echoRequest } from './vtep-echo.js';
 import { VtepLiveness, type VtepChange, type VtepPeerStatus } from './vtep-liveness.js';
-import { closeEchoSocket, openEchoSocket } from './vtep-socket.js';
+import { EchoSocket } from './vtep-socket.js';
 
 /** Where probes go from, and to whom: this node's ingress sandbox and every peer's. */
 export interface VtepProbeTarget {
@@ -27,7 +25,7 @@ export interface VtepProberOptions {
 }
 
 interface OpenSocket {
-  socket: Socket;
+  socket: EchoSocket;
   netns: string;
   source: string;
   /** device:inode of the namespace it was made in: a re-made sandbox needs a new socket. */
@@ -35,9 +33,9 @@ interface OpenSocket {
 }
 
 /**
- * Sends an echo to each peer's ingress-overlay address every interval and feeds the answers to
- * the liveness machine (vtep-liveness.ts decides; this only sends, listens and logs). One socket and
- * one timer for all peers, no process; an idle round is a few sendto(2) calls.
+ * Every interval: reads the answers to the last round of echoes, lets the liveness machine judge
+ * (vtep-liveness.ts decides; this only sends, reads and logs), and sends the next round, one echo per
+ * peer. One socket and one timer for all peers, no process, one event-loop wake-up per interval.
  */
 export class VtepProber {
   private readonly liveness: VtepLiveness;
@@ -45,6 +43,7 @@ export class VtepProber {
   private target: VtepProbeTarget | null = null;
   private targetKey = '';
   private byAddress = new Map<string, string>();
+  private byNode = new Map<string, string>();
   private open: OpenSocket | null = null;
   private timer: NodeJS.Timeout | null = null;
   private lastError = '';
@@ -62,14 +61,18 @@ export class VtepProber {
     this.targetKey = key;
     this.target = target;
     this.byAddress = new Map((target?.peers ?? []).map((p) => [p.address, p.node]));
+    this.byNode = new Map((target?.peers ?? []).map((p) => [p.node, p.address]));
     if (!target || (this.open && (this.open.netns !== target.netns || this.open.source !== target.source))) this.closeSocket();
     this.report(this.liveness.setPeers((target?.peers ?? []).map((p) => p.node)));
-    if (target && !this.timer) {
+    // A node alone (or without an ingress sandbox) has nobody to probe: no timer wakes its agent.
+    const probing = (target?.peers.length ?? 0) > 0;
+    if (probing && !this.timer) {
       this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
       this.timer.unref();
-    } else if (!target && this.timer) {
+    } else if (!probing && this.timer) {
       clearInterval(this.timer);
       this.timer = null;
+      this.closeSocket();
     }
   }
 
@@ -95,42 +98,30 @@ export class VtepProber {
     const t = this.target;
     // Without a socket nothing was sent, so nothing is judged: our own trouble is not the peers'.
     if (!t || !this.ensureSocket(t)) return;
-    const { probes, changes } = this.liveness.tick(this.now());
-    this.report(changes);
     const sock = this.open!.socket;
-    const addressOf = new Map(t.peers.map((p) => [p.node, p.address]));
-    for (const p of probes) {
-      const address = addressOf.get(p.peer);
-      // A failed send is a probe that goes unanswered: the next tick counts it. (A ping socket ignores the port.)
-      try {
-        if (address) sock.send(echoRequest(p.seq), 1, address, () => undefined);
-      } catch (err) {
-        this.opts.log.debug({ event: 'vtep.probe_send_failed', peer: p.peer, error: (err as Error).message });
-      }
+    const changes: VtepChange[] = [];
+    // Answers first: the last round's echoes are judged below, and an answer waiting here counts.
+    for (const a of sock.drain()) {
+      const peer = this.byAddress.get(a.from);
+      const change = peer === undefined ? null : this.liveness.answered(peer, a.seq);
+      if (change) changes.push(change);
+    }
+    const round = this.liveness.tick(this.now());
+    this.report([...changes, ...round.changes]);
+    for (const p of round.probes) {
+      const address = this.byNode.get(p.peer);
+      // An echo the kernel refuses (no route, full buffer) goes unanswered: the next tick counts it.
+      if (address && !sock.send(address, p.seq)) this.opts.log.debug({ event: 'vtep.probe_send_failed', peer: p.peer, address });
     }
   }
 
   /** The socket for `t`, made (again) when missing or when the sandbox was re-made; false when it cannot be. */
   private ensureSocket(t: VtepProbeTarget): boolean {
-    let identity: string;
     try {
-      identity = netnsIdentity(t.netns);
+      const identity = netnsIdentity(t.netns);
       if (this.open?.identity === identity) return true;
       this.closeSocket();
-      const fd = openEchoSocket(t.netns, t.source);
-      const socket = createSocket({ type: 'udp4' });
-      try {
-        socket.bind({ fd });
-      } catch (err) {
-        closeEchoSocket(fd);
-        throw err;
-      }
-      socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address));
-      socket.on('error', (err) => {
-        this.opts.log.warn({ event: 'vtep.probe_socket_failed', error: err.message });
-        this.closeSocket();
-      });
-      this.open = { socket, netns: t.netns, source: t.source, identity };
+      this.open = { socket: EchoSocket.open(t.netns, t.source), netns: t.netns, source: t.source, identity };
       this.lastError = '';
       this.opts.log.info({ event: 'vtep.probing', netns: t.netns, source: t.source, peers: t.peers.length, intervalMs: this.opts.intervalMs });
       return true;
@@ -142,18 +133,10 @@ export class VtepProber {
     }
   }
 
-  private onMessage(msg: Buffer, from: string): void {
-    const seq = echoReplySeq(msg);
-    const peer = this.byAddress.get(from);
-    if (seq === null || peer === undefined) return;
-    const change = this.liveness.answered(peer, seq);
-    if (change) this.report([change]);
-  }
-
   private report(changes: readonly VtepChange[]): void {
     if (changes.length === 0) return;
     for (const c of changes) {
-      const address = this.target?.peers.find((p) => p.node === c.peer)?.address;
+      const address = this.byNode.get(c.peer);
       if (c.state === 'unreachable') {
         const error = `${c.peer} (${address ?? '?'}) missed ${c.misses} echo probes in a row over the overlay`;
         this.opts.log.warn({ event: 'vtep.unreachable', peer: c.peer, address, misses: c.misses, intervalMs: this.opts.intervalMs, error, hint: 'its backends leave this node\'s tables until it answers again or its lease ends' });
