@@ -27,6 +27,12 @@ interface Applied {
  */
 export class AppliedCache {
   private readonly applied = new Map<string, Applied>();
+  /**
+   * JSON of plan objects already serialised: one plan object is often the value of many targets (the
+   * name view of every task on the same networks, one table shared by their namespaces), and a pass
+   * that stringified it once per target spent most of its time there. Weak: it goes with the plan.
+   */
+  private jsonOf = new WeakMap<object, string>();
   private readonly errors = new Map<string, { error: string; since: string }>();
 
   private static key(surface: Surface, target: string): string {
@@ -39,13 +45,20 @@ export class AppliedCache {
     if (!had) return false;
     if (had.value === value) return true;
     if (had.json === null) return false;
-    return had.json === JSON.stringify(value);
+    return had.json === this.json(value);
+  }
+
+  private json(value: unknown): string {
+    if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+    let s = this.jsonOf.get(value);
+    if (s === undefined) this.jsonOf.set(value, (s = JSON.stringify(value)));
+    return s;
   }
 
   /** Records that `target` now holds `value`; `byIdentity` skips the JSON copy (large shared objects). */
   record(surface: Surface, target: string, value: unknown, opts: { byIdentity?: boolean } = {}): void {
     const k = AppliedCache.key(surface, target);
-    this.applied.set(k, { value, json: opts.byIdentity ? null : JSON.stringify(value), appliedAt: new Date().toISOString() });
+    this.applied.set(k, { value, json: opts.byIdentity ? null : this.json(value), appliedAt: new Date().toISOString() });
     this.errors.delete(k);
   }
 
