@@ -5,7 +5,7 @@ import { fakeIptablesRunner } from '../../mesh/fake-iptables.test-helper.js';
 import { IptablesWriter } from '../../mesh/iptables-writer.js';
 import { IpvsBackend, type IpvsKernel } from './ipvs-backend.js';
 import { serviceKeyId } from './ipvs-plan.js';
-import { ipvsSysctls, ipvsTimeouts, sourceNatNeeds } from './ipvs-tuning.js';
+import { ipvsSysctls, ipvsSysctlTargets, ipvsTimeouts } from './ipvs-tuning.js';
 
 /** An in-memory IPVS that refuses what the kernel refuses (duplicates, unknown objects). */
 class FakeIpvs implements IpvsKernel {
@@ -83,16 +83,21 @@ describe('IpvsBackend (fake kernel)', () => {
     const events: Record<string, unknown>[] = [];
     const be = new IpvsBackend(kernel, { run: ipt.run, log: (e) => events.push(e) });
     const first = await be.apply(table);
-    expect(first.changes).toBe(1 + 2 + 3 + 1); // timeouts, 2 services, 3 dests, mark chain
+    expect(first.changes).toBe(1 + 2 + 3 + 1 + 1); // timeouts, 2 services, 3 dests, mark chain, SNAT chain
     expect(kernel.timeouts).toEqual({ tcp: 900, tcpFin: 120, udp: 300 });
     expect(events[0]).toMatchObject({ event: 'ipvs_timeouts', tcpIdleSeconds: 900, previous: { tcp: 7200 } });
     expect(ipt.restored[0]).toContain('--dport 8080 -m comment --comment "meshnet:pub" -j MARK --set-xmark 0x12c/0xffffffff');
+    // pub's sourceNat: the packets IPVS sends on still carry the mark in POSTROUTING.
+    expect(ipt.restored[1]).toBe(
+      '*nat\n:MESHNET-IPVS-SNAT - [0:0]\n-A MESHNET-IPVS-SNAT -m mark --mark 0x12c -m comment --comment "meshnet:pub" -j SNAT --to-source 10.255.0.2\n' +
+        '-I POSTROUTING 1 -m comment --comment meshnet-ipvs-snat -j MESHNET-IPVS-SNAT\nCOMMIT\n',
+    );
 
     const back = await be.read();
     expect(back).toEqual({
       services: [
         { ...table.services[0], backends: [{ address: '10.0.1.2', port: 80, weight: 1 }, { address: '10.0.1.3', port: 80, weight: 1 }] },
-        { id: 'pub', frontend: { kind: 'fwmark', mark: 300, protocol: 'tcp', port: 8080 }, scheduler: 'wrr', persistenceSeconds: 60, backends: [{ address: '10.255.0.5', port: 0, weight: 3 }] },
+        { id: 'pub', frontend: { kind: 'fwmark', mark: 300, protocol: 'tcp', port: 8080 }, scheduler: 'wrr', persistenceSeconds: 60, sourceNat: '10.255.0.2', backends: [{ address: '10.255.0.5', port: 0, weight: 3 }] },
       ],
     });
 
@@ -100,22 +105,26 @@ describe('IpvsBackend (fake kernel)', () => {
     const again = await be.apply(table);
     expect(again.changes).toBe(0);
     expect(kernel.calls).toEqual([]);
-    expect(ipt.restored).toHaveLength(1);
+    expect(ipt.restored).toHaveLength(2);
 
     const drained: LbTable = { services: [{ ...table.services[0]!, backends: [{ address: '10.0.1.2', port: 0, weight: 0 }, { address: '10.0.1.3', port: 0, weight: 1 }] }] };
     await be.apply(drained);
     expect(kernel.calls).toEqual(['updateDest 10.0.1.2:80 w0', 'deleteService fwm/inet/300']);
     // No fwmark frontend left: the chain and its hooks go.
-    expect(ipt.restored[1]).toBe(
+    expect(ipt.restored[2]).toBe(
       '*mangle\n:MESHNET-IPVS-MARK - [0:0]\n-D PREROUTING -m comment --comment meshnet-ipvs -j MESHNET-IPVS-MARK\n' +
         '-D OUTPUT -m comment --comment meshnet-ipvs -j MESHNET-IPVS-MARK\n-X MESHNET-IPVS-MARK\nCOMMIT\n',
     );
+    // ... and the SNAT rule with its service, before the service itself goes.
+    expect(ipt.restored[3]).toContain('-X MESHNET-IPVS-SNAT');
 
     await be.apply(table);
     await be.destroy();
     expect(kernel.services.size).toBe(0);
-    expect(ipt.restored[3]).toContain('-X MESHNET-IPVS-MARK');
+    expect(ipt.restored[6]).toContain('-X MESHNET-IPVS-MARK');
+    expect(ipt.restored[7]).toContain('-X MESHNET-IPVS-SNAT');
     expect(ipt.fake.state.get('mangle')!.has('MESHNET-IPVS-MARK')).toBe(false);
+    expect(ipt.fake.state.get('nat')!.has('MESHNET-IPVS-SNAT')).toBe(false);
   });
 
   it('runs concurrent applies one after the other, so the last table wins without EEXIST', async () => {
@@ -222,6 +231,47 @@ describe('IPVS tuning', () => {
     expect(ipvsTimeouts()).toEqual({ tcp: 900, tcpFin: 120, udp: 300 });
     expect(ipvsTimeouts({ tcp: 86400 })).toEqual({ tcp: 86400, tcpFin: 120, udp: 300 });
     expect(() => ipvsTimeouts({ udp: 0 })).toThrow(/udp timeout 0/);
-    expect(sourceNatNeeds(table)).toEqual([{ serviceId: 'pub', toSource: '10.255.0.2', backends: ['10.255.0.5'] }]);
+    expect(ipvsSysctlTargets(['/run/n/ingress_sbox', '/run/n/t-1'])).toEqual(
+      ['/run/n/ingress_sbox', '/run/n/t-1'].flatMap((netns) => Object.entries(ipvsSysctls()).map(([key, value]) => ({ netns, key, value }))),
+    );
+    expect(ipvsSysctlTargets([])).toEqual([]);
+  });
+});
+
+describe('IpvsBackend SNAT (services with sourceNat: the ingress sandbox)', () => {
+  const everyPort: LbTable = { services: [{ id: 'api-tcp0', frontend: { kind: 'vip', address: '10.0.0.20', protocol: 'tcp', port: 0 }, scheduler: 'rr', backends: [{ address: '10.0.1.2', port: 0, weight: 1 }] }] };
+
+  it('a namespace with every-port VIPs only never reads or writes its nat table for SNAT', async () => {
+    const ipt = fakeIptables();
+    const be = new IpvsBackend(new FakeIpvs(), { run: ipt.run });
+    await be.apply(everyPort);
+    await be.reconcile(everyPort);
+    await be.read();
+    await be.destroy();
+    expect(ipt.fake.forks.filter((argv) => argv.includes('nat'))).toEqual([]);
+    expect(ipt.restored.every((script) => !script.includes('*nat'))).toBe(true);
+    expect(ipt.restored.some((script) => script.includes('*mangle'))).toBe(true); // the marks did go through this writer
+  });
+
+  it('a restarted agent removes the SNAT rule an earlier one left for a service that no longer has sourceNat', async () => {
+    const kernel = new FakeIpvs();
+    const ipt = fakeIptables();
+    await new IpvsBackend(kernel, { run: ipt.run }).apply(table);
+    expect(ipt.fake.state.get('nat')!.get('MESHNET-IPVS-SNAT')).toHaveLength(1);
+    const { sourceNat: _gone, ...plain } = table.services[1]!;
+    await new IpvsBackend(kernel, { run: ipt.run }).apply({ services: [table.services[0]!, plain] });
+    expect(ipt.fake.state.get('nat')!.has('MESHNET-IPVS-SNAT')).toBe(false);
+    expect(ipt.fake.state.get('nat')!.get('POSTROUTING') ?? []).toEqual([]);
+  });
+
+  it('a port-specific VIP with sourceNat is matched by its original destination (conntrack), and v6 SNAT is refused', async () => {
+    const ipt = fakeIptables();
+    const be = new IpvsBackend(new FakeIpvs(), { run: ipt.run });
+    const vip: LbTable = { services: [{ ...table.services[0]!, sourceNat: '10.0.0.9' }] };
+    await be.apply(vip);
+    expect(ipt.fake.state.get('nat')!.get('MESHNET-IPVS-SNAT')).toEqual(['-p tcp -m conntrack --ctorigdst 10.0.0.10 --ctorigdstport 80 -m comment --comment "meshnet:web" -j SNAT --to-source 10.0.0.9']);
+    expect((await be.read()).services[0]!.sourceNat).toBe('10.0.0.9');
+    const v6: LbTable = { services: [{ id: 'pub6', frontend: { kind: 'fwmark', mark: 301, protocol: 'tcp', port: 8080, address: 'fd00::2' }, scheduler: 'rr', sourceNat: 'fd00::3', backends: [] }] };
+    await expect(be.apply(v6)).rejects.toThrow(/sourceNat fd00::3 must be an IPv4 address on a v4 service/);
   });
 });

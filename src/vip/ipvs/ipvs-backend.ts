@@ -4,17 +4,19 @@
  * also get their mangle MARK rules through the mesh's IptablesWriter, the namespace's one
  * iptables writer (and, for v6 services, its one ip6tables writer, made on first need).
  */
-import type { ApplyReport, LbBackend, LbTable, Scheduler, VirtualService } from '../lb-table.js';
+import type { ApplyReport, LbBackend, LbTable } from '../lb-table.js';
 import type { IpvsFamily, IpvsTimeouts } from './codec.js';
 import { IpvsClient, type EnterNamespace } from './ipvs-client.js';
-import { EVERY_PORT_MARK_BASE, ipvsStateFromTable, planIpvs, serviceKeyId, validateLbTable, type IpvsOp, type IpvsState } from './ipvs-plan.js';
+import { ipvsStateFromTable, planIpvs, serviceKeyId, validateLbTable, type IpvsOp, type IpvsState } from './ipvs-plan.js';
 import { ipvsTimeouts, timeoutsLogEvent } from './ipvs-tuning.js';
 import { IptablesWriter } from '../../mesh/iptables-writer.js';
 import { markRulesByFamily, markRulesFromState, markRuleSet, type MarkRule } from './mark-rules.js';
+import { mayHoldSnat, snatRulesFromTable, snatRuleSet, snatSourcesFromState } from './snat-rules.js';
+import { lbTableFromIpvs } from './ipvs-read-back.js';
 
 export { planIpvs, ipvsStateFromTable, validateLbTable } from './ipvs-plan.js';
 export type { IpvsOp, IpvsState, IpvsServiceState } from './ipvs-plan.js';
-export { ipvsSysctls, ipvsTimeouts, sourceNatNeeds, DEFAULT_IPVS_TIMEOUTS } from './ipvs-tuning.js';
+export { ipvsSysctls, ipvsSysctlTargets, ipvsTimeouts, DEFAULT_IPVS_TIMEOUTS } from './ipvs-tuning.js';
 export { probeIpvs, IpvsUnavailableError, IpvsRequestError, IpvsClient } from './ipvs-client.js';
 export type { EnterNamespace } from './ipvs-client.js';
 
@@ -44,9 +46,6 @@ export interface IpvsBackendOptions {
   log?: (event: Record<string, unknown>) => void;
 }
 
-const FALLBACK_SCHEDULER: Scheduler = 'rr';
-const KNOWN_SCHEDULERS: readonly string[] = ['rr', 'wrr', 'lc', 'sh', 'mh'];
-
 function hasV6(state: IpvsState): boolean {
   return state.services.some((s) => s.service.key.family === 'inet6');
 }
@@ -62,6 +61,8 @@ export class IpvsBackend implements LbBackend {
   /** Table ids by IPVS key, so read() gives back the names apply() was given. */
   private readonly names = new Map<string, string>();
   private timeoutsChecked = false;
+  /** Whether SNAT rules were written (so an apply that needs none still removes them). */
+  private snatWritten = false;
   /** Closes the socket open() created; null when the kernel handle was given from outside. */
   private release: (() => void) | null = null;
   /** apply/read/destroy run one at a time: interleaved diffs would replay each other's operations. */
@@ -131,6 +132,18 @@ export class IpvsBackend implements LbBackend {
   private async applyMarks6(rules: MarkRule[], kernelHasV6: boolean, resync: boolean): Promise<boolean> {
     if (rules.length === 0 && !kernelHasV6 && !this.iptables6) return false;
     return (await this.writer6().apply(markRuleSet(rules), { resync })).changed;
+  }
+
+  /**
+   * Makes the nat table hold exactly the SNAT rules, through the same writer as the marks. Skipped (no read, no fork)
+   * while there are none, none were written and IPVS holds no service that could have one (mayHoldSnat).
+   */
+  private async applySnat(table: LbTable, current: IpvsState, resync: boolean): Promise<boolean> {
+    const rules = snatRulesFromTable(table);
+    if (rules.length === 0 && !this.snatWritten && !mayHoldSnat(current)) return false;
+    const changed = (await this.iptables.apply(snatRuleSet(rules), { resync })).changed;
+    this.snatWritten = rules.length > 0;
+    return changed;
   }
 
   private async ensureTimeouts(): Promise<number> {
@@ -204,6 +217,8 @@ export class IpvsBackend implements LbBackend {
     const marks = markRulesByFamily(table);
     if ((await this.iptables.apply(markRuleSet(marks.inet))).changed) changes += 1;
     if (await this.applyMarks6(marks.inet6, hasV6(current), false)) changes += 1;
+    // SNAT after the services and marks it rewrites for, and gone before a deleted service goes.
+    if (await this.applySnat(table, current, false)) changes += 1;
     for (const op of deletions) await this.runOp(op);
 
     this.names.clear();
@@ -216,33 +231,16 @@ export class IpvsBackend implements LbBackend {
 
   private async readNow(): Promise<LbTable> {
     const state = await this.readState();
-    const byMark = await this.readMarks(state);
-    const services: VirtualService[] = state.services.map(({ service, dests }) => {
-      const kid = serviceKeyId(service.key);
-      const k = service.key;
-      const rule = k.kind === 'fwmark' ? byMark.get(`${k.family}/${k.fwmark}`) : undefined;
-      const id = this.names.get(kid) ?? rule?.id ?? kid.replace(/[^a-z0-9_-]+/g, '-').slice(0, 48);
-      const vs: VirtualService = {
-        id,
-        frontend:
-          k.kind === 'vip'
-            ? { kind: 'vip', address: k.address, protocol: k.protocol === 'udp' ? 'udp' : 'tcp', port: k.port }
-            : rule && rule.port === 0 && rule.address !== undefined && k.fwmark >= EVERY_PORT_MARK_BASE
-              ? { kind: 'vip', address: rule.address, protocol: rule.protocol, port: 0 }
-              : { kind: 'fwmark', mark: k.fwmark, protocol: rule?.protocol ?? 'tcp', port: rule?.port ?? 0, ...(rule?.address !== undefined ? { address: rule.address } : {}) },
-        scheduler: (KNOWN_SCHEDULERS.includes(service.scheduler) ? service.scheduler : FALLBACK_SCHEDULER) as Scheduler,
-        backends: dests.map((d) => ({ address: d.address, port: d.port, weight: d.weight })),
-      };
-      if (service.flags & 1) vs.persistenceSeconds = service.timeout;
-      return vs;
-    });
-    return { services };
+    const marks = await this.readMarks(state);
+    const snat = mayHoldSnat(state) ? snatSourcesFromState(await this.iptables.read(['nat'])) : new Map<string, string>();
+    return lbTableFromIpvs({ state, marks, snat, names: this.names });
   }
 
   private async destroyNow(): Promise<void> {
     const services = await this.kernel.listServices();
     await this.iptables.apply(markRuleSet([]), { resync: true });
     await this.applyMarks6([], services.some((s) => s.key.family === 'inet6'), true);
+    await this.applySnat({ services: [] }, { services: services.map((service) => ({ service, dests: [] })) }, true);
     for (const s of services) await this.kernel.deleteService(s.key);
     this.names.clear();
     this.log({ event: 'ipvs_destroy' });

@@ -2,6 +2,7 @@
  * Pure translation of an LbTable into the IPVS objects it needs, and the ordered list of
  * kernel operations that turns what the kernel holds into that.
  */
+import { isIPv4 } from 'node:net';
 import type { LbTable, Scheduler, VirtualService } from '../lb-table.js';
 import { canonicalAddress, SVC_F_PERSISTENT, type IpvsDest, type IpvsDestKey, type IpvsFamily, type IpvsService, type IpvsServiceKey } from './codec.js';
 import { everyPortMarks, type EveryPortMarks } from './every-port-marks.js';
@@ -103,6 +104,10 @@ export function validateLbTable(table: LbTable): void {
     } else {
       checkPort(fe.port, `service ${vs.id}`, true);
       if (fe.port === 0 && vs.sourceNat !== undefined) throw new IpvsTableError(`service ${vs.id}: an every-port VIP (port 0) cannot have sourceNat`);
+    }
+    if (vs.sourceNat !== undefined && (serviceFamily(vs) !== 'inet' || !isIPv4(vs.sourceNat))) {
+      // The SNAT rules are iptables (v4) rules; v6 published ports keep their SNAT in ip6 meshnet6 (DualStackLb).
+      throw new IpvsTableError(`service ${vs.id}: sourceNat ${vs.sourceNat} must be an IPv4 address on a v4 service (v6 published ports belong in ip6 meshnet6)`);
     }
     let key: IpvsServiceKey;
     try {

@@ -2,7 +2,6 @@
  * The kernel settings an IPVS namespace needs besides services, as plain data: the sysctls
  * Docker Swarm learned it needs, and explicit connection timeouts.
  */
-import type { LbTable } from '../lb-table.js';
 import type { IpvsTimeouts } from './codec.js';
 
 /**
@@ -13,8 +12,8 @@ import type { IpvsTimeouts } from './codec.js';
  *   instead of black-holing them until they time out.
  * - expire_quiescent_template=1: persistence templates of a weight-0 destination expire,
  *   so sticky clients move off a draining task.
- * - conntrack=1: keep netfilter conntrack entries for IPVS connections, which the SNAT rule
- *   of ingress (sourceNat) needs.
+ * - conntrack=1: keep netfilter conntrack entries for IPVS connections, which the SNAT rules
+ *   of ingress (snat-rules.ts) need.
  */
 export function ipvsSysctls(): Record<string, string> {
   return {
@@ -23,6 +22,15 @@ export function ipvsSysctls(): Record<string, string> {
     'net.ipv4.vs.expire_quiescent_template': '1',
     'net.ipv4.vs.conntrack': '1',
   };
+}
+
+/**
+ * The sysctls of ipvsSysctls() for each namespace whose table IPVS holds (tasks and the ingress sandbox), as the
+ * node plan's sysctl targets: the reconciler applies them like any other, before the tables.
+ */
+export function ipvsSysctlTargets(namespaces: readonly string[]): { netns: string; key: string; value: string }[] {
+  const settings = Object.entries(ipvsSysctls());
+  return namespaces.flatMap((netns) => settings.map(([key, value]) => ({ netns, key, value })));
 }
 
 /** The kernel defaults, made explicit: idle established TCP 900 s, FIN_WAIT 120 s, UDP 300 s. */
@@ -56,21 +64,4 @@ export function timeoutsLogEvent(t: IpvsTimeouts): Record<string, unknown> {
     udpSeconds: t.udp,
     note: `established TCP connections through an IPVS service that stay idle for ${t.tcp} s are dropped; use TCP keepalives shorter than that or raise the timeout`,
   };
-}
-
-/** An SNAT rule source needs: the services balanced to a rewritten source, by address. */
-export interface SourceNatNeed {
-  serviceId: string;
-  toSource: string;
-  backends: string[];
-}
-
-/**
- * What the caller must render as SNAT rules (IPVS itself cannot rewrite sources in masq mode):
- * for every service with `sourceNat`, its backend addresses and the source to use.
- */
-export function sourceNatNeeds(table: LbTable): SourceNatNeed[] {
-  return table.services
-    .filter((vs) => vs.sourceNat !== undefined)
-    .map((vs) => ({ serviceId: vs.id, toSource: vs.sourceNat!, backends: [...new Set(vs.backends.map((b) => b.address))] }));
 }
