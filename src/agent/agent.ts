@@ -139,6 +139,7 @@ export class Agent {
     ), { log: this.log });
     writeLeaseFile(leaseFile, this.registration.lease());
     this.lbKind = await selectLbBackend(this.config.lbBackend, this.config.hostNetns);
+    this.settings.lbBackend = this.lbKind;
     const resolv = taskResolvConf(safeRead('/etc/resolv.conf'));
     const upstreams = this.config.dnsUpstreams.length > 0 ? this.config.dnsUpstreams : resolv.upstreams;
     this.supervisor = new TaskSupervisor({ stateDir: join(this.config.stateDir, 'tasks'), onStateChange: (e) => this.onTaskEvent(e), log: this.rootLog });

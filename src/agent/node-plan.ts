@@ -28,6 +28,7 @@ import { ingressLeg6, ingressV6 } from './ingress-v6.js';
 import { reachableView } from './vtep-exclusion.js';
 import { VTEP_PROBE_SYSCTL } from '../overlay/vtep-socket.js';
 import { hostPortLeg6, hostPortsV6 } from './host-ports-v6.js';
+import { ipvsSysctlTargets } from '../vip/ipvs/ipvs-tuning.js';
 
 /** This node's fixed settings, from the agent's configuration. */
 export interface NodeSettings {
@@ -41,6 +42,8 @@ export interface NodeSettings {
   drainSeconds: number;
   /** The agent probes peers' VTEPs from the ingress sandbox (agent --vtep-probe-interval-ms > 0). */
   vtepProbe?: boolean;
+  /** The kernel balancer the agent chose (--lb-backend); IPVS namespaces get the IPVS sysctls. Absent: nftables. */
+  lbBackend?: 'nftables' | 'ipvs';
 }
 
 /** One network interface of a local task. */
@@ -335,6 +338,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
       ...privilegesOf(runSpecOf(t.service, t.record)),
       ...lifecycleFields(t.service),
     }));
+  if (settings.lbBackend === 'ipvs') sysctls.push(...ipvsSysctlTargets(lbTables.map((l) => l.netns)));
 
   return {
     tasks,
