@@ -2,23 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { Lab } from '../lab/lab.js';
 import { createLogger } from '../../src/log/logger.js';
-import { OverlayDriver } from '../../src/overlay/overlay-driver.js';
 import { VtepProber, type VtepProbeTarget } from '../../src/overlay/vtep-prober.js';
 import { VTEP_PROBE_SYSCTL } from '../../src/overlay/vtep-socket.js';
-import { macForIpv4 } from '../../src/sandbox/addresses.js';
-import { Rtnl } from '../../src/sandbox/rtnl.js';
-import { setSysctl } from '../../src/sandbox/sysctl.js';
+import { allowPing, sandboxPair, setUnderlay, type SandboxPair } from '../../src/lab/vtep-lab.js';
 
 // The prober as the agent runs it: echo probes from one host's sandbox to another's across a real
 // VXLAN overlay (two lab hosts), judged by the liveness machine. The peer is killed the way node
 // loss does it (its underlay link goes down) and brought back.
 
-const network = { name: 'ingress', vni: 4377, subnet: '10.77.0.0/24', gateway: '10.77.0.1' };
-const ip = (h: number) => `10.77.0.${2 + h}`;
 const INTERVAL = 100;
 
 let lab: Lab;
-const sboxes: string[] = [];
+let pair: SandboxPair;
 const lines: Record<string, unknown>[] = [];
 let changes = 0;
 let prober: VtepProber;
@@ -45,31 +40,12 @@ async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Pro
   return Date.now() - started;
 }
 
-async function underlay(host: number, up: boolean): Promise<void> {
-  const r = Rtnl.open(lab.hosts[host]!.netns);
-  try {
-    await r.setLink('eth0', { up });
-  } finally {
-    r.close();
-  }
-}
-
 beforeAll(async () => {
   lab = await Lab.create(2, { tag: 'vtep' });
-  for (let h = 0; h < 2; h++) sboxes.push(lab.netns('sbox', h));
-  for (let h = 0; h < 2; h++) {
-    const driver = new OverlayDriver({ netnsDir: lab.hosts[h]!.dir, hostNetns: lab.hosts[h]!.netns });
-    await driver.apply({
-      network,
-      underlayMtu: 1500,
-      localVtep: lab.hosts[h]!.underlayIp,
-      local: [{ id: 'sbox', sandbox: sboxes[h]!, ifname: 'eth0', ip: ip(h), mac: macForIpv4(ip(h)) }],
-      remote: [{ ip: ip(1 - h), mac: macForIpv4(ip(1 - h)), vtep: lab.hosts[1 - h]!.underlayIp }],
-    });
-  }
+  pair = await sandboxPair(lab);
   prober = new VtepProber({ intervalMs: INTERVAL, log, onChange: () => changes++ });
   // 'ghost' has an endpoint that nobody holds: it never answers, so it must never be judged.
-  target = { netns: sboxes[0]!, source: ip(0), peers: [{ node: 'host-b', address: ip(1) }, { node: 'ghost', address: '10.77.0.99' }] };
+  target = { netns: pair.sboxes[0], source: pair.ips[0], peers: [{ node: 'host-b', address: pair.ips[1] }, { node: 'ghost', address: '10.77.0.99' }] };
 }, 60_000);
 
 afterAll(async () => {
@@ -86,7 +62,7 @@ describe('VTEP prober over a VXLAN overlay', () => {
   });
 
   it("sees the peer's sandbox answer across the overlay once ping sockets are allowed", async () => {
-    setSysctl(sboxes[0]!, VTEP_PROBE_SYSCTL.key, VTEP_PROBE_SYSCTL.value);
+    allowPing(pair.sboxes[0]);
     await until('host-b reachable', () => stateOf('host-b') === 'reachable');
     expect(events('vtep.probing')).toHaveLength(1);
     expect(prober.unreachable().size).toBe(0);
@@ -94,11 +70,11 @@ describe('VTEP prober over a VXLAN overlay', () => {
 
   it('judges the peer unreachable when its underlay goes down, and reachable when it is back', async () => {
     const before = changes;
-    await underlay(1, false);
+    await setUnderlay(lab, 1, false);
     const downMs = await until('host-b unreachable', () => prober.unreachable().has('host-b'));
     expect(changes).toBe(before + 1);
-    expect(events('vtep.unreachable').at(-1)).toMatchObject({ level: 'warn', peer: 'host-b', address: ip(1), misses: 3 });
-    await underlay(1, true);
+    expect(events('vtep.unreachable').at(-1)).toMatchObject({ level: 'warn', peer: 'host-b', address: pair.ips[1], misses: 3 });
+    await setUnderlay(lab, 1, true);
     const upMs = await until('host-b reachable again', () => !prober.unreachable().has('host-b'));
     expect(changes).toBe(before + 2);
     expect(events('vtep.reachable').at(-1)).toMatchObject({ peer: 'host-b' });
