@@ -102,6 +102,8 @@ export function explainPublished(facts: ClusterFacts, views: Views, unreadable: 
     conntrack: (sbox?.conntrack ?? []).filter((c) => c.protocol === t.protocol && c.dport === t.port),
     label: labelOf,
     noBackendFix: `start or repair the tasks of ${pub.service.name} (see below and meshnet task ls ${pub.service.name}): a task becomes a backend once it runs and listens on ${pub.spec.target}/${t.protocol}`,
+    // policy=local keeps the client's address (the tasks answer through their return route); cluster rewrites it.
+    expectSourceNat: pub.spec.policy !== 'local',
   });
   hops.push(lb.hop);
   if (!sbox?.exists || !lb.service) return conclude({ ...base, hops });

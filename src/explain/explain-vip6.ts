@@ -2,7 +2,9 @@ import type { ServiceRecord } from '../model/records.js';
 import { traceIp6 } from '../vip/nft/ip6-tracer.js';
 import { taskName, type ClusterFacts, type Views } from './cluster-facts.js';
 import type { VipTarget } from './explain-vip.js';
+import type { LbTableView } from './kernel-view.js';
 import { conclude, hop, type BackendBranch, type Explanation, type Problem } from './explanation.js';
+import { lbHop } from './lb-hop.js';
 
 // A v6 VIP's path. The client task's `ip6 meshnet6` table is read as nft prints it and run through traceIp6 (the
 // tracer of the rendered v6 rules), so explain says what that table does with a new connection; each target is then
@@ -32,6 +34,7 @@ export function explainVip6(facts: ClusterFacts, views: Views, unreadable: Reado
   if (!owner) stop(`${t.vip} is no service's v6 VIP`, 'see meshnet service inspect SERVICE for its VIPs');
   else if (!src) stop(`${clientName} has no v6 address on network ${owner.network}, where ${owner.service.name}'s v6 VIP ${t.vip} lives`, `attach the client's service to ${owner.network} (a dual-stack network)`);
   else if (!tv) stop(`not read: ${unreadable.get(node) ?? 'not asked for'}`, `check the agent on ${node} runs (meshnet node ls)`);
+  else if (!tv.lb6 && tv.lb?.backend === 'ipvs') return viaIpvs(facts, views, unreadable, t, { owner, src, clientName, node, lb: tv.lb }, base);
   else if (!tv.lb6) stop(`${clientName} has no ip6 meshnet6 table: the connection goes to an address nobody holds`, `the agent on ${node} writes it on its next pass; check it runs and read its log`);
   if (problems.length > 0 || !owner || !src || !tv?.lb6) return conclude({ ...base, hops: [hop({ kind: 'task-lb', node, namespace: clientName, title: `${clientName} -> ${t.vip}`, details: [], problems })], backends: [] });
 
@@ -43,6 +46,38 @@ export function explainVip6(facts: ClusterFacts, views: Views, unreadable: Reado
   const targets = verdict.kind === 'dnat' ? verdict.targets : [];
   const backends = targets.map((text) => backend6(facts, views, unreadable, owner.network, text, t, 1 / targets.length));
   return conclude({ ...base, hops, backends });
+}
+
+/** On an IPVS node the v6 VIP is an AF_INET6 IPVS service in the client task: its hop, then each destination. */
+function viaIpvs(
+  facts: ClusterFacts,
+  views: Views,
+  unreadable: ReadonlyMap<string, string>,
+  t: VipTarget,
+  c: { owner: NonNullable<ReturnType<typeof vip6Owner>>; src: string; clientName: string; node: string; lb: LbTableView },
+  base: { target: string; service?: string; idleTasks: never[] },
+): Explanation {
+  const labelOf = (address: string) => {
+    const task = facts.tasks.find((x) => x.addresses[c.owner.network]?.ip6 === address);
+    return task ? `${taskName(task)} on ${task.node}` : 'no task has this address';
+  };
+  const lb = lbHop({
+    kind: 'task-lb',
+    node: c.node,
+    namespace: c.clientName,
+    lb: c.lb,
+    match: (s) => s.frontend.kind === 'vip' && s.frontend.address === t.vip && s.frontend.protocol === t.protocol && (s.frontend.port === t.port || s.frontend.port === 0),
+    packet: { src: c.src, dst: t.vip, proto: t.protocol, dport: t.port, path: 'output' },
+    missing: {
+      message: `${c.clientName} has no IPVS service for ${t.vip} ${t.protocol}: the connection goes to an address nobody holds`,
+      fix: `the agent on ${c.node} writes it on its next pass; check it runs (meshnet node ls) and read its log`,
+    },
+    label: labelOf,
+    noBackendFix: `start or repair the tasks of ${c.owner.service.name} (meshnet task ls ${c.owner.service.name})`,
+  });
+  lb.hop.details.unshift(`from ${c.src}`);
+  const backends = lb.chosen.filter((b) => b.weight > 0).map((b) => backend6(facts, views, unreadable, c.owner.network, `[${b.address}]:${b.port}`, t, b.share));
+  return conclude({ ...base, hops: [lb.hop], backends });
 }
 
 /** One DNAT target ([addr]:port or addr): the task holding it and whether it listens. */

@@ -54,11 +54,28 @@ export interface ListeningPorts {
   udp: number[];
 }
 
-/** The meshnet nftables table of a namespace as the VIP layer reads it back; null: there is none. */
+/** Connections IPVS counts for one destination of one service (ipvsadm -Ln's ActiveConn / InActConn). */
+export interface IpvsConnectionCount {
+  /** The table entry's id. */
+  service: string;
+  address: string;
+  port: number;
+  active: number;
+  inactive: number;
+}
+
+/**
+ * A namespace's load-balancing table as the VIP layer reads it back: the meshnet nftables table, or on IPVS nodes
+ * its IPVS services with their mark and SNAT rules; null: there is none.
+ */
 export interface LbTableView {
   table: LbTable;
-  /** False when a skeleton map or chain is missing (the table cannot balance as rendered). */
+  /** False when a skeleton map or chain is missing (nftables), or a mark rule or its hook is (IPVS): it cannot balance as written. */
   skeletonComplete: boolean;
+  /** The kernel balancer holding it; absent: nftables (as every view before IPVS was read). */
+  backend?: 'ipvs';
+  /** IPVS: the connections each destination holds, per service. */
+  connections?: IpvsConnectionCount[];
 }
 
 /** Common part of every namespace view. */

@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { INGRESS_SBOX, taskNetnsName } from '../agent/node-plan.js';
 import { overlayNetnsName } from '../overlay/overlay-state.js';
 import { readBase, readConntrack, readIp6Table, readIptables, readLbTable, readListening, readVxlanEntries } from './namespace-reader.js';
-import type { HostView, KernelViewRequest, NodeKernelView, OverlayView, SboxView, TaskView } from './kernel-view.js';
+import { readIpvsTable } from './ipvs-view-reader.js';
+import type { HostView, KernelViewRequest, LbTableView, NodeKernelView, OverlayView, SboxView, TaskView } from './kernel-view.js';
 
 /** Where a node's namespaces are on this machine: what its agent was started with. */
 export interface NodeLocation {
@@ -32,7 +33,7 @@ export async function readNodeKernelView(node: string, where: NodeLocation, requ
     const base = await readBase(path, { v6 });
     const sbox: SboxView = { ...base, lb: null, conntrack: [] };
     if (base.exists) {
-      sbox.lb = await readLbTable(path, sbox.errors);
+      sbox.lb = await readBalancer(path, sbox.errors);
       sbox.conntrack = readConntrack(path, sbox.errors);
       if (v6) sbox.lb6 = await readIp6Table(path, sbox.errors);
     }
@@ -55,10 +56,17 @@ export async function readNodeKernelView(node: string, where: NodeLocation, requ
     if (base.exists) {
       task.nat = (await readIptables(path, task.errors))['nat'] ?? {};
       task.listening = readListening(path, task.errors);
-      if (t.lb) task.lb = await readLbTable(path, task.errors);
+      if (t.lb) task.lb = await readBalancer(path, task.errors);
       if (t.lb6) task.lb6 = await readIp6Table(path, task.errors);
+      // An IPVS node balances v6 VIPs in IPVS (AF_INET6 fwmark services), not in ip6 meshnet6.
+      if (t.lb6 && task.lb6 === null && !t.lb) task.lb = await readIpvsTable(path, task.errors);
     }
     view.tasks.push(task);
   }
   return view;
+}
+
+/** The namespace's load-balancing table: the meshnet nftables table, else (IPVS nodes) its IPVS services. */
+async function readBalancer(path: string, errors: string[]): Promise<LbTableView | null> {
+  return (await readLbTable(path, errors)) ?? (await readIpvsTable(path, errors));
 }
