@@ -32,7 +32,7 @@ pkg=$(kernel_pkg)
 kver=${pkg#linux-image-}
 kernel=$cache/vmlinuz-$kver
 nodever=$(node --version)
-base=$cache/base-$kver-node$nodever-v11.cpio
+base=$cache/base-$kver-node$nodever-v12.cpio
 kdir=$cache/$pkg
 # The unpacked package (about 400 MB) is only needed to pack the base archive: unpack it
 # then, keep just the kernel image and the .deb, and remove the tree afterwards.
@@ -56,8 +56,9 @@ fi
 # seeds its IVs from, else making an SA fails with ENOENT; jitterentropy_rng fails its health
 # test under TCG and drbg does without it), VXLAN on a
 # bridge, and the u32/policy/esp matches of the encrypted-overlay firewall and the wire counters. ip6table_mangle
-# holds the v6 VIPs' marks.
+# holds the v6 VIPs' marks; iptable_nat and xt_nat (SNAT) the ingress sandbox's source rewrite.
 modules=(ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_mh ip_vs_lc nf_conntrack veth ip_tables iptable_mangle ip6_tables ip6table_mangle xt_mark xt_tcpudp xt_comment
+  iptable_nat xt_nat
   xfrm_user esp4 gcm ghash-generic ctr seqiv drbg ecb aesni-intel ghash-clmulni-intel vxlan bridge iptable_filter xt_u32 xt_policy xt_esp)
 if [ ! -f "$base" ]; then
   find "$cache" -maxdepth 1 -name 'base-*.cpio' -delete
@@ -108,7 +109,7 @@ trap 'rm -rf "$app"' EXIT
 mkdir -p "$app/app/dist/src" "$app/app/dist/test" "$app/app/node_modules"
 cp "$repo/test/vm/vm-init.sh" "$app/init" && chmod 755 "$app/init"
 cp "$repo/package.json" "$app/app/"
-for d in src/vip src/mesh src/sandbox src/runtime src/overlay src/model test/vm; do
+for d in src/vip src/mesh src/sandbox src/runtime src/overlay src/model src/explain test/vm; do
   mkdir -p "$app/app/dist/$d" && cp -r "$repo/dist/$d/." "$app/app/dist/$d/"
 done
 find "$app/app/dist" \( -name '*.map' -o -name '*.test.js' \) -delete

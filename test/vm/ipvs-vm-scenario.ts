@@ -4,15 +4,19 @@
  * vitest side parses. Not a test file itself.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { withNetns } from '../../src/sandbox/netns-switch.js';
+import { getSysctl, setSysctl } from '../../src/sandbox/sysctl.js';
+import { readIpvsTable } from '../../src/explain/ipvs-view-reader.js';
 import type { LbTable } from '../../src/vip/lb-table.js';
 import type { IpvsDest, IpvsService } from '../../src/vip/ipvs/codec.js';
 import { IpvsClient, IpvsRequestError, probeIpvs } from '../../src/vip/ipvs/ipvs-client.js';
-import { IpvsBackend, ipvsSysctls, type CommandRunner } from '../../src/vip/ipvs/ipvs-backend.js';
+import { IpvsBackend, ipvsSysctls, ipvsSysctlTargets, type CommandRunner } from '../../src/vip/ipvs/ipvs-backend.js';
 import { section, sh, stage } from './vm-console.js';
 
 const LB_NS = '/run/netns/lb';
+/** Stands for a task namespace: b3, the backend behind the overlay-like hop. */
+const TASK_NS = '/run/netns/b3';
 
 /** Runs a command inside the lb namespace, feeding `input` on stdin. */
 const runInLb: CommandRunner = (argv, input) =>
@@ -109,18 +113,19 @@ function httpGet(ns: string, address: string, port: number): string {
  * Fetches http://address:port/ from namespace `ns` (the client c unless told) `count` times, in
  * one shell so the emulated CPU forks node once, not once per request; returns each body's first line.
  */
-function fetchFromClient(address: string, port: number, count: number, ns = 'c'): string[] {
-  const script = `i=0; while [ $i -lt ${count} ]; do r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${address} ${port} | tail -n 1); echo "\${r:-FAILED}"; i=$((i + 1)); done`;
+function fetchFromClient(address: string, port: number, count: number, ns = 'c', waitSeconds = 3): string[] {
+  const script = `i=0; while [ $i -lt ${count} ]; do r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w ${waitSeconds} ${address} ${port} | tail -n 1); echo "\${r:-FAILED}"; i=$((i + 1)); done`;
   const out = sh(['nsenter', `--net=/run/netns/${ns}`, 'sh', '-c', script]);
   return out.trim().split('\n').map((l) => l.trim());
 }
 
 /** Part 2: LbBackend.apply on the lb namespace, entered through the enterNamespace hook, with traffic. */
 async function balanceTraffic(): Promise<void> {
-  for (const [k, v] of Object.entries(ipvsSysctls())) {
-    withNetns(LB_NS, () => writeFileSync(`/proc/sys/${k.replaceAll('.', '/')}`, v));
-  }
-  const sysctls = Object.fromEntries(Object.keys(ipvsSysctls()).map((k) => [k, withNetns(LB_NS, () => readFileSync(`/proc/sys/${k.replaceAll('.', '/')}`, 'utf8').trim())]));
+  // As an IPVS node's agent does: the plan's sysctl targets for its IPVS namespaces, through the reconciler's setter.
+  for (const t of ipvsSysctlTargets([LB_NS, TASK_NS])) setSysctl(t.netns, t.key, t.value);
+  const read = (ns: string) => Object.fromEntries(Object.keys(ipvsSysctls()).map((k) => [k, getSysctl(ns, k)]));
+  const sysctls = read(LB_NS);
+  const taskSysctls = read(TASK_NS);
   const events: Record<string, unknown>[] = [];
   const { backend, close } = await IpvsBackend.open({
     enterNamespace: (fn) => withNetns(LB_NS, fn),
@@ -175,7 +180,7 @@ async function balanceTraffic(): Promise<void> {
   const rootAfter = sh(['ipvsadm', '-Ln']);
   section(
     'TRAFFIC',
-    JSON.stringify({ sysctls, first, second, readBack, vip, fwmark, drainReport, drained, events, ipvsadmLb, mangle, ipvsadmDrained, afterDestroy, mangleAfter, rootAfter }),
+    JSON.stringify({ sysctls, taskSysctls, first, second, readBack, vip, fwmark, drainReport, drained, events, ipvsadmLb, mangle, ipvsadmDrained, afterDestroy, mangleAfter, rootAfter }),
   );
 }
 
@@ -262,6 +267,53 @@ async function v6Vip(): Promise<void> {
   );
 }
 
+/**
+ * Part 5: a published port as the ingress sandbox holds it (fwmark service with sourceNat) balanced to b3, which
+ * has no route back to the client, as a task on another host has none through this sandbox. Without the SNAT rule
+ * the connection fails; with it, it is answered. Explain's IPVS reader then reads the service, mark and SNAT back.
+ */
+async function publishedPortSnat(): Promise<void> {
+  const laps: Record<string, number> = {};
+  let since = performance.now();
+  const lap = (name: string) => {
+    const now = performance.now();
+    laps[name] = Math.round(now - since);
+    since = now;
+  };
+  const lb = (...argv: string[]) => sh(['nsenter', `--net=${LB_NS}`, ...argv]);
+  const { backend, close } = await IpvsBackend.open({ enterNamespace: (fn) => withNetns(LB_NS, fn), run: runInLb });
+  const port = (sourceNat?: string): LbTable => ({
+    services: [
+      {
+        id: 'ingress-tcp-8000',
+        frontend: { kind: 'fwmark', mark: 0x2040, protocol: 'tcp', port: 8000, address: '10.99.0.101' },
+        scheduler: 'rr',
+        ...(sourceNat ? { sourceNat } : {}),
+        backends: [{ address: '10.4.0.2', port: 0, weight: 1 }],
+      },
+    ],
+  });
+  const plain = await backend.apply(port());
+  const natPlain = lb('iptables-save', '-t', 'nat');
+  // One try with a 1 s wait: b3's answer has nowhere to go.
+  const withoutSnat = fetchFromClient('10.99.0.101', 8000, 1, 'c', 1);
+  lap('withoutSnat');
+  const snat = await backend.apply(port('10.4.0.1'));
+  const again = await backend.apply(port('10.4.0.1'));
+  const nat = lb('iptables-save', '-t', 'nat');
+  const readBack = await backend.read();
+  const withSnat = fetchFromClient('10.99.0.101', 8000, 2);
+  lap('withSnat');
+  const errors: string[] = [];
+  const explainView = await readIpvsTable(LB_NS, errors);
+  lap('explainRead');
+  await backend.destroy();
+  close();
+  const natAfter = lb('iptables-save', '-t', 'nat');
+  lap('destroy');
+  section('SNAT', JSON.stringify({ laps, plain, natPlain, withoutSnat, snat, again, nat, readBack, withSnat, explainView, errors, natAfter }));
+}
+
 /** The IPVS half of the VM run: the client, the backend with traffic, the every-port VIP, the v6 VIP. */
 export async function ipvsScenario(): Promise<void> {
   await programThroughClient();
@@ -271,4 +323,6 @@ export async function ipvsScenario(): Promise<void> {
   await everyPortVip();
   stage('every_port');
   await v6Vip();
+  stage('v6_vip');
+  await publishedPortSnat();
 }

@@ -198,13 +198,15 @@ describe.skipIf(skipReason !== undefined)('a qemu VM with the Debian 6.1 kernel'
     describe('LbBackend.apply in the lb namespace, entered through the enterNamespace hook', () => {
       const traffic = () => JSON.parse(section(serial, 'TRAFFIC'));
 
-      it('sets the sysctls Swarm needs in that namespace', () => {
-        expect(traffic().sysctls).toEqual({
+      it('sets the sysctls Swarm needs in each IPVS namespace of the plan (the sandbox and a task), read back', () => {
+        const want = {
           'net.ipv4.vs.conn_reuse_mode': '0',
           'net.ipv4.vs.expire_nodest_conn': '1',
           'net.ipv4.vs.expire_quiescent_template': '1',
           'net.ipv4.vs.conntrack': '1',
-        });
+        };
+        expect(traffic().sysctls).toEqual(want);
+        expect(traffic().taskSysctls).toEqual(want);
       });
 
       it('creates the VIP and fwmark services with their MARK rule, and a second apply changes nothing', () => {
@@ -343,6 +345,45 @@ describe.skipIf(skipReason !== undefined)('a qemu VM with the Debian 6.1 kernel'
         expect(t.mangle6After).not.toContain('MESHNET-IPVS-MARK');
         console.log(`kernel-vm v6 VIP part, guest ms by step (TCG): ${JSON.stringify(t.laps)}`);
       });
+    });
+  });
+
+  describe('a published port balanced to a backend with no route back to the client (the ingress sandbox SNAT)', () => {
+    const snat = () => JSON.parse(section(serial, 'SNAT'));
+    const RULE = '-A MESHNET-IPVS-SNAT -m mark --mark 0x2040 -m comment --comment "meshnet:ingress-tcp-8000" -j SNAT --to-source 10.4.0.1';
+
+    it('fails without the SNAT rule: the backend cannot answer the client', () => {
+      const t = snat();
+      expect(t.plain.changes).toBe(1 + 1 + 1); // service, destination, mark chain; no nat write
+      expect(t.natPlain).not.toContain('MESHNET-IPVS-SNAT');
+      expect(t.withoutSnat).toEqual(['FAILED']);
+    });
+
+    it('is answered once the backend writes the SNAT rule (nat POSTROUTING, matched by the mark); a second apply changes nothing', () => {
+      const t = snat();
+      expect(t.snat.changes).toBe(1); // one nat transaction
+      expect(t.again.changes).toBe(0);
+      expect(t.nat).toContain('-A POSTROUTING -m comment --comment meshnet-ipvs-snat -j MESHNET-IPVS-SNAT');
+      expect(t.nat).toContain(RULE);
+      expect(t.readBack.services[0].sourceNat).toBe('10.4.0.1');
+      expect(t.withSnat).toEqual(['b3', 'b3']);
+    });
+
+    it("explain's IPVS reader reads the service, its mark and SNAT, and IPVS's connection counts", () => {
+      const t = snat();
+      expect(t.errors).toEqual([]);
+      expect(t.explainView).toMatchObject({ backend: 'ipvs', skeletonComplete: true });
+      expect(t.explainView.table.services).toEqual([
+        { id: 'ingress-tcp-8000', frontend: { kind: 'fwmark', mark: 0x2040, protocol: 'tcp', port: 8000, address: '10.99.0.101' }, scheduler: 'rr', sourceNat: '10.4.0.1', backends: [{ address: '10.4.0.2', port: 0, weight: 1 }] },
+      ]);
+      const [c] = t.explainView.connections as { active: number; inactive: number }[];
+      expect(c!.active + c!.inactive).toBeGreaterThanOrEqual(2);
+    });
+
+    it('destroy removes the SNAT chain with the service', () => {
+      const t = snat();
+      expect(t.natAfter).not.toContain('MESHNET-IPVS-SNAT');
+      console.log(`kernel-vm published-port SNAT part, guest ms by step (TCG): ${JSON.stringify(t.laps)}`);
     });
   });
 
