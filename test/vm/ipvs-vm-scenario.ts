@@ -212,20 +212,27 @@ async function everyPortVip(): Promise<void> {
   section('EVERYPORT', JSON.stringify({ first, second, readBack, ipvsadm, mangle, port80, port8080 }));
 }
 
+/** Where a part's guest time goes, step by step, so its cost can be reported and kept small. */
+function stopwatch(): { laps: Record<string, number>; lap: (name: string) => void } {
+  const laps: Record<string, number> = {};
+  let since = performance.now();
+  return {
+    laps,
+    lap: (name) => {
+      const now = performance.now();
+      laps[name] = Math.round(now - since);
+      since = now;
+    },
+  };
+}
+
 /**
  * Part 4: a v6 VIP as a dual-stack network gives it (every port, TCP and UDP, affinity on one): AF_INET6 fwmark
  * services fed by ip6tables marks, two v6 backends reached from a client namespace and from lb's own sockets (the
  * OUTPUT path a task's connections take), then one backend drained and removed.
  */
 async function v6Vip(): Promise<void> {
-  // Where the part's guest time goes, so its cost can be reported and kept small.
-  const laps: Record<string, number> = {};
-  let since = performance.now();
-  const lap = (name: string) => {
-    const now = performance.now();
-    laps[name] = Math.round(now - since);
-    since = now;
-  };
+  const { laps, lap } = stopwatch();
   const { backend, close } = await IpvsBackend.open({ enterNamespace: (fn) => withNetns(LB_NS, fn), run: runInLb });
   const VIP6 = 'fd00:99::102';
   const b = (address: string, weight = 1) => ({ address, port: 0, weight });
@@ -273,13 +280,7 @@ async function v6Vip(): Promise<void> {
  * the connection fails; with it, it is answered. Explain's IPVS reader then reads the service, mark and SNAT back.
  */
 async function publishedPortSnat(): Promise<void> {
-  const laps: Record<string, number> = {};
-  let since = performance.now();
-  const lap = (name: string) => {
-    const now = performance.now();
-    laps[name] = Math.round(now - since);
-    since = now;
-  };
+  const { laps, lap } = stopwatch();
   const lb = (...argv: string[]) => sh(['nsenter', `--net=${LB_NS}`, ...argv]);
   const { backend, close } = await IpvsBackend.open({ enterNamespace: (fn) => withNetns(LB_NS, fn), run: runInLb });
   const port = (sourceNat?: string): LbTable => ({
