@@ -84,7 +84,7 @@ export class Agent {
   private lastStatusTables: unknown[] = [];
   /** Published ports that local programs also hold, found on the last resync. */
   private shadowed: string[] = [];
-  private lastServices: unknown = null;
+  private lastServices: ClusterSnapshot['services'] = [];
   /** Nodes placement has seen, and since when each has been missing from the store (null: present). */
   private readonly lastSeenNodes = new Map<string, { node: ClusterSnapshot['nodes'][number]; goneSince: number | null }>();
   private ingressCache: { raw: ReadonlyMap<string, string>; endpoints: IngressEndpoint[] } | null = null;
@@ -277,7 +277,9 @@ export class Agent {
       if (deep && this.mirror.connected) await this.mirror.relist().catch((err: Error) => this.log.warn({ event: 'store.relist_failed', error: err.message }));
     }
     // Host sockets are read on the resync and when published ports may have changed, never on every pass.
-    if (resync || snapshot.services !== this.lastServices) this.checkShadowedPorts(snapshot);
+    // The mirror hands out a new array on any change, with the same record objects where nothing changed.
+    const servicesChanged = snapshot.services.length !== this.lastServices.length || snapshot.services.some((sv, i) => sv !== this.lastServices[i]);
+    if (resync || servicesChanged) this.checkShadowedPorts(snapshot);
     this.lastServices = snapshot.services;
     const report = await this.reconciler.apply(plan, { resync, deep, ...(round > 0 ? { round } : {}) });
     this.vtep?.follow(vtepProbeTarget(plan, this.config.netnsDir, snapshot.nodes, endpoints, this.config.nodeName));

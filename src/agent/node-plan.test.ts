@@ -159,3 +159,28 @@ describe('assignGwAddresses', () => {
     expect(() => assignGwAddresses(['a', 'b', 'c', 'd', 'e'], {}, { ...gw, subnet: '172.18.0.0/29' })).toThrow(/full/);
   });
 });
+
+describe('desiredNode with a memo', () => {
+  it('hands back the same task wiring and mesh plan objects when a write changed nothing they depend on', () => {
+    const memo = new PlanMemo();
+    const snap = snapshotFixture();
+    const first = desiredNode(snap, settings('host-a'), facts(), memo);
+    // Another node's task moved its updatedAt: a new snapshot with one new record, the rest the same objects.
+    const tasks = snap.tasks.map((t) => (t.node === 'host-b' ? { ...t, updatedAt: '2026-11-25T10:00:05.000Z' } : t));
+    const second = desiredNode({ ...snap, revision: snap.revision + 1, tasks }, settings('host-a'), facts(), memo);
+    expect(second.tasks[0]).toBe(first.tasks[0]);
+    expect(second.hostRules).toBe(first.hostRules);
+    expect(second.health).toBe(first.health);
+  });
+
+  it('plans again when a published service changes', () => {
+    const memo = new PlanMemo();
+    const snap = snapshotFixture();
+    const first = desiredNode(snap, settings('host-a'), facts(), memo);
+    const web = { ...snap.services[0]!, ports: [{ ...snap.services[0]!.ports[0]!, published: 8001 }] };
+    const second = desiredNode({ ...snap, services: [web] }, settings('host-a'), facts(), memo);
+    expect(second.hostRules).not.toBe(first.hostRules);
+    expect(JSON.stringify(second.hostRules)).toContain('8001');
+    expect(second.tasks[0]!.service.ports[0]!.published).toBe(8001);
+  });
+});

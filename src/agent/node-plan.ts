@@ -12,7 +12,7 @@ import type { IngressEndpoint } from './ingress-endpoint.js';
 import { buildNameView, type NameView, type ServiceRecord as DnsService, type TaskRecord as DnsTask } from '../dns/name-view.js';
 import type { MeshInput } from '../mesh/mesh-input.js';
 import { computeMeshPlan } from '../mesh/published-ports.js';
-import type { HealthPortPlan, HostPlan, ReturnRoute, TaskRedirect } from '../mesh/mesh-plan.js';
+import type { HealthPortPlan, HostPlan, MeshPlan, ReturnRoute, TaskRedirect } from '../mesh/mesh-plan.js';
 import type { MeshConflictError } from '../mesh/errors.js';
 import type { LbTable } from '../vip/lb-table.js';
 import { hostFirewallRuleSets, hostFirewallSysctls } from '../mesh/host-firewall.js';
@@ -212,6 +212,14 @@ const taskName = (t: TaskRecord) => `${t.service}.${t.slot}`;
 /** State carried between passes only to make planning cheap; it never changes a result. */
 export class PlanMemo {
   readonly eastWest = new EastWestPlanner();
+  /** A local task's wiring, kept while its record, service, networks and gwbridge address are the same objects and value. */
+  readonly localTasks = new WeakMap<TaskRecord, { service: ServiceRecord; gwIp: string; nets: (NetworkRecord | undefined)[]; task: LocalTask }>();
+  /**
+   * The last mesh plan and the JSON of its input: a pass woken by a write that touches no published
+   * service gets the same plan object (so its tables compare by identity) without re-validating and
+   * re-planning every published port. The JSON is a fraction of the planning's cost.
+   */
+  mesh: { key: string; plan: MeshPlan } | null = null;
 }
 
 /**
@@ -238,10 +246,18 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
 
   const tasks: LocalTask[] = mine.map((record) => {
     const service = services.get(record.service)!;
+    const gwIp = gwIps[record.id]!;
+    const nets = taskNetworks(service).map((n) => networks.get(n));
+    const memoTask = memo.localTasks.get(record);
+    if (memoTask && memoTask.service === service && memoTask.gwIp === gwIp && memoTask.nets.length === nets.length && memoTask.nets.every((n, i) => n === nets[i])) return memoTask.task;
+    const task = localTask(record, service, gwIp);
+    memo.localTasks.set(record, { service, gwIp, nets, task });
+    return task;
+  });
+  function localTask(record: TaskRecord, service: ServiceRecord, gwIp: string): LocalTask {
     const interfaces: TaskInterface[] = taskNetworks(service)
       .filter((n) => record.addresses[n] && networks.has(n))
       .map((network, i) => ({ network, ifname: `eth${i}`, ip: record.addresses[network]!.ip, mac: record.addresses[network]!.mac, ...v6Field(addressIpv6(networks.get(network), record.addresses[network]!)) }));
-    const gwIp = gwIps[record.id]!;
     return {
       record,
       service,
@@ -252,7 +268,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
       draining: record.desiredState === 'shutdown',
       external: record.external === true,
     };
-  });
+  }
   const localById = new Map(tasks.map((t) => [t.record.id, t]));
   const ingress = ingressNet && myIngress ? { network: ingressNet, endpoint: myIngress } : null;
 
@@ -299,7 +315,9 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
   let conflicts: MeshConflictError[] = [];
   if (ingress) {
     const input = meshInput(snapshot, settings, ingress, reachable.alive, localById, services);
-    const plan = computeMeshPlan(input);
+    const meshKey = JSON.stringify(input);
+    if (memo.mesh?.key !== meshKey) memo.mesh = { key: meshKey, plan: computeMeshPlan(input) };
+    const plan = memo.mesh.plan;
     const v6 = ingressV6(ingress, settings.gwbridge, plan, input);
     hostRules = plan.host;
     for (const s of plan.host.sysctls) sysctls.push({ netns: null, key: s.key, value: s.value });
