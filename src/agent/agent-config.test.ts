@@ -34,3 +34,18 @@ describe('AgentConfigSchema vtepProbeIntervalMs', () => {
     expect(r.error!.issues[0]!.message).toBe('give 0 (no probes) or milliseconds from 50 to 60000');
   });
 });
+
+describe('AgentConfigSchema advertiseAddr', () => {
+  it('takes a v4 address as before, and a v6 unicast in canonical text (a v6 underlay)', () => {
+    expect(AgentConfigSchema.parse(base).advertiseAddr).toBe('192.0.2.1');
+    expect(AgentConfigSchema.parse({ ...base, advertiseAddr: '2001:DB8:0::11' }).advertiseAddr).toBe('2001:db8::11');
+  });
+
+  it('refuses a link-local, loopback or multicast v6 address, saying why', () => {
+    const problem = (advertiseAddr: string) => AgentConfigSchema.safeParse({ ...base, advertiseAddr }).error?.issues[0]?.message;
+    expect(problem('fe80::1')).toMatch(/link-local/);
+    expect(problem('::1')).toMatch(/loopback/);
+    expect(problem('ff02::1')).toMatch(/multicast/);
+    expect(problem('node-a')).toMatch(/not an IPv4 or IPv6 address/);
+  });
+});

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { nameProblem } from '../model/records.js';
+import { canonicalUnderlay, underlayAddressProblem } from '../overlay/underlay-address.js';
 
 /** Everything an agent is told at start; validated once at the edge. */
 export const AgentConfigSchema = z.strictObject({
@@ -9,8 +10,14 @@ export const AgentConfigSchema = z.strictObject({
     const problem = nameProblem('node', name);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   }),
-  /** Underlay address other nodes reach this one at (the VTEP). */
-  advertiseAddr: z.ipv4(),
+  /** Underlay address other nodes reach this one at (the VTEP): v4, or a v6 unicast for a v6 underlay; kept in canonical text. */
+  advertiseAddr: z
+    .string()
+    .superRefine((ip, ctx) => {
+      const problem = underlayAddressProblem(ip);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .transform(canonicalUnderlay),
   /** Store address: sqlite:/path or etcd://host:port[,host:port]. */
   store: z.string().min(1),
   /** Host namespace file; null: the namespace the agent runs in (declared the host by this very setting). */

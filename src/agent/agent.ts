@@ -514,8 +514,10 @@ export class Agent {
     const r = Rtnl.open(this.config.hostNetns);
     try {
       const addrs = await r.addresses();
-      const own = addrs.find((a) => a.cidr.split('/')[0] === this.config.advertiseAddr);
-      if (!own) throw new Error(`--advertise-addr ${this.config.advertiseAddr} is not an address of this host: give one of ${addrs.map((a) => a.cidr).join(', ')}`);
+      // A v6 underlay (issue 14): its address is among the v6 ones, read only then.
+      const underlay = this.config.advertiseAddr.includes(':') ? await r.addresses6() : addrs;
+      const own = underlay.find((a) => a.cidr.split('/')[0] === this.config.advertiseAddr);
+      if (!own) throw new Error(`--advertise-addr ${this.config.advertiseAddr} is not an address of this host: give one of ${underlay.map((a) => a.cidr).join(', ')}`);
       this.settings.underlayMtu = (await r.requireLink(own.link)).mtu;
       if (this.config.gwbridgeSubnet === undefined) {
         const routes = await r.routes();

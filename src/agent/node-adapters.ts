@@ -66,7 +66,8 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
     lbFor: (netns) => new DualStackLb(createLbBackend(deps.lbKind, netns, deps.log, writerFor(netns)), netns),
     mesh: {
       applyHost: async (plan, opts) => (await applyHostRules(hostWriter, plan, opts)).changed,
-      applyHostFirewall: async (set, opts) => (await hostWriter.apply(set, opts)).changed,
+      // A v6 underlay's VXLAN filter is an ip6tables owner: the v6 writer, made only then.
+      applyHostFirewall: async (set, opts) => (await (set.family === 'ipv6' ? (hostWriter6 ??= new IptablesWriter({ netns: deps.hostNetns, log: meshLog, family: 'ipv6' })) : hostWriter).apply(set, opts)).changed,
       applyHost6: async (set, opts) => {
         if (!set && !hostWriter6) return false;
         hostWriter6 ??= new IptablesWriter({ netns: deps.hostNetns, log: meshLog, family: 'ipv6' });

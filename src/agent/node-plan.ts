@@ -21,7 +21,7 @@ import type { GwLeg } from './gwbridge.js';
 import { EastWestPlanner } from './lb-plan.js';
 import { nodeEncryption } from '../overlay/encryption-target.js';
 import { overlayUnderlayMtu } from '../overlay/encryption-mtu.js';
-import type { EncryptionPlan } from '../overlay/encryption-plan.js';
+import { isEncrypted, type EncryptionPlan } from '../overlay/encryption-plan.js';
 import type { Keyring } from '../overlay/keyring.js';
 import { addressIpv6, v6Field } from '../model/dual-stack.js';
 import { ingressLeg6, ingressV6 } from './ingress-v6.js';
@@ -299,6 +299,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     legs: gwLegs.map((l) => ({ hostIf: l.hostIf, address: l.ip })),
     // Every peer that may carry an overlay (those in their grace too): a list that changes only when nodes do.
     vxlanPeers: overlays.length ? [...peerNodes].filter(([id]) => id !== me).map(([, n]) => n.underlayIp).sort() : null,
+    localVtep: settings.underlayIp,
   });
   const encryption = nodeEncryption({
     local: settings.underlayIp,
@@ -419,6 +420,7 @@ function overlayInputs(settings: NodeSettings, facts: NodeFacts, ctx: OverlayCon
       network: { name: net.name, vni: net.vni, subnet: net.subnet, gateway: net.gateway, ...(net.subnet6 && net.gateway6 ? { subnet6: net.subnet6, gateway6: net.gateway6 } : {}) },
       underlayMtu: overlayUnderlayMtu(settings.underlayMtu, net.options),
       localVtep: settings.underlayIp,
+      ...(isEncrypted(net.options) ? { encrypted: true } : {}),
       local,
       remote,
     });

@@ -16,6 +16,7 @@ const UNDERLAY6_PREFIX = '2001:db8::';
 export interface LabHost {
   name: string;
   netns: string;
+  /** The address its agent advertises: 192.0.2.N, or 2001:db8::N in a lab built with `underlay: 'ipv6'`. */
   underlayIp: string;
   /** Its v6 underlay address, once `addUnderlay6` gave the hosts one. */
   underlayIp6?: string;
@@ -82,7 +83,7 @@ export class Lab {
    * Builds a lab with `hosts` hosts named host-a, host-b, ... (max 200). With `persistentId` the lab
    * keeps that id and stays up after this process exits (remove it with `Lab.removePersistent`).
    */
-  static async create(hosts: number, opts: { tag?: string; mtu?: number; persistentId?: string } = {}): Promise<Lab> {
+  static async create(hosts: number, opts: { tag?: string; mtu?: number; persistentId?: string; underlay?: 'ipv4' | 'ipv6' } = {}): Promise<Lab> {
     cleanStaleLabs();
     const lab = opts.persistentId
       ? new Lab(opts.persistentId, true)
@@ -93,7 +94,7 @@ export class Lab {
         await ul.setLink('lo', { up: true });
         await ul.createBridge('ul0', { mtu: opts.mtu ?? 1500 });
         await ul.setLink('ul0', { up: true });
-        for (let i = 0; i < hosts; i++) await lab.addHost(ul, i, opts.mtu ?? 1500);
+        for (let i = 0; i < hosts; i++) await lab.addHost(ul, i, opts.mtu ?? 1500, opts.underlay ?? 'ipv4');
       } finally {
         ul.close();
       }
@@ -104,22 +105,25 @@ export class Lab {
     }
   }
 
-  private async addHost(ul: Rtnl, i: number, mtu: number): Promise<void> {
+  /** Adds host i; with a v6 underlay its eth0 gets only 2001:db8::N/64 (and the kernel's link-local), no v4. */
+  private async addHost(ul: Rtnl, i: number, mtu: number, family: 'ipv4' | 'ipv6'): Promise<void> {
     const name = `host-${String.fromCharCode(97 + (i % 26))}${i >= 26 ? Math.floor(i / 26) : ''}`;
     const netns = this.dir.create(name);
-    const underlayIp = `${UNDERLAY_PREFIX}${i + 1}`;
+    const underlayIp = family === 'ipv6' ? `${UNDERLAY6_PREFIX}${i + 1}` : `${UNDERLAY_PREFIX}${i + 1}`;
     await ul.createVeth(`ul-${i}`, 'eth0', { peerNetns: netns, mtu });
     await ul.setLink(`ul-${i}`, { master: 'ul0', up: true });
     const h = Rtnl.open(netns);
     try {
       await h.setLink('lo', { up: true });
-      await h.addAddress('eth0', `${underlayIp}/24`);
+      if (family === 'ipv6') await h.replaceAddress6('eth0', `${underlayIp}/64`);
+      else await h.addAddress('eth0', `${underlayIp}/24`);
       await h.setLink('eth0', { up: true });
     } finally {
       h.close();
     }
     setSysctl(netns, 'net.ipv4.ip_forward', 1);
-    this.hosts.push({ name, netns, underlayIp, dir: new NetnsDir(`${LAB_ROOT}/${this.id}/${name}/netns`) });
+    const dir = new NetnsDir(`${LAB_ROOT}/${this.id}/${name}/netns`);
+    this.hosts.push(family === 'ipv6' ? { name, netns, underlayIp, underlayIp6: underlayIp, dir } : { name, netns, underlayIp, dir });
   }
 
   /** Gives every host a v6 underlay address too (2001:db8::N/64 beside 192.0.2.N), for v6 published ports. */
@@ -136,8 +140,8 @@ export class Lab {
     }
   }
 
-  /** Creates a namespace plugged into the underlay at `ip` (an outside client of the cluster), at `ip6` too when given. */
-  async addClient(name: string, ip: string, ip6?: string): Promise<string> {
+  /** Creates a namespace plugged into the underlay at `ip` (an outside client of the cluster; null: none), at `ip6` too when given. */
+  async addClient(name: string, ip: string | null, ip6?: string): Promise<string> {
     const netns = this.dir.create(name);
     const ul = Rtnl.open(this.underlay);
     try {
@@ -150,7 +154,7 @@ export class Lab {
     const c = Rtnl.open(netns);
     try {
       await c.setLink('lo', { up: true });
-      await c.addAddress('eth0', `${ip}/24`);
+      if (ip !== null) await c.addAddress('eth0', `${ip}/24`);
       if (ip6) await c.replaceAddress6('eth0', `${ip6}/64`);
       await c.setLink('eth0', { up: true });
     } finally {

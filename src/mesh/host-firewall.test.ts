@@ -135,3 +135,49 @@ describe('hostFirewallRuleSets', () => {
     expect(hostFirewallSysctls()).toEqual([{ key: 'net.bridge.bridge-nf-call-iptables', value: '1' }]);
   });
 });
+
+describe('hostFirewallRuleSets over a v6 underlay', () => {
+  const v6 = { ...input, localVtep: '2001:db8::1', vxlanPeers: ['2001:db8::10', '2001:db8::3', '2001:db8::3'] };
+
+  it('keeps a v4 node exactly as before: the same sets whether its VTEP is given or not, and no ip6tables owner', () => {
+    expect(hostFirewallRuleSets({ ...input, localVtep: '192.0.2.1' })).toEqual(hostFirewallRuleSets(input));
+    expect(hostFirewallRuleSets(input).every((s) => s.family === undefined)).toBe(true);
+  });
+
+  it('moves the VXLAN filter to ip6tables: each v6 peer once, in address order, then DROP; the v4 filter emptied', () => {
+    const sets = hostFirewallRuleSets(v6);
+    expect(sets.map((s) => [s.comment, s.family ?? 'ipv4'])).toEqual([
+      ['meshnet-localnet', 'ipv4'],
+      ['meshnet-isolation', 'ipv4'],
+      ['meshnet-vxlan', 'ipv4'],
+      ['meshnet-vxlan6', 'ipv6'],
+    ]);
+    expect(sets[2]!.chains).toEqual([]);
+    expect(sets[2]!.builtins).toEqual([]);
+    expect(sets[3]!.chains).toEqual([{ table: 'filter', name: VXLAN_CHAIN, rules: ['-s 2001:db8::3/128 -j RETURN', '-s 2001:db8::10/128 -j RETURN', '-j DROP'] }]);
+    expect(sets[3]!.builtins).toEqual([{ table: 'filter', chain: 'INPUT', rule: '-p udp -m udp --dport 4789 -m comment --comment meshnet-vxlan6 -j MESHNET-VXLAN' }]);
+  });
+
+  it('renders an ip6tables-restore transaction that a second pass leaves alone', () => {
+    const set = hostFirewallRuleSets(v6)[3]!;
+    const after = applyAll([set], new Map());
+    expect(renderRestore(set, after)).toBeNull();
+    expect(after.get('filter')?.get(VXLAN_CHAIN)).toEqual(['-s 2001:db8::3/128 -j RETURN', '-s 2001:db8::10/128 -j RETURN', '-j DROP']);
+  });
+
+  it('admits no peer of the other family, and nothing at all without an overlay', () => {
+    expect(hostFirewallRuleSets({ ...v6, vxlanPeers: ['192.0.2.3', '2001:db8::3'] })[3]!.chains[0]!.rules).toEqual(['-s 2001:db8::3/128 -j RETURN', '-j DROP']);
+    expect(hostFirewallRuleSets({ ...input, vxlanPeers: ['192.0.2.3', '2001:db8::3'] })[2]!.chains[0]!.rules).toEqual(['-s 192.0.2.3/32 -j RETURN', '-j DROP']);
+    expect(hostFirewallRuleSets({ ...v6, vxlanPeers: null })[3]!.chains).toEqual([]);
+  });
+
+  it('rejects a peer or local VTEP that could not carry VXLAN, naming the field', () => {
+    expect(() => hostFirewallRuleSets({ ...v6, vxlanPeers: ['fe80::2'] })).toThrow(/vxlanPeers\.0/);
+    expect(() => hostFirewallRuleSets({ ...v6, localVtep: 'fe80::1' })).toThrow(/localVtep/);
+  });
+
+  it('empties the ip6tables filter too when a v6 node leaves; a v4 one runs no ip6tables tool', () => {
+    expect(emptyHostFirewallRuleSets('2001:db8::1').map((s) => s.family ?? 'ipv4')).toEqual(['ipv4', 'ipv4', 'ipv4', 'ipv6']);
+    expect(emptyHostFirewallRuleSets('192.0.2.1')).toEqual(emptyHostFirewallRuleSets());
+  });
+});

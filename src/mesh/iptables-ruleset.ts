@@ -6,6 +6,8 @@
  * would change nothing is skipped.
  */
 
+import type { AddressFamily } from './iptables-family.js';
+
 export type IptablesTable = 'nat' | 'filter' | 'mangle';
 
 export const BUILTIN_CHAINS = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'] as const;
@@ -28,6 +30,8 @@ export interface BuiltinRule {
 export interface IptablesRuleSet {
   /** The `-m comment --comment` value that marks this owner's rules in built-in chains. */
   comment: string;
+  /** Which writer of the namespace takes it: `ipv6` the ip6tables one (absent: ipv4). */
+  family?: AddressFamily;
   /** Every chain this owner may ever create in this namespace; those not in `chains` are deleted. */
   ownedChains: { table: IptablesTable; name: string }[];
   chains: OwnedChain[];

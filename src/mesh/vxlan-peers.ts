@@ -1,5 +1,6 @@
 import { VXLAN_PORT } from '../overlay/overlay-spec.js';
 import { ipv4ToInt } from '../sandbox/addresses.js';
+import { ipv6ToBuffer } from '../sandbox/addresses6.js';
 import { commentMatch, portMatch } from './iptables-match.js';
 import type { IptablesRuleSet } from './iptables-ruleset.js';
 
@@ -7,6 +8,8 @@ import type { IptablesRuleSet } from './iptables-ruleset.js';
 export const VXLAN_COMMENT = 'meshnet-vxlan';
 /** filter chain, jumped from INPUT for UDP to the VXLAN port: the peers' underlay addresses, then DROP. */
 export const VXLAN_CHAIN = 'MESHNET-VXLAN';
+/** The same filter in ip6tables, for a v6 underlay: an owner of its own, so the reconciler tells the two apart. */
+export const VXLAN6_COMMENT = 'meshnet-vxlan6';
 
 const OWNED: IptablesRuleSet['ownedChains'] = [{ table: 'filter', name: VXLAN_CHAIN }];
 
@@ -34,3 +37,22 @@ export function emptyVxlanPeerRuleSet(): IptablesRuleSet {
   return { comment: VXLAN_COMMENT, ownedChains: OWNED, chains: [], builtins: [] };
 }
 
+
+/**
+ * VXLAN from known peers only, over a v6 underlay (ip6tables; the same chain as the v4 filter): the
+ * kernel opens a v6 VXLAN device's socket on IPv6, which the v4 filter never sees. `peers` null adds nothing.
+ */
+export function vxlanPeerRuleSet6(peers: readonly string[] | null, port: number = VXLAN_PORT): IptablesRuleSet {
+  if (peers === null) return emptyVxlanPeerRuleSet6();
+  const sorted = [...new Set(peers)].sort((a, b) => Buffer.compare(ipv6ToBuffer(a), ipv6ToBuffer(b)));
+  return {
+    ...emptyVxlanPeerRuleSet6(),
+    chains: [{ table: 'filter', name: VXLAN_CHAIN, rules: [...sorted.map((p) => `-s ${p}/128 -j RETURN`), '-j DROP'] }],
+    builtins: [{ table: 'filter', chain: 'INPUT', rule: `${portMatch('udp', 'dport', port)} ${commentMatch(VXLAN6_COMMENT)} -j ${VXLAN_CHAIN}` }],
+  };
+}
+
+/** The v6 VXLAN filter with nothing in it: applying it removes the filter. */
+export function emptyVxlanPeerRuleSet6(): IptablesRuleSet {
+  return { comment: VXLAN6_COMMENT, family: 'ipv6', ownedChains: OWNED, chains: [], builtins: [] };
+}

@@ -77,6 +77,14 @@ describe('record schemas', () => {
     expect(issuesOf(() => validate(NodeRecordSchema, 'node', 'x', { id: 'h', name: 'h', underlayIp: 'h', lease: 'abc' }))).toMatch(/underlayIp.*lease/);
   });
 
+  test('a node\'s underlay address is v4 (as older agents wrote it) or v6 (a v6 underlay), nothing else', () => {
+    for (const underlayIp of ['192.168.1.10', '2001:db8::11']) {
+      expect(validate(NodeRecordSchema, 'node', 'x', { id: 'h', name: 'h', underlayIp, lease: '1' }).underlayIp).toBe(underlayIp);
+      expect(validate(NodeSpecSchema, 'node spec', 'x', { name: 'h', underlayIp }).underlayIp).toBe(underlayIp);
+    }
+    expect(issuesOf(() => validate(NodeRecordSchema, 'node', 'x', { id: 'h', name: 'h', underlayIp: '2001:db8::/64', lease: '1' }))).toMatch(/underlayIp: must be an IPv4 or IPv6 address/);
+  });
+
   test('stored records keep fields a newer meshnet added, at the top and nested', () => {
     const newer = {
       ...goodService,

@@ -60,6 +60,8 @@ const capabilitySpecSchema = z
 const ipv4Schema = z.string().refine((s) => parseIpv4(s) !== undefined, 'must be a dotted-quad IPv4 address');
 const subnetSchema = z.string().refine((s) => parseSubnet(s) !== undefined, 'must be an IPv4 CIDR like 10.0.1.0/24 with host bits zero');
 const ipv6Schema = z.string().refine(isIpv6, 'must be an IPv6 address');
+/** A node's underlay (VTEP) address: v4, or v6 for a v6 underlay (records of older agents hold v4). */
+const underlaySchema = z.string().refine((s) => parseIpv4(s) !== undefined || isIpv6(s), 'must be an IPv4 or IPv6 address');
 const subnet6Schema = z.string().refine((s) => parseSubnet6(s) !== undefined, 'must be an IPv6 CIDR like fd00:1::/64 with host bits zero');
 const portNumber = z.number().int().min(1).max(65535);
 const stringMap = z.record(z.string(), z.string());
@@ -68,7 +70,7 @@ const stringMap = z.record(z.string(), z.string());
 export const NodeRecordSchema = z.looseObject({
   id: nameSchema,
   name: z.string().min(1).max(253),
-  underlayIp: ipv4Schema,
+  underlayIp: underlaySchema,
   labels: stringMap.optional(),
   lease: z.string().regex(/^\d+$/, 'must be a store lease id'),
 });
@@ -101,7 +103,7 @@ const labelsSchema = z.record(z.string(), labelValueSchema).superRefine((labels,
 export const NodeInfoRecordSchema = z.looseObject({
   id: nameSchema,
   name: z.string().min(1).max(253),
-  underlayIp: ipv4Schema,
+  underlayIp: underlaySchema,
   availability: z.enum(NODE_AVAILABILITIES),
   labels: labelsSchema,
   createdAt: z.iso.datetime(),
@@ -313,7 +315,7 @@ export type NetworkSpec = z.input<typeof NetworkSpecSchema>;
 export const NodeSpecSchema = z.strictObject({
   id: nameSchema.optional(),
   name: z.string().min(1).max(253),
-  underlayIp: ipv4Schema,
+  underlayIp: underlaySchema,
   labels: stringMap.optional(),
 });
 /** A node registration as agents write it. */

@@ -23,6 +23,14 @@ describe('the encryption plan', () => {
     expect(nodeEncryption({ local: A, overlays: [{ vni: 4096, options: {} }], peers: [B], ring: undefined, now: 0 }).firewall).toBeNull();
   });
 
+  it('keys nothing over a v6 underlay (its encrypted overlays refuse to build), and no SA toward a v6 peer from a v4 node', () => {
+    const v6 = nodeEncryption({ local: '2001:db8::1', overlays: [{ vni: 4097, options: { encrypted: '' } }], peers: ['2001:db8::2'], ring: ring1, now: 0 });
+    expect(v6.plan).toBeNull();
+    expect(v6.firewall!.chains).toEqual([]);
+    const mixed = nodeEncryption({ local: A, overlays: [{ vni: 4097, options: { encrypted: '' } }], peers: [B, '2001:db8::2'], ring: ring1, now: 0 });
+    expect(new Set(mixed.plan!.states.flatMap((s) => [s.src, s.dst]))).toEqual(new Set([A, B]));
+  });
+
   it('reads --opt encrypted as Docker does', () => {
     expect([isEncrypted({ encrypted: '' }), isEncrypted({ encrypted: 'true' }), isEncrypted({ encrypted: 'false' }), isEncrypted({})]).toEqual([true, true, false, false]);
   });

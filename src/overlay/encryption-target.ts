@@ -2,6 +2,7 @@ import type { IptablesRuleSet } from '../mesh/iptables-ruleset.js';
 import type { Keyring } from './keyring.js';
 import { desiredEncryption, isEncrypted, type EncryptionPlan } from './encryption-plan.js';
 import { encryptionRuleSet } from './encryption-firewall.js';
+import { underlayFamily } from './underlay-address.js';
 
 /** What a node needs for its encrypted overlays: the XFRM plan and the host rules that go with it. */
 export interface NodeEncryption {
@@ -25,9 +26,12 @@ export function nodeEncryption(input: {
   ring: Keyring | undefined;
   now: number;
 }): NodeEncryption {
-  const vnis = input.overlays.filter((o) => isEncrypted(o.options)).map((o) => o.vni);
+  // Over a v6 underlay meshnet has no ESP: those overlays refuse to build (validateOverlayInput), so nothing is keyed.
+  const v6 = underlayFamily(input.local) === 'ipv6';
+  const vnis = v6 ? [] : input.overlays.filter((o) => isEncrypted(o.options)).map((o) => o.vni);
   return {
-    plan: desiredEncryption({ local: input.local, peers: input.peers ?? [], vnis, ring: input.ring, now: input.now }),
+    // A peer on a v6 underlay cannot carry this node's overlays (refused there too): no SA toward it.
+    plan: desiredEncryption({ local: input.local, peers: (input.peers ?? []).filter((p) => underlayFamily(p) === 'ipv4'), vnis, ring: input.ring, now: input.now }),
     firewall: vnis.length > 0 || input.ring !== undefined ? encryptionRuleSet(vnis) : null,
   };
 }

@@ -1,11 +1,12 @@
 import { cidrContains, isIpv4, parseCidr, parseMac } from '../sandbox/addresses.js';
 import { InvalidSandboxInputError } from '../sandbox/errors.js';
 import { validateOverlayV6 } from './overlay-v6-spec.js';
+import { underlayAddressProblem, underlayFamily, vxlanOverhead } from './underlay-address.js';
+
+export { VXLAN_OVERHEAD, VXLAN_OVERHEAD6 } from './underlay-address.js';
 
 /** VXLAN's UDP port (IANA). */
 export const VXLAN_PORT = 4789;
-/** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers. */
-export const VXLAN_OVERHEAD = 50;
 export const VNI_MIN = 1;
 export const VNI_MAX = 16_777_215;
 
@@ -52,8 +53,10 @@ export interface OverlayInput {
   network: OverlayNetwork;
   /** MTU of the underlay link the VXLAN packets leave by. */
   underlayMtu: number;
-  /** Underlay source address of this host. */
+  /** Underlay source address of this host (v4 or v6; every remote VTEP must be of the same family). */
   localVtep?: string;
+  /** The network is encrypted: refused over a v6 underlay, where meshnet has no ESP (absent: plain). */
+  encrypted?: boolean;
   local: LocalEndpoint[];
   remote: RemoteEndpoint[];
 }
@@ -74,9 +77,11 @@ export function validateOverlayInput(input: OverlayInput): void {
   const { prefix } = parseCidr(n.subnet);
   if (prefix > 30) fail(`subnet ${n.subnet} of network ${n.name} is too small: use /30 or larger`);
   if (!isIpv4(n.gateway) || !cidrContains(n.subnet, n.gateway)) fail(`gateway ${n.gateway} is not inside ${n.subnet}`);
-  if (!Number.isInteger(input.underlayMtu) || input.underlayMtu - VXLAN_OVERHEAD < 576) {
-    fail(`underlay MTU ${input.underlayMtu} leaves too little for VXLAN: at least ${576 + VXLAN_OVERHEAD} is needed`);
+  const overhead = vxlanOverhead(input.localVtep);
+  if (!Number.isInteger(input.underlayMtu) || input.underlayMtu - overhead < 576) {
+    fail(`underlay MTU ${input.underlayMtu} leaves too little for VXLAN: at least ${576 + overhead} is needed`);
   }
+  const family = validateUnderlay(input);
   const seenIp = new Map<string, string>([[n.gateway, 'the gateway']]);
   const seenMac = new Set<string>();
   const seenIf = new Set<string>();
@@ -101,8 +106,28 @@ export function validateOverlayInput(input: OverlayInput): void {
     claim(e.ip, e.mac, `endpoint ${e.id}`);
   }
   for (const r of input.remote) {
-    if (!isIpv4(r.vtep)) fail(`remote endpoint ${r.ip}: invalid VTEP address ${JSON.stringify(r.vtep)}`);
+    if (underlayAddressProblem(r.vtep) !== undefined) fail(`remote endpoint ${r.ip}: invalid VTEP address ${JSON.stringify(r.vtep)}`);
+    if (underlayFamily(r.vtep) !== family) {
+      // One VXLAN device has one UDP socket of one family: it cannot reach a peer of the other.
+      fail(`remote endpoint ${r.ip} is on a node with ${underlayFamily(r.vtep) === 'ipv6' ? 'an IPv6' : 'an IPv4'} underlay (${r.vtep}) but this node's is ${family === 'ipv6' ? 'IPv6' : 'IPv4'}: meshnet does not mix underlay families in one cluster, give every agent an --advertise-addr of the same family`);
+    }
     claim(r.ip, r.mac, `remote endpoint on ${r.vtep}`);
   }
   validateOverlayV6(input, fail);
+}
+
+/** Checks this host's VTEP and what the network asks of it; returns the underlay family every peer must share. */
+function validateUnderlay(input: OverlayInput): 'ipv4' | 'ipv6' {
+  if (input.localVtep === undefined) return 'ipv4';
+  const problem = underlayAddressProblem(input.localVtep);
+  if (problem) fail(`local VTEP: ${problem}`);
+  const family = underlayFamily(input.localVtep);
+  if (input.encrypted && family === 'ipv6') {
+    // Failing the network keeps it from carrying anything: better than sending an encrypted network in cleartext.
+    fail(
+      `network ${input.network.name} is encrypted, but this node's underlay is IPv6 (${input.localVtep}) and meshnet encrypts VXLAN over IPv4 only: ` +
+        `remove the network and create it without --opt encrypted, or advertise IPv4 addresses`,
+    );
+  }
+  return family;
 }

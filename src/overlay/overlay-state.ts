@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { parseCidr } from '../sandbox/addresses.js';
 import { validateNetnsName } from '../sandbox/netns.js';
-import { type OverlayInput, validateOverlayInput, VXLAN_OVERHEAD, VXLAN_PORT } from './overlay-spec.js';
+import { type OverlayInput, validateOverlayInput, VXLAN_PORT } from './overlay-spec.js';
+import { canonicalUnderlay, vxlanOverhead } from './underlay-address.js';
 import { desiredOverlayV6, type OverlayV6State } from './overlay-v6-state.js';
 
 /** The kernel objects one overlay network needs on one host, as comparable plain data. */
@@ -54,9 +55,9 @@ export function desiredOverlayState(input: OverlayInput): OverlayState {
   validateOverlayInput(input);
   const { network } = input;
   const { prefix } = parseCidr(network.subnet);
-  const mtu = input.underlayMtu - VXLAN_OVERHEAD;
+  const mtu = input.underlayMtu - vxlanOverhead(input.localVtep);
   const vxlan: OverlayState['vxlan'] = { name: 'vxlan0', vni: network.vni, port: VXLAN_PORT, mtu, learning: false, proxy: true };
-  if (input.localVtep) vxlan.local = input.localVtep;
+  if (input.localVtep) vxlan.local = canonicalUnderlay(input.localVtep);
   const ipv6 = desiredOverlayV6(input);
   return {
     ...(ipv6 !== undefined ? { ipv6 } : {}),
@@ -78,6 +79,7 @@ export function desiredOverlayState(input: OverlayInput): OverlayState {
         return s;
       })
       .sort((a, b) => a.hostIf.localeCompare(b.hostIf)),
-    peers: input.remote.map((r) => ({ ip: r.ip, mac: r.mac.toLowerCase(), vtep: r.vtep })).sort(byIp),
+    // Canonical text: the FDB's dst reads back so, and a v6 VTEP written in another form would be rewritten every pass.
+    peers: input.remote.map((r) => ({ ip: r.ip, mac: r.mac.toLowerCase(), vtep: canonicalUnderlay(r.vtep) })).sort(byIp),
   };
 }

@@ -6,6 +6,7 @@ import { HostNamespaceRefusedError, InvalidSandboxInputError, toNetlinkError } f
 import { homeNetnsIdentity, netnsIdentity, withNetns } from './netns-switch.js';
 import { formatMac, ipv4ToBuffer, bufferToIpv4, parseCidr, parseMac } from './addresses.js';
 import { bufferToIpv6, ipv6ToBuffer, parseCidr6 } from './addresses6.js';
+import { vtepBuffer, vtepFromBuffer, vxlanLocalAttr } from './vtep-attrs.js';
 
 // The netlink package is CommonJS with a native binding.
 const nl = createRequire(import.meta.url)('netlink') as typeof NL;
@@ -107,7 +108,7 @@ export interface VxlanSpec {
   learning: boolean;
   proxy: boolean;
   mtu: number;
-  /** Underlay source address. */
+  /** Underlay source address, v4 or v6 (a v6 one: VXLAN over IPv6). */
   local?: string;
   /** Underlay device index. */
   dev?: number;
@@ -267,7 +268,7 @@ export class Rtnl {
     const port = Buffer.alloc(2);
     port.writeUInt16BE(spec.port);
     const vx: NL.ifla.Vxlan = { id: spec.vni, port, learning: spec.learning ? 1 : 0, proxy: spec.proxy ? 1 : 0, l2miss: 0, l3miss: 0 };
-    if (spec.local) vx.local = ipv4ToBuffer(spec.local);
+    if (spec.local) Object.assign(vx, vxlanLocalAttr(spec.local));
     if (spec.dev) vx.link = spec.dev;
     const info = flatten(nl.ifla.formatInfo({ kind: 'vxlan', data: flatten(nl.ifla.formatVxlan(vx)) }));
     await this.call('create', `vxlan ${spec.name} (vni ${spec.vni})`, () =>
@@ -694,7 +695,7 @@ export class Rtnl {
       .filter((m) => m.data.ifindex === link.index && m.attrs.lladdr)
       .map((m) => {
         const entry: FdbInfo = { link: linkName, mac: formatMac(m.attrs.lladdr!), permanent: !!m.data.state?.permanent };
-        if (m.attrs.dst) entry.dst = bufferToIpv4(m.attrs.dst);
+        if (m.attrs.dst) entry.dst = vtepFromBuffer(m.attrs.dst);
         return entry;
       });
   }
@@ -706,7 +707,7 @@ export class Rtnl {
     await this.call('add', `fdb ${mac} -> ${dst} on ${linkName}`, () =>
       this.sock.newNeighbor(
         { family: AF_BRIDGE, ifindex, state: { permanent: true }, flags: { self: true } },
-        { lladdr: parseMac(mac), dst: ipv4ToBuffer(dst) },
+        { lladdr: parseMac(mac), dst: vtepBuffer(dst) },
         { flags: FLAGS_CREATE_REPLACE },
       ),
     );
@@ -718,7 +719,7 @@ export class Rtnl {
     const link = await this.link(linkName);
     if (!link) return;
     const attrs: NL.rt.NeighborAttrs = { lladdr: parseMac(mac) };
-    if (dst) attrs.dst = ipv4ToBuffer(dst);
+    if (dst) attrs.dst = vtepBuffer(dst);
     try {
       await this.serial(() => this.sock.delNeighbor({ family: AF_BRIDGE, ifindex: link.index, flags: { self: true } }, attrs));
     } catch (err) {

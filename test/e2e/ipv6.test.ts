@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { Lab } from '../lab/lab.js';
 import { ClusterLab, ECHO_HTTP } from '../../src/lab/cluster-lab.js';
+import { eventually } from '../../src/lab/eventually.js';
 import { execIn } from '../../src/sandbox/exec.js';
 import type { ServiceRecord, TaskRecord } from '../../src/model/records.js';
 import type { Explanation } from '../../src/explain/explanation.js';
@@ -20,16 +21,6 @@ let client: string;
 
 const pidOf = (t: TaskRecord) => Number(readFileSync(`${lab.root}/${t.node}/state/tasks/${t.id}/pid`, 'utf8'));
 const inTask = (t: TaskRecord, argv: string[]) => execIn(null, ['nsenter', `--target=${pidOf(t)}`, '--net', '--mount', '--', ...argv], { allowFailure: true, timeoutMs: 30_000 });
-
-/** Retries `fn` until `ok` holds of its result (the agents converge asynchronously). */
-async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (ok(v) || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 beforeAll(async () => {
   lab = await Lab.create(2, { tag: 'ipv6-e2e' });

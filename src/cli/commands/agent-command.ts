@@ -13,7 +13,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
   return new Command('agent')
     .description('run the per-host agent: registers this node and reconciles its kernel state to the cluster')
     .requiredOption('--name <node>', 'this node\'s name (unique in the cluster)')
-    .requiredOption('--advertise-addr <ip>', 'underlay address other nodes reach this one at (VXLAN endpoint)')
+    .requiredOption('--advertise-addr <ip>', 'underlay address other nodes reach this one at (VXLAN endpoint): IPv4, or a unicast IPv6 for a v6 underlay (every node of one family)')
     .option('--host-netns <path|self>', 'host network namespace file; "self" declares the namespace the agent runs in the host', 'self')
     .option('--netns-dir <dir>', 'where task, overlay and ingress_sbox namespaces are bind-mounted', DEFAULT_SANDBOX_DIR)
     .option('--state-dir <dir>', 'runtime state (task logs, pids)', '/run/meshnet')
