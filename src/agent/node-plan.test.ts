@@ -171,6 +171,8 @@ describe('desiredNode with a memo', () => {
     expect(second.tasks[0]).toBe(first.tasks[0]);
     expect(second.hostRules).toBe(first.hostRules);
     expect(second.health).toBe(first.health);
+    const sbox = (p: typeof first) => p.lbTables.find((t) => t.netns.endsWith('/ingress_sbox'))!.table;
+    expect(sbox(second)).toBe(sbox(first));
   });
 
   it('plans again when a published service changes', () => {

@@ -219,7 +219,7 @@ export class PlanMemo {
    * service gets the same plan object (so its tables compare by identity) without re-validating and
    * re-planning every published port. The JSON is a fraction of the planning's cost.
    */
-  mesh: { key: string; plan: MeshPlan } | null = null;
+  mesh: { key: string; plan: MeshPlan; sboxTable?: LbTable } | null = null;
 }
 
 /**
@@ -324,7 +324,8 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     for (const s of plan.host.sysctls) sysctls.push({ netns: null, key: s.key, value: s.value });
     for (const s of plan.sbox.sysctls) sysctls.push({ netns: sboxPath, key: s.key, value: s.value });
     if (settings.vtepProbe) sysctls.push({ netns: sboxPath, ...VTEP_PROBE_SYSCTL });
-    lbTables.push({ netns: sboxPath, table: { services: v6 ? [...plan.sbox.virtualServices, ...v6.sboxServices] : plan.sbox.virtualServices } });
+    // v4 only, the sandbox's table is the memoised plan's own: the same object while the plan is.
+    lbTables.push({ netns: sboxPath, table: v6 ? { services: [...plan.sbox.virtualServices, ...v6.sboxServices] } : (memo.mesh.sboxTable ??= { services: plan.sbox.virtualServices }) });
     if (v6) {
       hostRules6 = v6.hostRules;
       for (const s of v6.hostSysctls) sysctls.push({ netns: null, key: s.key, value: s.value });
