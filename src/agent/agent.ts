@@ -8,6 +8,7 @@ import { Cluster, type NodeRegistration, type ClusterSnapshot } from '../model/c
 import { ClusterMirror } from '../model/cluster-mirror.js';
 import { NetnsDir } from '../sandbox/netns.js';
 import { Rtnl } from '../sandbox/rtnl.js';
+import { checkUnderlayFamily } from '../overlay/underlay-address.js';
 import { homeNetnsIdentity } from '../sandbox/netns-switch.js';
 import { processesSpawned } from '../sandbox/exec.js';
 import { TaskSupervisor, type TaskStateEvent } from '../tasks/supervisor.js';
@@ -123,6 +124,7 @@ export class Agent {
     this.cluster = new Cluster(this.store, { sandboxDir: this.config.netnsDir, log: this.rootLog });
     const leaseFile = join(this.config.stateDir, 'node-lease');
     const previousLease = readLeaseFile(leaseFile);
+    checkUnderlayFamily(this.config.advertiseAddr, this.config.nodeName, await retryTransient('list nodes', () => this.cluster.listNodes(), { log: this.log }));
     this.registration = await retryTransient('register node', () => this.cluster.registerNode(
       { id: this.config.nodeName, name: this.config.nodeName, underlayIp: this.config.advertiseAddr },
       {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalUnderlay, underlayAddressProblem, underlayFamily, vxlanOverhead } from './underlay-address.js';
+import { canonicalUnderlay, checkUnderlayFamily, underlayAddressProblem, underlayFamily, UnderlayFamilyError, vxlanOverhead } from './underlay-address.js';
 
 describe('underlayAddressProblem', () => {
   it('takes any v4 address and any v6 unicast, global or unique-local', () => {
@@ -33,5 +33,20 @@ describe('underlay family, text and VXLAN overhead', () => {
     expect(vxlanOverhead('192.0.2.1')).toBe(50);
     expect(vxlanOverhead(undefined)).toBe(50);
     expect(vxlanOverhead('2001:db8::1')).toBe(70);
+  });
+});
+
+describe('checkUnderlayFamily', () => {
+  const v6nodes = [{ id: 'host-a', underlayIp: '2001:db8::1' }, { id: 'host-b', underlayIp: '2001:db8::2' }];
+
+  it('lets a node join peers of its own family, and itself re-register whatever its old record said', () => {
+    expect(() => checkUnderlayFamily('2001:db8::3', 'host-c', v6nodes)).not.toThrow();
+    expect(() => checkUnderlayFamily('192.0.2.1', 'host-a', [{ id: 'host-a', underlayIp: '2001:db8::1' }])).not.toThrow();
+    expect(() => checkUnderlayFamily('192.0.2.1', 'host-a', [])).not.toThrow();
+  });
+
+  it('refuses a node of the other family, naming the peer and the family to give', () => {
+    expect(() => checkUnderlayFamily('192.0.2.3', 'host-c', v6nodes)).toThrow(UnderlayFamilyError);
+    expect(() => checkUnderlayFamily('192.0.2.3', 'host-c', v6nodes)).toThrow(/192\.0\.2\.3 is IPv4 but node host-a advertises 2001:db8::1 \(IPv6\).*give this agent an IPv6 --advertise-addr/);
   });
 });

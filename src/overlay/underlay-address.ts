@@ -42,3 +42,25 @@ export function canonicalUnderlay(ip: string): string {
 export function vxlanOverhead(localVtep: string | undefined): number {
   return localVtep !== undefined && underlayFamily(localVtep) === 'ipv6' ? VXLAN_OVERHEAD6 : VXLAN_OVERHEAD;
 }
+
+/** A node would join a cluster whose live nodes advertise underlay addresses of the other family. */
+export class UnderlayFamilyError extends Error {
+  readonly code = 'UNDERLAY_FAMILY_MIXED';
+  constructor(mine: string, other: { id: string; underlayIp: string }) {
+    const fam = (ip: string) => (underlayFamily(ip) === 'ipv6' ? 'IPv6' : 'IPv4');
+    super(
+      `--advertise-addr ${mine} is ${fam(mine)} but node ${other.id} advertises ${other.underlayIp} (${fam(other.underlayIp)}): ` +
+        `one VXLAN device speaks one family, so meshnet does not mix underlay families in a cluster; give this agent an ${fam(other.underlayIp)} --advertise-addr`,
+    );
+    this.name = 'UnderlayFamilyError';
+  }
+}
+
+/**
+ * Refuses (UnderlayFamilyError) a node whose underlay `mine` is not of the family every other live node has:
+ * caught at start, a misconfigured node never gets to break the overlays of the nodes its tasks would share.
+ */
+export function checkUnderlayFamily(mine: string, self: string, nodes: readonly { id: string; underlayIp: string }[]): void {
+  const other = nodes.find((n) => n.id !== self && underlayFamily(n.underlayIp) !== underlayFamily(mine));
+  if (other) throw new UnderlayFamilyError(mine, other);
+}

@@ -113,7 +113,7 @@ describe('meshnet CLI', () => {
   it('validates agent options before touching anything', () => {
     const r = meshnet('agent', '--name', 'h1', '--advertise-addr', 'not-an-ip');
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/--advertise-addr: Invalid IPv4 address/);
+    expect(r.err).toMatch(/--advertise-addr: "not-an-ip" is not an IPv4 or IPv6 address/);
   });
 
   it('refuses names that are not DNS labels, stating the rule, exit 2', () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { Lab } from '../lab/lab.js';
-import { ClusterLab, ECHO_HTTP } from '../../src/lab/cluster-lab.js';
+import { CLI_PATH, ClusterLab, ECHO_HTTP } from '../../src/lab/cluster-lab.js';
 import { eventually } from '../../src/lab/eventually.js';
 import { execIn } from '../../src/sandbox/exec.js';
 import type { TaskRecord } from '../../src/model/records.js';
@@ -100,6 +100,16 @@ describe('a v6-only underlay', () => {
     expect(input6.stdout).toMatch(/--dport 4789 .*meshnet-vxlan6.* -j MESHNET-VXLAN/);
     const v4 = await execIn(lab.hosts[0]!.netns, ['iptables', '-S'], { allowFailure: true });
     expect(v4.stdout).not.toContain('MESHNET-VXLAN');
+  });
+
+  it('refuses, with a usage exit, an agent that would join with a v4 underlay', async () => {
+    const r = await execIn(client, ['ip', 'addr', 'add', '192.0.2.100/24', 'dev', 'eth0']);
+    expect(r.code).toBe(0);
+    const dir = `${lab.root}/intruder`;
+    const agent = await execIn(client, [process.execPath, CLI_PATH, '--store', cl.store, 'agent', '--name', 'intruder', '--advertise-addr', '192.0.2.100', '--netns-dir', `${dir}/netns`, '--state-dir', `${dir}/state`], { allowFailure: true, timeoutMs: 60_000 });
+    expect(agent.code, agent.stdout).toBe(2);
+    expect(agent.stderr + agent.stdout).toMatch(/--advertise-addr 192\.0\.2\.100 is IPv4 but node host-[ab] advertises 2001:db8::[12] \(IPv6\)/);
+    expect((await cl.withCluster((c) => c.listNodes())).map((n) => n.id).sort()).toEqual(['host-a', 'host-b']);
   });
 
   it('refuses an encrypted network in the agent log and builds no VXLAN for it, rather than send it in cleartext', async () => {

@@ -3,6 +3,7 @@ import { createLogger, LOG_LEVELS, type LogLevel } from '../../log/logger.js';
 import { ListenAddressError, parseListenAddress } from '../../agent/listen-address.js';
 import { meshnetVersion } from '../version.js';
 import { AgentConfigSchema } from '../../agent/agent-config.js';
+import { UnderlayFamilyError } from '../../overlay/underlay-address.js';
 import { defaultStoreAddress } from '../../store/open-store.js';
 import { CliError, EXIT, type StoreChoice } from '../cli-context.js';
 import { DEFAULT_SANDBOX_DIR } from '../../model/cluster.js';
@@ -106,6 +107,8 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
       } catch (err) {
         // A listening endpoint would keep a process that failed to start alive.
         await endpoint?.close();
+        // A mixed-family underlay is a wrong flag, not a failure: usage exit, as for any bad --advertise-addr.
+        if (err instanceof UnderlayFamilyError) throw new CliError(err.message, EXIT.usage);
         throw err;
       }
       await new Promise<void>((resolve) => {
