@@ -27,14 +27,17 @@ describe('apiListenPlan', () => {
 
 describe('endpoints and --api-addr', () => {
   it('round-trips both endpoint forms and refuses others', () => {
-    for (const e of ['unix:/run/meshnet/api.sock', 'https://10.1.0.11:9324']) expect(formatEndpoint(parseEndpoint(e))).toBe(e);
-    for (const e of ['unix:relative.sock', 'http://10.1.0.11:9324', 'https://host:9324', 'https://10.1.0.11:0']) expect(() => parseEndpoint(e)).toThrow(ApiSettingsError);
+    for (const e of ['unix:/run/meshnet/api.sock', 'https://10.1.0.11:9324', 'https://[2001:db8::11]:9324']) expect(formatEndpoint(parseEndpoint(e))).toBe(e);
+    expect(formatEndpoint({ kind: 'https', host: '2001:db8::11', port: 9324 })).toBe('https://[2001:db8::11]:9324');
+    for (const e of ['unix:relative.sock', 'http://10.1.0.11:9324', 'https://host:9324', 'https://10.1.0.11:0', 'https://2001:db8::11:9324', 'https://[10.1.0.11]:9324']) expect(() => parseEndpoint(e)).toThrow(ApiSettingsError);
   });
 
   it('takes IP or IP:PORT', () => {
     expect(parseApiAddr('10.1.0.11')).toEqual({ host: '10.1.0.11', port: 9324 });
     expect(parseApiAddr('10.1.0.11:443')).toEqual({ host: '10.1.0.11', port: 443 });
-    for (const bad of ['10.1.0.300', ':9324', '10.1.0.11:70000', 'host:1']) expect(() => parseApiAddr(bad)).toThrow(/invalid --api-addr/);
+    expect(parseApiAddr('[2001:db8::11]:443')).toEqual({ host: '2001:db8::11', port: 443 });
+    expect(parseApiAddr('2001:db8::11')).toEqual({ host: '2001:db8::11', port: 9324 });
+    for (const bad of ['10.1.0.300', ':9324', '10.1.0.11:70000', 'host:1', '[10.1.0.11]:1', '[2001:db8::zz]:1']) expect(() => parseApiAddr(bad)).toThrow(/invalid --api-addr/);
   });
 });
 
