@@ -1,6 +1,6 @@
 import type { NetworkRecord, TaskRecord } from '../model/records.js';
 import { overlayNetnsName } from '../overlay/overlay-state.js';
-import { VXLAN_OVERHEAD } from '../overlay/overlay-spec.js';
+import { vxlanOverhead } from '../overlay/underlay-address.js';
 import { TASK_CHAIN } from '../mesh/iptables-render.js';
 import { countersText, hop, type BackendBranch, type Hop, type Problem } from './explanation.js';
 import { inNs, linkText, linkWithAddress, taskName, type ClusterFacts, type Views } from './cluster-facts.js';
@@ -129,10 +129,12 @@ function entryChecks(
 function mtuChecks(ctx: BackendContext, node: string, ns: string, overlayMtu: number, at: (m: string, f: string, s?: Problem['severity']) => void): void {
   const underlayIp = ctx.facts.nodes.find((n) => n.id === node)?.underlayIp;
   const underlay = underlayIp ? linkWithAddress(ctx.views.get(node)?.host?.links ?? [], underlayIp) : undefined;
-  if (underlay && overlayMtu + VXLAN_OVERHEAD > underlay.mtu) {
+  // VXLAN costs 20 bytes more over a v6 underlay.
+  const overhead = vxlanOverhead(underlayIp);
+  if (underlay && overlayMtu + overhead > underlay.mtu) {
     at(
-      `the overlay MTU ${overlayMtu} in ${ns} plus ${VXLAN_OVERHEAD} bytes of VXLAN exceeds ${underlay.name}'s MTU ${underlay.mtu}: full-size packets are dropped`,
-      `restart the agent on ${node} so it derives the overlay MTU from the underlay (${underlay.mtu - VXLAN_OVERHEAD}), or raise ${underlay.name}'s MTU`,
+      `the overlay MTU ${overlayMtu} in ${ns} plus ${overhead} bytes of VXLAN exceeds ${underlay.name}'s MTU ${underlay.mtu}: full-size packets are dropped`,
+      `restart the agent on ${node} so it derives the overlay MTU from the underlay (${underlay.mtu - overhead}), or raise ${underlay.name}'s MTU`,
     );
   }
   if (ctx.packetSize !== undefined && ctx.packetSize > overlayMtu) {

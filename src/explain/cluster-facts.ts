@@ -30,7 +30,8 @@ export function sameIp(a: string, b: string): boolean {
 
 /** The link holding `ip` among `links` (v4 or v6: links of a v6 view carry their v6 addresses, see linksV6). */
 export function linkWithAddress(links: readonly LinkView[], ip: string): LinkView | undefined {
-  return links.find((l) => l.addresses.some((a) => sameIp(a.split('/')[0]!, ip)));
+  // A v6 underlay's address is among the link's v6 addresses (views from agents that read them).
+  return links.find((l) => [...l.addresses, ...(l.addresses6 ?? [])].some((a) => sameIp(a.split('/')[0]!, ip)));
 }
 
 /** The link whose subnet contains `ip` (a bridge the address is reached through). */

@@ -101,6 +101,19 @@ describe('explainPublished on fixture views', () => {
     expect(stops(run(viewsFixture(), 'host-a', { port: 9000 }))).toEqual(['no service publishes 9000/tcp']);
   });
 
+  it('counts 70 bytes of VXLAN over a v6 underlay', () => {
+    const f = factsFixture();
+    f.nodes = f.nodes.map((n, i) => ({ ...n, underlayIp: `2001:db8::${i + 1}` }));
+    const views = viewsFixture();
+    [...views.values()].forEach((v, i) => {
+      const eth0 = v.host!.links.find((l) => l.name === 'eth0')!;
+      eth0.addresses6 = [`2001:db8::${i + 1}/64`];
+      eth0.mtu = 1500;
+    });
+    const e = explainPublished(f, views, new Map(), { node: 'host-a', protocol: 'tcp', port: 8000 });
+    expect(stops(e).find((m) => m.includes('bytes of VXLAN'))).toBe("the overlay MTU 1450 in ov-ingress plus 70 bytes of VXLAN exceeds eth0's MTU 1500: full-size packets are dropped");
+  });
+
   it('finds an overlay MTU the underlay cannot carry, and a datagram larger than the overlay', () => {
     const views = viewsFixture();
     views.get('host-a')!.host!.links.find((l) => l.name === 'eth0')!.mtu = 1450;
