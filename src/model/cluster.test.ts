@@ -85,6 +85,24 @@ describe('networks', () => {
   });
 });
 
+describe('encrypted networks and the underlay', () => {
+  test('refuses an encrypted network while a node advertises a v6 underlay, and takes it over v4', async () => {
+    const v6 = await cluster.registerNode({ id: 'n6', name: 'n6', underlayIp: '2001:db8::6' });
+    try {
+      await expect(cluster.createNetwork({ name: 'sec', options: { encrypted: '' } })).rejects.toThrow(/encrypted overlays need an IPv4 underlay, and node n6 advertises 2001:db8::6/);
+      expect(await cluster.listNetworks()).toEqual([]);
+    } finally {
+      await v6.close();
+    }
+    const v4 = await cluster.registerNode({ id: 'n4', name: 'n4', underlayIp: '192.168.0.4' });
+    try {
+      expect((await cluster.createNetwork({ name: 'sec', options: { encrypted: '' } })).options).toEqual({ encrypted: '' });
+    } finally {
+      await v4.close();
+    }
+  });
+});
+
 describe('services', () => {
   test('VIPs on each network plus ingress, dynamic and explicit ports', async () => {
     await cluster.createNetwork({ name: 'front' });

@@ -1,3 +1,5 @@
+import { isEncrypted } from '../overlay/encryption-plan.js';
+import { underlayFamily } from '../overlay/underlay-address.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -526,6 +528,11 @@ export class Cluster {
     if (input.ingress) {
       const other = (await this.listNetworks()).find((n) => n.ingress && n.name !== input.name);
       if (other) throw new InvalidSpecError(`network ${JSON.stringify(other.name)} is already the ingress network; a cluster has one`);
+    }
+    if (isEncrypted(input.options)) {
+      // Agents on a v6 underlay refuse encrypted overlays (ESP there is v4 only): say so now, not in their logs.
+      const v6 = (await this.listNodes()).find((n) => underlayFamily(n.underlayIp) === 'ipv6');
+      if (v6) throw new InvalidSpecError(`network ${JSON.stringify(input.name)}: encrypted overlays need an IPv4 underlay, and node ${v6.id} advertises ${v6.underlayIp}; create it without --opt encrypted, or advertise IPv4 addresses`);
     }
     const key = keys.networkKey(input.name);
     return this.retrying(`createNetwork(${input.name})`, async () => {
