@@ -4,6 +4,7 @@ import { Lab } from '../lab/lab.js';
 import { CLI_PATH, ClusterLab, ECHO_HTTP } from '../../src/lab/cluster-lab.js';
 import { eventually } from '../../src/lab/eventually.js';
 import { execIn } from '../../src/sandbox/exec.js';
+import { networkKey } from '../../src/model/keys.js';
 import type { TaskRecord } from '../../src/model/records.js';
 
 // Issue 14's stretch, a v6-only underlay: two hosts whose underlay link has no IPv4 address at all advertise
@@ -112,8 +113,16 @@ describe('a v6-only underlay', () => {
     expect((await cl.withCluster((c) => c.listNodes())).map((n) => n.id).sort()).toEqual(['host-a', 'host-b']);
   });
 
-  it('refuses an encrypted network in the agent log and builds no VXLAN for it, rather than send it in cleartext', async () => {
-    expect(cl.cli(['network', 'create', '--encrypted', 'sec']).code).toBe(0);
+  it('refuses an encrypted network at create, and in the agent for one stored anyway, building no VXLAN for it', async () => {
+    const refused = cl.cli(['network', 'create', '--encrypted', 'sec']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/encrypted overlays need an IPv4 underlay, and node host-[ab] advertises 2001:db8::[12]/);
+    // A record stored before the nodes moved to v6 (or by an older CLI): the agents still refuse it.
+    expect(cl.cli(['network', 'create', 'sec']).code).toBe(0);
+    await cl.withCluster(async (_c, store) => {
+      const kv = (await store.get(networkKey('sec')))!;
+      await store.put(networkKey('sec'), JSON.stringify({ ...JSON.parse(kv.value), options: { encrypted: '' } }));
+    });
     const r = cl.cli(['service', 'create', '--name', 'secret', '--network', 'sec', '--', process.execPath, ECHO_HTTP, '--port', '80']);
     expect(r.code, r.stderr).toBe(0);
     const logs = () => Promise.resolve(lab.hosts.map((h) => readFileSync(`${lab.root}/${h.name}/agent.log`, 'utf8')).join('\n'));
