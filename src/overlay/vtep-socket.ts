@@ -1,6 +1,5 @@
-import koffi from 'koffi';
-import { isIPv4 } from 'node:net';
 import { withNetns } from '../sandbox/netns-switch.js';
+import { AF_INET, bind, close, recvfrom, sendto, SOCK_CLOEXEC, SOCK_NONBLOCK, sockaddrIn, socket, socketErrno } from '../sandbox/libc-sockets.js';
 import { echoReplySeq, echoRequest } from './vtep-echo.js';
 
 /**
@@ -16,16 +15,8 @@ import { echoReplySeq, echoRequest } from './vtep-echo.js';
  * socket(2) and bind(2) run while switched into the sandbox (netns-switch.ts); the socket stays there.
  */
 
-const libc = koffi.load('libc.so.6');
-const socketCall = libc.func('int socket(int domain, int type, int protocol)') as (d: number, t: number, p: number) => number;
-const bindCall = libc.func('int bind(int fd, const void *addr, uint32_t len)') as (fd: number, addr: Buffer, len: number) => number;
-const sendtoCall = libc.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)') as (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, alen: number) => number;
-const recvfromCall = libc.func('long recvfrom(int fd, _Out_ void *buf, size_t len, int flags, _Out_ void *addr, _Inout_ uint32_t *alen)') as (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, alen: number[]) => number;
-const closeCall = libc.func('int close(int fd)') as (fd: number) => number;
-
-const AF_INET = 2;
 /** SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC with IPPROTO_ICMP: a ping socket. */
-const PING_SOCKET = { type: 2 | 0o4000 | 0o2000000, protocol: 1 } as const;
+const PING_SOCKET = { type: 2 | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol: 1 } as const;
 const EACCES = 13;
 /** Answers read per drain at most: a flood of stray datagrams cannot hold the tick. */
 const MAX_DRAIN = 4096;
@@ -52,14 +43,6 @@ export class VtepSocketError extends Error {
   }
 }
 
-function sockaddrIn(ip: string): Buffer {
-  if (!isIPv4(ip)) throw new RangeError(`VTEP probe address ${ip} is not an IPv4 address`);
-  const addr = Buffer.alloc(16);
-  addr.writeUInt16LE(AF_INET, 0);
-  Buffer.from(ip.split('.').map(Number)).copy(addr, 4);
-  return addr;
-}
-
 /** One answer drained from the socket. */
 export interface EchoAnswer {
   from: string;
@@ -82,11 +65,11 @@ export class EchoSocket {
     const addr = sockaddrIn(source);
     return new EchoSocket(
       withNetns(netns, () => {
-        const fd = socketCall(AF_INET, PING_SOCKET.type, PING_SOCKET.protocol);
-        if (fd < 0) throw new VtepSocketError(koffi.errno(), 'socket', source, netns);
-        if (bindCall(fd, addr, addr.length) !== 0) {
-          const errno = koffi.errno();
-          closeCall(fd);
+        const fd = socket(AF_INET, PING_SOCKET.type, PING_SOCKET.protocol);
+        if (fd < 0) throw new VtepSocketError(socketErrno(), 'socket', source, netns);
+        if (bind(fd, addr, addr.length) !== 0) {
+          const errno = socketErrno();
+          close(fd);
           throw new VtepSocketError(errno, 'bind', source, netns);
         }
         return fd;
@@ -102,14 +85,14 @@ export class EchoSocket {
       this.addrs.set(address, (addr = sockaddrIn(address)));
     }
     const req = echoRequest(seq);
-    return this.fd >= 0 && sendtoCall(this.fd, req, req.length, 0, addr, addr.length) === req.length;
+    return this.fd >= 0 && sendto(this.fd, req, req.length, 0, addr, addr.length) === req.length;
   }
 
   /** Every probe answer waiting in the socket (anything else is dropped). */
   drain(): EchoAnswer[] {
     const out: EchoAnswer[] = [];
     for (let i = 0; i < MAX_DRAIN && this.fd >= 0; i++) {
-      const n = recvfromCall(this.fd, this.buf, this.buf.length, 0, this.from, [this.from.length]);
+      const n = recvfrom(this.fd, this.buf, this.buf.length, 0, this.from, [this.from.length]);
       if (n < 0) break;
       const seq = echoReplySeq(this.buf.subarray(0, n));
       if (seq !== null) out.push({ from: `${this.from[4]}.${this.from[5]}.${this.from[6]}.${this.from[7]}`, seq });
@@ -119,7 +102,7 @@ export class EchoSocket {
 
   /** Closes the socket; later calls do nothing. */
   close(): void {
-    if (this.fd >= 0) closeCall(this.fd);
+    if (this.fd >= 0) close(this.fd);
     this.fd = -1;
   }
 }

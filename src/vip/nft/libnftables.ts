@@ -1,5 +1,6 @@
 import koffi from 'koffi';
 import { withNetns } from '../../sandbox/netns-switch.js';
+import { close, SOCK_CLOEXEC, socket, socketErrno } from '../../sandbox/libc-sockets.js';
 import { NftBackendError } from './errors.js';
 
 /**
@@ -46,16 +47,12 @@ interface Binding {
   runSync(ctx: Ctx, buf: string): number;
   runAsync(ctx: Ctx, buf: string, cb: (err: unknown, rc: number) => void): void;
   ctxFreeAsync(ctx: Ctx, cb: (err: unknown) => void): void;
-  /** libc socket/close: see probeNetlink. */
-  socket(domain: number, type: number, protocol: number): number;
-  close(fd: number): number;
 }
 
 const NFT_CTX_DEFAULT = 0;
 const NFT_CTX_OUTPUT_JSON = 1 << 4;
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_NETFILTER = 12;
 
 let binding: Binding | null = null;
@@ -69,7 +66,6 @@ function lib(): Binding {
   } catch (err) {
     throw new LibnftablesMissingError((err as Error).message);
   }
-  const libc = koffi.load('libc.so.6');
   koffi.opaque('nft_ctx');
   const run = so.func('int nft_run_cmd_from_buffer(nft_ctx *ctx, const char *buf)');
   const free = so.func('void nft_ctx_free(nft_ctx *ctx)');
@@ -83,8 +79,6 @@ function lib(): Binding {
     setOutputFlags: so.func('void nft_ctx_output_set_flags(nft_ctx *ctx, unsigned int flags)'),
     runSync: run,
     runAsync: (ctx, buf, cb) => run.async(ctx, buf, cb),
-    socket: libc.func('int socket(int domain, int type, int protocol)'),
-    close: libc.func('int close(int fd)'),
   };
   return binding;
 }
@@ -94,10 +88,10 @@ function lib(): Binding {
  * which would end the agent: open and close one first, so the usual causes (EMFILE, a namespace
  * without nf_tables) become a typed error instead.
  */
-function probeNetlink(b: Binding, netns: string | null): void {
-  const fd = b.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (fd < 0) throw new NftContextError(netns, `socket(AF_NETLINK, NETLINK_NETFILTER) failed with errno ${koffi.errno()}`);
-  b.close(fd);
+function probeNetlink(netns: string | null): void {
+  const fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0) throw new NftContextError(netns, `socket(AF_NETLINK, NETLINK_NETFILTER) failed with errno ${socketErrno()}`);
+  close(fd);
 }
 
 /**
@@ -120,7 +114,7 @@ export class NftContext {
   static open(netns: string | null): NftContext {
     const b = lib();
     const ctx = withNetns(netns, () => {
-      probeNetlink(b, netns);
+      probeNetlink(netns);
       return b.ctxNew(NFT_CTX_DEFAULT);
     });
     if (!ctx) throw new NftContextError(netns, 'nft_ctx_new returned NULL');
