@@ -403,44 +403,45 @@ export class Rtnl {
 
   /** Adds or replaces an IPv4 route in the main table (or `table`). */
   async replaceRoute(route: { dst: string | 'default'; gateway?: string; dev?: string; table?: number; src?: string }): Promise<void> {
+    return this.replaceRouteOf(V4, route);
+  }
+
+  private async replaceRouteOf(f: Family, route: { dst: string | 'default'; gateway?: string; dev?: string; table?: number; src?: string }): Promise<void> {
     this.guard(`add route ${route.dst}`);
-    const dst = route.dst === 'default' ? { ip: '0.0.0.0', prefix: 0 } : parseCidr(route.dst);
+    const dst = route.dst === 'default' ? { ip: f.any, prefix: 0 } : f.parse(route.dst);
     const attrs: NL.rt.RouteAttrs = {};
-    if (dst.prefix > 0) attrs.dst = ipv4ToBuffer(dst.ip);
-    if (route.gateway) attrs.gateway = ipv4ToBuffer(route.gateway);
-    if (route.src) attrs.prefsrc = ipv4ToBuffer(route.src);
+    if (dst.prefix > 0) attrs.dst = f.toBuf(dst.ip);
+    if (route.gateway) attrs.gateway = f.toBuf(route.gateway);
+    if (route.src) attrs.prefsrc = f.toBuf(route.src);
     if (route.dev) attrs.oif = (await this.requireLink(route.dev)).index;
     const table = route.table ?? 254;
     if (table > 255) attrs.table = table;
+    // A v4 route without a gateway is on-link; the kernel keeps every v6 route at universe scope.
+    const scope = f === V4 && !route.gateway ? 'LINK' : 'UNIVERSE';
     await this.call('add', `route ${route.dst}`, () =>
-      this.sock.newRoute(
-        {
-          family: AF_INET,
-          dstLen: dst.prefix,
-          table: table > 255 ? 252 : table,
-          protocol: 'BOOT',
-          scope: route.gateway ? 'UNIVERSE' : 'LINK',
-          type: 'UNICAST',
-        },
-        attrs,
-        { flags: FLAGS_CREATE_REPLACE },
-      ),
+      this.sock.newRoute({ family: f.af, dstLen: dst.prefix, table: table > 255 ? 252 : table, protocol: 'BOOT', scope, type: 'UNICAST' }, attrs, { flags: FLAGS_CREATE_REPLACE }),
     );
   }
 
+
   /** IPv4 unicast routes, of one table when `table` is given (main is 254). */
   async routes(filter: { table?: number } = {}): Promise<RouteInfo[]> {
-    const msgs = await this.call('list', 'routes', () => this.sock.getRoutes({ family: AF_INET }));
+    return this.routesOf(V4, filter.table);
+  }
+
+  /** Unicast routes of one family, of `table` only when given. */
+  private async routesOf(f: Family, table?: number): Promise<RouteInfo[]> {
+    const msgs = await this.call('list', f === V4 ? 'routes' : 'IPv6 routes', () => this.sock.getRoutes({ family: f.af }));
     const names = await this.namesOf(msgs.map((m) => m.attrs.oif));
     const out: RouteInfo[] = [];
     for (const m of msgs) {
-      if (m.data.family !== AF_INET || m.data.type !== 'UNICAST') continue;
-      const table = m.attrs.table ?? m.data.table ?? 0;
-      if (filter.table !== undefined && table !== filter.table) continue;
-      out.push(routeInfo(m, table, names, bufferToIpv4));
+      const t = m.attrs.table ?? m.data.table ?? 0;
+      if (m.data.family !== f.af || m.data.type !== 'UNICAST' || (table !== undefined && t !== table)) continue;
+      out.push(routeInfo(m, t, names, f.fromBuf));
     }
     return out;
   }
+
 
   /** Deletes the IPv4 route to `dst` in the main table (or `table`); missing is fine. Returns whether one was deleted. */
   deleteRoute(route: { dst: string | 'default'; table?: number }): Promise<boolean> {
@@ -602,35 +603,15 @@ export class Rtnl {
 
   /** Adds or replaces an IPv6 route in the main table (or `table`): a sandbox's v6 default route, a v6 return route. */
   async replaceRoute6(route: { dst: string | 'default'; gateway?: string; dev?: string; table?: number }): Promise<void> {
-    this.guard(`add route ${route.dst}`);
-    const dst = route.dst === 'default' ? { ip: '::', prefix: 0 } : parseCidr6(route.dst);
-    const table = route.table ?? 254;
-    const attrs: NL.rt.RouteAttrs = table > 255 ? { table } : {};
-    if (dst.prefix > 0) attrs.dst = ipv6ToBuffer(dst.ip);
-    if (route.gateway) attrs.gateway = ipv6ToBuffer(route.gateway);
-    if (route.dev) attrs.oif = (await this.requireLink(route.dev)).index;
-    await this.call('add', `route ${route.dst}`, () =>
-      this.sock.newRoute(
-        { family: AF_INET6, dstLen: dst.prefix, table: table > 255 ? 252 : table, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST' },
-        attrs,
-        { flags: FLAGS_CREATE_REPLACE },
-      ),
-    );
+    return this.replaceRouteOf(V6, route);
   }
+
 
   /** IPv6 unicast routes of the main table (or `table`). */
   async routes6(filter: { table?: number } = {}): Promise<RouteInfo[]> {
-    const want = filter.table ?? 254;
-    const msgs = await this.call('list', 'IPv6 routes', () => this.sock.getRoutes({ family: AF_INET6 }));
-    const names = await this.namesOf(msgs.map((m) => m.attrs.oif));
-    const out: RouteInfo[] = [];
-    for (const m of msgs) {
-      const table = m.attrs.table ?? m.data.table ?? 0;
-      if (m.data.family !== AF_INET6 || m.data.type !== 'UNICAST' || table !== want) continue;
-      out.push(routeInfo(m, table, names, bufferToIpv6));
-    }
-    return out;
+    return this.routesOf(V6, filter.table ?? 254);
   }
+
 
   /** Deletes the IPv6 route to `dst` in the main table (or `table`); missing is fine. Returns whether one was deleted. */
   deleteRoute6(route: { dst: string | 'default'; table?: number }): Promise<boolean> {
