@@ -1,9 +1,9 @@
 import type { ClusterSnapshot } from '../model/cluster.js';
 import { INGRESS_NETWORK } from '../model/ipam.js';
 import type { ServiceRecord, TaskRecord } from '../model/records.js';
-import type { LbBackendTarget, LbTable, VirtualService } from '../vip/lb-table.js';
-import { lbServiceId } from '../vip/service-id.js';
+import type { LbTable, VirtualService } from '../vip/lb-table.js';
 import { ipv6Frontends } from './lb-plan-v6.js';
+import { vipFrontends } from './vip-frontends.js';
 
 /** Weight of a task in every table right now: 1 running, 0 draining before its deadline, null: not listed. */
 export function taskWeight(task: TaskRecord, liveNode: boolean, drainSeconds: number, now: number): number | null {
@@ -89,35 +89,13 @@ export class EastWestPlanner {
   }
 }
 
-/**
- * A service's frontends on each of its networks: its VIP forwards every TCP and UDP port (port 0),
- * each connection keeping its destination port, as Swarm's VIPs do; dnsrr services have none.
- */
+/** A service's frontends on each of its networks (vipFrontends; v6 twins on dual-stack ones); dnsrr services have none. */
 function serviceFrontends(svc: ServiceRecord, tasks: readonly TaskRecord[], weights: readonly (number | null)[]): Map<string, VirtualService[]> {
   const out = new Map<string, VirtualService[]>();
   if (svc.endpointMode !== 'vip') return out;
   for (const network of Object.keys(svc.vips).sort()) {
     if (network === INGRESS_NETWORK) continue;
-    const byAddress = new Map<string, LbBackendTarget>();
-    tasks.forEach((t, i) => {
-      const address = t.addresses[network]?.ip;
-      const weight = weights[i];
-      if (!address || weight === null || weight === undefined) return;
-      // Two records for one address (a restarted task reusing it): the running one wins.
-      const prev = byAddress.get(address);
-      if (!prev || weight > prev.weight) byAddress.set(address, { address, port: 0, weight });
-    });
-    const backends = [...byAddress.values()];
-    out.set(
-      network,
-      (['tcp', 'udp'] as const).map((protocol) => ({
-        id: lbServiceId(svc.name, svc.name, network, protocol, 0),
-        frontend: { kind: 'vip' as const, address: svc.vips[network]!, protocol, port: 0 },
-        scheduler: svc.lb.scheduler,
-        ...(svc.lb.affinity ? { persistenceSeconds: svc.lb.affinity.timeoutSeconds } : {}),
-        backends,
-      }) as VirtualService).concat(ipv6Frontends(svc, network, tasks, weights)),
-    );
+    out.set(network, [...vipFrontends(svc, network, svc.vips[network]!, tasks, weights, (t) => t.addresses[network]?.ip), ...ipv6Frontends(svc, network, tasks, weights)]);
   }
   return out;
 }
