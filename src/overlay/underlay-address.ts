@@ -1,6 +1,7 @@
 import ipaddr from 'ipaddr.js';
 import { isIpv4 } from '../sandbox/addresses.js';
 import { isIpv6Address } from '../sandbox/addresses6.js';
+import { canonicalIpv6 } from '../model/ipv6.js';
 
 /** The IP family of a node's underlay (the address its agent advertises and VXLAN leaves from). */
 export type UnderlayFamily = 'ipv4' | 'ipv6';
@@ -35,7 +36,7 @@ export function underlayFamily(ip: string): UnderlayFamily {
 
 /** The address in the text the kernel reads back (RFC 5952 for v6), so stored and observed addresses compare equal. */
 export function canonicalUnderlay(ip: string): string {
-  return isIpv4(ip) ? ip : ipaddr.IPv6.parse(ip).toString();
+  return isIpv4(ip) ? ip : canonicalIpv6(ip);
 }
 
 /** What VXLAN takes off the underlay MTU when this host's VTEP is `localVtep` (absent: v4, as before). */
