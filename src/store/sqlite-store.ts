@@ -71,13 +71,15 @@ export interface SqliteStoreOptions {
   pollIntervalMs?: number;
   /** How long a writer waits for another process's write lock (ms). */
   busyTimeoutMs?: number;
-  /** How often this handle looks for expired leases (ms). */
+  /** The shortest wait between this handle's looks for expired leases (ms, default 200). */
   leaseSweepIntervalMs?: number;
+  /** The longest wait between them (ms, default 1000, at least leaseSweepIntervalMs): what a lease granted elsewhere may wait to be seen. */
+  leaseSweepMaxIntervalMs?: number;
   /** How often this handle compacts the log (ms); 0 disables periodic compaction. */
   compactIntervalMs?: number;
   /** How many recent revisions compaction keeps for watchers that are behind. */
   compactKeepRevisions?: number;
-  /** A handle that could not reach the store for longer than this renews every lease before it expires any (default: 10 sweeps, at least 2 s). */
+  /** A handle that could not reach the store for longer than this renews every lease before it expires any (default: 10 short or 3 long sweep waits, at least 3 s). */
   outageGapMs?: number;
   /** The clock leases expire by (tests; default: the machine's monotonic clock). */
   leaseClock?: LeaseClock;
@@ -89,6 +91,9 @@ export interface SqliteStoreOptions {
 // Written with IS and IFNULL so no term is NULL: NOT (NULL) would make a legacy lease neither live nor expired.
 const EXPIRED_LEASE =
   '(boot IS @boot AND IFNULL(deadline_ms, 0) <= @mono) OR (boot IS NOT NULL AND boot IS NOT @boot) OR (boot IS NULL AND expires_at <= @wall)';
+/** Milliseconds until the first lease expires by EXPIRED_LEASE's rules (NULL: no lease). */
+const NEXT_EXPIRY_MS =
+  'SELECT MIN(CASE WHEN boot IS @boot THEN IFNULL(deadline_ms, 0) - @mono WHEN boot IS NULL THEN expires_at - @wall ELSE 0 END) AS ms FROM leases';
 
 interface LeaseTime {
   boot: string;
@@ -183,7 +188,11 @@ export class SqliteKvStore implements KvStore {
   private pollTimer: NodeJS.Timeout | undefined;
   private pollSoon: NodeJS.Immediate | undefined;
   private walWatcher: FSWatcher | undefined;
-  private readonly sweepTimer: NodeJS.Timeout;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** Monotonic ms the pending sweep fires at. */
+  private sweepAt = Infinity;
+  private readonly sweepMinMs: number;
+  private readonly sweepMaxMs: number;
   private readonly compactTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -200,6 +209,7 @@ export class SqliteKvStore implements KvStore {
     renewLease: Database.Statement<[{ id: number } & LeaseTime]>;
     deleteLease: Database.Statement<[number]>;
     expiredLeases: Database.Statement<[LeaseTime], { id: number }>;
+    nextExpiry: Database.Statement<[LeaseTime], { ms: number | null }>;
     extendLeases: Database.Statement<[LeaseTime]>;
     compactRevision: Database.Statement<[], { value: number }>;
     setCompactRevision: Database.Statement<[number]>;
@@ -217,7 +227,9 @@ export class SqliteKvStore implements KvStore {
     if (path !== ':memory:') makePrivateDatabaseFile(path);
     this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.leaseClock = options.leaseClock ?? machineLeaseClock();
-    this.outageGapMs = options.outageGapMs ?? Math.max(2000, 10 * (options.leaseSweepIntervalMs ?? 200));
+    this.sweepMinMs = options.leaseSweepIntervalMs ?? 200;
+    this.sweepMaxMs = Math.max(this.sweepMinMs, options.leaseSweepMaxIntervalMs ?? 1000);
+    this.outageGapMs = options.outageGapMs ?? Math.max(3000, 10 * this.sweepMinMs, 3 * this.sweepMaxMs);
     this.log = options.log ?? silentLogger();
     // SQLite's own busy handler backs off to 100 ms sleeps, which under steady multi-process contention idles
     // writers most of the time; `write` retries with short jittered sleeps instead.
@@ -243,6 +255,7 @@ export class SqliteKvStore implements KvStore {
       deleteLease: this.db.prepare('DELETE FROM leases WHERE id = ?'),
       extendLeases: this.db.prepare('UPDATE leases SET expires_at = MAX(expires_at, @wall + ttl_ms), deadline_ms = MAX(IFNULL(deadline_ms, 0), @mono + ttl_ms) WHERE boot IS @boot OR boot IS NULL'),
       expiredLeases: this.db.prepare(`SELECT id FROM leases WHERE ${EXPIRED_LEASE} ORDER BY id`),
+      nextExpiry: this.db.prepare(NEXT_EXPIRY_MS),
       compactRevision: this.db.prepare(`SELECT value FROM meta WHERE name = 'compact_revision'`),
       setCompactRevision: this.db.prepare(`UPDATE meta SET value = ? WHERE name = 'compact_revision'`),
       deleteLogBelow: this.db.prepare('DELETE FROM log WHERE revision < ?'),
@@ -250,8 +263,7 @@ export class SqliteKvStore implements KvStore {
         'SELECT revision, key, value, deleted FROM log WHERE revision >= ? AND key >= ? AND key < ? ORDER BY revision LIMIT ?',
       ),
     };
-    this.sweepTimer = setInterval(() => this.safely(() => this.sweepExpiredLeases()), options.leaseSweepIntervalMs ?? 200);
-    this.sweepTimer.unref();
+    this.scheduleSweep(this.sweepMinMs);
     const compactEvery = options.compactIntervalMs ?? 60_000;
     if (compactEvery > 0) {
       this.compactTimer = setInterval(() => this.safely(() => this.compactWindow()), compactEvery);
@@ -384,6 +396,41 @@ export class SqliteKvStore implements KvStore {
    * first given its full TTL again, as etcd's lessor does when a new leader takes over: holders could
    * not renew while the store was away, so their leases must not all lapse the moment it returns.
    */
+  /**
+   * Sweeps when the first lease is due, never sooner than the shortest wait nor later than the longest:
+   * a timer every 200 ms woke every idle agent five times a second to find nothing. A lease granted by
+   * another process is seen within the longest wait (1 s) and, its TTL being longer, swept on time.
+   */
+  private scheduleSweep(delayMs: number): void {
+    if (this.closed) return;
+    const at = this.leaseClock.nowMs() + delayMs;
+    if (this.sweepTimer !== undefined && this.sweepAt <= at) return;
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      this.sweepAt = Infinity;
+      if (this.closed) return;
+      this.sweepExpiredLeases().then(
+        () => this.scheduleSweep(this.nextSweepDelay()),
+        // Housekeeping retries soon; a busy or closed database is not an error worth surfacing.
+        () => this.scheduleSweep(this.sweepMinMs),
+      );
+    }, delayMs);
+    this.sweepTimer.unref();
+  }
+
+  private nextSweepDelay(): number {
+    if (this.closed) return this.sweepMaxMs;
+    let ms: number | null;
+    try {
+      ms = this.reading(() => this.stmt.nextExpiry.get(this.leaseTime())?.ms ?? null);
+    } catch {
+      return this.sweepMinMs;
+    }
+    return ms === null ? this.sweepMaxMs : Math.min(this.sweepMaxMs, Math.max(this.sweepMinMs, ms));
+  }
+
   async sweepExpiredLeases(): Promise<void> {
     if (this.closed) return;
     await this.extendLeasesAfterGap();
@@ -575,7 +622,10 @@ export class SqliteKvStore implements KvStore {
   async grantLease(ttlSeconds: number): Promise<LeaseId> {
     if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) throw new StoreRequestError(`lease TTL must be a positive number of seconds, got ${ttlSeconds}`);
     const ttlMs = Math.round(ttlSeconds * 1000);
-    return this.write(() => String(this.stmt.insertLease.run({ ttl: ttlMs, ...this.leaseTime() }).lastInsertRowid));
+    const id = await this.write(() => String(this.stmt.insertLease.run({ ttl: ttlMs, ...this.leaseTime() }).lastInsertRowid));
+    // A lease shorter than the sweep's longest wait is swept on time too.
+    this.scheduleSweep(Math.max(this.sweepMinMs, ttlMs));
+    return id;
   }
 
   /** Refreshes a lease once. */
@@ -612,7 +662,7 @@ export class SqliteKvStore implements KvStore {
     this.walWatcher?.close();
     this.walWatcher = undefined;
     if (this.pollSoon !== undefined) clearImmediate(this.pollSoon);
-    clearInterval(this.sweepTimer);
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
     if (this.compactTimer !== undefined) clearInterval(this.compactTimer);
     this.db.close();
   }

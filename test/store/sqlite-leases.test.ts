@@ -69,6 +69,45 @@ describe('sqlite leases and the clock', () => {
     }
   });
 
+  test('an idle handle sweeps when a lease is due, not five times a second, and a lease granted elsewhere still lapses on time', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    try {
+      const clock = { bootId: machineLeaseClock().bootId, nowMs: () => Date.now() };
+      const path = join(dir, 'sweep.db');
+      const h = new SqliteKvStore(path, { leaseClock: clock });
+      // The other process: it never sweeps within the test, so only `h` can expire its lease.
+      const other = new SqliteKvStore(path, { leaseClock: clock, leaseSweepIntervalMs: 3_600_000 });
+      try {
+        const sweeps = vi.spyOn(h, 'sweepExpiredLeases');
+        const live = await h.grantLease(60);
+        await h.put('/l/live', 'n', { lease: live });
+        await vi.advanceTimersByTimeAsync(10_000);
+        // The old fixed 200 ms timer swept 50 times in these 10 s; the longest wait is 1 s.
+        expect(sweeps.mock.calls.length).toBeGreaterThanOrEqual(9);
+        expect(sweeps.mock.calls.length).toBeLessThanOrEqual(11);
+
+        const short = await other.grantLease(2);
+        await other.put('/l/short', 'n', { lease: short });
+        await vi.advanceTimersByTimeAsync(1_900);
+        expect((await h.get('/l/short'))?.lease).toBe(short);
+        // Seen within a second of its grant, so swept at its deadline, not up to a second after it.
+        await vi.advanceTimersByTimeAsync(300);
+        expect(await h.get('/l/short')).toBeUndefined();
+        expect((await h.get('/l/live'))?.lease).toBe(live);
+
+        const own = await h.grantLease(0.3);
+        await h.put('/l/own', 'n', { lease: own });
+        await vi.advanceTimersByTimeAsync(350);
+        expect(await h.get('/l/own')).toBeUndefined();
+      } finally {
+        await other.close();
+        await h.close();
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   test('a lease granted before a reboot has expired', async () => {
     const before = new SqliteKvStore(store.path, { leaseSweepIntervalMs: 60_000, leaseClock: { bootId: 'an-earlier-boot', nowMs: () => 1_000 } });
     try {
