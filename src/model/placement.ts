@@ -6,9 +6,20 @@ import { createHash } from 'node:crypto';
 // joining node takes only what balancing requires. Everything else goes to the slot's highest rendezvous-hash
 // node that still has room, which spreads slots evenly and stays stable as nodes come and go.
 
+const scores = new Map<string, bigint>();
+
 /** Rendezvous weight of `nodeId` for one slot of one service (higher wins). */
 export function rendezvousScore(serviceName: string, slot: number, nodeId: string): bigint {
-  return createHash('sha256').update(`${serviceName}\u0000${slot}\u0000${nodeId}`).digest().readBigUInt64BE(0);
+  const key = `${serviceName}\u0000${slot}\u0000${nodeId}`;
+  // Every pass places every service again (its inputs include the time), so the scores, which never
+  // change, are kept: hashing them was most of an idle agent's placement CPU.
+  let score = scores.get(key);
+  if (score === undefined) {
+    if (scores.size >= 200_000) scores.clear();
+    score = createHash('sha256').update(key).digest().readBigUInt64BE(0);
+    scores.set(key, score);
+  }
+  return score;
 }
 
 /** Nodes ordered by preference for one slot. */
