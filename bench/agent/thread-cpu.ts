@@ -27,8 +27,11 @@ function threads(pid: number): Map<string, number> {
   return out;
 }
 
-function rssMb(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+/** RSS and its parts (anonymous, file-backed such as node's own text), in MB, from /proc/PID/status. */
+function rssMb(pid: number): { rss: number; anon: number; file: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: Math.round(kb('VmRSS') / 1024), anon: Math.round(kb('RssAnon') / 1024), file: Math.round(kb('RssFile') / 1024) };
 }
 
 /** One sample of the agent's own counters, read from its /metrics inside the host's namespace. */
@@ -56,6 +59,7 @@ async function main(): Promise<void> {
     const c1 = await counters(netns);
     const rows = [...after].map(([t, ticks]) => [t, (ticks - (before.get(t) ?? 0)) / SECONDS] as const).sort((a, b) => b[1] - a[1]);
     for (const [t, pct] of rows.slice(0, 12)) console.log(`${pct.toFixed(2).padStart(6)} % ${t}`);
+    const rss = rssMb(pid);
     const total = rows.reduce((s, [, p]) => s + p, 0);
     console.log(JSON.stringify({
       bench: 'agent-idle',
@@ -63,7 +67,9 @@ async function main(): Promise<void> {
       tasks_per_host: SERVICES,
       window_seconds: SECONDS,
       cpu_percent_of_core: Math.round(total * 100) / 100,
-      rss_mb: Math.round(rssMb(pid)),
+      rss_mb: rss.rss,
+      rss_anon_mb: rss.anon,
+      rss_file_mb: rss.file,
       passes: c1.passes - c0.passes,
       processes_spawned: c1.spawned - c0.spawned,
     }));

@@ -35,6 +35,21 @@ describe('AgentConfigSchema vtepProbeIntervalMs', () => {
   });
 });
 
+describe('AgentConfigSchema dnsWorkers', () => {
+  it('answers names with one worker unless told otherwise', () => {
+    expect(AgentConfigSchema.parse(base).dnsWorkers).toBe(1);
+    expect(AgentConfigSchema.parse({ ...base, dnsWorkers: 4 }).dnsWorkers).toBe(4);
+  });
+
+  it('refuses counts that are not 1 to 16 whole workers', () => {
+    for (const bad of [0, 17, 1.5, Number.NaN]) {
+      const r = AgentConfigSchema.safeParse({ ...base, dnsWorkers: bad });
+      expect(r.success, String(bad)).toBe(false);
+      expect(r.error!.issues[0]!.path).toEqual(['dnsWorkers']);
+    }
+  });
+});
+
 describe('AgentConfigSchema advertiseAddr', () => {
   it('takes a v4 address as before, and a v6 unicast in canonical text (a v6 underlay)', () => {
     expect(AgentConfigSchema.parse(base).advertiseAddr).toBe('192.0.2.1');

@@ -159,7 +159,7 @@ export class Agent {
       sendJson(res, answer.status, answer.body);
     });
     // Each task gets the resolver at a port of its own behind NAT from 127.0.0.11:53, so tasks may serve :53.
-    this.dns = new DnsService({ upstreams, log: this.rootLog });
+    this.dns = new DnsService({ upstreams, workers: this.config.dnsWorkers, log: this.rootLog });
     this.health = new HealthServers(this.config.hostNetns);
     const netnsDir = new NetnsDir(this.config.netnsDir);
     this.reconciler = new NodeReconciler(

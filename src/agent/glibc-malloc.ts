@@ -7,9 +7,11 @@ const M_ARENA_MAX = -8;
 
 /**
  * Caps glibc's malloc arenas. glibc gives each thread that contends for malloc an arena of its own,
- * up to 8 per core, and the agent's threads (DNS workers, libuv's pool, V8's helpers) each kept one
- * mostly empty: capping them at 2 took 12 MB off an idle agent's RSS (bench/agent/thread-cpu). Same as
- * MALLOC_ARENA_MAX=2, which the agent cannot count on being in its environment. Call before threads start.
+ * up to 8 per core, and the agent's threads (DNS workers, libuv's pool, V8's helpers) each keep one
+ * mostly empty. Called at start this caps only the arenas made after it: V8's helper threads made theirs
+ * while node loaded the agent's modules. MALLOC_ARENA_MAX=2 in the environment (as the systemd unit and
+ * the lab set it) caps them all, ~15 MB less RSS on an idle agent (bench/agent/thread-cpu); this is the
+ * fallback for an agent started without it.
  */
 export function limitMallocArenas(max = 2): boolean {
   try {

@@ -50,7 +50,8 @@ export class ClusterLab {
     const child = spawn(
       'nsenter',
       [`--net=${host.netns}`, '--', process.execPath, CLI_PATH, '--store', this.store, 'agent', '--name', host.name, '--advertise-addr', host.underlayIp, '--netns-dir', host.dir.dir, '--state-dir', `${dir}/state`, ...this.extraAgentArgs],
-      { detached: true, stdio: ['ignore', fd, fd] },
+      // As deploy/meshnet-agent.service starts it: glibc reads the arena cap only at exec.
+      { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2' } },
     );
     closeSync(fd);
     child.unref();
