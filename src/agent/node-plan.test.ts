@@ -186,3 +186,36 @@ describe('desiredNode with a memo', () => {
     expect(second.tasks[0]!.service.ports[0]!.published).toBe(8001);
   });
 });
+
+describe('desiredNode name views with a memo', () => {
+  const viewOf = (p: ReturnType<typeof desiredNode>) => p.nameViews[0]!.view;
+
+  it('hands back the same view when a write changes no name, even for a replaced record', () => {
+    const memo = new PlanMemo();
+    const snap = snapshotFixture();
+    const first = desiredNode(snap, settings('host-a'), facts(), memo);
+    // A node label or another node's updatedAt: new arrays, new records, the same names.
+    const tasks = snap.tasks.map((t) => (t.node === 'host-b' ? { ...t, updatedAt: '2026-11-25T10:00:05.000Z' } : t));
+    const second = desiredNode({ ...snap, revision: snap.revision + 1, nodes: [...snap.nodes], tasks }, settings('host-a'), facts(), memo);
+    expect(viewOf(second)).toBe(viewOf(first));
+    expect(second.nameViews).toEqual(desiredNode({ ...snap, tasks }, settings('host-a'), facts()).nameViews);
+  });
+
+  it('builds a new view when a name changes: a task stops running, a service gets an alias', () => {
+    const memo = new PlanMemo();
+    const snap = snapshotFixture();
+    const first = desiredNode(snap, settings('host-a'), facts(), memo);
+    const remote = snap.tasks.findIndex((t) => t.node === 'host-b' && t.service === 'web');
+    const stopped = { ...snap, tasks: snap.tasks.map((t, i) => (i === remote ? { ...t, state: 'failed' as const } : t)) };
+    const second = desiredNode(stopped, settings('host-a'), facts(), memo);
+    expect(viewOf(second)).not.toBe(viewOf(first));
+    expect(second.nameViews).toEqual(desiredNode(stopped, settings('host-a'), facts()).nameViews);
+    expect(JSON.stringify(viewOf(second))).not.toBe(JSON.stringify(viewOf(first)));
+
+    const web = snap.services[0]!;
+    const aliased = { ...stopped, services: [{ ...web, aliases: { appnet: ['www'] } }, ...stopped.services.slice(1)] };
+    const third = desiredNode(aliased, settings('host-a'), facts(), memo);
+    expect(viewOf(third)).not.toBe(viewOf(second));
+    expect(third.nameViews).toEqual(desiredNode(aliased, settings('host-a'), facts()).nameViews);
+  });
+});
