@@ -72,6 +72,9 @@ export interface NodeAdapters {
   close(): void;
 }
 
+/** A target compared by its content (the default; shared so a call allocates no options object). */
+const BY_CONTENT: { byIdentity?: boolean } = Object.freeze({});
+
 /** Resyncs over which every per-task target is checked against the kernel once (10 x 30 s: every 5 min). */
 export const CHECK_ROUNDS = 10;
 /** Resyncs over which every per-task target is re-read through its writer once (120 x 30 s: hourly). */
@@ -307,8 +310,14 @@ export class NodeReconciler {
    * Applies one target unless it already holds `value`; a failure is recorded for the target, logged
    * when it starts or changes (then every 30 s while it lasts) and the pass goes on.
    */
-  private async target(r: PassReport, surface: Surface, name: string, value: unknown, fn: () => Promise<unknown>, opts: { byIdentity?: boolean } = {}): Promise<void> {
-    if (this.cache.holds(surface, name, value)) return;
+  private target(r: PassReport, surface: Surface, name: string, value: unknown, fn: () => Promise<unknown>, opts: { byIdentity?: boolean } = BY_CONTENT): Promise<void> | undefined {
+    // Not async: a no-op pass asks this of every target, and an async call's promise and frame for each
+    // were the largest share of what such a pass allocated (and of the young-generation GCs in its tail).
+    if (this.cache.holds(surface, name, value)) return undefined;
+    return this.applyTarget(r, surface, name, value, fn, opts);
+  }
+
+  private async applyTarget(r: PassReport, surface: Surface, name: string, value: unknown, fn: () => Promise<unknown>, opts: { byIdentity?: boolean }): Promise<void> {
     const before = this.explain ? { value: this.cache.get<unknown>(surface, name), changes: reportChanges(r) } : null;
     try {
       await fn();
