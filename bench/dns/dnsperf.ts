@@ -2,7 +2,7 @@
  * dnsperf against our resolver and against dnsmasq serving the same internal names from a
  * hosts file, each inside its own namespace on 127.0.0.11:53, in one run. Prints absolute qps,
  * average latency and the ratio, then one JSON line of the figures.
- * Usage: node dist/bench/dns/dnsperf.js [seconds] [outstanding]
+ * Usage: node dist/bench/dns/dnsperf.js [seconds] [outstanding]   (DNS_WORKERS=2 by default, as the agent runs)
  * Needs the Debian packages dnsperf, dnsmasq-base and dnsutils.
  */
 import { spawnIn, execIn } from '../../src/sandbox/exec.js';
@@ -13,6 +13,7 @@ import { BenchLab } from './bench-lab.js';
 const seconds = Number(process.argv[2] ?? 10);
 const outstanding = Number(process.argv[3] ?? 100);
 const SERVICES = 50;
+const WORKERS = Number(process.env.DNS_WORKERS ?? 2);
 
 interface PerfResult {
   qps: number;
@@ -33,7 +34,7 @@ async function dnsperf(netns: string, queryFile: string, maxOutstanding = outsta
 
 async function main(): Promise<void> {
   const lab = new BenchLab();
-  const dns = new DnsService({ upstreams: [], workers: 2, port: 53 });
+  const dns = new DnsService({ upstreams: [], workers: WORKERS, port: 53 });
   let dnsmasq: ReturnType<typeof spawnIn> | null = null;
   try {
     const ours = await lab.namespace('ours');
@@ -91,6 +92,7 @@ async function main(): Promise<void> {
     console.log(
       JSON.stringify({
         bench: 'dns.dnsperf',
+        workers: WORKERS,
         outstanding,
         meshnetQps: Math.round(o.qps),
         dnsmasqQps: Math.round(d.qps),

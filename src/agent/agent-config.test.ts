@@ -36,9 +36,9 @@ describe('AgentConfigSchema vtepProbeIntervalMs', () => {
 });
 
 describe('AgentConfigSchema dnsWorkers', () => {
-  it('answers names with one worker unless told otherwise', () => {
-    expect(AgentConfigSchema.parse(base).dnsWorkers).toBe(1);
-    expect(AgentConfigSchema.parse({ ...base, dnsWorkers: 4 }).dnsWorkers).toBe(4);
+  it('answers names with two workers unless told otherwise', () => {
+    expect(AgentConfigSchema.parse(base).dnsWorkers).toBe(2);
+    expect(AgentConfigSchema.parse({ ...base, dnsWorkers: 1 }).dnsWorkers).toBe(1);
   });
 
   it('refuses counts that are not 1 to 16 whole workers', () => {

@@ -47,10 +47,10 @@ export const AgentConfigSchema = z.strictObject({
     .refine((ms) => ms === 0 || (ms >= 50 && ms <= 60_000), { message: 'give 0 (no probes) or milliseconds from 50 to 60000' })
     .default(400),
   /**
-   * Threads answering 127.0.0.11 in task namespaces. One serves an idle node's handful of queries a second
-   * and costs one V8 isolate (~8 MB of RSS) less than two; more are for nodes that resolve thousands a second.
+   * Threads answering 127.0.0.11 in task namespaces. Two keep the resolver at 0.75 x dnsmasq's throughput
+   * (bench/dns/dnsperf: one reaches 0.67); one costs a V8 isolate (~8 MB of RSS) less, for small nodes.
    */
-  dnsWorkers: z.number().int().min(1).max(16).default(1),
+  dnsWorkers: z.number().int().min(1).max(16).default(2),
   /** Seconds between new keys of the encrypted overlays' keyring (default 12 h). */
   keyRotationSeconds: z.number().int().min(2).max(90 * 86_400).optional(),
   dnsUpstreams: z.array(z.string()).max(3),

@@ -28,7 +28,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .option('--ready-deadline-seconds <n>', 'seconds a started task may take to listen on its target ports before task ls reports it as not listening (it keeps waiting)', '30')
     .option('--vtep-probe-interval-ms <ms>', 'milliseconds between echo probes to each peer over the ingress overlay; a peer that misses 3 in a row leaves this node\'s load-balancing tables until it answers twice (0: no probes, peers are judged by their lease alone)', '400')
     .option('--key-rotation <seconds>', 'seconds between new keys of encrypted networks (Docker: 12 h; the shortest among agents wins)', '43200')
-    .option('--dns-workers <n>', 'threads answering 127.0.0.11 in task namespaces (1-16; more only for nodes resolving thousands of names a second)', '1')
+    .option('--dns-workers <n>', 'threads answering 127.0.0.11 in task namespaces (1-16; 1 saves ~8 MB of RSS and a fifth of the peak query rate)', '2')
     .option('--dns-upstream <ip>', 'upstream nameserver for names that are not ours (repeat, at most 3; default: the host\'s)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option('--log-level <level>', 'least severe log lines written (debug explains every pass: one line per changed target)').choices([...LOG_LEVELS]).default('info'))
     .option('--metrics-addr <ip:port|off>', 'where /metrics (Prometheus), /healthz and /readyz listen, in the agent\'s network namespace (Docker\'s metrics port)', '127.0.0.1:9323')
