@@ -14,6 +14,7 @@ import { exitReason } from './task-reason.js';
 import { describeExit, ROOT_USER, signalGroup, spawnTask, taskPrivileges, type TaskPrivileges } from './task-process.js';
 import { resolveUser, systemAccounts, UnknownUserError } from './task-user.js';
 import { lockStateDir } from './state-dir-lock.js';
+import { ExitWatch } from './exit-watch.js';
 import { parseTaskSpec, specFingerprint, TASK_ID, type TaskSpec } from './task-spec.js';
 
 /** Where task state lives unless configured: tmpfs, so a reboot forgets processes that are gone anyway. */
@@ -175,6 +176,7 @@ export class TaskSupervisor {
   readonly stateDir: string;
   private readonly policy: RestartPolicy;
   private readonly pollIntervalMs: number;
+  private readonly exits = new ExitWatch();
   private readonly logLimits: LogLimits;
   private readonly logTimer: NodeJS.Timeout;
   private readonly onStateChange: ((event: TaskStateEvent) => void) | undefined;
@@ -321,6 +323,7 @@ export class TaskSupervisor {
     this.closed = true;
     this.unlock();
     if (this.pollTimer) clearInterval(this.pollTimer);
+    this.exits.close();
     this.pollTimer = null;
     clearInterval(this.logTimer);
     for (const entry of this.entries.values()) {
@@ -666,19 +669,34 @@ export class TaskSupervisor {
     } else if (!needed && this.pollTimer) {
       clearInterval(this.pollTimer);
       this.pollTimer = null;
+      this.exits.close();
     }
   }
 
-  /** Processes this supervisor did not start send it no exit: look at /proc instead. */
+  /**
+   * Processes this supervisor did not start send it no exit: each is watched through a pidfd (one
+   * syscall a tick for all, exit-watch.ts), or, where the system has none, through /proc on every tick.
+   */
   private pollAdopted(): void {
+    const ended = new Set(this.exits.ended());
+    const watched = new Set<number>();
     for (const entry of [...this.entries.values()]) {
       if (!entry.adopted || entry.stopping || entry.meta.pid === null) continue;
       const pid = entry.meta.pid;
+      if (this.exits.has(pid) && !ended.has(pid)) {
+        watched.add(pid);
+        continue;
+      }
+      // New to the watch (checked once that the number still is the recorded process), ended, or unwatchable.
+      const fresh = !this.exits.has(pid) && this.exits.add(pid);
       const st = readProcStat(pid);
       if (st === null || st.state === 'Z' || st.state === 'X' || st.startTime !== entry.meta.startTime) {
         this.onGone(entry, pid, null, null, null);
+        continue;
       }
+      if (fresh) watched.add(pid);
     }
+    this.exits.retain(watched);
   }
 
   private writeResolvConf(entry: Entry): void {
