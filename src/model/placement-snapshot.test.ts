@@ -187,3 +187,20 @@ describe('determinism', () => {
     expect(mine).toEqual(all);
   });
 });
+
+describe('a placement kept between passes', () => {
+  it('is the same answer object while nothing it depends on changed, and a new one when something did', () => {
+    const web = service('web', { replicas: 4 });
+    const tasks = [task('web', 1, 'a'), task('web', 2, 'b')];
+    const first = planPlacement(snap(abc, [web], tasks)).get('web')!;
+    // A new snapshot (a node label elsewhere, new arrays), the same record, nodes and slots.
+    const again = planPlacement(snap(abc.map((n) => ({ ...n })), [web], [...tasks])).get('web')!;
+    expect(again).toBe(first);
+    const paused = planPlacement(snap([{ id: 'a' }, { id: 'b', availability: 'pause' }, { id: 'c' }], [web], tasks)).get('web')!;
+    expect(paused).not.toBe(first);
+    expect([...paused.slots].filter(([, n]) => n === 'b').map(([s]) => s)).toEqual([2]);
+    // A record changed in place is not answered from the kept placement.
+    web.replicas = 6;
+    expect(planPlacement(snap(abc, [web], tasks)).get('web')!.slots.size).toBe(6);
+  });
+});
