@@ -4,7 +4,7 @@
  * 30), RSS, and the processes the agent started in that window (meshnet_processes_spawned_total). The issue's
  * targets: <= 1 % of a core at 100 services, no process per pass, <= 70 MB RSS.
  * RESTARTED=1 measures host-a's agent after a graceful restart instead: every task is then adopted (the
- * new agent is not their parent), the state every node is in after an upgrade.
+ * new agent is not their parent), the state every node is in after an upgrade. AGENT_ARGS adds agent flags.
  * Run: npm run build && node dist/bench/agent/thread-cpu.js   (SERVICES=100 IDLE_SECONDS=65 by default)
  */
 import { readFileSync, readdirSync } from 'node:fs';
@@ -14,6 +14,8 @@ import { execIn } from '../../src/sandbox/exec.js';
 const SERVICES = Number(process.env.SERVICES ?? 100);
 const SECONDS = Number(process.env.IDLE_SECONDS ?? 65);
 const RESTARTED = process.env.RESTARTED === '1';
+/** More agent flags, e.g. AGENT_ARGS='--vtep-probe-interval-ms 0' to see what the probes cost. */
+const AGENT_ARGS = (process.env.AGENT_ARGS ?? '').split(' ').filter(Boolean);
 
 function threads(pid: number): Map<string, number> {
   const out = new Map<string, number>();
@@ -45,7 +47,7 @@ async function counters(netns: string): Promise<{ spawned: number; passes: numbe
 }
 
 async function main(): Promise<void> {
-  await ClusterLab.within(3, 'bench-threads', ['--drain-seconds', '1'], async (cl, lab) => {
+  await ClusterLab.within(3, 'bench-threads', ['--drain-seconds', '1', ...AGENT_ARGS], async (cl, lab) => {
     await cl.startAll();
     await cl.withCluster(async (c) => {
       for (let i = 1; i <= SERVICES; i++) await c.createService({ name: `s${i}`, replicas: 3, ports: [{ published: 9000 + i, target: 80 }], command: ['socat', 'TCP-LISTEN:80,fork,reuseaddr', 'SYSTEM:echo ok'] });
@@ -85,6 +87,7 @@ async function main(): Promise<void> {
       tasks_per_host: SERVICES,
       window_seconds: SECONDS,
       restarted: RESTARTED,
+      agent_args: AGENT_ARGS.join(' '),
       cpu_percent_of_core: Math.round(total * 100) / 100,
       rss_mb: rss.rss,
       rss_mb_max: Math.max(...rssSamples.map((x) => x.rss)),
