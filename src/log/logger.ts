@@ -9,10 +9,8 @@ import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
  */
 export type Logger = PinoLogger;
 
-/** Levels an operator can choose with --log-level. */
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
-/** One of LOG_LEVELS. */
-export type LogLevel = (typeof LOG_LEVELS)[number];
+import type { LogLevel } from './log-levels.js';
+export { LOG_LEVELS, type LogLevel } from './log-levels.js';
 
 /** The root logger, writing JSON lines to stderr (or `destination`), tagged with `component`. */
 export function createLogger(opts: { level?: LogLevel; component?: string; destination?: DestinationStream } = {}): Logger {

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../log/logger.js';
+import { LOG_LEVELS, type LogLevel } from '../../log/log-levels.js';
 import { ListenAddressError, parseListenAddress } from '../../agent/listen-address.js';
 import { meshnetVersion } from '../version.js';
 import { AgentConfigSchema } from '../../agent/agent-config.js';
@@ -50,6 +50,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
         import('../../agent/systemd-readiness.js'),
         import('../../agent/vtep-metrics.js'),
       ]);
+      const { createLogger } = await import('../../log/logger.js');
       limitMallocArenas();
       const log = createLogger({ level: o['logLevel'] as LogLevel });
       // Read once and taken out of the environment: task processes must not inherit systemd's socket.

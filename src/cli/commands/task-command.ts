@@ -4,7 +4,6 @@ import { CliError, EXIT, printJson, withCluster } from '../cli-context.js';
 import type { StoreChoice } from '../cli-context.js';
 import { renderTable } from '../table.js';
 import { nameProblem } from '../../model/records.js';
-import { assertForeignNetns, NotANetworkNamespaceError } from '../../tasks/netns-file.js';
 import type { KvStore } from '../../store/kv-store.js';
 import type { TaskRecord } from '../../model/records.js';
 import { readNodeStatuses } from '../../agent/node-status.js';
@@ -152,6 +151,8 @@ export function taskCommand(storeOption: () => StoreChoice): Command {
       // Checked before the store is opened: a bad path never reaches it.
       checkName('service', o.service);
       checkName('node', o.node);
+      // Loaded here: it reads the file through libc (koffi), which no other CLI command needs.
+      const { assertForeignNetns, NotANetworkNamespaceError } = await import('../../tasks/netns-file.js');
       try {
         assertForeignNetns(o.netns);
       } catch (err) {
