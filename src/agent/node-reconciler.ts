@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { stableHash32 } from '../model/stable-hash.js';
 import type { Logger } from '../log/logger.js';
 import type { OverlayInput } from '../overlay/overlay-spec.js';
 import { overlayNetnsName } from '../overlay/overlay-state.js';
@@ -97,23 +97,9 @@ export function resyncRound(surface: Surface, target: string, round: number): { 
   // ingress network, so it comes with the deep rounds, like the per-task targets' share.
   if (surface === 'overlay') return { check: round % CHECK_ROUNDS === 0, deep: round % CHECK_ROUNDS === 0 };
   if (!isTaskTarget(surface, target)) return { check: true, deep: true };
-  const h = targetHash(target);
+  const h = stableHash32(target);
   const deep = h % DEEP_ROUNDS === round % DEEP_ROUNDS;
   return { check: deep || h % CHECK_ROUNDS === round % CHECK_ROUNDS, deep };
-}
-
-const targetHashes = new Map<string, number>();
-
-/** A target's stable round hash, kept: a resync asks it of every per-task target, and sha256 was a tenth of its CPU. */
-function targetHash(target: string): number {
-  let h = targetHashes.get(target);
-  if (h === undefined) {
-    // Targets of removed tasks would pile up; starting over costs one hash per live target.
-    if (targetHashes.size >= 100_000) targetHashes.clear();
-    h = createHash('sha256').update(target).digest().readUInt32BE(0);
-    targetHashes.set(target, h);
-  }
-  return h;
 }
 
 /** Namespaces meshnet makes in its netns dir (tasks, overlays, the ingress sandbox): the only ones it prunes. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { stableHash64 } from './stable-hash.js';
 
 // Deterministic spread placement: every agent computes the same slot → node map from the same inputs.
 // Each node may hold floor(r/n) or ceil(r/n) slots (and only r mod n nodes the larger count). Slots keep their
@@ -6,20 +6,9 @@ import { createHash } from 'node:crypto';
 // joining node takes only what balancing requires. Everything else goes to the slot's highest rendezvous-hash
 // node that still has room, which spreads slots evenly and stays stable as nodes come and go.
 
-const scores = new Map<string, bigint>();
-
 /** Rendezvous weight of `nodeId` for one slot of one service (higher wins). */
 export function rendezvousScore(serviceName: string, slot: number, nodeId: string): bigint {
-  const key = `${serviceName}\u0000${slot}\u0000${nodeId}`;
-  // Every pass places every service again (its inputs include the time), so the scores, which never
-  // change, are kept: hashing them was most of an idle agent's placement CPU.
-  let score = scores.get(key);
-  if (score === undefined) {
-    if (scores.size >= 200_000) scores.clear();
-    score = createHash('sha256').update(key).digest().readBigUInt64BE(0);
-    scores.set(key, score);
-  }
-  return score;
+  return stableHash64(`${serviceName}\u0000${slot}\u0000${nodeId}`);
 }
 
 /** Nodes ordered by preference for one slot. */
