@@ -40,7 +40,7 @@ export const recvfrom = libc.func('long recvfrom(int fd, _Out_ void *buf, size_t
   addr: Buffer,
   alen: number[],
 ) => number;
-export const close = libc.func('int close(int fd)') as (fd: number) => number;
+export { close } from './libc.js';
 
 /** errno of the last failed call on this thread. */
 export function socketErrno(): number {

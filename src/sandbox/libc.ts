@@ -1,6 +1,6 @@
 import koffi from 'koffi';
 
-/** The few libc calls that Node does not expose: entering, creating and mounting namespaces. */
+/** The few libc calls that Node does not expose: entering, creating and mounting namespaces, closing and polling raw fds, pidfds. */
 const libc = koffi.load('libc.so.6');
 
 export const CLONE_NEWNET = 0x40000000;
@@ -20,6 +20,18 @@ export const umount2 = libc.func('int umount2(const char *target, int flags)') a
 export function lastErrno(): number {
   return koffi.errno();
 }
+
+export const close = libc.func('int close(int fd)') as (fd: number) => number;
+/** poll(2) over a struct pollfd array (8 bytes each: int fd, short events, short revents). */
+export const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (fds: Buffer, nfds: number, timeoutMs: number) => number;
+/** pidfd_open(2); null on a libc older than glibc 2.36, which lacks it. */
+export const pidfdOpen = ((): ((pid: number, flags: number) => number) | null => {
+  try {
+    return libc.func('int pidfd_open(int pid, unsigned int flags)') as (pid: number, flags: number) => number;
+  } catch {
+    return null;
+  }
+})();
 
 /** ioctl(2) without an argument (NS_GET_NSTYPE and the like); -1 with errno on failure. */
 export const ioctl = libc.func('int ioctl(int fd, unsigned long request)') as (fd: number, request: number) => number;

@@ -1,4 +1,4 @@
-import koffi from 'koffi';
+import { close, pidfdOpen, poll } from '../sandbox/libc.js';
 
 /**
  * Notices the end of processes this agent did not start. A task adopted after an agent restart was
@@ -6,37 +6,14 @@ import koffi from 'koffi';
  * /proc/PID/stat of every adopted task four times a second cost ~90 us a read: 100 tasks kept an idle
  * node at several percent of a core. A pidfd (Linux 5.3) becomes readable when its process ends, and
  * one poll(2) over all of them that never waits says which ended: one syscall a tick, whatever the count.
- * Node has no pidfd API, so libc's calls go through koffi, as the other raw syscalls here do.
+ * Node has no pidfd API, so the calls come from sandbox/libc.ts (koffi), as the other raw syscalls do.
+ * A libc without pidfd_open (before glibc 2.36) makes add() refuse, and callers read /proc instead.
  */
 
 /** poll(2)'s "readable"; a pidfd reports it once its process has ended. */
 const POLLIN = 0x1;
 /** struct pollfd: int fd; short events; short revents. */
 const POLLFD_SIZE = 8;
-
-interface Libc {
-  pidfdOpen: (pid: number, flags: number) => number;
-  poll: (fds: Buffer, nfds: number, timeoutMs: number) => number;
-  close: (fd: number) => number;
-}
-
-let libc: Libc | null | undefined;
-
-function loadLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  try {
-    const lib = koffi.load('libc.so.6');
-    libc = {
-      pidfdOpen: lib.func('int pidfd_open(int pid, unsigned int flags)') as Libc['pidfdOpen'],
-      poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)') as Libc['poll'],
-      close: lib.func('int close(int fd)') as Libc['close'],
-    };
-  } catch {
-    // A libc older than glibc 2.36 has no pidfd_open: callers fall back to reading /proc.
-    libc = null;
-  }
-  return libc;
-}
 
 /** A set of processes watched for their end through pidfds. */
 export class ExitWatch {
@@ -52,9 +29,8 @@ export class ExitWatch {
    */
   add(pid: number): boolean {
     if (this.fds.has(pid)) return true;
-    const c = loadLibc();
-    if (!c) return false;
-    const fd = c.pidfdOpen(pid, 0);
+    if (!pidfdOpen) return false;
+    const fd = pidfdOpen(pid, 0);
     if (fd < 0) return false;
     this.fds.set(pid, fd);
     this.order = null;
@@ -72,7 +48,7 @@ export class ExitWatch {
     if (fd === undefined) return;
     this.fds.delete(pid);
     this.order = null;
-    loadLibc()?.close(fd);
+    close(fd);
   }
 
   /** Stops watching every pid not in `keep`. */
@@ -82,8 +58,7 @@ export class ExitWatch {
 
   /** The watched processes that have ended (they stay watched until removed): one poll(2) that never waits. */
   ended(): number[] {
-    const c = loadLibc();
-    if (!c || this.fds.size === 0) return [];
+    if (this.fds.size === 0) return [];
     if (this.order === null) {
       this.order = [...this.fds.keys()];
       this.buf = Buffer.alloc(this.order.length * POLLFD_SIZE);
@@ -93,7 +68,7 @@ export class ExitWatch {
       });
     }
     const pids = this.order;
-    if (c.poll(this.buf, pids.length, 0) <= 0) return [];
+    if (poll(this.buf, pids.length, 0) <= 0) return [];
     // Any event counts: POLLIN is the end; POLLHUP/POLLERR/POLLNVAL would mean the fd no longer watches anything.
     return pids.filter((_, i) => this.buf.readInt16LE(i * POLLFD_SIZE + 6) !== 0);
   }
