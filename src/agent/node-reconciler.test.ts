@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { createLogger, silentLogger } from '../log/logger.js';
-import { CHECK_ROUNDS, DEEP_ROUNDS, isTaskTarget, resyncRound, NodeReconciler, reportChanges, type NodeAdapters } from './node-reconciler.js';
+import { CHECK_ROUNDS, DEEP_ROUNDS, OVERLAY_CHECK_ROUNDS, isTaskTarget, resyncRound, NodeReconciler, reportChanges, type NodeAdapters } from './node-reconciler.js';
 import { desiredNode, gwHostIfName, PlanMemo } from './node-plan.js';
 import { endpointsFixture, settingsFixture, snapshotFixture } from './agent-fixtures.test-data.js';
 import type { ClusterSnapshot } from '../model/cluster.js';
@@ -281,15 +281,16 @@ describe('resyncRound: what a numbered resync checks', () => {
     for (const [s, t] of nodeTargets) expect(isTaskTarget(s, t), `${s} ${t}`).toBe(false);
   });
 
-  it('checks node-wide targets on every round, and overlays (which read every endpoint) every CHECK_ROUNDS', () => {
+  it('checks node-wide targets on every round, and overlays (which read every endpoint) every OVERLAY_CHECK_ROUNDS', () => {
     for (let round = 1; round < 30; round++) for (const [s, t] of nodeTargets) expect(resyncRound(s, t, round)).toEqual({ check: true, deep: true });
     const overlayRounds = Array.from({ length: 30 }, (_, r) => r + 1).filter((r) => resyncRound('overlay', 'appnet', r).check);
+    expect(OVERLAY_CHECK_ROUNDS).toBe(10);
     expect(overlayRounds).toEqual([10, 20, 30]);
     expect(isTaskTarget('overlay', 'appnet')).toBe(false);
   });
 
   it('checks each per-task target once every CHECK_ROUNDS rounds and re-reads it once every DEEP_ROUNDS', () => {
-    const targets = Array.from({ length: 200 }, (_, i) => `/run/meshnet/netns/t-${i.toString(36).padStart(8, '0')}`);
+    const targets = Array.from({ length: 400 }, (_, i) => `/run/meshnet/netns/t-${i.toString(36).padStart(8, '0')}`);
     for (const t of targets) {
       const rounds = Array.from({ length: DEEP_ROUNDS }, (_, r) => resyncRound('lb', t, r + 1));
       expect(rounds.filter((x) => x.deep)).toHaveLength(1);
@@ -298,10 +299,12 @@ describe('resyncRound: what a numbered resync checks', () => {
       expect(checks).toBeGreaterThanOrEqual(DEEP_ROUNDS / CHECK_ROUNDS);
       expect(checks).toBeLessThanOrEqual(DEEP_ROUNDS / CHECK_ROUNDS + 1);
     }
-    // Spread, not bunched: one round checks about a tenth of them.
-    const perRound = targets.filter((t) => resyncRound('lb', t, 7).check).length;
-    expect(perRound).toBeGreaterThan(5);
-    expect(perRound).toBeLessThan(60);
+    // Spread, not bunched: one round checks about one in CHECK_ROUNDS of them (10 of 400), never all at once.
+    for (const round of [7, 8, 9]) {
+      const perRound = targets.filter((t) => resyncRound('lb', t, round).check).length;
+      expect(perRound).toBeGreaterThan(2);
+      expect(perRound).toBeLessThan(30);
+    }
   });
 
   it('a numbered resync re-checks node-wide targets, and a task target only in its own round', async () => {

@@ -75,8 +75,16 @@ export interface NodeAdapters {
 /** A target compared by its content (the default; shared so a call allocates no options object). */
 const BY_CONTENT: { byIdentity?: boolean } = Object.freeze({});
 
-/** Resyncs over which every per-task target is checked against the kernel once (10 x 30 s: every 5 min). */
-export const CHECK_ROUNDS = 10;
+/**
+ * Resyncs over which every per-task target is checked against the kernel once (40 x 30 s: every 20 min).
+ * A check reads the task's namespace (links, addresses, routes, its table): ~10 ms of an agent's CPU per
+ * task with everything it allocates, so at 100 tasks a 5-minute cycle made the light resyncs most of an
+ * idle agent's CPU. Any change to a task applies its targets at once; this only bounds how long drift
+ * made behind meshnet's back (inside one task's namespace) can last.
+ */
+export const CHECK_ROUNDS = 40;
+/** Resyncs between checks of an overlay, which reads every local endpoint's namespace (10 x 30 s: every 5 min). */
+export const OVERLAY_CHECK_ROUNDS = 10;
 /** Resyncs over which every per-task target is re-read through its writer once (120 x 30 s: hourly). */
 export const DEEP_ROUNDS = 120;
 
@@ -94,8 +102,8 @@ export function isTaskTarget(surface: Surface, target: string): boolean {
  */
 export function resyncRound(surface: Surface, target: string, round: number): { check: boolean; deep: boolean } {
   // An overlay's check reads every local endpoint's namespace (link, addresses, routes): O(tasks) on the
-  // ingress network, so it comes with the deep rounds, like the per-task targets' share.
-  if (surface === 'overlay') return { check: round % CHECK_ROUNDS === 0, deep: round % CHECK_ROUNDS === 0 };
+  // ingress network, so it comes every OVERLAY_CHECK_ROUNDS rounds, with the deep resyncs.
+  if (surface === 'overlay') return { check: round % OVERLAY_CHECK_ROUNDS === 0, deep: round % OVERLAY_CHECK_ROUNDS === 0 };
   if (!isTaskTarget(surface, target)) return { check: true, deep: true };
   const h = stableHash32(target);
   const deep = h % DEEP_ROUNDS === round % DEEP_ROUNDS;
