@@ -69,5 +69,7 @@ class LazyIpvsBackend implements LbBackend {
 
 /** A load-balancing backend of `kind` for one (non-host) namespace; `log` receives its events; IPVS marks go through `iptables`. */
 export function createLbBackend(kind: 'nftables' | 'ipvs', netns: string, log: Logger = silentLogger(), iptables?: IptablesWriter): LbBackend {
-  return kind === 'ipvs' ? new LazyIpvsBackend(netns, log, iptables) : new NftBackend(netns, { log });
+  // The namespace's generation, shared with its iptables writer: a periodic reconcile of a namespace no one
+  // else touched skips its rebuild, and the rebuild's commit no longer sends the writer's next resync to iptables-save.
+  return kind === 'ipvs' ? new LazyIpvsBackend(netns, log, iptables) : new NftBackend(netns, { log, ...(iptables ? { generations: iptables.generations } : {}) });
 }

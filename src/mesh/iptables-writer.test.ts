@@ -6,6 +6,7 @@ import { knownState } from './fixtures.test-data.js';
 import { applyHostRules, applyTaskRules } from './iptables-apply.js';
 import { hostRuleSet, taskRuleSet } from './iptables-render.js';
 import { IptablesWriter } from './iptables-writer.js';
+import { NftGenerations } from '../sandbox/nft-generation.js';
 import { computeMeshPlan } from './published-ports.js';
 
 const plan = computeMeshPlan(knownState());
@@ -123,6 +124,92 @@ describe('IptablesWriter: what it forks', () => {
     const sets = [0, 1, 2].map((n) => hostRuleSet({ ...plan.host, ingressPorts: plan.host.ingressPorts.slice(n) }));
     await Promise.all(sets.map((s) => writer.apply(s)));
     expect(fake.state.get('nat')!.get('DOCKER-INGRESS')).toEqual(sets[2]!.chains.find((c) => c.name === 'DOCKER-INGRESS' && c.table === 'nat')!.rules);
+  });
+});
+
+describe('IptablesWriter: the nf_tables generation stands in for a resync read', () => {
+  /** A fake namespace whose generation moves on every restore, as the kernel's does on every nf_tables commit. */
+  function tracked() {
+    const fake = fakeIptablesRunner();
+    let generation = 7;
+    const run = async (argv: string[], input?: string) => {
+      const r = await fake.run(argv, input);
+      // iptables-nft commits once per table (each COMMIT line).
+      if (argv[0]!.endsWith('-restore') && r.code === 0) generation += (input ?? '').match(/^COMMIT$/gm)?.length ?? 0;
+      return r;
+    };
+    const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run, generations: new NftGenerations(() => generation) });
+    const forksDuring = async (fn: () => Promise<unknown>): Promise<string[]> => {
+      const before = fake.forks.length;
+      await fn();
+      return fake.forks.slice(before).map(tool);
+    };
+    /** Someone else commits in the namespace (a rule deleted by hand). */
+    const foreign = (change: () => void) => {
+      change();
+      generation++;
+    };
+    return { fake, writer, forksDuring, foreign };
+  }
+
+  it('a resync at the generation it last wrote forks nothing; one after a foreign commit reads and repairs', async () => {
+    const { fake, writer, forksDuring, foreign } = tracked();
+    await writer.apply(hostSet);
+    expect(await forksDuring(() => writer.apply(hostSet, { resync: true }))).toEqual([]);
+    foreign(() => fake.state.get('nat')!.set('DOCKER-INGRESS', []));
+    expect(await forksDuring(() => writer.apply(hostSet, { resync: true }))).toEqual(['iptables-save -t filter', 'iptables-save -t nat', 'iptables-restore --noflush -w']);
+    expect(fake.state.get('nat')!.get('DOCKER-INGRESS')).toEqual(hostSet.chains.find((c) => c.name === 'DOCKER-INGRESS' && c.table === 'nat')!.rules);
+    // Its own repair moved the generation by one: known again.
+    expect(await forksDuring(() => writer.apply(hostSet, { resync: true }))).toEqual([]);
+  });
+
+  it('its own write from memory keeps the rules known, and keeps the other owners of the namespace known', async () => {
+    const { writer, forksDuring } = tracked();
+    const task = taskRuleSet(plan.tasks[0]!);
+    await writer.apply(hostSet);
+    await writer.apply(task);
+    const fewer = hostRuleSet({ ...plan.host, ingressPorts: plan.host.ingressPorts.slice(1) });
+    expect(await forksDuring(() => writer.apply(fewer))).toEqual(['iptables-restore --noflush -w']);
+    expect(await forksDuring(() => Promise.all([writer.apply(fewer, { resync: true }), writer.apply(task, { resync: true })]))).toEqual([]);
+  });
+
+  it('commits another of meshnet\'s writers records in the shared tracker keep its rules known; anyone else\'s do not', async () => {
+    const { writer, forksDuring, foreign } = tracked();
+    await writer.apply(hostSet);
+    // The namespace's nftables backend commits twice and records both (as NftBackend does).
+    const g = writer.generations.current()!;
+    foreign(() => undefined);
+    writer.generations.recordOwn(g, g + 1, 1);
+    foreign(() => undefined);
+    writer.generations.recordOwn(g + 1, g + 2, 1);
+    expect(await forksDuring(() => writer.apply(hostSet, { resync: true }))).toEqual([]);
+    foreign(() => undefined);
+    expect(await forksDuring(() => writer.apply(hostSet, { resync: true }))).toEqual(['iptables-save -t filter', 'iptables-save -t nat']);
+  });
+
+  it('a foreign commit between its read and its write leaves the rules unknown: the next resync reads', async () => {
+    const fake = fakeIptablesRunner();
+    let generation = 1;
+    const run = async (argv: string[], input?: string) => {
+      const r = await fake.run(argv, input);
+      // Its own commits, and another writer's that landed while this restore ran.
+      if (argv[0]!.endsWith('-restore')) generation += ((input ?? '').match(/^COMMIT$/gm)?.length ?? 0) + 1;
+      return r;
+    };
+    const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run, generations: new NftGenerations(() => generation) });
+    await writer.apply(hostSet);
+    const before = fake.forks.length;
+    await writer.apply(hostSet, { resync: true });
+    expect(fake.forks.slice(before).map(tool)).toEqual(['iptables-save -t filter', 'iptables-save -t nat']);
+  });
+
+  it('with no generation to read (legacy iptables, no nf_tables) every resync reads', async () => {
+    const fake = fakeIptablesRunner();
+    const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run: fake.run, generations: NftGenerations.unknown() });
+    await writer.apply(hostSet);
+    const before = fake.forks.length;
+    await writer.apply(hostSet, { resync: true });
+    expect(fake.forks.slice(before).map(tool)).toEqual(['iptables-save -t filter', 'iptables-save -t nat']);
   });
 });
 

@@ -1,5 +1,8 @@
+import { realpathSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { execIn, type ExecResult } from '../sandbox/exec.js';
+import { NftGenerations } from '../sandbox/nft-generation.js';
 import { IptablesCommandError } from './errors.js';
 import { renderRestore, ruleSetState, tablesOf } from './iptables-render.js';
 import type { AddressFamily } from './iptables-family.js';
@@ -30,6 +33,12 @@ export interface IptablesWriterOptions {
   run?: IptablesRunner;
   /** Where writes and repairs are reported; none: silent (no pino is loaded, as in the IPVS test VM). */
   log?: Logger;
+  /**
+   * The namespace's nf_tables generation (sandbox/nft-generation.ts), shared with its load-balancing table's
+   * backend. Default: the kernel's when the real tools run and are iptables-nft; else never known (legacy
+   * rules do not move it), and every resync reads.
+   */
+  generations?: NftGenerations;
 }
 
 export interface IptablesApplyOptions {
@@ -52,9 +61,23 @@ export interface IptablesApplyResult {
 interface Applied {
   key: string;
   state: IptablesState;
+  /** The nf_tables generation at which the kernel held exactly `state` for this owner (null: not known). */
+  generation: number | null;
 }
 
 const TIMEOUT_MS = 30_000;
+
+/** Whether `tool` (found in PATH) is iptables-nft: Debian's alternatives end in xtables-nft-multi or xtables-legacy-multi. */
+function toolIsNft(tool: string): boolean {
+  for (const dir of (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
+    try {
+      return /nft/.test(realpathSync(join(dir, tool)));
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return false;
+}
 
 /**
  * The one writer of iptables in one namespace, for every owner there (the mesh's host or task
@@ -73,6 +96,8 @@ export class IptablesWriter {
   private readonly applied = new Map<string, Applied>();
   /** One transaction at a time: renders from memory assume the previous write landed. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** The namespace's nf_tables generation, which lets a resync skip iptables-save when nothing committed since. */
+  readonly generations: NftGenerations;
 
   constructor(opts: IptablesWriterOptions) {
     this.netns = opts.netns;
@@ -81,6 +106,9 @@ export class IptablesWriter {
     const netns = opts.netns;
     this.run = opts.run ?? ((argv, input) => execIn(netns, argv, { input: input ?? '', allowFailure: true, timeoutMs: TIMEOUT_MS }));
     this.log = opts.log;
+    // A fake runner's rules are not the kernel's: its generation is unknown unless the test gives one.
+    const real = opts.run === undefined && (this.flavor === 'nft' || (this.flavor === 'auto' && toolIsNft(this.tool('restore'))));
+    this.generations = opts.generations ?? (real ? NftGenerations.of(netns) : NftGenerations.unknown());
   }
 
   /** Makes the namespace hold exactly `desired` for its owner (`desired.comment`), touching nothing else. */
@@ -146,29 +174,53 @@ export class IptablesWriter {
     const key = JSON.stringify(desired);
     const last = this.applied.get(owner);
     if (!resync && last?.key === key) return { changed: false, script: null, readKernel: false, previous: last.state };
+    // A resync that finds the namespace's nf_tables moved only by meshnet's own commits since this owner's
+    // rules were known: iptables-save would print what is remembered. No fork.
+    if (resync && last?.key === key) {
+      const now = this.generations.since(last.generation);
+      if (now !== null) {
+        last.generation = now;
+        return { changed: false, script: null, readKernel: false, previous: last.state };
+      }
+    }
 
     let readKernel = resync || last === undefined;
+    let known = readKernel ? this.generations.current() : this.generations.since(last?.generation ?? null);
     let previous = readKernel ? await this.readNow(tablesOf(desired)) : last!.state;
     let script = renderRestore(desired, previous);
     // Forget first: if the write fails, what the kernel holds is unknown until read again.
     this.applied.delete(owner);
     if (script !== null) {
       try {
-        await this.restore(script);
+        known = await this.restoreTracked(script, known);
       } catch (err) {
         if (readKernel) throw err;
         // Rendered from memory, and the kernel disagreed (a rule deleted by hand, a flushed table): read and retry once.
         this.log?.warn({ event: 'iptables.drift', netns: this.netns, owner, error: (err as Error).message });
         readKernel = true;
+        known = this.generations.current();
         previous = await this.readNow(tablesOf(desired));
         script = renderRestore(desired, previous);
-        if (script !== null) await this.restore(script);
+        if (script !== null) known = await this.restoreTracked(script, known);
       }
     }
-    this.applied.set(owner, { key, state: ruleSetState(desired) });
+    this.applied.set(owner, { key, state: ruleSetState(desired), generation: known });
     if (script !== null) {
       this.log?.info({ event: 'iptables.applied', netns: this.netns, owner, resync, readKernel, lines: script.split('\n').length - 1 });
     }
     return { changed: script !== null, script, readKernel, previous };
+  }
+
+  /**
+   * Writes `script`, and returns the generation at which the kernel is known to hold what this owner
+   * now remembers: the one after the write, when the namespace was at `known` just before it and the
+   * write's own commits (one per table, each COMMIT line) were the only ones since; else null.
+   */
+  private async restoreTracked(script: string, known: number | null): Promise<number | null> {
+    const before = this.generations.current();
+    await this.restore(script);
+    const after = this.generations.current();
+    const sole = this.generations.recordOwn(before, after, script.match(/^COMMIT$/gm)?.length ?? 0);
+    return sole && known === before ? after : null;
   }
 }

@@ -5,6 +5,7 @@ import { IptablesWriter, type IptablesFlavor, type IptablesRunner } from '../../
 import { computeMeshPlan } from '../../src/mesh/published-ports.js';
 import { markRulesFromState, markRuleSet, type MarkRule } from '../../src/vip/ipvs/mark-rules.js';
 import { knownState } from '../../src/mesh/fixtures.test-data.js';
+import { nftGeneration, NftGenerations } from '../../src/sandbox/nft-generation.js';
 import { MeshLab } from './mesh-lab.js';
 
 // The same writer through both iptables backends: whichever one a host uses, an unchanged set
@@ -85,6 +86,44 @@ describe.each<IptablesFlavor>(['nft', 'legacy'])('iptables-%s', (flavor) => {
     expect(nat.stdout).toContain('-A MESHNET-INGRESS -d 10.255.0.5/32 -p tcp -m tcp --dport 8000 -j REDIRECT --to-ports 80');
     expect((await applyTaskRules(writer, null)).changed).toBe(true);
     expect(await ours(ns, flavor)).toEqual([]);
+  });
+});
+
+describe('iptables-nft with the namespace\'s nf_tables generation', () => {
+  it('moves on every commit, from nft or iptables-nft, and a resync forks only when it moved', async () => {
+    const ns = await lab.netns('host-generation');
+    const forks: string[] = [];
+    const run: IptablesRunner = (argv, input) => {
+      forks.push(argv[0]!);
+      return execIn(ns, argv, { input: input ?? '', allowFailure: true, timeoutMs: 30_000 });
+    };
+    const writer = new IptablesWriter({ netns: ns, flavor: 'nft', run, generations: NftGenerations.of(ns) });
+    const g0 = nftGeneration(ns);
+    expect(g0).not.toBeNull();
+    expect((await applyHostRules(writer, plan.host)).changed).toBe(true);
+    expect(nftGeneration(ns)).toBeGreaterThan(g0!);
+
+    // Nothing committed since its own write: the resync trusts what it wrote and forks nothing.
+    let before = forks.length;
+    expect(await applyHostRules(writer, plan.host, { resync: true })).toMatchObject({ changed: false, readKernel: false });
+    expect(forks.length).toBe(before);
+
+    // A hand-made flush commits: the generation moves, the resync reads and repairs.
+    const g1 = nftGeneration(ns)!;
+    await execIn(ns, ['iptables-nft', '-t', 'nat', '-F', 'DOCKER-INGRESS']);
+    expect(nftGeneration(ns)).toBe(g1 + 1);
+    expect(await applyHostRules(writer, plan.host, { resync: true })).toMatchObject({ changed: true, readKernel: true });
+    expect((await execIn(ns, ['iptables-nft', '-t', 'nat', '-S', 'DOCKER-INGRESS'])).stdout).toContain('--dport 8000 -j DNAT');
+
+    // Another owner's nft commit (a load-balancing table) moves it too: one read finds our rules intact.
+    await execIn(ns, ['nft', 'add table ip meshnet-other']);
+    before = forks.length;
+    expect(await applyHostRules(writer, plan.host, { resync: true })).toMatchObject({ changed: false, readKernel: true });
+    expect(forks.slice(before)).toEqual(['iptables-nft-save', 'iptables-nft-save']);
+    before = forks.length;
+    expect(await applyHostRules(writer, plan.host, { resync: true })).toMatchObject({ changed: false, readKernel: false });
+    expect(forks.length).toBe(before);
+    expect((await applyHostRules(writer, null)).changed).toBe(true);
   });
 });
 

@@ -7,6 +7,7 @@ import { Rtnl } from '../../src/sandbox/rtnl.js';
 import { execIn, spawnIn } from '../../src/sandbox/exec.js';
 import { setSysctl } from '../../src/sandbox/sysctl.js';
 import { NftBackend } from '../../src/vip/nft/nft-backend.js';
+import { nftGeneration, NftGenerations } from '../../src/sandbox/nft-generation.js';
 import { NftApplyError } from '../../src/vip/nft/errors.js';
 import { renderModel, sortedBackends } from '../../src/vip/nft/render.js';
 import { SAMPLE_TABLE } from '../../src/vip/nft/sample-table.fixture.js';
@@ -348,6 +349,31 @@ describe('nftables VIP in a client task namespace', () => {
       expect(later).toEqual(first);
     } finally {
       child.kill('SIGTERM');
+    }
+  });
+
+  it('with the namespace\'s generation, a reconcile rebuilds only after someone else committed there', async () => {
+    const watched = new NftBackend(ns.client!, { generations: NftGenerations.of(ns.client!) });
+    try {
+      await watched.reconcile(table(webService([1, 2])));
+      expect(watched.lastApply.mode).toBe('full');
+      // Nothing committed since its own transaction: nothing to write, and the generation stays.
+      const g = nftGeneration(ns.client!);
+      await watched.reconcile(table(webService([1, 2])));
+      expect(watched.lastApply.mode).toBe('none');
+      expect(nftGeneration(ns.client!)).toBe(g);
+      // A changed table at the known generation: only the change is written.
+      await watched.reconcile(table(webService([1, 2, 3])));
+      expect(watched.lastApply.mode).toBe('incremental');
+      // A backend removed by hand commits: the generation moved, so the next reconcile rebuilds and repairs.
+      await execIn(ns.client!, ['nft', 'flush map ip meshnet vip-slots-tcp']);
+      await watched.reconcile(table(webService([1, 2, 3])));
+      expect(watched.lastApply.mode).toBe('full');
+      expect(await kernelDigest()).toBe(renderedDigest(table(webService([1, 2, 3]))));
+      const results = await requests(`http://${VIP}/`, 9);
+      expect(new Set(results.map((r) => r.body!.split(' ')[0]))).toEqual(new Set(['backend-1', 'backend-2', 'backend-3']));
+    } finally {
+      watched.close();
     }
   });
 

@@ -5,6 +5,7 @@ import { sameDigest, parseDigestListing, type TableDigest } from './digest.js';
 import { ElementCache, type PendingSync } from './element-cache.js';
 import { HostNamespaceNotAllowedError, NftApplyError, NftReadError } from './errors.js';
 import { NftCommandError, NftContext } from './libnftables.js';
+import type { NftGenerations } from '../../sandbox/nft-generation.js';
 import { TABLE_REF } from './model.js';
 import type { NftPlan } from './plan.js';
 import { parseKernelTable, parseUdpBackends, UDP_BACKEND_MAPS, type ParsedKernelTable } from './read-back.js';
@@ -24,6 +25,13 @@ export interface NftBackendOptions {
   log?: Logger;
   /** Free the nft context after this many idle milliseconds (default 5 s; 0 keeps it open). */
   idleCloseMs?: number;
+  /**
+   * The namespace's nf_tables generation (sandbox/nft-generation.ts), shared with its iptables writer.
+   * Given, a reconcile that finds only meshnet's own commits since this backend last knew its table
+   * writes only what the table changed instead of rebuilding it: the rebuild would write the same table.
+   * Without it every reconcile rebuilds.
+   */
+  generations?: NftGenerations;
 }
 
 /** What the last apply did, beyond the LbBackend contract (for logs and benchmarks). */
@@ -69,6 +77,8 @@ export class NftBackend implements LbBackend {
   /** Every use of the context runs here, one at a time: libnftables contexts are not reentrant. */
   private queue: Promise<unknown> = Promise.resolve();
   private idleTimer: NodeJS.Timeout | null = null;
+  /** The nf_tables generation at which the kernel's table was known to equal the cache (null: not known). */
+  private known: number | null = null;
   /** Details of the last apply. */
   lastApply: NftApplyDetails = { mode: 'none', adopted: false, adoptedBy: null, conntrackDeletions: 0, planMs: 0, nftMs: 0 };
 
@@ -143,18 +153,34 @@ export class NftBackend implements LbBackend {
       // No table (cold load) or a different one (rebuild): the plan made to compare digests is the full load.
       [adoptedBy, pending, planMs, udpBefore] = [r.by, r.wanted, r.planMs, r.udpBefore];
     }
+    // A reconcile that finds the generation of this backend's own last transaction: the kernel still
+    // holds what the cache says, so the changes alone are written (usually none) instead of a rebuild.
+    const generations = this.opts.generations;
+    if (full && generations) {
+      const now = generations.since(this.known);
+      if (now !== null) [full, this.known] = [false, now];
+    }
     const p0 = performance.now();
     pending ??= await this.cache.planSliced(table, { full: full || this.needsFull });
     await pending.prepare();
     planMs += performance.now() - p0;
     const n0 = performance.now();
+    const before = pending.plan.script && generations ? generations.current() : null;
+    const knownBefore = before !== null && generations!.since(this.known) === before;
     try {
       await this.run(pending.plan);
     } catch (err) {
       // The kernel did not hold what the cache says (someone else changed the table, so even the
       // digest element the transaction replaces was not there): rebuild it whole next time.
       if (pending.plan.mode === 'incremental') this.needsFull = true;
+      this.known = null;
       throw err;
+    }
+    if (pending.plan.script && generations) {
+      // Known after the write when it was the only commit since `before` (one script is one transaction),
+      // and the table was known before it or the write replaced it whole.
+      const after = generations.current();
+      this.known = generations.recordOwn(before, after, 1) && (pending.plan.mode === 'full' || knownBefore) ? after : null;
     }
     const plan = pending.plan;
     const nftMs = performance.now() - n0;
@@ -209,9 +235,11 @@ export class NftBackend implements LbBackend {
     const p0 = performance.now();
     const wanted = await this.cache.planSliced(table, { full: true });
     const planMs = performance.now() - p0;
+    const generation = this.opts.generations?.current() ?? null;
     const kernel = this.readDigest();
     if (kernel.digest && sameDigest(kernel.digest, wanted.digest)) {
       wanted.commit();
+      this.known = generation;
       this.log.info({ event: 'vip.nft.adopted', by: 'digest', services: table.services.length, planMs: Math.round(planMs) });
       return { by: 'digest', wanted, planMs, udpBefore: null };
     }
@@ -289,6 +317,7 @@ export class NftBackend implements LbBackend {
       }
       this.cache.invalidate();
       this.adoptionTried = false;
+      this.known = null;
     });
   }
 
