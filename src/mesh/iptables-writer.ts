@@ -98,6 +98,8 @@ export class IptablesWriter {
   private queue: Promise<unknown> = Promise.resolve();
   /** The namespace's nf_tables generation, which lets a resync skip iptables-save when nothing committed since. */
   readonly generations: NftGenerations;
+  /** The tables last read and the generation they were read at (null: none, or no generation to tell). */
+  private lastRead: { generation: number; tables: Map<IptablesTable, Map<string, string[]> | null> } | null = null;
 
   constructor(opts: IptablesWriterOptions) {
     this.netns = opts.netns;
@@ -138,6 +140,7 @@ export class IptablesWriter {
   /** Drops what this writer remembers (the namespace was recreated): the next apply reads the kernel. */
   forget(): void {
     this.applied.clear();
+    this.lastRead = null;
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -152,14 +155,23 @@ export class IptablesWriter {
   }
 
   private async readNow(tables: readonly IptablesTable[]): Promise<IptablesState> {
+    // Tables read at the generation the namespace is still at hold what iptables-save would print
+    // again: a second owner's first apply (a task's resolver NAT after its redirects, as every task
+    // is adopted after a restart) forks nothing.
+    const generation = this.generations.current();
+    const seen = generation !== null && this.lastRead?.generation === generation ? this.lastRead.tables : new Map<IptablesTable, Map<string, string[]> | null>();
     const state: IptablesState = new Map();
     for (const table of tables) {
-      const argv = [this.tool('save'), '-t', table];
-      const r = await this.run(argv);
-      if (r.code !== 0) throw new IptablesCommandError(argv, this.netns, r.code, r.stderr);
-      const parsed = parseIptablesSave(r.stdout).get(table);
+      if (!seen.has(table)) {
+        const argv = [this.tool('save'), '-t', table];
+        const r = await this.run(argv);
+        if (r.code !== 0) throw new IptablesCommandError(argv, this.netns, r.code, r.stderr);
+        seen.set(table, parseIptablesSave(r.stdout).get(table) ?? null);
+      }
+      const parsed = seen.get(table);
       if (parsed) state.set(table, parsed);
     }
+    this.lastRead = generation === null ? null : { generation, tables: seen };
     return state;
   }
 

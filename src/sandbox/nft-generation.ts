@@ -1,4 +1,4 @@
-import { withNetns } from './netns-switch.js';
+import { netnsIdentity, withNetns } from './netns-switch.js';
 import { walkNlAttrs } from './netlink-attrs.js';
 import { close, recvfrom, sendto, SOCK_CLOEXEC, SOCK_NONBLOCK, socket } from './libc-sockets.js';
 
@@ -100,7 +100,24 @@ export class NftGenerations {
 
   /** A tracker of the real generation of the namespace at `netns` (null: this process's own). */
   static of(netns: string | null): NftGenerations {
-    return new NftGenerations(() => nftGeneration(netns));
+    let identity: string | null = null;
+    let epoch = 0;
+    return new NftGenerations(() => {
+      if (netns !== null) {
+        // A namespace re-made at the same path counts from 1 again: its generations must never
+        // meet the old one's, or a state known in the old namespace would pass for the new one's.
+        let id: string;
+        try {
+          id = netnsIdentity(netns);
+        } catch {
+          return null;
+        }
+        if (identity !== null && id !== identity) epoch++;
+        identity = id;
+      }
+      const g = nftGeneration(netns);
+      return g === null ? null : epoch * 2 ** 32 + g;
+    });
   }
 
   /** A tracker that never knows the generation: every check re-reads. */

@@ -125,6 +125,50 @@ describe('iptables-nft with the namespace\'s nf_tables generation', () => {
     expect(forks.length).toBe(before);
     expect((await applyHostRules(writer, null)).changed).toBe(true);
   });
+
+  it('a namespace re-made at the same path is read afresh, even where its generation meets the old one', async () => {
+    const ns = await lab.netns('remade');
+    const forks: string[] = [];
+    const run: IptablesRunner = (argv, input) => {
+      forks.push(argv[0]!);
+      return execIn(ns, argv, { input: input ?? '', allowFailure: true, timeoutMs: 30_000 });
+    };
+    const writer = new IptablesWriter({ netns: ns, flavor: 'nft', run, generations: NftGenerations.of(ns) });
+    await applyHostRules(writer, plan.host);
+    const known = nftGeneration(ns)!;
+    lab.dir.delete('remade');
+    lab.dir.create('remade');
+    // The new namespace reaches the old one's generation with commits of its own, none of them ours.
+    while (nftGeneration(ns)! < known) await execIn(ns, ['nft', `add table ip filler${nftGeneration(ns)}`]);
+    expect(nftGeneration(ns)).toBe(known);
+    const before = forks.length;
+    expect(await applyHostRules(writer, plan.host, { resync: true })).toMatchObject({ changed: true, readKernel: true });
+    expect(forks.slice(before)).toEqual(['iptables-nft-save', 'iptables-nft-save', 'iptables-nft-restore']);
+    expect((await execIn(ns, ['iptables-nft', '-t', 'nat', '-S', 'DOCKER-INGRESS'])).stdout).toContain('--dport 8000 -j DNAT');
+  });
+
+  it('a second owner\'s first apply at the generation of the last read forks no iptables-save', async () => {
+    const ns = await lab.netns('two-owners');
+    const forks: string[] = [];
+    const run: IptablesRunner = (argv, input) => {
+      forks.push(argv[0]!);
+      return execIn(ns, argv, { input: input ?? '', allowFailure: true, timeoutMs: 30_000 });
+    };
+    // Rules an earlier agent left: both owners find theirs in place (an agent restart adopting a task).
+    await applyTaskRules(new IptablesWriter({ netns: ns, flavor: 'nft' }), plan.tasks[0]!);
+    await new IptablesWriter({ netns: ns, flavor: 'nft' }).apply(markRuleSet(marks));
+    const writer = new IptablesWriter({ netns: ns, flavor: 'nft', run, generations: NftGenerations.of(ns) });
+    expect((await applyTaskRules(writer, plan.tasks[0]!)).changed).toBe(false);
+    expect(forks).toEqual(['iptables-nft-save']);
+    // The mark rules live in mangle, which was not read yet: one more read, of that table only.
+    expect((await writer.apply(markRuleSet(marks))).changed).toBe(false);
+    expect(forks).toEqual(['iptables-nft-save', 'iptables-nft-save']);
+    // Anyone's commit makes what was read stale: the next first read forks again.
+    await execIn(ns, ['nft', 'add table ip someone-else']);
+    const third = { comment: 'meshnet-third', ownedChains: [{ table: 'mangle' as const, name: 'MESHNET-THIRD' }], chains: [{ table: 'mangle' as const, name: 'MESHNET-THIRD', rules: ['-j RETURN'] }], builtins: [] };
+    await writer.apply(third);
+    expect(forks.slice(2)).toEqual(['iptables-nft-save', 'iptables-nft-restore']);
+  });
 });
 
 afterAll(async () => {
