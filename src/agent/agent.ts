@@ -20,7 +20,7 @@ import type { Logger } from '../log/logger.js';
 import type { AgentConfig } from './agent-config.js';
 import { claimIngressEndpoint, INGRESS_ENDPOINTS, parseIngressEndpoints, type IngressEndpoint } from './ingress-endpoint.js';
 import { desiredNode, PlanMemo, taskNetnsName, type NodePlan, type NodeSettings } from './node-plan.js';
-import { NodeReconciler, reportChanges, type PassReport } from './node-reconciler.js';
+import { NodeReconciler, reportChanges, resyncRound, type PassReport } from './node-reconciler.js';
 import { realNodeAdapters } from './node-adapters.js';
 import { placementActions } from './placement-actions.js';
 import { startSuccessors, writeRolloutSteps } from './rollout-writer.js';
@@ -286,8 +286,9 @@ export class Agent {
     const report = await this.reconciler.apply(plan, { resync, deep, ...(round > 0 ? { round } : {}) });
     this.vtep?.follow(vtepProbeTarget(plan, this.config.netnsDir, snapshot.nodes, endpoints, this.config.nodeName));
     if (this.mirror.connected) {
-      // Readiness of a task already found listening is re-read on the deep resync only: a light one stays cheap.
-      await this.reportTaskStates(plan, deep);
+      // Readiness of a task already found listening is re-read on the first pass, then on each task's own
+      // check round (resyncRound): reading every task's sockets at once was a third of a deep resync.
+      await this.reportTaskStates(plan, resync ? (taskId) => round <= 0 || resyncRound('process', taskId, round).check : null);
       await this.publishStatus(plan).catch((err: Error) => this.log.warn({ event: 'node.status_failed', error: err.message }));
     }
     // What the resync read and dropped (netlink dumps, iptables-save output, nft caches) goes back to the kernel.
@@ -447,7 +448,7 @@ export class Agent {
   }
 
   /** Writes process states to the store where they differ from what it says. */
-  private async reportTaskStates(plan: NodePlan, resync: boolean): Promise<void> {
+  private async reportTaskStates(plan: NodePlan, reread: ((taskId: string) => boolean) | null): Promise<void> {
     let starting = false;
     for (const t of plan.tasks) {
       if (t.external) continue;
@@ -458,7 +459,7 @@ export class Agent {
       let ready = false;
       if (up) {
         const stamp = `${info.pid}/${info.restarts}`;
-        if (!resync && this.readyAt.get(t.record.id) === stamp) ready = true;
+        if (this.readyAt.get(t.record.id) === stamp && !reread?.(t.record.id)) ready = true;
         else if (taskReady(t.sandbox, t.service.ports)) {
           ready = true;
           this.readyAt.set(t.record.id, stamp);
