@@ -678,7 +678,11 @@ export class TaskSupervisor {
    * syscall a tick for all, exit-watch.ts), or, where the system has none, through /proc on every tick.
    */
   private pollAdopted(): void {
-    const ended = new Set(this.exits.ended());
+    const endedNow = this.exits.ended();
+    // The usual tick, four times a second: nothing ended and every adopted task is watched. It then
+    // costs one poll(2) and a walk that allocates nothing (the full pass below built two sets each time).
+    if (endedNow.length === 0 && !this.hasUnwatchedAdopted()) return;
+    const ended = new Set(endedNow);
     const watched = new Set<number>();
     for (const entry of [...this.entries.values()]) {
       if (!entry.adopted || entry.stopping || entry.meta.pid === null) continue;
@@ -697,6 +701,14 @@ export class TaskSupervisor {
       if (fresh) watched.add(pid);
     }
     this.exits.retain(watched);
+  }
+
+  /** Whether an adopted task still running has no exit watch yet (adopted since the last tick, or unwatchable). */
+  private hasUnwatchedAdopted(): boolean {
+    for (const entry of this.entries.values()) {
+      if (entry.adopted && !entry.stopping && entry.meta.pid !== null && !this.exits.has(entry.meta.pid)) return true;
+    }
+    return false;
   }
 
   private writeResolvConf(entry: Entry): void {
