@@ -17,9 +17,16 @@ export interface GwBridge6 {
   sbox6: string;
 }
 
+/** Twins already worked out, per settings object: every pass asks, and parsing v6 text each time was a tenth of a woken pass's plan. */
+const twins = new WeakMap<object, { source: { subnet: string; gateway: string; sboxAddress: string }; value: GwBridge6 }>();
+
 /** Pure: the v6 twins of a gwbridge's v4 gateway and ingress sandbox address. */
 export function gwbridgeIpv6(gw: Pick<NodeSettings['gwbridge'], 'subnet' | 'gateway' | 'sboxAddress'>): GwBridge6 {
-  return { subnet6: GWBRIDGE_SUBNET6, gateway6: ipv6Twin(gw.subnet, GWBRIDGE_SUBNET6, gw.gateway), sbox6: ipv6Twin(gw.subnet, GWBRIDGE_SUBNET6, gw.sboxAddress) };
+  const known = twins.get(gw);
+  if (known && known.source.subnet === gw.subnet && known.source.gateway === gw.gateway && known.source.sboxAddress === gw.sboxAddress) return known.value;
+  const value = { subnet6: GWBRIDGE_SUBNET6, gateway6: ipv6Twin(gw.subnet, GWBRIDGE_SUBNET6, gw.gateway), sbox6: ipv6Twin(gw.subnet, GWBRIDGE_SUBNET6, gw.sboxAddress) };
+  twins.set(gw, { source: { subnet: gw.subnet, gateway: gw.gateway, sboxAddress: gw.sboxAddress }, value });
+  return value;
 }
 
 /** What a dual-stack leg adds: its v6 address and the bridge's v6 gateway (its default v6 route). */

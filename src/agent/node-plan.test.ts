@@ -175,6 +175,26 @@ describe('desiredNode with a memo', () => {
     expect(sbox(second)).toBe(sbox(first));
   });
 
+  it('keeps the host firewall, task rules and processes when a node record changes nothing they depend on', () => {
+    const memo = new PlanMemo();
+    const snap = snapshotFixture();
+    const first = desiredNode(snap, settings('host-a'), facts(), memo);
+    // A label on another node: placement may care, the wiring of this node does not.
+    const nodes = snap.nodes.map((n) => (n.id === 'host-b' ? { ...n, labels: { zone: 'b' } } : n));
+    const second = desiredNode({ ...snap, revision: snap.revision + 1, nodes }, settings('host-a'), facts(), memo);
+    expect(second.hostFirewall).toHaveLength(first.hostFirewall.length);
+    second.hostFirewall.forEach((set, i) => expect(set).toBe(first.hostFirewall[i]));
+    expect(second.taskRules.length).toBeGreaterThan(0);
+    second.taskRules.forEach((rules, i) => expect(rules).toBe(first.taskRules[i]));
+    expect(second.processes.length).toBeGreaterThan(0);
+    second.processes.forEach((p, i) => expect(p).toBe(first.processes[i]));
+    // A peer's new underlay address is the firewall's business: the VXLAN set is planned again.
+    const moved = snap.nodes.map((n) => (n.id === 'host-b' ? { ...n, underlayIp: '192.0.2.99' } : n));
+    const third = desiredNode({ ...snap, revision: snap.revision + 2, nodes: moved }, settings('host-a'), facts(), memo);
+    expect(JSON.stringify(third.hostFirewall)).toContain('192.0.2.99');
+    expect(third).toEqual(desiredNode({ ...snap, nodes: moved }, settings('host-a'), facts()));
+  });
+
   it('plans again when a published service changes', () => {
     const memo = new PlanMemo();
     const snap = snapshotFixture();

@@ -222,6 +222,22 @@ export class PlanMemo {
   mesh: { key: string; plan: MeshPlan; sboxTable?: LbTable } | null = null;
   /** The name views' inputs and views, so a pass that changes no name hands out the same view objects. */
   readonly names = new NameViewMemo();
+  /**
+   * The host firewall's rule sets and the JSON of their input: validating and rendering them (an
+   * anti-spoofing rule per leg) on every pass, and comparing the new objects by content, was a fifth of
+   * a pass woken by a node record's change. The same sets compare by identity.
+   */
+  hostFirewall: { key: string; sets: IptablesRuleSet[] } | null = null;
+  /** Each local task's process, kept with its wiring: everything in it comes from the task, its service and the node. */
+  readonly processes = new WeakMap<LocalTask, ProcessPlan>();
+  /** Each local task's mesh rules, kept while its wiring and its part of the mesh plan are the same objects. */
+  readonly taskRules = new WeakMap<LocalTask, { tp: MeshPlan['tasks'][number] | undefined; v6: unknown; rules: TaskRules }>();
+}
+
+/** Stores `value` for `key` and returns it. */
+function memoize<K extends object, V>(map: WeakMap<K, V>, key: K, value: V): V {
+  map.set(key, value);
+  return value;
 }
 
 /**
@@ -296,13 +312,17 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
   const sysctls: SysctlTarget[] = [{ netns: null, key: 'net.ipv4.ip_forward', value: '1' }];
   // Bridged leg-to-leg frames reach the isolation rules only through br_netfilter.
   for (const s of hostFirewallSysctls()) sysctls.push({ netns: null, key: s.key, value: s.value });
-  const hostFirewall = hostFirewallRuleSets({
+  const firewallInput = {
     gwbridge: { name: settings.gwbridge.name, subnet: settings.gwbridge.subnet },
     legs: gwLegs.map((l) => ({ hostIf: l.hostIf, address: l.ip })),
     // Every peer that may carry an overlay (those in their grace too): a list that changes only when nodes do.
     vxlanPeers: overlays.length ? [...peerNodes].filter(([id]) => id !== me).map(([, n]) => n.underlayIp).sort() : null,
     localVtep: settings.underlayIp,
-  });
+  };
+  const firewallKey = JSON.stringify(firewallInput);
+  if (memo.hostFirewall?.key !== firewallKey) memo.hostFirewall = { key: firewallKey, sets: hostFirewallRuleSets(firewallInput) };
+  // A copy of the list (the encryption's set may join it), holding the kept sets themselves.
+  const hostFirewall = [...memo.hostFirewall.sets];
   const encryption = nodeEncryption({
     local: settings.underlayIp,
     overlays: overlays.map((o) => ({ vni: o.network.vni, options: networks.get(o.network.name)?.options ?? {} })),
@@ -342,7 +362,14 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     // Every local task gets an entry, so one that stops publishing has its rules removed.
     for (const t of tasks) {
       const tp = rulesByTask.get(t.record.id);
-      taskRules.push({ taskId: t.record.id, netns: t.sandbox, redirects: tp?.redirects ?? [], returnRoute: tp?.returnRoute ?? null, ...(v6 ? { returnRoute6: v6.returnRoute6(tp?.returnRoute ?? null) } : {}) });
+      const kept = memo.taskRules.get(t);
+      if (kept && kept.tp === tp && kept.v6 === v6) {
+        taskRules.push(kept.rules);
+        continue;
+      }
+      const rules: TaskRules = { taskId: t.record.id, netns: t.sandbox, redirects: tp?.redirects ?? [], returnRoute: tp?.returnRoute ?? null, ...(v6 ? { returnRoute6: v6.returnRoute6(tp?.returnRoute ?? null) } : {}) };
+      memo.taskRules.set(t, { tp, v6, rules });
+      taskRules.push(rules);
     }
     health = v6 ? plan.health.map((h) => ({ ...h, v6: true })) : plan.health;
     conflicts = plan.conflicts;
@@ -350,7 +377,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
 
   const processes: ProcessPlan[] = tasks
     .filter((t) => !t.draining && !t.external)
-    .map((t) => ({
+    .map((t) => memo.processes.get(t) ?? memoize(memo.processes, t, {
       taskId: t.record.id,
       netnsPath: t.sandbox,
       // An outdated task keeps its version's spec until the rolling update replaces it (src/model/rolling-update.ts).
