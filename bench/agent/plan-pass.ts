@@ -4,7 +4,7 @@
  * another node's write (one remote task's record replaced, as the store mirror delivers it) and runs
  * what every pass runs: placement, the desired node plan, the reconciler's diff against what it applied
  * (adapters that do nothing, so only the diff is timed), the status summary.
- * Run: npm run build && node dist/bench/agent/plan-pass.js   (SERVICES=100 REPLICAS=3 ITERATIONS=300)
+ * Run: npm run build && node dist/bench/agent/plan-pass.js   (SERVICES=100 REPLICAS=3 ITERATIONS=300 CHANGE=task|node)
  */
 import { performance } from 'node:perf_hooks';
 import type { ClusterSnapshot } from '../../src/model/cluster.js';
@@ -19,6 +19,8 @@ import { intToIpv4, macForIpv4 } from '../../src/sandbox/addresses.js';
 const SERVICES = Number(process.env.SERVICES ?? 100);
 const REPLICAS = Number(process.env.REPLICAS ?? 3);
 const ITERATIONS = Number(process.env.ITERATIONS ?? 300);
+/** What wakes each pass: `task` (a remote task's record replaced) or `node` (a label on another node). */
+const CHANGE = process.env.CHANGE === 'node' ? 'node' : 'task';
 const NODES = ['host-a', 'host-b', 'host-c'];
 
 function snapshotOf(): ClusterSnapshot {
@@ -111,12 +113,17 @@ const diff: number[] = [];
 const plan: number[] = [];
 const status: number[] = [];
 for (let i = 0; i < ITERATIONS; i++) {
-  // Another node's write: one of its tasks' records replaced (its updatedAt moves), everything else the same objects.
-  const remote = snap.tasks.map((t, j) => ({ t, j })).filter(({ t }) => t.node !== settings.nodeId);
-  const { t, j } = remote[i % remote.length]!;
-  const tasks = [...snap.tasks];
-  tasks[j] = { ...t, updatedAt: new Date(Date.parse(t.updatedAt) + 1000).toISOString() };
-  snap = { ...snap, revision: snap.revision + 1, tasks };
+  if (CHANGE === 'node') {
+    // A label on another node (as mesh-at-scale writes): placement may care, this node's wiring does not.
+    snap = { ...snap, revision: snap.revision + 1, nodes: snap.nodes.map((n) => (n.id === 'host-c' ? { ...n, labels: { bench: String(i) } } : n)) };
+  } else {
+    // Another node's write: one of its tasks' records replaced (its updatedAt moves), everything else the same objects.
+    const remote = snap.tasks.map((t, j) => ({ t, j })).filter(({ t }) => t.node !== settings.nodeId);
+    const { t, j } = remote[i % remote.length]!;
+    const tasks = [...snap.tasks];
+    tasks[j] = { ...t, updatedAt: new Date(Date.parse(t.updatedAt) + 1000).toISOString() };
+    snap = { ...snap, revision: snap.revision + 1, tasks };
+  }
   const t0 = performance.now();
   placementActions(snap, settings.nodeId, new Date(), 2);
   const t1 = performance.now();
@@ -136,6 +143,6 @@ for (let i = 0; i < ITERATIONS; i++) {
 }
 const total = place.map((x, i) => x + plan[i]! + diff[i]! + status[i]!);
 const r = (x: number) => Math.round(x * 100) / 100;
-console.log(`${SERVICES} services x ${REPLICAS} on 3 nodes, ${total.length} passes woken by a remote task's write`);
+console.log(`${SERVICES} services x ${REPLICAS} on 3 nodes, ${total.length} passes woken by ${CHANGE === 'node' ? 'a label on another node' : "a remote task's write"}`);
 console.log(`placement p50 ${r(pct(place, 50))} ms, desired plan p50 ${r(pct(plan, 50))} ms, reconciler diff p50 ${r(pct(diff, 50))} ms, status p50 ${r(pct(status, 50))} ms; total p50 ${r(pct(total, 50))} ms p99 ${r(pct(total, 99))} ms`);
-console.log(JSON.stringify({ bench: 'agent-plan-pass', services: SERVICES, replicas: REPLICAS, placement_ms_p50: r(pct(place, 50)), plan_ms_p50: r(pct(plan, 50)), diff_ms_p50: r(pct(diff, 50)), status_ms_p50: r(pct(status, 50)), total_ms_p50: r(pct(total, 50)), total_ms_p99: r(pct(total, 99)) }));
+console.log(JSON.stringify({ bench: 'agent-plan-pass', services: SERVICES, replicas: REPLICAS, change: CHANGE, placement_ms_p50: r(pct(place, 50)), plan_ms_p50: r(pct(plan, 50)), diff_ms_p50: r(pct(diff, 50)), status_ms_p50: r(pct(status, 50)), total_ms_p50: r(pct(total, 50)), total_ms_p99: r(pct(total, 99)) }));
