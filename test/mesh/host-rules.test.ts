@@ -85,8 +85,9 @@ describe('host rules in namespaces: DOCKER-INGRESS to the ingress sandbox', () =
     expect(first.changed).toBe(true);
     const second = await applyHost(plan.host);
     expect(second).toMatchObject({ changed: false, script: null, readKernel: false, unpublishedUdpPorts: [] });
-    // Read back from the kernel, the rules compare equal to the plan's.
-    expect(await applyHostRules(writer, plan.host, { resync: true })).toMatchObject({ changed: false, readKernel: true });
+    // Read back from the kernel (a restarted agent's new writer reads it), the rules compare equal to the plan's.
+    expect(await applyHostRules(new IptablesWriter({ netns: host }), plan.host)).toMatchObject({ changed: false, readKernel: true });
+    expect(await applyHostRules(writer, plan.host, { resync: true })).toMatchObject({ changed: false });
     expect(getSysctl(host, `net.ipv4.conf.${GW}.route_localnet`)).toBe('1');
     expect(getSysctl(host, 'net.ipv4.ip_forward')).toBe('1');
   });
