@@ -56,13 +56,13 @@ export interface NodeAdapters {
   lbFor(netns: string): LbBackend & { reconcile?(table: LbTable): Promise<{ changes: number }>; close?(): void };
   mesh: {
     /** The host's DOCKER-INGRESS rules (null: none); `resync` re-reads the kernel first. */
-    applyHost(plan: HostPlan | null, opts: { resync: boolean }): Promise<boolean>;
+    applyHost(plan: HostPlan | null, opts: CheckOptions): Promise<boolean>;
     /** One rule set of the host firewall (each is its own owner in the host's iptables writer). */
-    applyHostFirewall(set: IptablesRuleSet, opts: { resync: boolean }): Promise<boolean>;
+    applyHostFirewall(set: IptablesRuleSet, opts: CheckOptions): Promise<boolean>;
     /** The host's v6 DOCKER-INGRESS (null: remove it); absent: this node never writes ip6tables. */
-    applyHost6?(set: IptablesRuleSet | null, opts: { resync: boolean }): Promise<boolean>;
+    applyHost6?(set: IptablesRuleSet | null, opts: CheckOptions): Promise<boolean>;
     /** A task's REDIRECT rules and return route. */
-    applyTask(rules: TaskRules, opts: { resync: boolean }): Promise<boolean>;
+    applyTask(rules: TaskRules, opts: CheckOptions): Promise<boolean>;
     /** Forgets a task namespace that went away (its writer's cached state). */
     forgetTask(netns: string): void;
   };
@@ -70,6 +70,16 @@ export interface NodeAdapters {
   dns: { attach(sandbox: string, view: NameView): Promise<void>; update(sandbox: string, view: NameView): Promise<void>; detach(sandbox: string): Promise<void> };
   processes: { get(taskId: string): TaskInfo | undefined; list(): TaskInfo[]; ensureRunning(spec: TaskSpec): Promise<TaskInfo>; stop(taskId: string, opts: { graceMs: number }): Promise<void> };
   close(): void;
+}
+
+/**
+ * How an iptables target is applied on a pass: `resync` re-reads the kernel (deep rounds); `verify`, on
+ * every resync that checks the target, re-reads only when the namespace's nf_tables generation shows
+ * someone else's commit (IptablesWriter), so drift made by hand is repaired within one resync, not one deep round.
+ */
+export interface CheckOptions {
+  resync: boolean;
+  verify?: boolean;
 }
 
 /** A target compared by its content (the default; shared so a call allocates no options object). */
@@ -185,7 +195,7 @@ export class NodeReconciler {
     // The host firewall before any leg exists: a new leg is isolated from its first packet.
     for (const set of plan.hostFirewall) {
       await this.target(r, 'hostrules', set.comment, set, async () => {
-        if (await this.a.mesh.applyHostFirewall(set, { resync: deep })) r.meshRules++;
+        if (await this.a.mesh.applyHostFirewall(set, { resync: deep, verify: opts.resync })) r.meshRules++;
       });
     }
 
@@ -242,17 +252,17 @@ export class NodeReconciler {
     }
     for (const rules of plan.taskRules) {
       await this.target(r, 'taskrules', rules.netns, rules, async () => {
-        if (await this.a.mesh.applyTask(rules, { resync: deepFor('taskrules', rules.netns) })) r.meshRules++;
+        if (await this.a.mesh.applyTask(rules, { resync: deepFor('taskrules', rules.netns), verify: opts.resync })) r.meshRules++;
       });
     }
     await this.target(r, 'hostrules', 'host', plan.hostRules, async () => {
-      if (await this.a.mesh.applyHost(plan.hostRules, { resync: deep })) r.meshRules++;
+      if (await this.a.mesh.applyHost(plan.hostRules, { resync: deep, verify: opts.resync })) r.meshRules++;
     });
     // ip6tables only once the ingress is dual stack (then until the rules are gone): v4-only nodes never fork it.
     const applyHost6 = this.a.mesh.applyHost6;
     if (applyHost6 && (plan.hostRules6 || this.cache.get('hostrules', 'host6'))) {
       await this.target(r, 'hostrules', 'host6', plan.hostRules6 ?? null, async () => {
-        if (await applyHost6(plan.hostRules6 ?? null, { resync: deep })) r.meshRules++;
+        if (await applyHost6(plan.hostRules6 ?? null, { resync: deep, verify: opts.resync })) r.meshRules++;
       });
     }
     await this.target(r, 'health', 'host', plan.health, async () => {

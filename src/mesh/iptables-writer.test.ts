@@ -203,6 +203,25 @@ describe('IptablesWriter: the nf_tables generation stands in for a resync read',
     expect(fake.forks.slice(before).map(tool)).toEqual(['iptables-save -t filter', 'iptables-save -t nat']);
   });
 
+  it('a light check (verify) reads only after someone else committed, and then repairs', async () => {
+    const { fake, writer, forksDuring, foreign } = tracked();
+    await writer.apply(hostSet);
+    expect(await forksDuring(() => writer.apply(hostSet, { verify: true }))).toEqual([]);
+    foreign(() => fake.state.get('nat')!.set('DOCKER-INGRESS', []));
+    expect(await forksDuring(() => writer.apply(hostSet, { verify: true }))).toEqual(['iptables-save -t filter', 'iptables-save -t nat', 'iptables-restore --noflush -w']);
+    expect(fake.state.get('nat')!.get('DOCKER-INGRESS')).toEqual(hostSet.chains.find((c) => c.name === 'DOCKER-INGRESS' && c.table === 'nat')!.rules);
+    expect(await forksDuring(() => writer.apply(hostSet, { verify: true }))).toEqual([]);
+  });
+
+  it('a light check without a generation trusts what it applied (legacy iptables forks nothing for it)', async () => {
+    const fake = fakeIptablesRunner();
+    const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run: fake.run, generations: NftGenerations.unknown() });
+    await writer.apply(hostSet);
+    const before = fake.forks.length;
+    expect(await writer.apply(hostSet, { verify: true })).toMatchObject({ changed: false, readKernel: false });
+    expect(fake.forks.length).toBe(before);
+  });
+
   it('with no generation to read (legacy iptables, no nf_tables) every resync reads', async () => {
     const fake = fakeIptablesRunner();
     const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run: fake.run, generations: NftGenerations.unknown() });

@@ -44,6 +44,12 @@ export interface IptablesWriterOptions {
 export interface IptablesApplyOptions {
   /** Read the kernel instead of trusting what was last applied, and repair any drift (the periodic full pass). */
   resync?: boolean;
+  /**
+   * A light check: read and repair only when the namespace's nf_tables generation shows someone else's
+   * commit since this owner's rules were known. A writer that cannot know the generation (legacy iptables)
+   * trusts what it applied, as a plain apply does: no fork either way when nothing changed.
+   */
+  verify?: boolean;
 }
 
 /** What an apply did. */
@@ -115,7 +121,13 @@ export class IptablesWriter {
 
   /** Makes the namespace hold exactly `desired` for its owner (`desired.comment`), touching nothing else. */
   apply(desired: IptablesRuleSet, opts: IptablesApplyOptions = {}): Promise<IptablesApplyResult> {
-    return this.serialize(() => this.applyNow(desired, opts.resync === true));
+    return this.serialize(() => this.applyNow(desired, opts.resync === true || (opts.verify === true && this.moved(desired.comment))));
+  }
+
+  /** Whether someone else committed in the namespace since this owner's rules were known (false when that cannot be told). */
+  private moved(owner: string): boolean {
+    const known = this.applied.get(owner)?.generation ?? null;
+    return known !== null && this.generations.since(known) === null;
   }
 
   /** Reads the given tables as iptables-save prints them (always forks: one iptables-save per table). */
