@@ -245,7 +245,8 @@ export class NodeReconciler {
         // later resyncs reconcile, which also removes anything stale.
         const fresh = !this.lbs.has(netns);
         const lb = this.lbOf(netns);
-        r.lbChanges += (deepFor('lb', netns) && !fresh && lb.reconcile ? await lb.reconcile(table) : await lb.apply(table)).changes;
+        // A check that is not a deep round verifies: the nftables backend rebuilds only after someone else's commit.
+        r.lbChanges += (deepFor('lb', netns) && !fresh && lb.reconcile ? await lb.reconcile(table) : opts.resync && !fresh && lb.verify ? await lb.verify(table) : await lb.apply(table)).changes;
         // Big tables are shared by identity between passes (the planner's memo); small ones, like the
         // sandbox's, are rebuilt each pass and compared by content, which costs little at their size.
       }, { byIdentity: table.services.length > 64 });

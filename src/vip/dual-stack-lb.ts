@@ -79,6 +79,13 @@ export class DualStackLb implements LbBackend {
     return this.apply6(report, ip6.length === 0 && this.applied6 === '' ? '' : renderIp6Table(ip6), false);
   }
 
+  async verify(table: LbTable): Promise<ApplyReport> {
+    if (!this.inner.verify) return this.apply(table);
+    const { inner, ip6 } = routeByBackend(table, this.inner.kind);
+    const report = await this.inner.verify(inner);
+    return this.apply6(report, ip6.length === 0 && this.applied6 === '' ? '' : renderIp6Table(ip6), false);
+  }
+
   async reconcile(table: LbTable): Promise<ApplyReport> {
     const { inner, ip6 } = routeByBackend(table, this.inner.kind);
     const report = await this.inner.reconcile(inner);

@@ -77,6 +77,11 @@ export interface LbBackend {
    * resync: it also prunes), atomically, so established connections keep flowing.
    */
   reconcile(table: LbTable): Promise<ApplyReport>;
+  /**
+   * A light check (absent: apply): reconcile when the kernel may have been changed behind this backend's
+   * back, else apply. The nftables backend tells by the namespace's nf_tables generation.
+   */
+  verify?(table: LbTable): Promise<ApplyReport>;
   /** Read back what the kernel holds for meshnet (only meshnet's own objects). */
   read(): Promise<LbTable>;
   /** Remove everything this backend created in the namespace. */

@@ -372,6 +372,13 @@ describe('nftables VIP in a client task namespace', () => {
       expect(await kernelDigest()).toBe(renderedDigest(table(webService([1, 2, 3]))));
       const results = await requests(`http://${VIP}/`, 9);
       expect(new Set(results.map((r) => r.body!.split(' ')[0]))).toEqual(new Set(['backend-1', 'backend-2', 'backend-3']));
+      // A light check (verify): nothing to do while no one else committed; a rebuild after a hand-made change.
+      await watched.verify(table(webService([1, 2, 3])));
+      expect(watched.lastApply.mode).toBe('none');
+      await execIn(ns.client!, ['nft', 'flush map ip meshnet vip-slots-tcp']);
+      await watched.verify(table(webService([1, 2, 3])));
+      expect(watched.lastApply.mode).toBe('full');
+      expect(await kernelDigest()).toBe(renderedDigest(table(webService([1, 2, 3]))));
     } finally {
       watched.close();
     }

@@ -100,6 +100,19 @@ export class NftBackend implements LbBackend {
     return this.serialize(() => this.syncNow(table, true));
   }
 
+  /**
+   * A light check: rebuilds when someone else committed in the namespace since this backend knew its
+   * table (the generation moved), else writes only what changed. Without a generation it trusts its cache.
+   */
+  verify(table: LbTable): Promise<ApplyReport> {
+    return this.serialize(() => {
+      const g = this.opts.generations;
+      // Unknown (a write that someone else's commit came between) counts as moved: only a rebuild knows again.
+      const moved = g !== undefined && (this.known === null || g.since(this.known) === null);
+      return this.syncNow(table, moved);
+    });
+  }
+
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.queue.then(async () => {
       this.cancelIdleClose();
