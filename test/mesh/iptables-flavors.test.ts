@@ -24,14 +24,14 @@ const marks: MarkRule[] = [
   { id: 'api-tcp0', mark: 0x40000001, protocol: 'tcp', port: 0, address: '10.0.7.2' },
 ];
 
-/** A writer on a real namespace that records the tools it forks. */
-function countingWriter(netns: string, flavor: IptablesFlavor): { writer: IptablesWriter; forks: string[] } {
+/** A writer on a real namespace that records the tools it forks (with `generations`, it follows the namespace's nf_tables generation). */
+function countingWriter(netns: string, flavor: IptablesFlavor, generations?: NftGenerations): { writer: IptablesWriter; forks: string[] } {
   const forks: string[] = [];
   const run: IptablesRunner = (argv, input) => {
     forks.push(argv[0]!);
     return execIn(netns, argv, { input: input ?? '', allowFailure: true, timeoutMs: 30_000 });
   };
-  return { writer: new IptablesWriter({ netns, flavor, run }), forks };
+  return { writer: new IptablesWriter({ netns, flavor, run, ...(generations ? { generations } : {}) }), forks };
 }
 
 async function ours(netns: string, flavor: IptablesFlavor): Promise<string[]> {
@@ -92,12 +92,7 @@ describe.each<IptablesFlavor>(['nft', 'legacy'])('iptables-%s', (flavor) => {
 describe('iptables-nft with the namespace\'s nf_tables generation', () => {
   it('moves on every commit, from nft or iptables-nft, and a resync forks only when it moved', async () => {
     const ns = await lab.netns('host-generation');
-    const forks: string[] = [];
-    const run: IptablesRunner = (argv, input) => {
-      forks.push(argv[0]!);
-      return execIn(ns, argv, { input: input ?? '', allowFailure: true, timeoutMs: 30_000 });
-    };
-    const writer = new IptablesWriter({ netns: ns, flavor: 'nft', run, generations: NftGenerations.of(ns) });
+    const { writer, forks } = countingWriter(ns, 'nft', NftGenerations.of(ns));
     const g0 = nftGeneration(ns);
     expect(g0).not.toBeNull();
     expect((await applyHostRules(writer, plan.host)).changed).toBe(true);
@@ -128,12 +123,7 @@ describe('iptables-nft with the namespace\'s nf_tables generation', () => {
 
   it('a namespace re-made at the same path is read afresh, even where its generation meets the old one', async () => {
     const ns = await lab.netns('remade');
-    const forks: string[] = [];
-    const run: IptablesRunner = (argv, input) => {
-      forks.push(argv[0]!);
-      return execIn(ns, argv, { input: input ?? '', allowFailure: true, timeoutMs: 30_000 });
-    };
-    const writer = new IptablesWriter({ netns: ns, flavor: 'nft', run, generations: NftGenerations.of(ns) });
+    const { writer, forks } = countingWriter(ns, 'nft', NftGenerations.of(ns));
     await applyHostRules(writer, plan.host);
     const known = nftGeneration(ns)!;
     lab.dir.delete('remade');
@@ -149,15 +139,10 @@ describe('iptables-nft with the namespace\'s nf_tables generation', () => {
 
   it('a second owner\'s first apply at the generation of the last read forks no iptables-save', async () => {
     const ns = await lab.netns('two-owners');
-    const forks: string[] = [];
-    const run: IptablesRunner = (argv, input) => {
-      forks.push(argv[0]!);
-      return execIn(ns, argv, { input: input ?? '', allowFailure: true, timeoutMs: 30_000 });
-    };
     // Rules an earlier agent left: both owners find theirs in place (an agent restart adopting a task).
     await applyTaskRules(new IptablesWriter({ netns: ns, flavor: 'nft' }), plan.tasks[0]!);
     await new IptablesWriter({ netns: ns, flavor: 'nft' }).apply(markRuleSet(marks));
-    const writer = new IptablesWriter({ netns: ns, flavor: 'nft', run, generations: NftGenerations.of(ns) });
+    const { writer, forks } = countingWriter(ns, 'nft', NftGenerations.of(ns));
     expect((await applyTaskRules(writer, plan.tasks[0]!)).changed).toBe(false);
     expect(forks).toEqual(['iptables-nft-save']);
     // The mark rules live in mangle, which was not read yet: one more read, of that table only.
