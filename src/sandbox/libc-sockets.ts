@@ -12,6 +12,10 @@ const libc = koffi.load('libc.so.6');
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const SOCK_NONBLOCK = 0o4000;
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+/** The netlink family of netfilter (nf_tables among it). */
+export const NETLINK_NETFILTER = 12;
 export const SOCK_CLOEXEC = 0o2000000;
 
 export const socket = libc.func('int socket(int domain, int type, int protocol)') as (domain: number, type: number, protocol: number) => number;

@@ -1,6 +1,6 @@
 import { netnsIdentity, withNetns } from './netns-switch.js';
 import { walkNlAttrs } from './netlink-attrs.js';
-import { close, recvfrom, sendto, SOCK_CLOEXEC, SOCK_NONBLOCK, socket } from './libc-sockets.js';
+import { AF_NETLINK, close, NETLINK_NETFILTER, recvfrom, sendto, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, socket } from './libc-sockets.js';
 
 /**
  * The nf_tables generation of a namespace: a counter the kernel moves on every committed nf_tables
@@ -13,9 +13,6 @@ import { close, recvfrom, sendto, SOCK_CLOEXEC, SOCK_NONBLOCK, socket } from './
  * speaks nfnetlink here, and the request is one fixed 20-byte message, so it is hand-written.
  */
 
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_NEWGEN = 15;
 const NFT_MSG_GETGEN = 16;

@@ -1,6 +1,6 @@
 import koffi from 'koffi';
 import { withNetns } from '../../sandbox/netns-switch.js';
-import { close, SOCK_CLOEXEC, socket, socketErrno } from '../../sandbox/libc-sockets.js';
+import { AF_NETLINK, close, NETLINK_NETFILTER, SOCK_CLOEXEC, SOCK_RAW, socket, socketErrno } from '../../sandbox/libc-sockets.js';
 import { NftBackendError } from './errors.js';
 
 /**
@@ -51,9 +51,6 @@ interface Binding {
 
 const NFT_CTX_DEFAULT = 0;
 const NFT_CTX_OUTPUT_JSON = 1 << 4;
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const NETLINK_NETFILTER = 12;
 
 let binding: Binding | null = null;
 
