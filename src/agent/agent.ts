@@ -450,7 +450,9 @@ export class Agent {
   /** Writes process states to the store where they differ from what it says. */
   private async reportTaskStates(plan: NodePlan, reread: ((taskId: string) => boolean) | null): Promise<void> {
     let starting = false;
+    const planned = new Set<string>();
     for (const t of plan.tasks) {
+      planned.add(t.record.id);
       if (t.external) continue;
       const info = this.supervisor.get(t.record.id);
       if (!info) continue;
@@ -477,7 +479,7 @@ export class Agent {
         .updateTaskState(t.record.service, t.record.slot, t.record.id, { state: observed, restarts: info.restarts, ...(message !== undefined ? { message } : {}), ...(healthChanged ? { health: report.health ?? null } : {}), ...(info.reason !== undefined ? { lastExit: info.reason } : {}) })
         .catch((err: Error) => this.log.warn({ event: 'task.state_report_failed', task: t.record.id, error: err.message }));
     }
-    for (const id of [...this.readyAt.keys()]) if (!id.startsWith('unusable:') && !plan.tasks.some((t) => t.record.id === id)) this.readyAt.delete(id);
+    for (const id of this.readyAt.keys()) if (!planned.has(id) && !id.startsWith('unusable:')) this.readyAt.delete(id);
     // A process is up but not listening yet: look again soon, so its traffic starts within ~100 ms of listening.
     if (starting) this.kickSoon(100);
   }

@@ -350,9 +350,17 @@ export class NodeReconciler {
   /** Takes away, in a normal pass, what this reconciler applied earlier and the plan no longer holds. */
   private async removeUnwanted(plan: NodePlan, r: PassReport, sboxPath: string): Promise<void> {
     // Processes first: a task leaves the tables before its process and namespace go.
-    const keep = new Set(plan.tasks.filter((t) => !t.external).map((t) => t.record.id));
-    for (const info of this.a.processes.list()) {
+    const keep = new Set<string>();
+    const planned = new Set<string>();
+    for (const t of plan.tasks) {
+      planned.add(t.record.id);
+      if (!t.external) keep.add(t.record.id);
+    }
+    const processes = this.a.processes.list();
+    let stopsTried = false;
+    for (const info of processes) {
       if (keep.has(info.taskId)) continue;
+      stopsTried = true;
       try {
         await this.a.processes.stop(info.taskId, { graceMs: this.opts.stopGraceMs ?? 5000 });
         this.cache.forget('process', info.taskId);
@@ -366,7 +374,7 @@ export class NodeReconciler {
         if (first) this.opts.log.error({ event: 'task.stop_failed', task: info.taskId, error: (err as Error).message });
       }
     }
-    for (const id of [...this.gwAddresses.keys()]) if (!plan.tasks.some((t) => t.record.id === id)) this.gwAddresses.delete(id);
+    for (const id of this.gwAddresses.keys()) if (!planned.has(id)) this.gwAddresses.delete(id);
 
     const wantedDns = new Set(plan.nameViews.map((v) => v.sandbox));
     for (const sandbox of [...this.dnsAttached]) {
@@ -398,7 +406,8 @@ export class NodeReconciler {
       this.explainRemoval('gwleg', hostIf, 'its task is no longer planned on this node');
     }
     const wantedNs = new Set(plan.namespaces);
-    const inUse = new Set(this.a.processes.list().map((p) => p.netnsPath));
+    // Listed again only when a stop was tried above (a stopped task frees its namespace, one that would not stop keeps it).
+    const inUse = new Set((stopsTried ? this.a.processes.list() : processes).map((p) => p.netnsPath));
     for (const name of this.cache.targets('namespace')) {
       if (name === '(bridge)' || wantedNs.has(name)) continue;
       // A task that would not stop keeps its namespace until it does.
