@@ -94,7 +94,7 @@ function noopAdapters(): NodeAdapters {
     mesh: { applyHost: async () => false, applyHostFirewall: async () => false, applyTask: async () => false, forgetTask: () => undefined },
     health: { reconcile: ok },
     dns: { attach: ok, update: ok, detach: ok },
-    processes: { get: (id: string) => ({ taskId: id, state: 'running', pid: 1, restarts: 0 }) as never, list: () => [], ensureRunning: async () => ({}) as never, stop: ok },
+    processes: { has: () => true, get: (id: string) => ({ taskId: id, state: 'running', pid: 1, restarts: 0 }) as never, list: () => [], ensureRunning: async () => ({}) as never, stop: ok },
     close: () => undefined,
   } as unknown as NodeAdapters;
 }

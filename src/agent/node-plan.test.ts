@@ -158,6 +158,9 @@ describe('assignGwAddresses', () => {
     expect(assignGwAddresses(['x'], { x: '172.18.0.2' }, gw)).toEqual({ x: '172.18.0.3' });
     expect(() => assignGwAddresses(['a', 'b', 'c', 'd', 'e'], {}, { ...gw, subnet: '172.18.0.0/29' })).toThrow(/full/);
   });
+  it('moves a task whose address lies outside the subnet (the gwbridge subnet changed)', () => {
+    expect(assignGwAddresses(['a', 'b'], { a: '172.19.0.7', b: '172.18.0.9' }, gw)).toEqual({ a: '172.18.0.3', b: '172.18.0.9' });
+  });
 });
 
 describe('desiredNode with a memo', () => {

@@ -7,7 +7,7 @@ import { attachedNetworks } from '../model/cluster.js';
 import type { NetworkRecord, NodeRecord, ServiceRecord, TaskRecord } from '../model/records.js';
 import { INGRESS_NETWORK } from '../model/ipam.js';
 import type { OverlayInput, LocalEndpoint, RemoteEndpoint } from '../overlay/overlay-spec.js';
-import { cidrContains, intToIpv4, ipv4ToInt, macForIpv4, parseCidr } from '../sandbox/addresses.js';
+import { intToIpv4, ipv4ToInt, macForIpv4, parseCidr } from '../sandbox/addresses.js';
 import type { IngressEndpoint } from './ingress-endpoint.js';
 import type { NameView } from '../dns/name-view.js';
 import { nameViews, NameViewMemo, taskName } from './name-view-plan.js';
@@ -190,9 +190,12 @@ export function assignGwAddresses(taskIds: readonly string[], current: Readonly<
   const last = ipv4ToInt(base) + 2 ** (32 - prefix) - 2;
   const used = new Set([gw.gateway, gw.sboxAddress]);
   const out: Record<string, string> = {};
+  // The subnet parsed once, not once per task on every pass (cidrContains parses both sides each call).
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  const network = (ipv4ToInt(base) & mask) >>> 0;
   for (const id of taskIds) {
     const ip = current[id];
-    if (ip && cidrContains(gw.subnet, ip) && !used.has(ip)) {
+    if (ip && ((ipv4ToInt(ip) & mask) >>> 0) === network && !used.has(ip)) {
       out[id] = ip;
       used.add(ip);
     }

@@ -83,6 +83,7 @@ class FakeHost {
         detach: async (sandbox) => (call(), void this.dnsServed.delete(sandbox)),
       },
       processes: {
+        has: (id) => this.processes.has(id),
         get: (id) => (this.processes.has(id) ? ({ taskId: id, state: 'running', netnsPath: this.processes.get(id)! } as never) : undefined),
         list: () => [...this.processes].map(([taskId, netnsPath]) => ({ taskId, netnsPath }) as never),
         ensureRunning: async (spec) => (call(), this.processes.set(spec.taskId, spec.netnsPath), { taskId: spec.taskId } as never),

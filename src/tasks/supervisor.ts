@@ -311,7 +311,12 @@ export class TaskSupervisor {
     return [...this.entries.values()].map((e) => this.info(e)).sort((a, b) => (a.taskId < b.taskId ? -1 : 1));
   }
 
-  /** One task, or undefined. */
+  /** Whether this supervisor knows the task (no TaskInfo built: the reconciler asks it of every task on every pass). */
+  has(taskId: string): boolean {
+    return this.entries.has(taskId);
+  }
+
+  /** The task's current state, or undefined when this supervisor does not know it. */
   get(taskId: string): TaskInfo | undefined {
     const entry = this.entries.get(taskId);
     return entry ? this.info(entry) : undefined;
