@@ -178,6 +178,23 @@ describe('desiredNode with a memo', () => {
     expect(sbox(second)).toBe(sbox(first));
   });
 
+  it('keeps each task\'s gwbridge leg while its wiring and the gwbridge settings are the same', () => {
+    const memo = new PlanMemo();
+    const snap = snapshotFixture();
+    const s = settings('host-a');
+    const first = desiredNode(snap, s, facts(), memo);
+    const second = desiredNode({ ...snap, revision: snap.revision + 1 }, s, facts(), memo);
+    // The tasks' legs (the ingress sandbox's is small and planned each pass).
+    const taskLegs = (p: typeof first) => p.gwLegs.filter((l) => l.hostIf !== 'mn-sbox');
+    expect(taskLegs(first).length).toBeGreaterThan(0);
+    taskLegs(second).forEach((leg, i) => expect(leg).toBe(taskLegs(first)[i]));
+    // Other gwbridge settings: the legs are planned again, and equal what a fresh plan says.
+    const other = { ...s, gwbridge: { ...s.gwbridge } };
+    const third = desiredNode(snap, other, facts(), memo);
+    taskLegs(third).forEach((leg, i) => expect(leg).not.toBe(taskLegs(first)[i]));
+    expect(third.gwLegs).toEqual(desiredNode(snap, other, facts()).gwLegs);
+  });
+
   it('keeps the host firewall, task rules and processes when a node record changes nothing they depend on', () => {
     const memo = new PlanMemo();
     const snap = snapshotFixture();

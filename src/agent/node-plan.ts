@@ -231,6 +231,12 @@ export class PlanMemo {
    * a pass woken by a node record's change. The same sets compare by identity.
    */
   hostFirewall: { key: string; sets: IptablesRuleSet[] } | null = null;
+  /**
+   * Each local task's gwbridge leg, kept with its wiring (and the node's gwbridge settings): a new leg
+   * object per task per pass was compared with the applied one by its JSON, a hundred stringifications
+   * in a pass that changed nothing.
+   */
+  readonly gwLegs = new WeakMap<LocalTask, { gw: NodeSettings['gwbridge']; leg: GwLeg }>();
   /** Each local task's process, kept with its wiring: everything in it comes from the task, its service and the node. */
   readonly processes = new WeakMap<LocalTask, ProcessPlan>();
   /** Each local task's mesh rules, kept while its wiring and its part of the mesh plan are the same objects. */
@@ -300,7 +306,11 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
     const g = settings.gwbridge;
     gwLegs.push({ sandbox: sboxPath, ifname: 'eth1', hostIf: SBOX_HOST_IF, ip: g.sboxAddress, mac: macForIpv4(g.sboxAddress), defaultRoute: true, isolated: false, ...ingressLeg6(ingress, g) });
   }
-  for (const t of tasks) gwLegs.push({ sandbox: t.sandbox, ifname: t.gw.ifname, hostIf: t.gw.hostIf, ip: t.gw.ip, mac: t.gw.mac, defaultRoute: true, isolated: true, ...hostPortLeg6(t, settings.gwbridge) });
+  for (const t of tasks) {
+    const kept = memo.gwLegs.get(t);
+    if (kept && kept.gw === settings.gwbridge) gwLegs.push(kept.leg);
+    else gwLegs.push(memoize(memo.gwLegs, t, { gw: settings.gwbridge, leg: { sandbox: t.sandbox, ifname: t.gw.ifname, hostIf: t.gw.hostIf, ip: t.gw.ip, mac: t.gw.mac, defaultRoute: true, isolated: true, ...hostPortLeg6(t, settings.gwbridge) } }).leg);
+  }
 
   const peerNodes = new Map<string, { underlayIp: string }>(liveNodes);
   for (const n of facts.graceNodes ?? []) if (!peerNodes.has(n.id) && n.id !== me) peerNodes.set(n.id, n);
