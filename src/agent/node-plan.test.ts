@@ -208,11 +208,20 @@ describe('desiredNode with a memo', () => {
     second.taskRules.forEach((rules, i) => expect(rules).toBe(first.taskRules[i]));
     expect(second.processes.length).toBeGreaterThan(0);
     second.processes.forEach((p, i) => expect(p).toBe(first.processes[i]));
+    expect(second.overlays.length).toBeGreaterThan(0);
+    second.overlays.forEach((o, i) => expect(o).toBe(first.overlays[i]));
     // A peer's new underlay address is the firewall's business: the VXLAN set is planned again.
     const moved = snap.nodes.map((n) => (n.id === 'host-b' ? { ...n, underlayIp: '192.0.2.99' } : n));
     const third = desiredNode({ ...snap, revision: snap.revision + 2, nodes: moved }, settings('host-a'), facts(), memo);
     expect(JSON.stringify(third.hostFirewall)).toContain('192.0.2.99');
     expect(third).toEqual(desiredNode({ ...snap, nodes: moved }, settings('host-a'), facts()));
+    expect(JSON.stringify(third.overlays)).toContain('192.0.2.99');
+    // Another MTU on the same settings object (the agent reads its underlay at start) is planned again too.
+    const s = settings('host-a');
+    const before = desiredNode(snap, s, facts(), memo);
+    s.underlayMtu = 9000;
+    expect(desiredNode(snap, s, facts(), memo).overlays).toEqual(desiredNode(snap, s, facts()).overlays);
+    expect(desiredNode(snap, s, facts(), memo).overlays).not.toEqual(before.overlays);
   });
 
   it('plans again when a published service changes', () => {

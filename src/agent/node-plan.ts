@@ -237,6 +237,8 @@ export class PlanMemo {
    * in a pass that changed nothing.
    */
   readonly gwLegs = new WeakMap<LocalTask, { gw: NodeSettings['gwbridge']; leg: GwLeg }>();
+  /** The overlays and what they were planned from (memoOverlayInputs). */
+  overlays: { node: string; networks: NetworkRecord[]; tasks: LocalTask[]; alive: TaskRecord[]; peers: string; endpoints: string; result: OverlayInput[] } | null = null;
   /** Each local task's process, kept with its wiring: everything in it comes from the task, its service and the node. */
   readonly processes = new WeakMap<LocalTask, ProcessPlan>();
   /** Each local task's mesh rules, kept while its wiring and its part of the mesh plan are the same objects. */
@@ -315,7 +317,7 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
   const peerNodes = new Map<string, { underlayIp: string }>(liveNodes);
   for (const n of facts.graceNodes ?? []) if (!peerNodes.has(n.id) && n.id !== me) peerNodes.set(n.id, n);
   const peerTasks = peerNodes.size === liveNodes.size ? alive : snapshot.tasks.filter((t) => (t.node === me || peerNodes.has(t.node)) && services.has(t.service));
-  const overlays = overlayInputs(settings, facts, { tasks, alive: peerTasks, networks, liveNodes: peerNodes, ingress, sboxPath });
+  const overlays = memoOverlayInputs(memo, settings, facts, { tasks, alive: peerTasks, networks, liveNodes: peerNodes, ingress, sboxPath });
 
   // Load balancing: each task's VIPs; the ingress sandbox's published ports come with the mesh plan below.
   const networkSets = tasks.map((t) => t.interfaces.map((i) => i.network));
@@ -429,6 +431,29 @@ interface OverlayContext {
   liveNodes: Map<string, { underlayIp: string }>;
   ingress: NodePlan['ingress'];
   sboxPath: string;
+}
+
+/** The same elements in the same order. */
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * overlayInputs, handing back the last pass's objects while its inputs are the same objects (and the
+ * same peer VTEPs and ingress endpoints): an overlay lists every endpoint of its network, and new
+ * objects each pass were compared with the applied ones by their JSON, twice a pass at 300 endpoints.
+ */
+function memoOverlayInputs(memo: PlanMemo, settings: NodeSettings, facts: NodeFacts, ctx: OverlayContext): OverlayInput[] {
+  const networks = [...ctx.networks.values()];
+  // What overlayInputs reads of the settings, by value: the agent fills its settings object in at start.
+  const node = `${settings.nodeId} ${settings.underlayIp} ${settings.underlayMtu}`;
+  const peers = JSON.stringify([...ctx.liveNodes].map(([id, n]) => [id, n.underlayIp]));
+  const endpoints = JSON.stringify([facts.ingressEndpoints, ctx.ingress?.endpoint ?? null, ctx.sboxPath]);
+  const m = memo.overlays;
+  if (m && m.node === node && m.peers === peers && m.endpoints === endpoints && sameItems(m.networks, networks) && sameItems(m.tasks, ctx.tasks) && sameItems(m.alive, ctx.alive)) return m.result;
+  const result = overlayInputs(settings, facts, ctx);
+  memo.overlays = { node, networks, tasks: ctx.tasks, alive: ctx.alive, peers, endpoints, result };
+  return result;
 }
 
 /** One overlay per network that has a local endpoint (ingress: the sandbox's, whenever the node has one). */
