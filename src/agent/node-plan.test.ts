@@ -176,6 +176,11 @@ describe('desiredNode with a memo', () => {
     expect(second.health).toBe(first.health);
     const sbox = (p: typeof first) => p.lbTables.find((t) => t.netns.endsWith('/ingress_sbox'))!.table;
     expect(sbox(second)).toBe(sbox(first));
+    // That task stops running: the memoised planner drops it from the published ports as a fresh one does.
+    const stopped = tasks.map((t) => (t.node === 'host-b' ? { ...t, state: 'failed' as const } : t));
+    const third = desiredNode({ ...snap, revision: snap.revision + 2, tasks: stopped }, settings('host-a'), facts(), memo);
+    expect(third).toEqual(desiredNode({ ...snap, tasks: stopped }, settings('host-a'), facts()));
+    expect(sbox(third)).not.toEqual(sbox(first));
   });
 
   it('keeps each task\'s gwbridge leg while its wiring and the gwbridge settings are the same', () => {

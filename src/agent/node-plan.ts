@@ -222,7 +222,7 @@ export class PlanMemo {
    * service gets the same plan object (so its tables compare by identity) without re-validating and
    * re-planning every published port. The JSON is a fraction of the planning's cost.
    */
-  mesh: { key: string; plan: MeshPlan; sboxTable?: LbTable } | null = null;
+  mesh: { key: string; plan: MeshPlan; input: MeshInput; from: MeshSources; sboxTable?: LbTable } | null = null;
   /** The name views' inputs and views, so a pass that changes no name hands out the same view objects. */
   readonly names = new NameViewMemo();
   /**
@@ -352,9 +352,15 @@ export function desiredNode(snapshot: ClusterSnapshot, settings: NodeSettings, f
   let health: HealthPortPlan[] = [];
   let conflicts: MeshConflictError[] = [];
   if (ingress) {
-    const input = meshInput(snapshot, settings, ingress, reachable.alive, localById, services);
-    const meshKey = JSON.stringify(input);
-    if (memo.mesh?.key !== meshKey) memo.mesh = { key: meshKey, plan: computeMeshPlan(input) };
+    // The input is built and serialised only when what it is made of changed (its objects, by identity).
+    const from: MeshSources = { services: snapshot.services, alive: reachable.alive, tasks, network: ingress.network, node: `${settings.nodeId} ${settings.gwbridge.name} ${settings.gwbridge.subnet} ${settings.gwbridge.sboxAddress} ${ingress.endpoint.ip}` };
+    if (!memo.mesh || !sameMeshSources(memo.mesh.from, from)) {
+      const input = meshInput(snapshot, settings, ingress, reachable.alive, localById, services);
+      const meshKey = JSON.stringify(input);
+      if (memo.mesh?.key !== meshKey) memo.mesh = { key: meshKey, plan: computeMeshPlan(input), input, from };
+      else memo.mesh = { ...memo.mesh, input, from };
+    }
+    const input = memo.mesh.input;
     const plan = memo.mesh.plan;
     const v6 = ingressV6(ingress, settings.gwbridge, plan, input);
     hostRules = plan.host;
@@ -431,6 +437,19 @@ interface OverlayContext {
   liveNodes: Map<string, { underlayIp: string }>;
   ingress: NodePlan['ingress'];
   sboxPath: string;
+}
+
+/** What the mesh input is made of: snapshot objects by identity, the node's own addresses by value. */
+interface MeshSources {
+  services: readonly ServiceRecord[];
+  alive: readonly TaskRecord[];
+  tasks: readonly LocalTask[];
+  network: NetworkRecord;
+  node: string;
+}
+
+function sameMeshSources(a: MeshSources, b: MeshSources): boolean {
+  return a.node === b.node && a.network === b.network && sameItems(a.services, b.services) && sameItems(a.alive, b.alive) && sameItems(a.tasks, b.tasks);
 }
 
 /** The same elements in the same order. */
