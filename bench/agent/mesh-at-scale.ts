@@ -15,7 +15,8 @@ import { execIn } from '../../src/sandbox/exec.js';
 const SERVICES = Number(process.env.SERVICES ?? 60);
 const REPLICAS = Number(process.env.REPLICAS ?? 3);
 const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 20);
-const WOKEN_PASSES = Number(process.env.WOKEN_PASSES ?? 30);
+/** Label writes that wake every agent: 100 give 300 passes, so p99 is a percentile and not the single slowest pass (it was, at 30). */
+const WOKEN_PASSES = Number(process.env.WOKEN_PASSES ?? 100);
 const CLK_TCK = 100;
 
 function cpuTicks(pid: number): number {
@@ -103,7 +104,7 @@ async function main(): Promise<void> {
   for (const [i, a] of agents.entries()) {
     console.log(`${a.host.name}: idle CPU ${cpu[i]!.toFixed(2)} % of a core, RSS ${rss[i]!.toFixed(0)} MB, nft/iptables children alive ${helpers[i]}`);
   }
-  console.log(`idle: ${idlePasses} passes in ${IDLE_SECONDS} s; ${passMs.length} no-op passes woken by ${WOKEN_PASSES} label writes: p50 ${percentile(passMs, 50).toFixed(1)} ms p99 ${percentile(passMs, 99).toFixed(1)} ms, processes started by non-resync passes: ${spawnedIdle}`);
+  console.log(`idle: ${idlePasses} passes in ${IDLE_SECONDS} s; ${passMs.length} no-op passes woken by ${WOKEN_PASSES} label writes: p50 ${percentile(passMs, 50).toFixed(1)} ms p99 ${percentile(passMs, 99).toFixed(1)} ms max ${Math.max(...passMs).toFixed(1)} ms, processes started by non-resync passes: ${spawnedIdle}`);
 
   // Scale one service: from the new task listening to its address in every host's ingress table.
   await cl.withCluster((c) => c.scaleService('s1', REPLICAS + 1));
@@ -141,6 +142,7 @@ async function main(): Promise<void> {
       rss_mb_max: Math.max(...rss),
       noop_pass_ms_p50: percentile(passMs, 50),
       noop_pass_ms_p99: percentile(passMs, 99),
+      noop_pass_ms_max: Math.max(...passMs),
       processes_started_by_idle_passes: spawnedIdle,
       nft_iptables_children_alive_max: Math.max(...helpers),
       scale_to_every_table_ms: scaleMs,
