@@ -9,6 +9,7 @@ import { DnsAttachError, DnsNamespaceStateError, DnsServiceClosedError, InvalidD
 import { parseUpstreams } from './forwarder.js';
 import { validateNameView, type NameView } from './name-view.js';
 import { RESOLVER_ADDRESS } from './namespace-server.js';
+import { stableResolverPort } from './resolver-port.js';
 import { tcpLimits, type TcpLimits } from './tcp-session.js';
 import type { WorkerMessage, WorkerReply, WorkerRequest, WorkerSettings } from './worker-protocol.js';
 
@@ -238,13 +239,16 @@ export class DnsService {
       },
       died: () => undefined,
     });
-    worker.postMessage({ op: 'attach', reqId, path, view: entry.latest, port } satisfies WorkerRequest);
+    // Any port will do: the namespace's stable one first, so a restart finds its NAT rule already right.
+    const prefer = port === 0 ? stableResolverPort(path) : undefined;
+    worker.postMessage({ op: 'attach', reqId, path, view: entry.latest, port, ...(prefer !== undefined ? { prefer } : {}) } satisfies WorkerRequest);
   }
 
   /**
    * Starts answering on 127.0.0.11 inside the namespace at `netnsPath` with the names of `view`.
-   * Resolves to the port bound (UDP and TCP alike): by default one the kernel picked, which the
-   * namespace's NAT rules (resolverNatRules) must map 127.0.0.11:53 to.
+   * Resolves to the port bound (UDP and TCP alike), which the namespace's NAT rules (resolverNatRules)
+   * must map 127.0.0.11:53 to: by default the namespace's stable port (stableResolverPort), or one the
+   * kernel picked when something in the namespace holds that one.
    */
   async attach(netnsPath: string, view: NameView, opts: AttachOptions = {}): Promise<Attached> {
     if (this.closed) throw new DnsServiceClosedError('closed');

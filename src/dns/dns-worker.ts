@@ -52,22 +52,23 @@ function compile(view: NameView) {
   return compileAnswerTable(view, { ttlSeconds: settings.ttlSeconds, forwarding: settings.upstreams.length > 0 });
 }
 
-function attach(path: string, view: NameView, listenPort: number): Promise<number> {
+function attach(path: string, view: NameView, listenPort: number, prefer: number): Promise<number> {
   if (servers.has(path) || attaching.has(path)) return Promise.reject(new Error('already attached'));
   const entry = { done: Promise.resolve(), latest: null as NameView | null };
-  const opened = openServer(path, view, listenPort, entry).finally(() => attaching.delete(path));
+  const opened = openServer(path, view, listenPort, prefer, entry).finally(() => attaching.delete(path));
   entry.done = opened.then(() => undefined);
   attaching.set(path, entry);
   return opened;
 }
 
-async function openServer(path: string, view: NameView, listenPort: number, entry: { latest: NameView | null }): Promise<number> {
+async function openServer(path: string, view: NameView, listenPort: number, prefer: number, entry: { latest: NameView | null }): Promise<number> {
   const table = compile(view);
   const server = await inNetnsAsync(path, () =>
     NamespaceServer.open({
       table,
       address: settings.address,
       port: listenPort,
+      preferPort: prefer,
       tcp: settings.tcp,
       forward: {
         upstreams: settings.upstreams,
@@ -89,7 +90,7 @@ async function openServer(path: string, view: NameView, listenPort: number, entr
 async function handle(req: Exclude<WorkerRequest, { op: 'stats' }>): Promise<number | void> {
   switch (req.op) {
     case 'attach':
-      return attach(req.path, req.view, req.port);
+      return attach(req.path, req.view, req.port, req.prefer ?? 0);
     case 'update': {
       const pending = attaching.get(req.path);
       if (pending) {

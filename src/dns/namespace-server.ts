@@ -25,6 +25,8 @@ export interface NamespaceServerOptions {
   address?: string;
   /** 0 (the default): a port the kernel picks, the same number for UDP and TCP. */
   port?: number;
+  /** With port 0: a port to try first; taken, the kernel picks one (stableResolverPort). */
+  preferPort?: number;
   tcp?: Partial<TcpLimits>;
   log: (event: Record<string, unknown>) => void;
   /** Where queries and answers are counted (a worker shares one among its namespaces); default: its own. */
@@ -39,10 +41,17 @@ export interface TcpStats {
 }
 
 /**
- * Binds UDP on `port` and TCP on the same number. With port 0 the kernel picks the UDP port;
- * when that number is taken for TCP, another is drawn.
+ * Binds UDP on `port` and TCP on the same number. With port 0, `prefer` is tried first (when given),
+ * then the kernel picks the UDP port; when that number is taken for TCP, another is drawn.
  */
-async function bindPair(address: string, port: number, highWaterMark: number): Promise<{ udp: UdpSocket; tcp: Server }> {
+async function bindPair(address: string, port: number, highWaterMark: number, prefer = 0): Promise<{ udp: UdpSocket; tcp: Server }> {
+  if (port === 0 && prefer !== 0) {
+    try {
+      return await bindPair(address, prefer, highWaterMark);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    }
+  }
   for (let attempt = 1; ; attempt++) {
     const udp = udpSocket();
     // highWaterMark is the accepted sockets' write buffer bound that TcpSession pauses on.
@@ -62,7 +71,7 @@ async function bindPair(address: string, port: number, highWaterMark: number): P
 
 /**
  * The resolver inside one task namespace: UDP and TCP on 127.0.0.11 at one port, by default a
- * random high one that the task's NAT rules (resolverNatRules) map 127.0.0.11:53 to, as
+ * high one (preferPort, else the kernel's pick) that the task's NAT rules (resolverNatRules) map 127.0.0.11:53 to, as
  * Docker does, so that the task itself may bind :53. Forwarded queries leave from sockets the
  * forwarder opens in the namespace. `open` must run while the calling thread is inside the
  * namespace; it resolves once every socket is bound, after which the thread may leave.
@@ -89,7 +98,7 @@ export class NamespaceServer {
   /** Binds the sockets in the calling thread's current namespace. */
   static async open(opts: NamespaceServerOptions): Promise<NamespaceServer> {
     const limits = tcpLimits(opts.tcp);
-    const { udp, tcp } = await bindPair(opts.address ?? RESOLVER_ADDRESS, opts.port ?? 0, limits.writeHighWaterBytes);
+    const { udp, tcp } = await bindPair(opts.address ?? RESOLVER_ADDRESS, opts.port ?? 0, limits.writeHighWaterBytes, opts.preferPort);
     const forwarder = opts.forward.upstreams.length > 0 && opts.table.forwarding ? new UpstreamForwarder(opts.forward) : null;
     const server = new NamespaceServer(udp, tcp, forwarder, limits, opts.table, opts.log, opts.counters ?? emptyDnsCounters());
     server.start();

@@ -14,9 +14,9 @@ export interface WorkerSettings {
   tcp: TcpLimits;
 }
 
-/** Requests from DnsService to a worker. `port` 0 lets the kernel pick the namespace's port. */
+/** Requests from DnsService to a worker. `port` 0 lets the kernel pick the namespace's port, after `prefer` when given. */
 export type WorkerRequest =
-  | { op: 'attach'; reqId: number; path: string; view: NameView; port: number }
+  | { op: 'attach'; reqId: number; path: string; view: NameView; port: number; prefer?: number }
   | { op: 'update'; path: string; view: NameView }
   | { op: 'detach'; reqId: number; path: string }
   | { op: 'close'; reqId: number }
