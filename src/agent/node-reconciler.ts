@@ -216,6 +216,18 @@ export class NodeReconciler {
     }
     for (const t of plan.tasks) if (!this.cache.failing('gwleg', t.gw.hostIf)) this.gwAddresses.set(t.record.id, t.gw.ip);
 
+    // The resolver as soon as a namespace and its lo stand (the leg brings lo up): a new task's process
+    // can resolve names from its first instruction, and after an agent restart names answer again
+    // before the slower adoption of every task's tables (they were unanswered until the end of the pass).
+    for (const { sandbox, view } of plan.nameViews) {
+      if (!this.cache.holds('dns', sandbox, view)) await this.applyTarget(r, 'dns', sandbox, view, async () => {
+        if (this.dnsAttached.has(sandbox)) await this.a.dns.update(sandbox, view);
+        else await this.a.dns.attach(sandbox, view);
+        this.dnsAttached.add(sandbox);
+        r.dns++;
+      });
+    }
+
     for (const s of plan.sysctls) {
       const name = `${s.netns ?? 'host'} ${s.key}`;
       if (!this.cache.holds('sysctl', name, s.value)) await this.applyTarget(r, 'sysctl', name, s.value, async () => {
@@ -279,15 +291,6 @@ export class NodeReconciler {
       if (!this.cache.holds('process', p.taskId, p)) await this.applyTarget(r, 'process', p.taskId, p, async () => {
         await this.a.processes.ensureRunning(this.taskSpec(p));
         if (!known) r.processes++;
-      });
-    }
-
-    for (const { sandbox, view } of plan.nameViews) {
-      if (!this.cache.holds('dns', sandbox, view)) await this.applyTarget(r, 'dns', sandbox, view, async () => {
-        if (this.dnsAttached.has(sandbox)) await this.a.dns.update(sandbox, view);
-        else await this.a.dns.attach(sandbox, view);
-        this.dnsAttached.add(sandbox);
-        r.dns++;
       });
     }
 
