@@ -7,17 +7,20 @@ import type { TaskSupervisor } from '../tasks/supervisor.js';
 import type { DnsService } from '../dns/dns-service.js';
 import { HealthServers } from '../mesh/health-server.js';
 import { applyHostRules, applyTaskRules } from '../mesh/iptables-apply.js';
-import { emptyHostRuleSet } from '../mesh/iptables-render.js';
+import { emptyHostRuleSet, TASK_COMMENT } from '../mesh/iptables-render.js';
 import { IptablesWriter } from '../mesh/iptables-writer.js';
 import { syncReturnRoute } from '../mesh/return-route.js';
 import { ipv6ReturnRouteNetlink } from '../mesh/return-route-v6.js';
-import { resolverNatRuleSet } from '../dns/resolver-nat.js';
+import { DNS_NAT_COMMENT, resolverNatRuleSet } from '../dns/resolver-nat.js';
 import type { Logger } from '../log/logger.js';
 import { GwBridge } from './gwbridge.js';
 import { createLbBackend } from './lb-backend-choice.js';
 import { DualStackLb } from '../vip/dual-stack-lb.js';
 import type { NodeAdapters } from './node-reconciler.js';
 import type { NodeSettings } from './node-plan.js';
+
+/** iptables-save processes at once when an agent reads many task namespaces ahead (two cores: the reads are mostly process start-up). */
+const PREFETCH_READERS = 4;
 
 /** What the real adapters are built from. */
 export interface RealAdapterDeps {
@@ -84,6 +87,18 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
         }
       },
       forgetTask: (netns) => void taskWriters.delete(netns),
+      // Both owners of a task's nat table (its redirects, its resolver's NAT), read a few namespaces at a
+      // time: each read is an iptables-save, most of its cost waiting for the process. A failed read is
+      // the apply's to meet and report.
+      prefetchTasks: async (netnsList) => {
+        const queue = [...netnsList];
+        const reader = async (): Promise<void> => {
+          for (let netns = queue.shift(); netns !== undefined; netns = queue.shift()) {
+            await writerFor(netns).warm([TASK_COMMENT, DNS_NAT_COMMENT], ['nat']).catch(() => undefined);
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(PREFETCH_READERS, queue.length) }, reader));
+      },
     },
     health: {
       reconcile: async (plans) => {

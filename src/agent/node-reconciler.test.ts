@@ -15,6 +15,7 @@ class FakeHost {
   legs = new Map<string, string>();
   hostRules = '';
   taskRules = new Map<string, string>();
+  prefetched: string[][] = [];
   firewall = new Map<string, string>();
   lb = new Map<string, string>();
   processes = new Map<string, string>();
@@ -71,6 +72,7 @@ class FakeHost {
         applyTask: async (rules) => (call(), changed(this.taskRules, rules.netns, rules)),
         applyHostFirewall: async (set) => (call(), changed(this.firewall, set.comment, set)),
         forgetTask: (netns) => void this.taskRules.delete(netns),
+        prefetchTasks: async (netns) => void this.prefetched.push([...netns]),
       },
       health: { reconcile: async () => call() },
       dns: {
@@ -173,6 +175,22 @@ describe('NodeReconciler with fake adapters', () => {
     const r = await reconciler(host).apply(planOf(), { resync: true });
     expect({ ns: r.namespaces, gw: r.gwLegs, proc: r.processes, ov: r.overlayOps, lb: r.lbChanges, mesh: r.meshRules, pruned: r.pruned }).toEqual({ ns: 0, gw: 0, proc: 0, ov: 0, lb: 0, mesh: 0, pruned: 0 });
     expect(JSON.stringify([...host.namespaces, ...host.legs, ...host.overlays, ...host.lb, ...host.taskRules, host.hostRules])).toBe(before);
+  });
+
+  it('reads ahead the tables of tasks it has not applied yet, when there are several, and not on a pass that holds them', async () => {
+    const snap = snapshotFixture();
+    // A second task of web on host-a.
+    const two = { ...snap, tasks: [...snap.tasks, { ...snap.tasks[0]!, id: 'task00000004', slot: 4, addresses: { appnet: { ip: '10.0.1.14', mac: '02:42:0a:00:01:0e' }, ingress: { ip: '10.255.0.14', mac: '02:42:0a:ff:00:0e' } } }] };
+    const host = new FakeHost();
+    const rec = reconciler(host);
+    await rec.apply(planOf(two), { resync: true });
+    expect(host.prefetched).toEqual([[`${settings.netnsDir}/t-task00000001`, `${settings.netnsDir}/t-task00000004`]]);
+    await rec.apply(planOf(two), { resync: false });
+    expect(host.prefetched).toHaveLength(1);
+    // One task alone is read by its own apply: nothing is gained by reading it ahead.
+    const other = new FakeHost();
+    await reconciler(other).apply(planOf(snap), { resync: true });
+    expect(other.prefetched).toEqual([]);
   });
 
   it('a failing target is reported while the others converge, logged once, and healed on the next pass', async () => {

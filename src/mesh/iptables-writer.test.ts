@@ -213,6 +213,26 @@ describe('IptablesWriter: the nf_tables generation stands in for a resync read',
     expect(await forksDuring(() => writer.apply(hostSet, { verify: true }))).toEqual([]);
   });
 
+  it('warm reads ahead for owners it does not know, and their first apply then forks only its write', async () => {
+    const { fake, writer, forksDuring, foreign } = tracked();
+    expect(await forksDuring(() => writer.warm([hostSet.comment], ['filter', 'nat']))).toEqual(['iptables-save -t filter', 'iptables-save -t nat']);
+    expect(await forksDuring(() => writer.apply(hostSet))).toEqual(['iptables-restore --noflush -w']);
+    // A known owner: nothing to read ahead.
+    expect(await forksDuring(() => writer.warm([hostSet.comment], ['filter', 'nat']))).toEqual([]);
+    // Read ahead, then someone else commits: the read is stale, and a new owner's apply reads again.
+    const other = { ...hostSet, comment: 'meshnet-other' };
+    await writer.warm([other.comment], ['filter', 'nat']);
+    foreign(() => fake.state.get('nat')!.set('DOCKER-INGRESS', []));
+    expect((await forksDuring(() => writer.apply(other))).filter((f) => f.startsWith('iptables-save'))).toEqual(['iptables-save -t filter', 'iptables-save -t nat']);
+  });
+
+  it('warm reads nothing without a generation (legacy iptables): the read could not be told current', async () => {
+    const fake = fakeIptablesRunner();
+    const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run: fake.run, generations: NftGenerations.unknown() });
+    await writer.warm([hostSet.comment], ['filter', 'nat']);
+    expect(fake.forks).toEqual([]);
+  });
+
   it('a light check without a generation trusts what it applied (legacy iptables forks nothing for it)', async () => {
     const fake = fakeIptablesRunner();
     const writer = new IptablesWriter({ netns: '/run/meshnet/netns/fake', run: fake.run, generations: NftGenerations.unknown() });

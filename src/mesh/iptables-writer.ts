@@ -130,6 +130,17 @@ export class IptablesWriter {
     return known !== null && this.generations.since(known) === null;
   }
 
+  /**
+   * Reads `tables` ahead when one of `owners` is new to this writer, so their first apply (which reads
+   * them anyway) finds the read still current and forks nothing: a caller can then read many namespaces
+   * at once instead of one after the other (an agent adopting every task after a restart). Does nothing
+   * where no generation can tell that a read is still current (legacy iptables).
+   */
+  async warm(owners: readonly string[], tables: readonly IptablesTable[]): Promise<void> {
+    if (owners.every((o) => this.applied.has(o)) || this.generations.current() === null) return;
+    await this.serialize(() => this.readNow(tables));
+  }
+
   /** Reads the given tables as iptables-save prints them (always forks: one iptables-save per table). */
   read(tables: readonly IptablesTable[]): Promise<IptablesState> {
     return this.serialize(() => this.readNow(tables));
