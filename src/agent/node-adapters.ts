@@ -19,9 +19,6 @@ import { DualStackLb } from '../vip/dual-stack-lb.js';
 import type { NodeAdapters } from './node-reconciler.js';
 import type { NodeSettings } from './node-plan.js';
 
-/** iptables-save processes at once when an agent reads many task namespaces ahead (two cores: the reads are mostly process start-up). */
-const PREFETCH_READERS = 4;
-
 /** What the real adapters are built from. */
 export interface RealAdapterDeps {
   settings: NodeSettings;
@@ -87,18 +84,9 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
         }
       },
       forgetTask: (netns) => void taskWriters.delete(netns),
-      // Both owners of a task's nat table (its redirects, its resolver's NAT), read a few namespaces at a
-      // time: each read is an iptables-save, most of its cost waiting for the process. A failed read is
-      // the apply's to meet and report.
-      prefetchTasks: async (netnsList) => {
-        const queue = [...netnsList];
-        const reader = async (): Promise<void> => {
-          for (let netns = queue.shift(); netns !== undefined; netns = queue.shift()) {
-            await writerFor(netns).warm([TASK_COMMENT, DNS_NAT_COMMENT], ['nat']).catch(() => undefined);
-          }
-        };
-        await Promise.all(Array.from({ length: Math.min(PREFETCH_READERS, queue.length) }, reader));
-      },
+      // Both owners of a task's nat table (its redirects, its resolver's NAT): every namespace read by one
+      // process. A failed read is the apply's to meet and report.
+      prefetchTasks: (netnsList) => IptablesWriter.warmMany(netnsList.map(writerFor), [TASK_COMMENT, DNS_NAT_COMMENT], 'nat'),
     },
     health: {
       reconcile: async (plans) => {

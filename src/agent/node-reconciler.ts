@@ -65,7 +65,7 @@ export interface NodeAdapters {
     applyTask(rules: TaskRules, opts: CheckOptions): Promise<boolean>;
     /** Forgets a task namespace that went away (its writer's cached state). */
     forgetTask(netns: string): void;
-    /** Reads ahead, several at a time, the tables of task namespaces whose rules are about to be applied for the first time. */
+    /** Reads ahead, all in one go, the tables of task namespaces whose rules are about to be applied for the first time. */
     prefetchTasks?(netns: readonly string[]): Promise<void>;
   };
   health: { reconcile(plans: readonly HealthPortPlan[]): Promise<void> };
@@ -219,7 +219,7 @@ export class NodeReconciler {
     for (const t of plan.tasks) if (!this.cache.failing('gwleg', t.gw.hostIf)) this.gwAddresses.set(t.record.id, t.gw.ip);
 
     // Tasks whose rules this agent has not applied yet (all of them after a restart) have their tables read
-    // now, several namespaces at a time; each apply below then finds its read current instead of forking.
+    // now, in one batch; each apply below then finds its read current instead of forking.
     const unheld = plan.taskRules.filter((t) => !this.cache.holds('taskrules', t.netns, t)).map((t) => t.netns);
     if (unheld.length > 1 && this.a.mesh.prefetchTasks) await this.a.mesh.prefetchTasks(unheld);
 

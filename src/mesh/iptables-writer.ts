@@ -7,6 +7,7 @@ import { IptablesCommandError } from './errors.js';
 import { renderRestore, ruleSetState, tablesOf } from './iptables-render.js';
 import type { AddressFamily } from './iptables-family.js';
 import type { IptablesRuleSet, IptablesTable } from './iptables-ruleset.js';
+import { saveTableIn } from './iptables-batch-save.js';
 import { parseIptablesSave, type IptablesState } from './iptables-save-parse.js';
 
 /**
@@ -98,6 +99,8 @@ export class IptablesWriter {
   readonly family: AddressFamily;
   private readonly flavor: IptablesFlavor;
   private readonly run: IptablesRunner;
+  /** Whether this writer runs the real tools (no runner given): only then can warmMany read for it in a batch. */
+  private readonly realTools: boolean;
   private readonly log: Logger | undefined;
   private readonly applied = new Map<string, Applied>();
   /** One transaction at a time: renders from memory assume the previous write landed. */
@@ -114,6 +117,7 @@ export class IptablesWriter {
     const netns = opts.netns;
     this.run = opts.run ?? ((argv, input) => execIn(netns, argv, { input: input ?? '', allowFailure: true, timeoutMs: TIMEOUT_MS }));
     this.log = opts.log;
+    this.realTools = opts.run === undefined;
     // A fake runner's rules are not the kernel's: its generation is unknown unless the test gives one.
     const real = opts.run === undefined && (this.flavor === 'nft' || (this.flavor === 'auto' && toolIsNft(this.tool('restore'))));
     this.generations = opts.generations ?? (real ? NftGenerations.of(netns) : NftGenerations.unknown());
@@ -139,6 +143,40 @@ export class IptablesWriter {
   async warm(owners: readonly string[], tables: readonly IptablesTable[]): Promise<void> {
     if (owners.every((o) => this.applied.has(o)) || this.generations.current() === null) return;
     await this.serialize(() => this.readNow(tables));
+  }
+
+  /**
+   * warm() for many writers and one table at once: one process reads every namespace that needs it
+   * (saveTableIn), and each read is kept only if its namespace's generation did not move while it was
+   * read. Writers given their own runner (tests) warm one by one through it.
+   */
+  static async warmMany(writers: readonly IptablesWriter[], owners: readonly string[], table: IptablesTable): Promise<void> {
+    const cold = writers.filter((w) => !owners.every((o) => w.applied.has(o)));
+    const batched = cold.filter((w) => w.realTools && w.netns !== null);
+    for (const w of cold) if (!batched.includes(w)) await w.warm(owners, [table]).catch(() => undefined);
+    // One batch per tool (iptables-nft-save, ip6tables-save, ...): writers of one agent share one.
+    const byTool = new Map<string, { writer: IptablesWriter; generation: number }[]>();
+    for (const w of batched) {
+      const generation = w.generations.current();
+      if (generation === null) continue;
+      const tool = w.tool('save');
+      byTool.set(tool, [...(byTool.get(tool) ?? []), { writer: w, generation }]);
+    }
+    for (const [tool, list] of byTool) {
+      const texts = await saveTableIn(list.map((x) => x.writer.netns!), tool, table);
+      for (const { writer, generation } of list) {
+        const text = texts.get(writer.netns!);
+        if (text !== null && text !== undefined) await writer.serialize(async () => writer.seed(table, text, generation));
+      }
+    }
+  }
+
+  /** Keeps `text` (iptables-save of `table`, read when the namespace was at `generation`) if it still is. */
+  private seed(table: IptablesTable, text: string, generation: number): void {
+    if (this.generations.current() !== generation) return;
+    const tables = this.lastRead?.generation === generation ? this.lastRead.tables : new Map<IptablesTable, Map<string, string[]> | null>();
+    tables.set(table, parseIptablesSave(text).get(table) ?? null);
+    this.lastRead = { generation, tables };
   }
 
   /** Reads the given tables as iptables-save prints them (always forks: one iptables-save per table). */

@@ -1,10 +1,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { execIn } from '../../src/sandbox/exec.js';
+import { execIn, processesSpawned } from '../../src/sandbox/exec.js';
 import { applyHostRules, applyTaskRules } from '../../src/mesh/iptables-apply.js';
 import { IptablesWriter, type IptablesFlavor, type IptablesRunner } from '../../src/mesh/iptables-writer.js';
 import { computeMeshPlan } from '../../src/mesh/published-ports.js';
 import { markRulesFromState, markRuleSet, type MarkRule } from '../../src/vip/ipvs/mark-rules.js';
 import { knownState } from '../../src/mesh/fixtures.test-data.js';
+import { TASK_COMMENT } from '../../src/mesh/iptables-render.js';
 import { nftGeneration, NftGenerations } from '../../src/sandbox/nft-generation.js';
 import { MeshLab } from './mesh-lab.js';
 
@@ -153,6 +154,28 @@ describe('iptables-nft with the namespace\'s nf_tables generation', () => {
     const third = { comment: 'meshnet-third', ownedChains: [{ table: 'mangle' as const, name: 'MESHNET-THIRD' }], chains: [{ table: 'mangle' as const, name: 'MESHNET-THIRD', rules: ['-j RETURN'] }], builtins: [] };
     await writer.apply(third);
     expect(forks.slice(2)).toEqual(['iptables-nft-save', 'iptables-nft-restore']);
+  });
+
+  it('warmMany reads many namespaces in one process; their first applies then fork nothing, unless one moved since', async () => {
+    const names = await Promise.all(['batch-a', 'batch-b', 'batch-c'].map((n) => lab.netns(n)));
+    // Rules an earlier agent left in each (the tasks a restarted agent adopts).
+    for (const ns of names) await applyTaskRules(new IptablesWriter({ netns: ns, flavor: 'nft' }), plan.tasks[0]!);
+    const writers = names.map((ns) => new IptablesWriter({ netns: ns, flavor: 'nft' }));
+    let spawned = processesSpawned();
+    await IptablesWriter.warmMany(writers, [TASK_COMMENT], 'nat');
+    expect(processesSpawned() - spawned).toBe(1);
+    // The third namespace changes after the read: its read is stale, and only it is read again.
+    await execIn(names[2]!, ['nft', 'add table ip someone-else']);
+    spawned = processesSpawned();
+    expect((await applyTaskRules(writers[0]!, plan.tasks[0]!)).changed).toBe(false);
+    expect((await applyTaskRules(writers[1]!, plan.tasks[0]!)).changed).toBe(false);
+    expect(processesSpawned() - spawned).toBe(0);
+    expect(await applyTaskRules(writers[2]!, plan.tasks[0]!)).toMatchObject({ changed: false, readKernel: true });
+    expect(processesSpawned() - spawned).toBe(1);
+    // A namespace gone before the batch read it is left to its own apply, which reports the failure.
+    const gone = new IptablesWriter({ netns: `${names[0]!}-missing`, flavor: 'nft', generations: NftGenerations.of(names[0]!) });
+    await IptablesWriter.warmMany([gone], [TASK_COMMENT], 'nat');
+    await expect(applyTaskRules(gone, plan.tasks[0]!)).rejects.toThrow();
   });
 });
 
