@@ -146,7 +146,7 @@ export class IptablesWriter {
   }
 
   /**
-   * warm() for many writers and one table at once: one process reads every namespace that needs it
+   * warm() for many writers and one table at once: two processes read every namespace that needs it
    * (saveTableIn), and each read is kept only if its namespace's generation did not move while it was
    * read. Writers given their own runner (tests) warm one by one through it.
    */
