@@ -152,15 +152,17 @@ export class IptablesWriter {
    */
   static async warmMany(writers: readonly IptablesWriter[], owners: readonly string[], table: IptablesTable): Promise<void> {
     const cold = writers.filter((w) => !owners.every((o) => w.applied.has(o)));
-    const batched = cold.filter((w) => w.realTools && w.netns !== null);
-    for (const w of cold) if (!batched.includes(w)) await w.warm(owners, [table]).catch(() => undefined);
+    const batched = new Set(cold.filter((w) => w.realTools && w.netns !== null));
+    for (const w of cold) if (!batched.has(w)) await w.warm(owners, [table]).catch(() => undefined);
     // One batch per tool (iptables-nft-save, ip6tables-save, ...): writers of one agent share one.
     const byTool = new Map<string, { writer: IptablesWriter; generation: number }[]>();
     for (const w of batched) {
       const generation = w.generations.current();
       if (generation === null) continue;
       const tool = w.tool('save');
-      byTool.set(tool, [...(byTool.get(tool) ?? []), { writer: w, generation }]);
+      let list = byTool.get(tool);
+      if (!list) byTool.set(tool, (list = []));
+      list.push({ writer: w, generation });
     }
     for (const [tool, list] of byTool) {
       const texts = await saveTableIn(list.map((x) => x.writer.netns!), tool, table);
