@@ -16,9 +16,10 @@ const TIMEOUT_MS = 60_000;
  */
 export async function saveTableIn(netnsList: readonly string[], tool: string, table: IptablesTable): Promise<Map<string, string | null>> {
   const out = new Map<string, string | null>();
-  // A marker no iptables-save line can start with: each section begins with it and the namespace.
+  // A marker no iptables-save line can start with: each section begins with it and the namespace, and
+  // counts only once closed by `ok` (a shell killed mid-read leaves a truncated section, never a short table).
   const mark = `#meshnet-${randomBytes(8).toString('hex')}`;
-  const script = 'tool=$1; table=$2; mark=$3; shift 3; for ns in "$@"; do printf "%s %s\\n" "$mark" "$ns"; nsenter --net="$ns" -- "$tool" -t "$table" || printf "%s failed\\n" "$mark"; done';
+  const script = 'tool=$1; table=$2; mark=$3; shift 3; for ns in "$@"; do printf "%s %s\\n" "$mark" "$ns"; if nsenter --net="$ns" -- "$tool" -t "$table"; then printf "%s ok\\n" "$mark"; fi; done';
   const size = Math.min(CHUNK, Math.ceil(netnsList.length / SHELLS));
   const chunks: (readonly string[])[] = [];
   for (let i = 0; i < netnsList.length; i += size) chunks.push(netnsList.slice(i, i + size));
@@ -29,22 +30,17 @@ export async function saveTableIn(netnsList: readonly string[], tool: string, ta
   for (const r of results) {
     let current: string | null = null;
     let lines: string[] = [];
-    const close = (): void => {
-      if (current !== null) out.set(current, lines.join('\n') + '\n');
-    };
     for (const line of r.stdout.split('\n')) {
-      if (line === `${mark} failed`) {
-        if (current !== null) out.set(current, null);
+      if (line === `${mark} ok`) {
+        if (current !== null) out.set(current, lines.join('\n') + '\n');
         current = null;
       } else if (line.startsWith(`${mark} `)) {
-        close();
         current = line.slice(mark.length + 1);
         lines = [];
       } else if (current !== null) lines.push(line);
     }
-    close();
   }
-  // Namespaces the shell never reached (it was killed): unread.
+  // Namespaces whose read failed, was cut short or never began: unread.
   for (const ns of netnsList) if (!out.has(ns)) out.set(ns, null);
   return out;
 }
