@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../lab/lab.js';
 import { execIn } from '../../src/sandbox/exec.js';
-import { NftCommandError, NftContext } from '../../src/vip/nft/libnftables.js';
+import { NftCommandError, NftContext, onNftContextFreed } from '../../src/vip/nft/libnftables.js';
 
 // Two throwaway namespaces: a context opened in one must write there, and never anywhere else,
 // whichever thread (the event loop's or a libuv pool thread's) runs its commands.
@@ -35,6 +35,26 @@ describe('libnftables context', () => {
       expect(ctx.run('list tables')).toContain('table ip async_probe');
     } finally {
       ctx.close();
+    }
+  });
+
+  it('tells the freed-context listener once the context is freed, also when a call was in flight', async () => {
+    let freed = 0;
+    let wake: () => void = () => undefined;
+    onNftContextFreed(() => {
+      freed++;
+      wake();
+    });
+    try {
+      const ctx = NftContext.open(a);
+      const listing = ctx.runAsync('list tables');
+      ctx.close();
+      expect(freed).toBe(0);
+      await listing;
+      while (freed === 0) await new Promise<void>((r) => (wake = r));
+      expect(freed).toBe(1);
+    } finally {
+      onNftContextFreed(null);
     }
   });
 

@@ -40,7 +40,7 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
     .action(async (o: Record<string, string | string[]>) => {
       // The agent's modules (netlink, libnftables, prom-client, the task runtime) load here, not for every
       // CLI command: they were most of `meshnet --version`'s start-up.
-      const [{ limitMallocArenas }, { Agent }, { fanOut }, { AgentHealth }, { HealthEndpoint, HealthEndpointError }, { AgentMetrics }, { SystemdReadiness }, { registerVtepMetrics }] = await Promise.all([
+      const [{ limitMallocArenas, trimMallocHeapSoon }, { Agent }, { fanOut }, { AgentHealth }, { HealthEndpoint, HealthEndpointError }, { AgentMetrics }, { SystemdReadiness }, { registerVtepMetrics }] = await Promise.all([
         import('../../agent/glibc-malloc.js'),
         import('../../agent/agent.js'),
         import('../../agent/agent-observer.js'),
@@ -51,7 +51,10 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
         import('../../agent/vtep-metrics.js'),
       ]);
       const { createLogger } = await import('../../log/logger.js');
+      const { onNftContextFreed } = await import('../../vip/nft/libnftables.js');
       limitMallocArenas();
+      // nft's cache of a table goes back to the kernel once its context is freed, not at the next resync.
+      onNftContextFreed(() => trimMallocHeapSoon());
       const log = createLogger({ level: o['logLevel'] as LogLevel });
       // Read once and taken out of the environment: task processes must not inherit systemd's socket.
       const notifySocket = process.env['NOTIFY_SOCKET'];

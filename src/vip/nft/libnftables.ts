@@ -53,6 +53,16 @@ const NFT_CTX_DEFAULT = 0;
 const NFT_CTX_OUTPUT_JSON = 1 << 4;
 
 let binding: Binding | null = null;
+let freedListener: (() => void) | null = null;
+
+/**
+ * Calls `listener` after each context is freed (null: no one). A context that loaded or listed a big
+ * table held nft's cache of it in malloc'd memory: whoever owns the process's malloc may want to hand
+ * it back then (the agent trims its heap), rather than at some later, unrelated moment.
+ */
+export function onNftContextFreed(listener: (() => void) | null): void {
+  freedListener = listener;
+}
 
 /** Loads the library on first use, so machines that only use IPVS never need it. */
 function lib(): Binding {
@@ -180,6 +190,6 @@ export class NftContext {
   private free(): void {
     const ctx = this.ctx;
     this.ctx = null;
-    if (ctx) this.b.ctxFreeAsync(ctx, () => undefined);
+    if (ctx) this.b.ctxFreeAsync(ctx, () => freedListener?.());
   }
 }

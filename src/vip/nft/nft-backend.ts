@@ -160,6 +160,9 @@ export class NftBackend implements LbBackend {
       const r = await this.adopt(table);
       this.adoptionTried = true;
       if (r.by === 'digest') {
+        // The digest read left nft's cache of the namespace's tables in the context (~0.5 MB): an adopting
+        // agent holds one per task namespace, and nothing needs it until the next change, so free it now.
+        this.close();
         this.lastApply = { mode: 'none', adopted: true, adoptedBy: 'digest', conntrackDeletions: 0, planMs: r.planMs, nftMs: 0 };
         return { changes: 0, durationMs: performance.now() - started };
       }
