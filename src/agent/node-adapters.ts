@@ -1,6 +1,6 @@
 import type { NetnsDir } from '../sandbox/netns.js';
 import { Rtnl } from '../sandbox/rtnl.js';
-import { setSysctl } from '../sandbox/sysctl.js';
+import { ensureSysctl } from '../sandbox/sysctl.js';
 import { OverlayDriver } from '../overlay/overlay-driver.js';
 import { EncryptionDriver } from '../overlay/encryption-driver.js';
 import type { TaskSupervisor } from '../tasks/supervisor.js';
@@ -52,13 +52,13 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
   };
   // The resolver serves each task on 127.0.0.11 at a port of its own; NAT in the task maps :53 to it
   // (Docker's DOCKER_OUTPUT/DOCKER_POSTROUTING), so a task may bind 0.0.0.0:53 itself.
-  const resolverNat = async (sandbox: string): Promise<void> => {
+  const resolverNat = async (sandbox: string): Promise<boolean> => {
     const port = deps.dns.portOf(sandbox);
-    if (port) await writerFor(sandbox).apply(resolverNatRuleSet(port));
+    return port ? (await writerFor(sandbox).apply(resolverNatRuleSet(port))).changed : false;
   };
   return {
     namespaces: deps.netnsDir,
-    sysctl: (netns, key, value) => setSysctl(netns ?? deps.hostNetns, key, value),
+    sysctl: (netns, key, value) => ensureSysctl(netns ?? deps.hostNetns, key, value),
     gw,
     overlay: new OverlayDriver({ netnsDir: deps.netnsDir, hostNetns: deps.hostNetns, allowHostNamespace: true }),
     encryption,
@@ -90,9 +90,10 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
     },
     health: {
       reconcile: async (plans) => {
-        await deps.health.reconcile(plans);
+        let changes = await deps.health.reconcile(plans);
         const v6 = plans.filter((p) => p.v6);
-        if (v6.length > 0 || health6) await (health6 ??= new HealthServers(deps.hostNetns, '::')).reconcile(v6);
+        if (v6.length > 0 || health6) changes += await (health6 ??= new HealthServers(deps.hostNetns, '::')).reconcile(v6);
+        return changes;
       },
     },
     dns: {
@@ -102,8 +103,8 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
       },
       // A restarted resolver worker may have had to take a new port: the writer rewrites the NAT only then.
       update: async (sandbox, view) => {
-        deps.dns.update(sandbox, view);
-        await resolverNat(sandbox);
+        const changed = deps.dns.update(sandbox, view);
+        return (await resolverNat(sandbox)) || changed;
       },
       detach: (sandbox) => deps.dns.detach(sandbox),
     },

@@ -23,6 +23,9 @@ class FakeHost {
   failOverlay: string | null = null;
   failDns: string | null = null;
   dnsServed = new Set<string>();
+  dnsViews = new Map<string, string>();
+  sysctls = new Map<string, string>();
+  health = new Map<string, string>();
   unkillable = new Set<string>();
   calls = 0;
 
@@ -44,7 +47,7 @@ class FakeHost {
         path: (n) => `${dir}/${n}`,
         delete: (n) => (call(), void this.namespaces.delete(n)),
       },
-      sysctl: () => call(),
+      sysctl: (netns, key, value) => (call(), changed(this.sysctls, `${netns} ${key}`, value)),
       gw: {
         ensureBridge: async () => call(),
         legs: async () => (call(), [...this.legs.keys()]),
@@ -74,14 +77,15 @@ class FakeHost {
         forgetTask: (netns) => void this.taskRules.delete(netns),
         prefetchTasks: async (netns) => void this.prefetched.push([...netns]),
       },
-      health: { reconcile: async () => call() },
+      health: { reconcile: async (plans) => (call(), changed(this.health, 'host', plans) ? 1 : 0) },
       dns: {
-        attach: async (sandbox) => {
+        attach: async (sandbox, view) => {
           call();
           if (this.failDns === sandbox) throw new Error(`cannot serve DNS in ${sandbox}`);
           this.dnsServed.add(sandbox);
+          changed(this.dnsViews, sandbox, view);
         },
-        update: async () => call(),
+        update: async (sandbox, view) => (call(), changed(this.dnsViews, sandbox, view)),
         detach: async (sandbox) => (call(), void this.dnsServed.delete(sandbox)),
       },
       processes: {
@@ -121,6 +125,12 @@ describe('NodeReconciler with fake adapters', () => {
     const second = await rec.apply(planOf(snap), { resync: false });
     expect(reportChanges(second)).toBe(0);
     expect(host.calls).toBe(calls);
+    // A resync checks every target again, and finds each as it was: a check is not a change, so an idle
+    // node's periodic passes log nothing at info.
+    const resync = await rec.apply(planOf(snap), { resync: true });
+    expect(host.calls).toBeGreaterThan(calls);
+    expect(resync.errors).toEqual([]);
+    expect(reportChanges(resync)).toBe(0);
   });
 
   it('a one-backend change re-applies only the tables and rules it touches', async () => {

@@ -39,7 +39,8 @@ export function reportChanges(r: PassReport): number {
 /** The kernel and process adapters the reconciler drives: real ones in the agent, fakes in tests. */
 export interface NodeAdapters {
   namespaces: { dir: string; exists(name: string): boolean; create(name: string): void; list(): string[]; path(name: string): string; delete(name: string): void };
-  sysctl: (netns: string | null, key: string, value: string) => void;
+  /** Sets a sysctl unless it holds the value already; returns whether it wrote. */
+  sysctl: (netns: string | null, key: string, value: string) => boolean;
   gw: {
     ensureBridge(): Promise<void>;
     /** Host-side names of the veths on the bridge. */
@@ -68,8 +69,9 @@ export interface NodeAdapters {
     /** Reads ahead, all in one go, the tables of task namespaces whose rules are about to be applied for the first time. */
     prefetchTasks?(netns: readonly string[]): Promise<void>;
   };
-  health: { reconcile(plans: readonly HealthPortPlan[]): Promise<void> };
-  dns: { attach(sandbox: string, view: NameView): Promise<void>; update(sandbox: string, view: NameView): Promise<void>; detach(sandbox: string): Promise<void> };
+  /** Returns how many health servers it started, stopped or changed. */
+  health: { reconcile(plans: readonly HealthPortPlan[]): Promise<number> };
+  dns: { attach(sandbox: string, view: NameView): Promise<void>; update(sandbox: string, view: NameView): Promise<boolean>; detach(sandbox: string): Promise<void> };
   processes: { has(taskId: string): boolean; get(taskId: string): TaskInfo | undefined; list(): TaskInfo[]; ensureRunning(spec: TaskSpec): Promise<TaskInfo>; stop(taskId: string, opts: { graceMs: number }): Promise<void> };
   close(): void;
 }
@@ -228,18 +230,19 @@ export class NodeReconciler {
     // before the slower adoption of every task's tables (they were unanswered until the end of the pass).
     for (const { sandbox, view } of plan.nameViews) {
       if (!this.cache.holds('dns', sandbox, view)) await this.applyTarget(r, 'dns', sandbox, view, async () => {
-        if (this.dnsAttached.has(sandbox)) await this.a.dns.update(sandbox, view);
-        else await this.a.dns.attach(sandbox, view);
-        this.dnsAttached.add(sandbox);
-        r.dns++;
+        // A resync re-checks a share of the views: a view and resolver NAT found as they were are no change.
+        if (!this.dnsAttached.has(sandbox)) {
+          await this.a.dns.attach(sandbox, view);
+          this.dnsAttached.add(sandbox);
+          r.dns++;
+        } else if (await this.a.dns.update(sandbox, view)) r.dns++;
       });
     }
 
     for (const s of plan.sysctls) {
       const name = `${s.netns ?? 'host'} ${s.key}`;
       if (!this.cache.holds('sysctl', name, s.value)) await this.applyTarget(r, 'sysctl', name, s.value, async () => {
-        this.a.sysctl(s.netns, s.key, s.value);
-        r.sysctls++;
+        if (this.a.sysctl(s.netns, s.key, s.value)) r.sysctls++;
       });
     }
 
@@ -287,8 +290,7 @@ export class NodeReconciler {
       });
     }
     if (!this.cache.holds('health', 'host', plan.health)) await this.applyTarget(r, 'health', 'host', plan.health, async () => {
-      await this.a.health.reconcile(plan.health);
-      r.health++;
+      r.health += await this.a.health.reconcile(plan.health);
     });
 
     for (const p of plan.processes) {

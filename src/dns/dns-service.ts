@@ -286,14 +286,17 @@ export class DnsService {
     return this.owner.get(netnsPath)?.port ?? undefined;
   }
 
-  /** Replaces the names a served namespace sees; answers follow at once (clients within the TTL). */
-  update(netnsPath: string, view: NameView): void {
+  /** Replaces the names a served namespace sees; answers follow at once (clients within the TTL). Returns whether they differ. */
+  update(netnsPath: string, view: NameView): boolean {
     const valid = validateNameView(view);
     const entry = this.owner.get(netnsPath);
     if (!entry) throw new DnsNamespaceStateError(netnsPath, 'not attached');
+    // A periodic check hands the same names again: nothing to send, and nothing to report as a change.
+    if (entry.latest === valid || JSON.stringify(entry.latest) === JSON.stringify(valid)) return false;
     entry.latest = valid;
     // Not yet sent to a worker, or the worker is down: the (re)attach will carry this view.
     entry.slot?.worker?.postMessage({ op: 'update', path: netnsPath, view: valid } satisfies WorkerRequest);
+    return true;
   }
 
   /** Stops answering inside the namespace (closes its sockets); unknown paths are fine. */

@@ -32,22 +32,30 @@ export class HealthServers {
   /**
    * Makes the running servers match `entries` (one per port); resolves once new ones listen.
    * A port that cannot be opened does not stop the others: the first failure is thrown at the end.
+   * Returns how many servers it started or stopped, or answer differently now.
    */
-  async reconcile(entries: readonly HealthPortPlan[]): Promise<void> {
+  async reconcile(entries: readonly HealthPortPlan[]): Promise<number> {
     const failures: Error[] = [];
+    let changes = 0;
     const wanted = new Map(entries.map((e) => [e.port, e]));
     for (const [port, running] of this.servers) {
       if (!wanted.has(port)) {
         this.servers.delete(port);
         await closeServer(running.server);
+        changes++;
       }
     }
     for (const entry of wanted.values()) {
       const running = this.servers.get(entry.port);
-      if (running) running.entry = { ...entry };
-      else await this.start(entry).catch((err: Error) => failures.push(err));
+      if (!running) {
+        await this.start(entry).then(() => changes++, (err: Error) => failures.push(err));
+      } else if (running.entry.localTasks !== entry.localTasks || running.entry.serviceName !== entry.serviceName || running.entry.serviceId !== entry.serviceId) {
+        running.entry = { ...entry };
+        changes++;
+      }
     }
     if (failures.length > 0) throw failures[0]!;
+    return changes;
   }
 
   /** Ports currently served, ascending. */

@@ -23,6 +23,25 @@ export function setSysctl(netns: string | null, key: string, value: string | num
   });
 }
 
+/**
+ * Sets a net.* sysctl inside a namespace unless it already holds `value`; returns whether it wrote.
+ * A reconciler checks its sysctls on every resync: most are set, and some writes are not free
+ * (ip_forward's resets every interface's forwarding).
+ */
+export function ensureSysctl(netns: string | null, key: string, value: string | number): boolean {
+  const path = procPath(key);
+  const wanted = String(value).trim().split(/\s+/).join(' ');
+  return withNetns(netns, () => {
+    try {
+      if (readFileSync(path, 'utf8').trim().split(/\s+/).join(' ') === wanted) return false;
+      writeFileSync(path, String(value));
+      return true;
+    } catch (err) {
+      throw new SandboxError('SYSCTL_FAILED', `cannot set ${key}=${value}${netns ? ` in ${netns}` : ''}: ${(err as Error).message}`);
+    }
+  });
+}
+
 /** Reads a net.* sysctl inside a namespace. */
 export function getSysctl(netns: string | null, key: string): string {
   const path = procPath(key);

@@ -151,9 +151,11 @@ describe('resolver inside task namespaces', () => {
     }
     expect(ips).toEqual(['10.0.1.3', '10.0.1.4', '10.0.1.5', '10.0.1.6', '10.0.1.7']);
     expect(Date.now() - start).toBeLessThan(ttlSeconds * 1000);
-    dns.update(task, buildNameView(input(1)));
+    expect(dns.update(task, buildNameView(input(1)))).toBe(true);
     expect((await dig(task, ['tasks.web'])).answers).toEqual(['10.0.1.3']);
-    dns.update(task, buildNameView(input(3)));
+    // The same names again (a periodic check) are no change.
+    expect(dns.update(task, buildNameView(input(1)))).toBe(false);
+    expect(dns.update(task, buildNameView(input(3)))).toBe(true);
   });
 
   it('a UDP flood of random and bit-flipped packets does not starve a legitimate query loop', async () => {

@@ -33,10 +33,13 @@ describe('health ports of policy=local services, served in the host namespace', 
   });
 
   it('answers 200 with the local task count, 503 without local tasks', async () => {
-    await servers.reconcile([
+    const wanted = [
       { serviceId: 'api', serviceName: 'api', port: 31000, localTasks: 2 },
       { serviceId: 'db', serviceName: 'db', port: 31001, localTasks: 0 },
-    ]);
+    ];
+    expect(await servers.reconcile(wanted)).toBe(2);
+    // The same plan again (a resync's check) changes nothing, and says so.
+    expect(await servers.reconcile(structuredClone(wanted))).toBe(0);
     expect(await ask(31000)).toEqual({ status: '200', body: '{"service":"api","localTasks":2}' });
     expect(await ask(31001)).toEqual({ status: '503', body: '{"service":"db","localTasks":0}' });
   });
@@ -52,10 +55,11 @@ describe('health ports of policy=local services, served in the host namespace', 
 
   it('updates counts without restarting the server', async () => {
     const before = await execIn(host, ['ss', '-Hltne', 'sport = :31001']);
-    await servers.reconcile([
+    const changes = await servers.reconcile([
       { serviceId: 'api', serviceName: 'api', port: 31000, localTasks: 0 },
       { serviceId: 'db', serviceName: 'db', port: 31001, localTasks: 1 },
     ]);
+    expect(changes).toBe(2);
     expect((await ask(31000)).status).toBe('503');
     expect(await ask(31001)).toEqual({ status: '200', body: '{"service":"db","localTasks":1}' });
     const after = await execIn(host, ['ss', '-Hltne', 'sport = :31001']);

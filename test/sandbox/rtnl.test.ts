@@ -6,7 +6,7 @@ import { NetnsDir } from '../../src/sandbox/netns.js';
 import { Rtnl } from '../../src/sandbox/rtnl.js';
 import { execIn } from '../../src/sandbox/exec.js';
 import { HostNamespaceRefusedError, NamespaceNotFoundError, NetlinkError, InvalidSandboxInputError } from '../../src/sandbox/errors.js';
-import { getSysctl, setSysctl } from '../../src/sandbox/sysctl.js';
+import { ensureSysctl, getSysctl, setSysctl } from '../../src/sandbox/sysctl.js';
 
 const root = `/run/meshnet-test-rtnl-${randomBytes(3).toString('hex')}`;
 const dir = new NetnsDir(`${root}/netns`);
@@ -34,6 +34,17 @@ describe('namespaces', () => {
     setSysctl(a, 'net.ipv4.ip_forward', 1);
     expect(getSysctl(a, 'net.ipv4.ip_forward')).toBe('1');
     expect(getSysctl(b, 'net.ipv4.ip_forward')).toBe('0');
+  });
+
+  it('writes a sysctl only when it holds another value, whitespace aside', () => {
+    expect(ensureSysctl(b, 'net.ipv4.ip_forward', '1')).toBe(true);
+    expect(getSysctl(b, 'net.ipv4.ip_forward')).toBe('1');
+    expect(ensureSysctl(b, 'net.ipv4.ip_forward', 1)).toBe(false);
+    // The kernel prints a range with a tab: the same range spelt with a space is no change.
+    expect(ensureSysctl(b, 'net.ipv4.ip_local_port_range', '20000 30000')).toBe(true);
+    expect(getSysctl(b, 'net.ipv4.ip_local_port_range')).toBe('20000\t30000');
+    expect(ensureSysctl(b, 'net.ipv4.ip_local_port_range', '20000 30000')).toBe(false);
+    setSysctl(b, 'net.ipv4.ip_forward', 0);
   });
 
   it('steps the main thread in only for synchronous work; async stays in worker threads (the DNS workers)', async () => {
