@@ -68,6 +68,18 @@ describe('planOverlay', () => {
     expect(planOverlay(obs, desired).map((o) => o.op)).toEqual(['deleteVxlan', 'createVxlan', 'setFdb', 'setNeighbor']);
   });
 
+  it("replaces a VXLAN device made with another source address (the node's advertise address changed)", () => {
+    const withSource = desiredOverlayState({ ...input, localVtep: '192.0.2.1' });
+    const obs = converged();
+    obs.vxlan!.local = '192.0.2.1';
+    expect(planOverlay(obs, withSource)).toEqual([]);
+    const moved = desiredOverlayState({ ...input, localVtep: '192.0.2.7' });
+    expect(planOverlay(obs, moved).map((o) => o.op)).toEqual(['deleteVxlan', 'createVxlan', 'setFdb', 'setNeighbor']);
+    // A device made without a source (an older meshnet) sends from the routed address: kept.
+    delete obs.vxlan!.local;
+    expect(planOverlay(obs, moved)).toEqual([]);
+  });
+
   it('fixes a bridge with a stray address', () => {
     const obs = converged();
     obs.bridge!.cidrs.push('10.9.9.1/24');

@@ -4,7 +4,8 @@ import type { EndpointState, OverlayState, PeerState } from './overlay-state.js'
 export interface ObservedOverlay {
   netnsExists: boolean;
   bridge?: { cidrs: string[]; mtu: number; up: boolean };
-  vxlan?: { vni: number; port: number; mtu: number; up: boolean; learning: boolean; proxy: boolean; onBridge: boolean };
+  /** `local`: the underlay source the device was made with (absent: none, the host's route picks it). */
+  vxlan?: { vni: number; port: number; mtu: number; up: boolean; learning: boolean; proxy: boolean; onBridge: boolean; local?: string };
   /** meshnet's veths (ve*) in the overlay namespace and whether each is on br0. */
   hostIfs: { name: string; onBridge: boolean; up: boolean }[];
   /** For each desired endpoint (by host-side veth name): what its sandbox side looks like. */
@@ -48,7 +49,11 @@ export function planOverlay(observed: ObservedOverlay, desired: OverlayState): O
 
   const vx = observed.vxlan;
   const want = desired.vxlan;
-  const vxlanReplaced = !!vx && (vx.vni !== want.vni || vx.port !== want.port || vx.learning !== want.learning || vx.proxy !== want.proxy);
+  // A device made with another source address (the node's advertise address changed) would send from an
+  // address the host may no longer have, and peers would not know it: made again. One made without a
+  // source (older meshnet) sends from the routed one, which is right, so it is kept.
+  const movedSource = !!vx?.local && vx.local !== want.local;
+  const vxlanReplaced = !!vx && (vx.vni !== want.vni || vx.port !== want.port || vx.learning !== want.learning || vx.proxy !== want.proxy || movedSource);
   if (vxlanReplaced) ops.push({ op: 'deleteVxlan' });
   if (!vx || vxlanReplaced) ops.push({ op: 'createVxlan', vxlan: want });
   else if (vx.mtu !== want.mtu || !vx.up || !vx.onBridge) ops.push({ op: 'fixVxlan', vxlan: want });

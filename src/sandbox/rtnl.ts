@@ -6,7 +6,7 @@ import { HostNamespaceRefusedError, InvalidSandboxInputError, toNetlinkError } f
 import { homeNetnsIdentity, netnsIdentity, withNetns } from './netns-switch.js';
 import { formatMac, ipv4ToBuffer, bufferToIpv4, parseCidr, parseMac } from './addresses.js';
 import { bufferToIpv6, ipv6ToBuffer, parseCidr6 } from './addresses6.js';
-import { vtepBuffer, vtepFromBuffer, vxlanLocalAttr } from './vtep-attrs.js';
+import { vtepBuffer, vtepFromBuffer, vxlanLocalAttr, vxlanLocalFromAttrs } from './vtep-attrs.js';
 
 // The netlink package is CommonJS with a native binding.
 const nl = createRequire(import.meta.url)('netlink') as typeof NL;
@@ -59,7 +59,7 @@ export interface LinkInfo {
   up: boolean;
   mac?: string;
   /** VXLAN settings when kind is vxlan. */
-  vxlan?: { vni: number; port: number; learning: boolean; proxy: boolean };
+  vxlan?: { vni: number; port: number; learning: boolean; proxy: boolean; local?: string };
 }
 
 /** An IPv4 unicast route as meshnet sees it. */
@@ -721,6 +721,8 @@ function toLinkInfo(m: NL.rt.LinkMessage): LinkInfo {
     if (li.kind === 'vxlan' && li.data) {
       const vx = nl.ifla.parseVxlan(li.data);
       info.vxlan = { vni: vx.id ?? 0, port: vx.port ? vx.port.readUInt16BE(0) : 0, learning: !!vx.learning, proxy: !!vx.proxy };
+      const local = vxlanLocalFromAttrs(vx);
+      if (local) info.vxlan.local = local;
     }
   }
   return info;

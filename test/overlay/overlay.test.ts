@@ -76,7 +76,7 @@ describe('VXLAN overlay across three hosts', () => {
       const vx = links.find((l) => l.name === 'vxlan0')!;
       expect(br).toMatchObject({ kind: 'bridge', mtu: 1450, up: true });
       expect(vx).toMatchObject({ kind: 'vxlan', mtu: 1450, up: true, master: br.index });
-      expect(vx.vxlan).toEqual({ vni: 4242, port: 4789, learning: false, proxy: true });
+      expect(vx.vxlan).toEqual({ vni: 4242, port: 4789, learning: false, proxy: true, local: lab.hosts[0]!.underlayIp });
       expect(await r.addresses()).toContainEqual({ link: 'br0', cidr: '10.42.0.1/24' });
       expect(links.filter((l) => l.kind === 'veth' && l.master === br.index)).toHaveLength(2);
       expect((await r.fdb('vxlan0')).filter((f) => f.dst)).toHaveLength(4);
@@ -115,6 +115,35 @@ describe('VXLAN overlay across three hosts', () => {
     expect(out.stdout).toContain('2 received');
     const tooBig = await lab.exec(containers[0]!.netns, ['ping', '-c1', '-W2', '-M', 'do', '-s', '1430', containers[5]!.ip], { allowFailure: true });
     expect(tooBig.code).not.toBe(0);
+  });
+
+  it("a host whose advertise address moves sends from the new one, and every container still reaches it", async () => {
+    const host = lab.hosts[0]!;
+    const old = host.underlayIp;
+    const moved = old.replace(/\.\d+$/, '.201');
+    const localOf = async (): Promise<string | undefined> => {
+      const r = Rtnl.open(host.dir.path('ov-appnet'));
+      try {
+        return (await r.links()).find((l) => l.name === 'vxlan0')?.vxlan?.local;
+      } finally {
+        r.close();
+      }
+    };
+    await lab.exec(host.netns, ['ip', 'addr', 'add', `${moved}/24`, 'dev', 'eth0']);
+    try {
+      host.underlayIp = moved;
+      await applyAll(containers);
+      expect(await localOf()).toBe(moved);
+      // Host 0's containers answer host 1's, over VXLAN datagrams that now come from (and go to) the new address.
+      const out = await lab.exec(containers[2]!.netns, ['sh', '-c', `curl -s -m3 http://${containers[0]!.ip}/; echo; curl -s -m3 http://${containers[1]!.ip}/`]);
+      expect(out.stdout.trim().split('\n')).toEqual(['c00', 'c01']);
+    } finally {
+      host.underlayIp = old;
+      await applyAll(containers);
+      await lab.exec(host.netns, ['ip', 'addr', 'del', `${moved}/24`, 'dev', 'eth0']);
+    }
+    expect(await localOf()).toBe(old);
+    expect(await applyAll(containers)).toEqual([0, 0, 0]);
   });
 
   it('removing a container removes its peer entries on the other hosts', async () => {
