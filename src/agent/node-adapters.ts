@@ -15,7 +15,7 @@ import { DNS_NAT_COMMENT, resolverNatRuleSet } from '../dns/resolver-nat.js';
 import type { Logger } from '../log/logger.js';
 import { GwBridge } from './gwbridge.js';
 import { createLbBackend } from './lb-backend-choice.js';
-import { DualStackLb } from '../vip/dual-stack-lb.js';
+import { DualStackLb, libnftablesIo } from '../vip/dual-stack-lb.js';
 import type { NodeAdapters } from './node-reconciler.js';
 import type { NodeSettings } from './node-plan.js';
 
@@ -63,7 +63,10 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
     overlay: new OverlayDriver({ netnsDir: deps.netnsDir, hostNetns: deps.hostNetns, allowHostNamespace: true }),
     encryption,
     // v6 services (dual-stack networks only) go to an ip6 nftables table beside the v4 backend.
-    lbFor: (netns) => new DualStackLb(createLbBackend(deps.lbKind, netns, deps.log, writerFor(netns)), netns),
+    lbFor: (netns) => {
+      const writer = writerFor(netns);
+      return new DualStackLb(createLbBackend(deps.lbKind, netns, deps.log, writer), netns, libnftablesIo(netns, writer.generations));
+    },
     mesh: {
       applyHost: async (plan, opts) => (await applyHostRules(hostWriter, plan, opts)).changed,
       // A v6 underlay's VXLAN filter is an ip6tables owner: the v6 writer, made only then.

@@ -1,6 +1,7 @@
 import type { ApplyReport, LbBackend, LbTable, VirtualService } from './lb-table.js';
 import { IP6_TABLE, renderIp6Table, splitByFamily } from './nft/ip6-table.js';
 import { LibnftablesMissingError, NftContext } from './nft/libnftables.js';
+import type { NftGenerations } from '../sandbox/nft-generation.js';
 
 /** How the v6 table is written and looked for; tests pass a fake. */
 export interface Ip6TableIo {
@@ -13,13 +14,18 @@ export interface Ip6TableIo {
 
 /**
  * The v6 table through an in-process libnftables context (as the v4 nft backend), opened only on first use so a
- * v4-only namespace never gets one.
+ * v4-only namespace never gets one. Each write is recorded in the namespace's `generations` (shared with its v4
+ * table and iptables writer), so they do not take it for someone else's commit and re-read or rebuild.
  */
-export function libnftablesIo(netns: string): Ip6TableIo {
+export function libnftablesIo(netns: string, generations?: NftGenerations): Ip6TableIo {
   let ctx: NftContext | undefined;
   const open = (): NftContext => (ctx ??= NftContext.open(netns));
   return {
-    run: async (script) => void (await open().runAsync(script)),
+    run: async (script) => {
+      const before = generations?.current() ?? null;
+      await open().runAsync(script);
+      generations?.recordOwn(before, generations.current(), 1);
+    },
     exists: async () => {
       try {
         const found = open().run('list tables ip6').split('\n').some((l) => l.trim() === `table ip6 ${IP6_TABLE}`);

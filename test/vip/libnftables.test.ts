@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../lab/lab.js';
 import { execIn } from '../../src/sandbox/exec.js';
 import { NftCommandError, NftContext, onNftContextFreed } from '../../src/vip/nft/libnftables.js';
+import { libnftablesIo } from '../../src/vip/dual-stack-lb.js';
+import { NftGenerations } from '../../src/sandbox/nft-generation.js';
 
 // Two throwaway namespaces: a context opened in one must write there, and never anywhere else,
 // whichever thread (the event loop's or a libuv pool thread's) runs its commands.
@@ -95,5 +97,24 @@ describe('libnftables context', () => {
     ctx.close();
     expect(await pending).toContain('table ip');
     expect(() => ctx.run('list tables')).toThrow(/closed/);
+  });
+
+  it("records the v6 table's writes as the namespace's own commits, and only those", async () => {
+    // Shared with the namespace's v4 table and iptables writer: a v6 write they took for someone else's
+    // commit would make the next check rebuild the v4 table and re-read the iptables ones.
+    const generations = NftGenerations.of(b);
+    const known = generations.current()!;
+    const io = libnftablesIo(b, generations);
+    try {
+      await io.run('add table ip6 meshnet6_probe\n');
+      expect(generations.current()).toBe(known + 1);
+      expect(generations.since(known)).toBe(known + 1);
+      await execIn(b, ['nft', 'add', 'table', 'ip6', 'someone_else']);
+      expect(generations.since(known)).toBeNull();
+    } finally {
+      io.close();
+      await execIn(b, ['nft', 'delete table ip6 meshnet6_probe; delete table ip6 someone_else'], { allowFailure: true });
+    }
+    expect(await tables(b)).toEqual([]);
   });
 });
