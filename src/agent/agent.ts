@@ -292,7 +292,7 @@ export class Agent {
       await this.publishStatus(plan).catch((err: Error) => this.log.warn({ event: 'node.status_failed', error: err.message }));
     }
     // What the resync read and dropped (netlink dumps, iptables-save output, nft caches) goes back to the kernel.
-    if (resync) trimMallocHeap();
+    if (resync) void trimMallocHeap();
     this.passes.push(report);
     if (this.passes.length > 50) this.passes.shift();
     const ms = Math.round((performance.now() - started) * 10) / 10;
