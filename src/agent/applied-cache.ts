@@ -1,5 +1,5 @@
 /** A kernel surface the reconciler applies to; each target of one is keyed by its name within the surface. */
-export type Surface = 'namespace' | 'sysctl' | 'gwleg' | 'overlay' | 'encryption' | 'lb' | 'taskrules' | 'hostrules' | 'health' | 'process' | 'dns';
+export type Surface = 'namespace' | 'sysctl' | 'gwleg' | 'overlay' | 'encryption' | 'lb' | 'taskrules' | 'hostrules' | 'health' | 'process' | 'dns' | 'dnsnat';
 
 /** What the reconciler knows of one target: what it last applied, or why it could not. */
 export interface TargetStatus {

@@ -50,12 +50,6 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
     if (!w) taskWriters.set(netns, (w = new IptablesWriter({ netns, log: meshLog })));
     return w;
   };
-  // The resolver serves each task on 127.0.0.11 at a port of its own; NAT in the task maps :53 to it
-  // (Docker's DOCKER_OUTPUT/DOCKER_POSTROUTING), so a task may bind 0.0.0.0:53 itself.
-  const resolverNat = async (sandbox: string): Promise<boolean> => {
-    const port = deps.dns.portOf(sandbox);
-    return port ? (await writerFor(sandbox).apply(resolverNatRuleSet(port))).changed : false;
-  };
   return {
     namespaces: deps.netnsDir,
     sysctl: (netns, key, value) => ensureSysctl(netns ?? deps.hostNetns, key, value),
@@ -100,16 +94,13 @@ export function realNodeAdapters(deps: RealAdapterDeps): NodeAdapters {
       },
     },
     dns: {
-      attach: async (sandbox, view) => {
-        await deps.dns.attach(sandbox, view);
-        await resolverNat(sandbox);
-      },
-      // A restarted resolver worker may have had to take a new port: the writer rewrites the NAT only then.
-      update: async (sandbox, view) => {
-        const changed = deps.dns.update(sandbox, view);
-        return (await resolverNat(sandbox)) || changed;
-      },
+      attach: async (sandbox, view) => void (await deps.dns.attach(sandbox, view)),
+      update: async (sandbox, view) => deps.dns.update(sandbox, view),
       detach: (sandbox) => deps.dns.detach(sandbox),
+      portOf: (sandbox) => deps.dns.portOf(sandbox),
+      // The resolver serves each task on 127.0.0.11 at a port of its own; NAT in the task maps :53 to it
+      // (Docker's DOCKER_OUTPUT/DOCKER_POSTROUTING), so a task may bind 0.0.0.0:53 itself.
+      applyNat: async (sandbox, port, opts) => (await writerFor(sandbox).apply(resolverNatRuleSet(port), opts)).changed,
     },
     processes: deps.supervisor,
     close: () => {

@@ -16,6 +16,8 @@ class FakeHost {
   hostRules = '';
   taskRules = new Map<string, string>();
   prefetched: string[][] = [];
+  /** The order of resolver attaches, read-aheads and resolver NAT writes. */
+  order: string[] = [];
   firewall = new Map<string, string>();
   lb = new Map<string, string>();
   processes = new Map<string, string>();
@@ -24,6 +26,9 @@ class FakeHost {
   failDns: string | null = null;
   dnsServed = new Set<string>();
   dnsViews = new Map<string, string>();
+  dnsNat = new Map<string, string>();
+  /** The port every resolver has (a restarted resolver worker may take another). */
+  dnsPort = 40000;
   sysctls = new Map<string, string>();
   health = new Map<string, string>();
   unkillable = new Set<string>();
@@ -75,7 +80,7 @@ class FakeHost {
         applyTask: async (rules) => (call(), changed(this.taskRules, rules.netns, rules)),
         applyHostFirewall: async (set) => (call(), changed(this.firewall, set.comment, set)),
         forgetTask: (netns) => void this.taskRules.delete(netns),
-        prefetchTasks: async (netns) => void this.prefetched.push([...netns]),
+        prefetchTasks: async (netns) => void (this.prefetched.push([...netns]), this.order.push('prefetch')),
       },
       health: { reconcile: async (plans) => (call(), changed(this.health, 'host', plans) ? 1 : 0) },
       dns: {
@@ -84,8 +89,11 @@ class FakeHost {
           if (this.failDns === sandbox) throw new Error(`cannot serve DNS in ${sandbox}`);
           this.dnsServed.add(sandbox);
           changed(this.dnsViews, sandbox, view);
+          this.order.push(`attach ${sandbox.split('/').pop()}`);
         },
         update: async (sandbox, view) => (call(), changed(this.dnsViews, sandbox, view)),
+        portOf: (sandbox) => (this.dnsServed.has(sandbox) ? this.dnsPort : undefined),
+        applyNat: async (sandbox, port) => (call(), this.order.push(`nat ${sandbox.split('/').pop()}`), changed(this.dnsNat, sandbox, port)),
         detach: async (sandbox) => (call(), void this.dnsServed.delete(sandbox)),
       },
       processes: {
@@ -195,8 +203,17 @@ describe('NodeReconciler with fake adapters', () => {
     const rec = reconciler(host);
     await rec.apply(planOf(two), { resync: true });
     expect(host.prefetched).toEqual([[`${settings.netnsDir}/t-task00000001`, `${settings.netnsDir}/t-task00000004`]]);
+    // Every resolver answers (its sockets bound, the NAT an earlier agent left pointing at its port) before
+    // the read-ahead, which took 1.3 s at 100 tasks; each NAT rule is checked after it, from what it read.
+    expect(host.order).toEqual(['attach t-task00000001', 'attach t-task00000004', 'prefetch', 'nat t-task00000001', 'nat t-task00000004']);
     await rec.apply(planOf(two), { resync: false });
     expect(host.prefetched).toHaveLength(1);
+    // A resolver that came back on another port (its worker restarted) gets its NAT rewritten by the next pass.
+    host.order = [];
+    host.dnsPort = 40001;
+    const moved = await rec.apply(planOf(two), { resync: false });
+    expect(moved).toMatchObject({ dns: 2, errors: [] });
+    expect(host.order).toEqual(['nat t-task00000001', 'nat t-task00000004']);
     // One task alone is read by its own apply: nothing is gained by reading it ahead.
     const other = new FakeHost();
     await reconciler(other).apply(planOf(snap), { resync: true });

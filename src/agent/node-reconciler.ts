@@ -71,7 +71,17 @@ export interface NodeAdapters {
   };
   /** Returns how many health servers it started, stopped or changed. */
   health: { reconcile(plans: readonly HealthPortPlan[]): Promise<number> };
-  dns: { attach(sandbox: string, view: NameView): Promise<void>; update(sandbox: string, view: NameView): Promise<boolean>; detach(sandbox: string): Promise<void> };
+  dns: {
+    /** Serves `view` in the namespace (its resolver's sockets bound); its NAT is applyNat's. */
+    attach(sandbox: string, view: NameView): Promise<void>;
+    /** Returns whether the view differs from the one served. */
+    update(sandbox: string, view: NameView): Promise<boolean>;
+    detach(sandbox: string): Promise<void>;
+    /** The port the namespace's resolver listens on (undefined until bound). */
+    portOf(sandbox: string): number | undefined;
+    /** Maps the namespace's 127.0.0.11:53 to `port`; returns whether the rule changed. */
+    applyNat(sandbox: string, port: number, opts: CheckOptions): Promise<boolean>;
+  };
   processes: { has(taskId: string): boolean; get(taskId: string): TaskInfo | undefined; list(): TaskInfo[]; ensureRunning(spec: TaskSpec): Promise<TaskInfo>; stop(taskId: string, opts: { graceMs: number }): Promise<void> };
   close(): void;
 }
@@ -220,22 +230,32 @@ export class NodeReconciler {
     }
     for (const t of plan.tasks) if (!this.cache.failing('gwleg', t.gw.hostIf)) this.gwAddresses.set(t.record.id, t.gw.ip);
 
-    // Tasks whose rules this agent has not applied yet (all of them after a restart) have their tables read
-    // now, in one batch; each apply below then finds its read current instead of forking.
-    const unheld = plan.taskRules.filter((t) => !this.cache.holds('taskrules', t.netns, t)).map((t) => t.netns);
-    if (unheld.length > 1 && this.a.mesh.prefetchTasks) await this.a.mesh.prefetchTasks(unheld);
-
     // The resolver as soon as a namespace and its lo stand (the leg brings lo up): a new task's process
-    // can resolve names from its first instruction, and after an agent restart names answer again
-    // before the slower adoption of every task's tables (they were unanswered until the end of the pass).
+    // can resolve names from its first instruction. After an agent restart each resolver binds the port it
+    // had (stable per namespace), which the NAT rule the old agent left still points at: names answer again
+    // before anything of the task's is read back.
     for (const { sandbox, view } of plan.nameViews) {
       if (!this.cache.holds('dns', sandbox, view)) await this.applyTarget(r, 'dns', sandbox, view, async () => {
-        // A resync re-checks a share of the views: a view and resolver NAT found as they were are no change.
+        // A resync re-checks a share of the views: a view found as it was is no change.
         if (!this.dnsAttached.has(sandbox)) {
           await this.a.dns.attach(sandbox, view);
           this.dnsAttached.add(sandbox);
           r.dns++;
         } else if (await this.a.dns.update(sandbox, view)) r.dns++;
+      });
+    }
+
+    // Tasks whose rules this agent has not applied yet (all of them after a restart) have their tables read
+    // now, in one batch; each apply below then finds its read current instead of forking.
+    const unheld = plan.taskRules.filter((t) => !this.cache.holds('taskrules', t.netns, t)).map((t) => t.netns);
+    if (unheld.length > 1 && this.a.mesh.prefetchTasks) await this.a.mesh.prefetchTasks(unheld);
+
+    // Each resolver's NAT (:53 to its port) follows its port: a resolver worker that restarted may have had to
+    // take another one.
+    for (const { sandbox } of plan.nameViews) {
+      const port = this.dnsAttached.has(sandbox) ? this.a.dns.portOf(sandbox) : undefined;
+      if (port !== undefined && !this.cache.holds('dnsnat', sandbox, port)) await this.applyTarget(r, 'dnsnat', sandbox, port, async () => {
+        if (await this.a.dns.applyNat(sandbox, port, { resync: deepFor('dnsnat', sandbox), verify: opts.resync })) r.dns++;
       });
     }
 
@@ -480,6 +500,7 @@ export class NodeReconciler {
   private async detachDns(sandbox: string): Promise<void> {
     this.dnsAttached.delete(sandbox);
     this.cache.forget('dns', sandbox);
+    this.cache.forget('dnsnat', sandbox);
     await this.a.dns.detach(sandbox).catch((err: Error) => this.opts.log.warn({ event: 'dns.detach_failed', sandbox, error: err.message }));
   }
 
