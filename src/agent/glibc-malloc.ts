@@ -47,7 +47,14 @@ export function trimMallocHeap(): Promise<boolean> {
   }
   const t = trim;
   if (!t) return Promise.resolve(false);
-  trimming ??= new Promise<boolean>((resolve) => t.async(0, (err, released) => resolve(!err && released === 1))).finally(() => (trimming = null));
+  // Never rejects: callers do not wait for it (void), and a rejection nobody handles would end the agent.
+  trimming ??= new Promise<boolean>((resolve) => {
+    try {
+      t.async(0, (err, released) => resolve(!err && released === 1));
+    } catch {
+      resolve(false);
+    }
+  }).finally(() => (trimming = null));
   return trimming;
 }
 
