@@ -111,7 +111,9 @@ export function agentCommand(storeOption: () => StoreChoice): Command {
       try {
         await agent.start();
       } catch (err) {
-        // A listening endpoint would keep a process that failed to start alive.
+        // A listening endpoint, the agent API or the resolver workers would keep a process that failed to start
+        // alive: stop what started (tasks and kernel state stay, as on any stop).
+        await agent.stop().catch(() => undefined);
         await endpoint?.close();
         // A mixed-family underlay is a wrong flag, not a failure: usage exit, as for any bad --advertise-addr.
         if (err instanceof UnderlayFamilyError) throw new CliError(err.message, EXIT.usage);
