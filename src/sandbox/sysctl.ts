@@ -11,35 +11,34 @@ function procPath(key: string): string {
   return `/proc/sys/${key.replace(/\./g, '/')}`;
 }
 
-/** Sets a net.* sysctl inside a namespace (/proc/sys/net follows the calling thread's namespace). */
-export function setSysctl(netns: string | null, key: string, value: string | number): void {
+/** Writes `key` inside `netns` (/proc/sys/net follows the calling thread's namespace), unless `unless(current)` holds. */
+function writeSysctl(netns: string | null, key: string, value: string | number, unless?: (current: string) => boolean): boolean {
   const path = procPath(key);
-  withNetns(netns, () => {
-    try {
-      writeFileSync(path, String(value));
-    } catch (err) {
-      throw new SandboxError('SYSCTL_FAILED', `cannot set ${key}=${value}${netns ? ` in ${netns}` : ''}: ${(err as Error).message}`);
-    }
-  });
-}
-
-/**
- * Sets a net.* sysctl inside a namespace unless it already holds `value`; returns whether it wrote.
- * A reconciler checks its sysctls on every resync: most are set, and some writes are not free
- * (ip_forward's resets every interface's forwarding).
- */
-export function ensureSysctl(netns: string | null, key: string, value: string | number): boolean {
-  const path = procPath(key);
-  const wanted = String(value).trim().split(/\s+/).join(' ');
   return withNetns(netns, () => {
     try {
-      if (readFileSync(path, 'utf8').trim().split(/\s+/).join(' ') === wanted) return false;
+      if (unless?.(readFileSync(path, 'utf8'))) return false;
       writeFileSync(path, String(value));
       return true;
     } catch (err) {
       throw new SandboxError('SYSCTL_FAILED', `cannot set ${key}=${value}${netns ? ` in ${netns}` : ''}: ${(err as Error).message}`);
     }
   });
+}
+
+/** Sets a net.* sysctl inside a namespace. */
+export function setSysctl(netns: string | null, key: string, value: string | number): void {
+  writeSysctl(netns, key, value);
+}
+
+/**
+ * Sets a net.* sysctl inside a namespace unless it already holds `value` (whitespace aside: the kernel prints
+ * ranges with a tab); returns whether it wrote. A reconciler checks its sysctls on every resync, and a check
+ * that finds the value is not a change.
+ */
+export function ensureSysctl(netns: string | null, key: string, value: string | number): boolean {
+  const words = (s: string) => s.trim().split(/\s+/).join(' ');
+  const wanted = words(String(value));
+  return writeSysctl(netns, key, value, (current) => words(current) === wanted);
 }
 
 /** Reads a net.* sysctl inside a namespace. */
