@@ -15,33 +15,55 @@ export interface Ip6TableIo {
 /**
  * The v6 table through an in-process libnftables context (as the v4 nft backend), opened only on first use so a
  * v4-only namespace never gets one. Each write is recorded in the namespace's `generations` (shared with its v4
- * table and iptables writer), so they do not take it for someone else's commit and re-read or rebuild.
+ * table and iptables writer), so they do not take it for someone else's commit and re-read or rebuild. The context
+ * is freed after `idleCloseMs` without a call, as the v4 backend's: it holds nft's cache of the namespace's tables
+ * (~0.7 MB), and a dual-stack node has one per task namespace.
  */
-export function libnftablesIo(netns: string, generations?: NftGenerations): Ip6TableIo {
+export function libnftablesIo(netns: string, generations?: NftGenerations, idleCloseMs = 5_000): Ip6TableIo {
   let ctx: NftContext | undefined;
-  const open = (): NftContext => (ctx ??= NftContext.open(netns));
+  let idle: NodeJS.Timeout | undefined;
+  const release = (): void => {
+    if (idle) clearTimeout(idle);
+    idle = undefined;
+    ctx?.close();
+    ctx = undefined;
+  };
+  const open = (): NftContext => {
+    if (idle) clearTimeout(idle);
+    idle = undefined;
+    return (ctx ??= NftContext.open(netns));
+  };
+  const closeWhenIdle = (): void => {
+    if (!ctx || idleCloseMs <= 0) return;
+    idle = setTimeout(release, idleCloseMs);
+    idle.unref();
+  };
   return {
     run: async (script) => {
       const before = generations?.current() ?? null;
-      await open().runAsync(script);
+      try {
+        await open().runAsync(script);
+      } finally {
+        closeWhenIdle();
+      }
       generations?.recordOwn(before, generations.current(), 1);
     },
     exists: async () => {
+      let found = false;
       try {
-        const found = open().run('list tables ip6').split('\n').some((l) => l.trim() === `table ip6 ${IP6_TABLE}`);
-        // A v4-only namespace keeps no v6 context (nor its socket) after the one look.
-        if (!found) {
-          ctx?.close();
-          ctx = undefined;
-        }
+        found = open().run('list tables ip6').split('\n').some((l) => l.trim() === `table ip6 ${IP6_TABLE}`);
         return found;
       } catch (err) {
         // An IPVS host without libnftables never wrote a v6 table either.
         if (err instanceof LibnftablesMissingError) return false;
         throw err;
+      } finally {
+        // A v4-only namespace keeps no v6 context (nor its socket) after the one look.
+        if (found) closeWhenIdle();
+        else release();
       }
     },
-    close: () => ctx?.close(),
+    close: release,
   };
 }
 

@@ -99,6 +99,28 @@ describe('libnftables context', () => {
     expect(() => ctx.run('list tables')).toThrow(/closed/);
   });
 
+  it('frees the v6 context once idle, and opens a new one for the next write', async () => {
+    let freed = 0;
+    let wake: () => void = () => undefined;
+    onNftContextFreed(() => {
+      freed++;
+      wake();
+    });
+    const io = libnftablesIo(b, undefined, 50);
+    try {
+      // A dual-stack node has one such context per task namespace, each holding nft's cache (~0.7 MB).
+      await io.run('add table ip6 meshnet6\n');
+      while (freed === 0) await new Promise<void>((r) => (wake = r));
+      expect(await io.exists()).toBe(true);
+      while (freed === 1) await new Promise<void>((r) => (wake = r));
+      await io.run('delete table ip6 meshnet6\n');
+      expect(await tables(b)).toEqual([]);
+    } finally {
+      io.close();
+      onNftContextFreed(null);
+    }
+  });
+
   it("records the v6 table's writes as the namespace's own commits, and only those", async () => {
     // Shared with the namespace's v4 table and iptables writer: a v6 write they took for someone else's
     // commit would make the next check rebuild the v4 table and re-read the iptables ones.
