@@ -16,6 +16,23 @@ async function tables(ns: string): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean).sort();
 }
 
+/** Counts freed contexts from now until stop(); `reach(n)` waits until n have been freed. */
+function watchFrees(): { count: () => number; reach: (n: number) => Promise<void>; stop: () => void } {
+  let freed = 0;
+  let wake: () => void = () => undefined;
+  onNftContextFreed(() => {
+    freed++;
+    wake();
+  });
+  return {
+    count: () => freed,
+    reach: async (n) => {
+      while (freed < n) await new Promise<void>((r) => (wake = r));
+    },
+    stop: () => onNftContextFreed(null),
+  };
+}
+
 beforeAll(async () => {
   lab = await Lab.create(0, { tag: 'libnft' });
   a = lab.netns('a');
@@ -41,22 +58,17 @@ describe('libnftables context', () => {
   });
 
   it('tells the freed-context listener once the context is freed, also when a call was in flight', async () => {
-    let freed = 0;
-    let wake: () => void = () => undefined;
-    onNftContextFreed(() => {
-      freed++;
-      wake();
-    });
+    const frees = watchFrees();
     try {
       const ctx = NftContext.open(a);
       const listing = ctx.runAsync('list tables');
       ctx.close();
-      expect(freed).toBe(0);
+      expect(frees.count()).toBe(0);
       await listing;
-      while (freed === 0) await new Promise<void>((r) => (wake = r));
-      expect(freed).toBe(1);
+      await frees.reach(1);
+      expect(frees.count()).toBe(1);
     } finally {
-      onNftContextFreed(null);
+      frees.stop();
     }
   });
 
@@ -100,24 +112,19 @@ describe('libnftables context', () => {
   });
 
   it('frees the v6 context once idle, and opens a new one for the next write', async () => {
-    let freed = 0;
-    let wake: () => void = () => undefined;
-    onNftContextFreed(() => {
-      freed++;
-      wake();
-    });
+    const frees = watchFrees();
     const io = libnftablesIo(b, undefined, 50);
     try {
       // A dual-stack node has one such context per task namespace, each holding nft's cache (~0.7 MB).
       await io.run('add table ip6 meshnet6\n');
-      while (freed === 0) await new Promise<void>((r) => (wake = r));
+      await frees.reach(1);
       expect(await io.exists()).toBe(true);
-      while (freed === 1) await new Promise<void>((r) => (wake = r));
+      await frees.reach(2);
       await io.run('delete table ip6 meshnet6\n');
       expect(await tables(b)).toEqual([]);
     } finally {
       io.close();
-      onNftContextFreed(null);
+      frees.stop();
     }
   });
 
