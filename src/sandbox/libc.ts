@@ -22,6 +22,10 @@ export function lastErrno(): number {
 }
 
 export const close = libc.func('int close(int fd)') as (fd: number) => number;
+/** fcntl(2) with an int argument (F_GETFD, F_SETFD, F_DUPFD_CLOEXEC). */
+export const fcntl = libc.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number;
+/** syscall(2), for calls glibc has no wrapper for in every version (pidfd_getfd before 2.36). */
+export const syscall3 = libc.func('long syscall(long nr, long a, long b, long c)') as (nr: number, a: number, b: number, c: number) => number;
 /** poll(2) over a struct pollfd array (8 bytes each: int fd, short events, short revents). */
 export const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (fds: Buffer, nfds: number, timeoutMs: number) => number;
 /** pidfd_open(2); null on a libc older than glibc 2.36, which lacks it. */

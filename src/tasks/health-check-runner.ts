@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { closeOnExecAll } from '../runtime/process-fds.js';
 import type { Healthcheck, HealthResult } from './health-check.js';
 import { setprivArgv, taskEnvironment, type TaskPrivileges } from './task-process.js';
 import type { TaskSpec } from './task-spec.js';
@@ -45,6 +46,8 @@ export function runHealthCheck(target: CheckTarget, check: Pick<Healthcheck, 'cm
       clearTimeout(timer);
       resolve({ exitCode, output: extra ?? output, start, end: new Date(now()).toISOString() });
     };
+    // The check runs the task's own code: it inherits nothing of the agent's (see spawnTask).
+    closeOnExecAll();
     const child = spawn(argv[0]!, argv.slice(1), {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],

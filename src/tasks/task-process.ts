@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeOnExecAll } from '../runtime/process-fds.js';
 import { effectiveCapabilities, type Capability, type CapabilityName } from './capabilities.js';
 import type { TaskSpec } from './task-spec.js';
 import type { ResolvedUser } from './task-user.js';
@@ -102,6 +103,8 @@ export function taskEnvironment(spec: TaskSpec, home = ROOT_USER.home): Record<s
  */
 export function spawnTask(spec: TaskSpec, resolvConfPath: string, logFd: number, privileges: TaskPrivileges): ChildProcess {
   const argv = launchArgv(spec, resolvConfPath, privileges);
+  // A task gets its stdio and nothing else of the agent's: no socket of another namespace, whatever library opened it.
+  closeOnExecAll();
   const child = spawn(argv[0]!, argv.slice(1), {
     detached: true,
     stdio: ['ignore', logFd, logFd],

@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/sandbox/exec.js';
+import { close } from '../../src/sandbox/libc.js';
+import { AF_INET, socket } from '../../src/sandbox/libc-sockets.js';
 import { NetnsDir } from '../../src/sandbox/netns.js';
 import { capabilitiesInMask, effectiveCapabilities } from '../../src/tasks/capabilities.js';
 import { demoAppCommand } from '../../src/tasks/demo-apps.js';
@@ -110,6 +112,24 @@ describe('TaskSupervisor', () => {
     const requests = readFileSync(info.logPath, 'utf8').split('\n').filter((l) => l.includes('"request"')).map((l) => JSON.parse(l));
     expect(requests[0]).toMatchObject({ event: 'request', task: 'web.1', node: 'host-a', client: ADDR });
     expect(events.map((e) => e.state)).toEqual(['starting', 'running', 'shutdown']);
+  });
+
+  it('starts a task holding none of the agent\'s descriptors, even one a C library opened without close-on-exec', async () => {
+    // As libnftables opens its netlink socket (one per namespace the agent programs): a task that inherited
+    // one could rewrite another namespace's nftables.
+    const leaky = socket(AF_INET, 2, 0);
+    try {
+      const leakyInode = readlinkSync(`/proc/self/fd/${leaky}`);
+      const { sup } = harness('fds');
+      const info = await sup.ensureRunning({ ...webSpec('fds.1', 81), command: ['sleep', '30'] });
+      const pid = await waitFor('the task to exec sleep', () => readFileSync(`/proc/${info.pid!}/cmdline`, 'utf8').startsWith('sleep') && info.pid!);
+      const held = readdirSync(`/proc/${pid}/fd`).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`));
+      expect(held).not.toContain(leakyInode);
+      expect(held.filter((t) => t.startsWith('socket:'))).toEqual([]);
+      await sup.stop('fds.1', { graceMs: 1_000 });
+    } finally {
+      close(leaky);
+    }
   });
 
   it('runs the UDP echo: one reply datagram naming task and node per datagram', async () => {

@@ -1,4 +1,5 @@
 import koffi from 'koffi';
+import { closeOnExecAll } from '../../runtime/process-fds.js';
 import { withNetns } from '../../sandbox/netns-switch.js';
 import { AF_NETLINK, close, NETLINK_NETFILTER, SOCK_CLOEXEC, SOCK_RAW, socket, socketErrno } from '../../sandbox/libc-sockets.js';
 import { NftBackendError } from './errors.js';
@@ -125,6 +126,8 @@ export class NftContext {
       return b.ctxNew(NFT_CTX_DEFAULT);
     });
     if (!ctx) throw new NftContextError(netns, 'nft_ctx_new returned NULL');
+    // libnftables opens its netlink socket without close-on-exec: every task started later would inherit it.
+    closeOnExecAll();
     // Output and errors go to buffers we read after each call, never to the agent's stdout/stderr.
     b.bufferOutput(ctx);
     b.bufferError(ctx);
