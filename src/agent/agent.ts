@@ -1,4 +1,5 @@
 import { trimMallocHeap } from './glibc-malloc.js';
+import { ResolverSocketKeeper } from '../dns/socket-keeper.js';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore, type OpenStoreOptions } from '../store/open-store.js';
@@ -58,6 +59,7 @@ export class Agent {
   private supervisor!: TaskSupervisor;
   private dns!: DnsService;
   private health!: HealthServers;
+  private socketKeeper: ResolverSocketKeeper | null = null;
   private apiServer: ApiServer | null = null;
   private reconciler!: NodeReconciler;
   private keyring!: KeyringKeeper;
@@ -159,7 +161,17 @@ export class Agent {
       sendJson(res, answer.status, answer.body);
     });
     // Each task gets the resolver at a port of its own behind NAT from 127.0.0.11:53, so tasks may serve :53.
-    this.dns = new DnsService({ upstreams, workers: this.config.dnsWorkers, log: this.rootLog });
+    // The resolver's sockets outlive the agent in a keeper process: a restart serves the same sockets, and the
+    // queries that came meanwhile waited in them instead of meeting a closed port.
+    this.socketKeeper = new ResolverSocketKeeper({ dir: this.config.stateDir, log: this.rootLog });
+    const dns: DnsService = new DnsService({
+      upstreams,
+      workers: this.config.dnsWorkers,
+      log: this.rootLog,
+      held: this.socketKeeper.adopt(),
+      onSocketsChanged: () => this.socketKeeper?.schedule(() => dns.heldSockets()),
+    });
+    this.dns = dns;
     this.health = new HealthServers(this.config.hostNetns);
     const netnsDir = new NetnsDir(this.config.netnsDir);
     this.reconciler = new NodeReconciler(
@@ -284,6 +296,9 @@ export class Agent {
     if (resync || servicesChanged) this.checkShadowedPorts(snapshot);
     this.lastServices = snapshot.services;
     const report = await this.reconciler.apply(plan, { resync, deep, ...(round > 0 ? { round } : {}) });
+    // The first pass attached every namespace this node serves: an earlier agent's sockets left unclaimed
+    // belong to namespaces gone meanwhile.
+    if (round === 0) this.dns.releaseUnclaimed();
     this.vtep?.follow(vtepProbeTarget(plan, this.config.netnsDir, snapshot.nodes, endpoints, this.config.nodeName));
     if (this.mirror.connected) {
       // Readiness of a task already found listening is re-read on the first pass, then on each task's own
@@ -562,6 +577,8 @@ export class Agent {
     await this.health?.close();
     await this.apiServer?.close();
     this.supervisor?.close();
+    // The keeper stays, holding the resolver's sockets for the next agent.
+    this.socketKeeper?.close();
     await this.dns?.close();
     this.reconciler?.close();
     await this.store?.close();

@@ -11,7 +11,9 @@ import { validateNameView, type NameView } from './name-view.js';
 import { RESOLVER_ADDRESS } from './namespace-server.js';
 import { stableResolverPort } from './resolver-port.js';
 import { tcpLimits, type TcpLimits } from './tcp-session.js';
-import type { WorkerMessage, WorkerReply, WorkerRequest, WorkerSettings } from './worker-protocol.js';
+import type { SocketFds, WorkerMessage, WorkerReply, WorkerRequest, WorkerSettings } from './worker-protocol.js';
+import { closeFd, dupFd } from '../runtime/process-fds.js';
+import type { HeldSockets } from './socket-keeper.js';
 
 /** Options of the resolver service. */
 export interface DnsServiceOptions {
@@ -35,6 +37,13 @@ export interface DnsServiceOptions {
   tcp?: Partial<TcpLimits>;
   /** Where worker deaths, restarts and socket errors are logged; default silent. */
   log?: Logger;
+  /**
+   * Sockets bound by an agent before this one (ResolverSocketKeeper.adopt), by namespace path: an attach
+   * of such a namespace serves them instead of binding, so queries that waited in them are answered.
+   */
+  held?: ReadonlyMap<string, HeldSockets>;
+  /** Called when the set of sockets the service holds changes (ResolverSocketKeeper.schedule). */
+  onSocketsChanged?: () => void;
 }
 
 /** Options of one attach. */
@@ -75,6 +84,8 @@ interface Served {
   wanted: number;
   /** The port bound, once bound; a restarted worker binds it again so the NAT rules stay true. */
   port: number | null;
+  /** This thread's copies of the namespace's sockets once bound: a restarted worker serves these same sockets. */
+  fds: SocketFds | null;
   detached: boolean;
   ready: Promise<number>;
   resolve: (port: number) => void;
@@ -110,6 +121,9 @@ export class DnsService {
   private closed = false;
   /** Counts of workers that died, as last read from them. */
   private readonly retired = emptyDnsCounters();
+  /** Sockets of an earlier agent that no attach has claimed yet. */
+  private readonly held: Map<string, HeldSockets>;
+  private readonly onSocketsChanged: () => void;
 
   constructor(opts: DnsServiceOptions) {
     const ttl = opts.ttlSeconds ?? DEFAULT_TTL_SECONDS;
@@ -119,6 +133,8 @@ export class DnsService {
     this.workerCount = workers;
     this.defaultPort = validPort(opts.port ?? 0, 'port');
     this.log = (opts.log ?? silentLogger()).child({ component: 'dns' });
+    this.held = new Map(opts.held ?? []);
+    this.onSocketsChanged = opts.onSocketsChanged ?? (() => undefined);
     this.settings = {
       ttlSeconds: ttl,
       upstreams: parseUpstreams(opts.upstreams),
@@ -217,6 +233,21 @@ export class DnsService {
     if (!worker) return;
     const reqId = this.nextReq++;
     const port = entry.port ?? entry.wanted;
+    // The worker owns what it is sent (node closes it with the socket); this thread keeps its own copies.
+    // Should the worker die before it reads the request, these two stay open: a rare leak, never a close of
+    // a number that may by then be another file's.
+    let sent: SocketFds | undefined;
+    if (entry.fds) {
+      try {
+        sent = { udp: dupFd(entry.fds.udp), tcp: -1 };
+        sent.tcp = dupFd(entry.fds.tcp);
+      } catch (err) {
+        if (sent) closeFd(sent.udp);
+        sent = undefined;
+        this.log.warn({ event: 'dns.sockets_not_reused', netns: path, error: (err as Error).message });
+        this.dropFds(entry);
+      }
+    }
     slot.waiting.set(reqId, {
       settle: (reply) => {
         if (reply.ok) {
@@ -224,8 +255,18 @@ export class DnsService {
             this.log.warn({ event: 'dns.port_changed', netns: path, from: entry.port, to: reply.port });
           }
           entry.port = reply.port ?? port;
+          this.keepFds(entry, reply.fds);
           entry.resolve(entry.port);
           return;
+        }
+        if (sent) {
+          // The sockets handed over could not be served (closed by the worker): bind afresh.
+          this.log.warn({ event: 'dns.sockets_not_reused', netns: path, error: reply.error });
+          this.dropFds(entry);
+          if (!entry.detached) {
+            this.sendAttach(slot, path, entry);
+            return;
+          }
         }
         if (entry.port !== null) {
           if (entry.wanted === 0 && !entry.detached) {
@@ -241,7 +282,33 @@ export class DnsService {
     });
     // Any port will do: the namespace's stable one first, so a restart finds its NAT rule already right.
     const prefer = port === 0 ? stableResolverPort(path) : undefined;
-    worker.postMessage({ op: 'attach', reqId, path, view: entry.latest, port, ...(prefer !== undefined ? { prefer } : {}) } satisfies WorkerRequest);
+    worker.postMessage({ op: 'attach', reqId, path, view: entry.latest, port, ...(prefer !== undefined ? { prefer } : {}), ...(sent ? { fds: sent } : {}) } satisfies WorkerRequest);
+  }
+
+  /** Takes the copies a worker made of a namespace's sockets (closing them when the namespace was detached meanwhile). */
+  private keepFds(entry: Served, fds: SocketFds | undefined): void {
+    if (!fds) return;
+    if (entry.detached || this.closed) {
+      closeFd(fds.udp);
+      closeFd(fds.tcp);
+      return;
+    }
+    const fresh = entry.fds === null;
+    // Copies of sockets held already (a worker served them again) replace the old copies of the same sockets.
+    if (entry.fds) {
+      closeFd(entry.fds.udp);
+      closeFd(entry.fds.tcp);
+    }
+    entry.fds = fds;
+    if (fresh) this.onSocketsChanged();
+  }
+
+  private dropFds(entry: Served): void {
+    if (!entry.fds) return;
+    closeFd(entry.fds.udp);
+    closeFd(entry.fds.tcp);
+    entry.fds = null;
+    this.onSocketsChanged();
   }
 
   /**
@@ -262,7 +329,20 @@ export class DnsService {
       resolve = res;
       reject = rej;
     });
-    const entry: Served = { slot: null, latest: valid, wanted, port: null, detached: false, ready, resolve, reject };
+    const entry: Served = { slot: null, latest: valid, wanted, port: null, fds: null, detached: false, ready, resolve, reject };
+    // An earlier agent's sockets for this namespace: served as they are, on their port, unless another port is asked for.
+    const held = this.held.get(netnsPath);
+    if (held) {
+      this.held.delete(netnsPath);
+      if (wanted === 0 || wanted === held.port) {
+        entry.fds = held.fds;
+        entry.port = held.port;
+      } else {
+        closeFd(held.fds.udp);
+        closeFd(held.fds.tcp);
+        this.onSocketsChanged();
+      }
+    }
     this.owner.set(netnsPath, entry);
     try {
       const slots = await this.start();
@@ -302,17 +382,50 @@ export class DnsService {
   /** Stops answering inside the namespace (closes its sockets); unknown paths are fine. */
   async detach(netnsPath: string): Promise<void> {
     const entry = this.owner.get(netnsPath);
-    if (!entry) return;
+    if (!entry) {
+      this.releaseHeld(netnsPath);
+      return;
+    }
     this.owner.delete(netnsPath);
     entry.detached = true;
     // An attach() still waiting (say, for a worker's restart that will now skip it) ends here.
     entry.resolve(entry.port ?? 0);
     const slot = entry.slot;
-    if (!slot) return;
-    slot.namespaces--;
-    // The worker finishes a pending attach of this path before it handles the detach; a dead
-    // worker's sockets are gone already.
-    await this.request(slot, { op: 'detach', reqId: this.nextReq++, path: netnsPath });
+    if (slot) {
+      slot.namespaces--;
+      // The worker finishes a pending attach of this path before it handles the detach; a dead
+      // worker's sockets are gone already.
+      await this.request(slot, { op: 'detach', reqId: this.nextReq++, path: netnsPath });
+    }
+    this.dropFds(entry);
+  }
+
+  /** Closes an earlier agent's sockets for `netnsPath` that no attach claimed. */
+  private releaseHeld(netnsPath: string): void {
+    const held = this.held.get(netnsPath);
+    if (!held) return;
+    this.held.delete(netnsPath);
+    closeFd(held.fds.udp);
+    closeFd(held.fds.tcp);
+    this.onSocketsChanged();
+  }
+
+  /**
+   * Closes every earlier agent's socket no attach has claimed: called once the first pass has attached every
+   * namespace this node serves, so that a namespace gone while no agent ran lets go of its sockets.
+   */
+  releaseUnclaimed(): number {
+    const paths = [...this.held.keys()];
+    for (const p of paths) this.releaseHeld(p);
+    return paths.length;
+  }
+
+  /** Every socket the service holds (served, or an earlier agent's not yet claimed), for the keeper. */
+  heldSockets(): (HeldSockets & { path: string })[] {
+    const out: (HeldSockets & { path: string })[] = [];
+    for (const [path, e] of this.owner) if (e.fds && e.port !== null) out.push({ path, port: e.port, fds: e.fds });
+    for (const [path, h] of this.held) out.push({ path, ...h });
+    return out;
   }
 
   /**
@@ -344,8 +457,21 @@ export class DnsService {
     await Promise.all(slots.map((s) => this.request(s, { op: 'close', reqId: this.nextReq++ })));
     this.closed = true;
     for (const s of slots) if (s.restartTimer) clearTimeout(s.restartTimer);
-    for (const entry of this.owner.values()) entry.reject(new DnsServiceClosedError('closed'));
+    for (const entry of this.owner.values()) {
+      entry.reject(new DnsServiceClosedError('closed'));
+      // This thread's copies; a keeper's stay open, and the next agent serves them.
+      if (entry.fds) {
+        closeFd(entry.fds.udp);
+        closeFd(entry.fds.tcp);
+        entry.fds = null;
+      }
+    }
     this.owner.clear();
+    for (const h of this.held.values()) {
+      closeFd(h.fds.udp);
+      closeFd(h.fds.tcp);
+    }
+    this.held.clear();
     await Promise.all(slots.map((s) => s.worker?.terminate()));
   }
 }

@@ -15,7 +15,8 @@ import type { Upstream } from './forwarder.js';
 import type { NameView } from './name-view.js';
 import { NamespaceServer } from './namespace-server.js';
 import { queryUdpSocket } from './sockets.js';
-import type { WorkerLog, WorkerMessage, WorkerRequest, WorkerSettings } from './worker-protocol.js';
+import { closeFd, dupFd } from '../runtime/process-fds.js';
+import type { SocketFds, WorkerLog, WorkerMessage, WorkerRequest, WorkerSettings } from './worker-protocol.js';
 
 const settings = workerData as WorkerSettings;
 const port = parentPort!;
@@ -52,16 +53,24 @@ function compile(view: NameView) {
   return compileAnswerTable(view, { ttlSeconds: settings.ttlSeconds, forwarding: settings.upstreams.length > 0 });
 }
 
-function attach(path: string, view: NameView, listenPort: number, prefer: number): Promise<number> {
-  if (servers.has(path) || attaching.has(path)) return Promise.reject(new Error('already attached'));
+function attach(path: string, view: NameView, listenPort: number, prefer: number, fds: SocketFds | undefined): Promise<{ port: number; fds: SocketFds }> {
+  if (servers.has(path) || attaching.has(path)) {
+    if (fds) closeHeld(fds);
+    return Promise.reject(new Error('already attached'));
+  }
   const entry = { done: Promise.resolve(), latest: null as NameView | null };
-  const opened = openServer(path, view, listenPort, prefer, entry).finally(() => attaching.delete(path));
+  const opened = openServer(path, view, listenPort, prefer, fds, entry).finally(() => attaching.delete(path));
   entry.done = opened.then(() => undefined);
   attaching.set(path, entry);
   return opened;
 }
 
-async function openServer(path: string, view: NameView, listenPort: number, prefer: number, entry: { latest: NameView | null }): Promise<number> {
+function closeHeld(fds: SocketFds): void {
+  closeFd(fds.udp);
+  closeFd(fds.tcp);
+}
+
+async function openServer(path: string, view: NameView, listenPort: number, prefer: number, fds: SocketFds | undefined, entry: { latest: NameView | null }): Promise<{ port: number; fds: SocketFds }> {
   const table = compile(view);
   const server = await inNetnsAsync(path, () =>
     NamespaceServer.open({
@@ -69,6 +78,7 @@ async function openServer(path: string, view: NameView, listenPort: number, pref
       address: settings.address,
       port: listenPort,
       preferPort: prefer,
+      ...(fds ? { fds } : {}),
       tcp: settings.tcp,
       forward: {
         upstreams: settings.upstreams,
@@ -83,14 +93,25 @@ async function openServer(path: string, view: NameView, listenPort: number, pref
   );
   if (entry.latest) server.setTable(compile(entry.latest));
   servers.set(path, server);
-  return server.port;
+  // Duplicated here, on this thread, before the reply: the service's copies must not depend on this
+  // worker living on (node closes its own descriptors when the worker ends).
+  const own = server.fds;
+  const udp = dupFd(own.udp);
+  let tcp: number;
+  try {
+    tcp = dupFd(own.tcp);
+  } catch (err) {
+    closeFd(udp);
+    throw err;
+  }
+  return { port: server.port, fds: { udp, tcp } };
 }
 
-/** Handles one request; an attach resolves to the port it bound. */
-async function handle(req: Exclude<WorkerRequest, { op: 'stats' }>): Promise<number | void> {
+/** Handles one request; an attach resolves to the port it bound and copies of its sockets. */
+async function handle(req: Exclude<WorkerRequest, { op: 'stats' }>): Promise<{ port: number; fds: SocketFds } | void> {
   switch (req.op) {
     case 'attach':
-      return attach(req.path, req.view, req.port, req.prefer ?? 0);
+      return attach(req.path, req.view, req.port, req.prefer ?? 0, req.fds);
     case 'update': {
       const pending = attaching.get(req.path);
       if (pending) {
@@ -129,7 +150,7 @@ port.on('message', (req: WorkerRequest) => {
   }
   handle(req).then(
     (bound) => {
-      if ('reqId' in req) port.postMessage({ kind: 'reply', reqId: req.reqId, ok: true, ...(bound ? { port: bound } : {}) } satisfies WorkerMessage);
+      if ('reqId' in req) port.postMessage({ kind: 'reply', reqId: req.reqId, ok: true, ...(bound ? { port: bound.port, fds: bound.fds } : {}) } satisfies WorkerMessage);
     },
     (err: Error) => {
       if ('reqId' in req) port.postMessage({ kind: 'reply', reqId: req.reqId, ok: false, error: err.message } satisfies WorkerMessage);

@@ -4,7 +4,8 @@ import type { AnswerTable } from './answer-table.js';
 import { countAnswer, emptyDnsCounters, type DnsCounters } from './dns-counters.js';
 import { UpstreamForwarder, type ForwarderOptions } from './forwarder.js';
 import { handleQuery, type Transport } from './query-handler.js';
-import { bindUdp, listenTcp, udpSocket } from './sockets.js';
+import { boundUdpFd, listenTcp, udpFromFd, udpSocket } from './sockets.js';
+import type { SocketFds } from './worker-protocol.js';
 import { TcpSession, tcpLimits, type TcpLimits } from './tcp-session.js';
 
 /** The resolver's address inside every task namespace. */
@@ -27,6 +28,8 @@ export interface NamespaceServerOptions {
   port?: number;
   /** With port 0: a port to try first; taken, the kernel picks one (stableResolverPort). */
   preferPort?: number;
+  /** Sockets bound before (by an earlier agent or worker) to serve instead of binding; the server owns them. */
+  fds?: SocketFds;
   tcp?: Partial<TcpLimits>;
   log: (event: Record<string, unknown>) => void;
   /** Where queries and answers are counted (a worker shares one among its namespaces); default: its own. */
@@ -40,11 +43,18 @@ export interface TcpStats {
   queuedBytes: number;
 }
 
+/** A namespace's bound sockets; `udpFd` is the UDP socket's descriptor (node's: it closes with `udp`). */
+interface Pair {
+  udp: UdpSocket;
+  udpFd: number;
+  tcp: Server;
+}
+
 /**
  * Binds UDP on `port` and TCP on the same number. With port 0, `prefer` is tried first (when given),
  * then the kernel picks the UDP port; when that number is taken for TCP, another is drawn.
  */
-async function bindPair(address: string, port: number, highWaterMark: number, prefer = 0): Promise<{ udp: UdpSocket; tcp: Server }> {
+async function bindPair(address: string, port: number, highWaterMark: number, prefer = 0): Promise<Pair> {
   if (port === 0 && prefer !== 0) {
     try {
       return await bindPair(address, prefer, highWaterMark);
@@ -56,17 +66,49 @@ async function bindPair(address: string, port: number, highWaterMark: number, pr
     const udp = udpSocket();
     // highWaterMark is the accepted sockets' write buffer bound that TcpSession pauses on.
     const tcp = createServer({ pauseOnConnect: false, noDelay: true, highWaterMark });
+    let handed = false;
+    let udpFd = -1;
     try {
-      await bindUdp(udp, address, port);
+      udpFd = boundUdpFd(address, port);
+      handed = true;
+      await udpFromFd(udp, udpFd);
       await listenTcp(tcp, address, udp.address().port);
-      return { udp, tcp };
+      return { udp, udpFd, tcp };
     } catch (err) {
-      udp.close();
+      if (handed) udp.close();
       tcp.close();
       const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
       if (port !== 0 || !inUse || attempt >= EPHEMERAL_BIND_TRIES) throw err;
     }
   }
+}
+
+/** Serves sockets bound earlier, whose descriptors this process holds; node owns (and closes) them from here. */
+async function openPair(fds: SocketFds, highWaterMark: number): Promise<Pair> {
+  const udp = udpSocket();
+  const tcp = createServer({ pauseOnConnect: false, noDelay: true, highWaterMark });
+  try {
+    await udpFromFd(udp, fds.udp);
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen({ fd: fds.tcp }, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    udp.close();
+    tcp.close();
+    throw err;
+  }
+  return { udp, udpFd: fds.udp, tcp };
+}
+
+/** The descriptor behind a listening server (node has no public accessor; `_handle.fd` is its own). */
+function serverFd(s: Server): number {
+  const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('the listener has no descriptor');
+  return fd;
 }
 
 /**
@@ -85,6 +127,7 @@ export class NamespaceServer {
 
   private constructor(
     private readonly udp: UdpSocket,
+    private readonly udpFd: number,
     private readonly tcp: Server,
     private readonly forwarder: UpstreamForwarder | null,
     private readonly limits: TcpLimits,
@@ -98,9 +141,9 @@ export class NamespaceServer {
   /** Binds the sockets in the calling thread's current namespace. */
   static async open(opts: NamespaceServerOptions): Promise<NamespaceServer> {
     const limits = tcpLimits(opts.tcp);
-    const { udp, tcp } = await bindPair(opts.address ?? RESOLVER_ADDRESS, opts.port ?? 0, limits.writeHighWaterBytes, opts.preferPort);
+    const { udp, udpFd, tcp } = opts.fds ? await openPair(opts.fds, limits.writeHighWaterBytes) : await bindPair(opts.address ?? RESOLVER_ADDRESS, opts.port ?? 0, limits.writeHighWaterBytes, opts.preferPort);
     const forwarder = opts.forward.upstreams.length > 0 && opts.table.forwarding ? new UpstreamForwarder(opts.forward) : null;
-    const server = new NamespaceServer(udp, tcp, forwarder, limits, opts.table, opts.log, opts.counters ?? emptyDnsCounters());
+    const server = new NamespaceServer(udp, udpFd, tcp, forwarder, limits, opts.table, opts.log, opts.counters ?? emptyDnsCounters());
     server.start();
     return server;
   }
@@ -108,6 +151,11 @@ export class NamespaceServer {
   /** The port UDP and TCP listen on. */
   get port(): number {
     return (this.tcp.address() as AddressInfo).port;
+  }
+
+  /** The descriptors of the UDP socket and TCP listener (node's: they close with the server). */
+  get fds(): SocketFds {
+    return { udp: this.udpFd, tcp: serverFd(this.tcp) };
   }
 
   /** Swaps in the answers of a new view; queries in progress finish with the old one. */

@@ -4,6 +4,10 @@
  */
 import { createSocket, type Socket as UdpSocket, type SocketOptions } from 'node:dgram';
 import { isIPv4, type Server } from 'node:net';
+import { AF_INET, bind, close, SOCK_CLOEXEC, SOCK_NONBLOCK, sockaddrIn, socket, socketErrno } from '../sandbox/libc-sockets.js';
+
+const SOCK_DGRAM = 2;
+const EADDRINUSE = 98;
 
 /**
  * dgram resolves every address it binds or sends to through a lookup function; the default is
@@ -26,6 +30,35 @@ export function bindUdp(sock: UdpSocket, address: string, port: number): Promise
     const onError = (err: Error): void => reject(err);
     sock.once('error', onError);
     sock.bind({ address, port, exclusive: true }, () => {
+      sock.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/**
+ * A UDP socket bound to `address`:`port` in the calling thread's namespace, made with libc so that its
+ * descriptor is known (node's dgram keeps its own private): the resolver keeps copies of it across restarts.
+ * Fails as node's bind does, with `code` EADDRINUSE when the port is taken.
+ */
+export function boundUdpFd(address: string, port: number): number {
+  const fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) throw Object.assign(new Error(`socket() failed: errno ${socketErrno()}`), { code: 'ESOCKET' });
+  const addr = sockaddrIn(address, port);
+  if (bind(fd, addr, addr.length) !== 0) {
+    const errno = socketErrno();
+    close(fd);
+    throw Object.assign(new Error(`bind ${address}:${port} failed: errno ${errno}`), { code: errno === EADDRINUSE ? 'EADDRINUSE' : 'EBIND', errno });
+  }
+  return fd;
+}
+
+/** Serves the bound UDP socket `fd` through node's dgram, which owns (and closes) it from here. */
+export function udpFromFd(sock: UdpSocket, fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    sock.once('error', onError);
+    sock.bind({ fd }, () => {
       sock.off('error', onError);
       resolve();
     });

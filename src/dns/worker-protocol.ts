@@ -14,9 +14,18 @@ export interface WorkerSettings {
   tcp: TcpLimits;
 }
 
-/** Requests from DnsService to a worker. `port` 0 lets the kernel pick the namespace's port, after `prefer` when given. */
+/** A namespace's resolver sockets as descriptors of this process: its UDP socket and its TCP listener. */
+export interface SocketFds {
+  udp: number;
+  tcp: number;
+}
+
+/**
+ * Requests from DnsService to a worker. `port` 0 lets the kernel pick the namespace's port, after `prefer` when given.
+ * An attach with `fds` serves those sockets (the worker owns the descriptors from then on) instead of binding.
+ */
 export type WorkerRequest =
-  | { op: 'attach'; reqId: number; path: string; view: NameView; port: number; prefer?: number }
+  | { op: 'attach'; reqId: number; path: string; view: NameView; port: number; prefer?: number; fds?: SocketFds }
   | { op: 'update'; path: string; view: NameView }
   | { op: 'detach'; reqId: number; path: string }
   | { op: 'close'; reqId: number }
@@ -30,6 +39,8 @@ export interface WorkerReply {
   ok: boolean;
   error?: string;
   port?: number;
+  /** An attach's sockets, duplicated for the service to keep: they stay open when the worker closes or dies. */
+  fds?: SocketFds;
   /** The answer to `stats`. */
   counters?: DnsCounters;
 }

@@ -38,6 +38,11 @@ export function processesSpawned(): number {
   return spawned;
 }
 
+/** Counts a process started elsewhere (the resolver's socket keeper) in processesSpawned. */
+export function noteProcessSpawned(): void {
+  spawned++;
+}
+
 /** argv prefixed so that it runs inside `netns` (a namespace file path); null runs it here. */
 export function argvIn(netns: string | null, argv: readonly string[]): string[] {
   return netns ? ['nsenter', `--net=${netns}`, '--', ...argv] : [...argv];
