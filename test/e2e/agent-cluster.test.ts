@@ -148,6 +148,18 @@ describe('agents on three hosts', () => {
     const pid = pidOf(t);
     await cl.stopAgent('host-b', 'SIGTERM');
     const logBefore = readFileSync(`${lab.root}/host-b/agent.log`, 'utf8').length;
+    // A lookup while no agent runs (a stub resolver's 5 s timeout): it waits in the resolver's socket,
+    // which the keeper holds, and the next agent answers it.
+    const lookup = inTask(t, ['dig', '+time=5', '+tries=1', '+short', '@127.0.0.11', 'api']);
+    const queued = async () => (await inTask(t, ['cat', '/proc/net/udp'])).stdout.split('\n').some((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[1]?.startsWith('0B00007F:') === true && parseInt(f[4]?.split(':')[1] ?? '0', 16) > 0;
+    });
+    const askedAt = Date.now();
+    while (!(await queued())) {
+      expect(Date.now() - askedAt, 'the lookup never reached the resolver\'s socket').toBeLessThan(10_000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
     cl.startAgent(lab.hosts[1]!);
     const deadline = Date.now() + 30_000;
     let log = '';
@@ -156,6 +168,9 @@ describe('agents on three hosts', () => {
       log = readFileSync(`${lab.root}/host-b/agent.log`, 'utf8').slice(logBefore);
     }
     expect(log).toMatch(/"event":"agent.started".*"adoptedTasks":1/);
+    expect(log).toMatch(/"event":"dns.sockets_adopted".*"sockets":1,"lost":0/);
+    const answered = await lookup;
+    expect(answered.stdout.trim(), answered.stderr).toBe(vip);
     await new Promise((r) => setTimeout(r, 4000)); // a few passes
     log = readFileSync(`${lab.root}/host-b/agent.log`, 'utf8').slice(logBefore);
     expect(pidOf(t)).toBe(pid);
