@@ -121,6 +121,24 @@ export class Agent {
   async start(): Promise<void> {
     // Start libuv's threadpool here, before any worker enters a task namespace (machine.md trap).
     await import('node:fs/promises').then((fs) => fs.stat('/'));
+    // The state directory's lock first: nothing below may act for a node another agent still runs.
+    this.supervisor = new TaskSupervisor({ stateDir: join(this.config.stateDir, 'tasks'), onStateChange: (e) => this.onTaskEvent(e), log: this.rootLog });
+    const resolv = taskResolvConf(safeRead('/etc/resolv.conf'));
+    const upstreams = this.config.dnsUpstreams.length > 0 ? this.config.dnsUpstreams : resolv.upstreams;
+    // The resolver's sockets outlive the agent in a keeper process: a restart serves the same sockets, and the
+    // queries that came meanwhile waited in them instead of meeting a closed port. They are answered at once,
+    // with the names last served, before the store is open (or while it is unreachable).
+    this.socketKeeper = new ResolverSocketKeeper({ dir: this.config.stateDir, log: this.rootLog });
+    const dns: DnsService = new DnsService({
+      upstreams,
+      workers: this.config.dnsWorkers,
+      log: this.rootLog,
+      held: this.socketKeeper.adopt(),
+      onSocketsChanged: (what) => this.socketKeeper?.schedule(() => dns.heldSockets(), what),
+    });
+    this.dns = dns;
+    const early = await dns.serveHeld();
+    if (early > 0) this.log.info({ event: 'dns.served_early', namespaces: early });
     await this.readHostNetwork();
     this.store = await retryTransient('open store', () => openStore(this.config.store, { ...this.storeOptions, log: this.rootLog.child({ component: 'store' }) }), { log: this.log });
     this.cluster = new Cluster(this.store, { sandboxDir: this.config.netnsDir, log: this.rootLog });
@@ -144,9 +162,6 @@ export class Agent {
     writeLeaseFile(leaseFile, this.registration.lease());
     this.lbKind = await selectLbBackend(this.config.lbBackend, this.config.hostNetns);
     this.settings.lbBackend = this.lbKind;
-    const resolv = taskResolvConf(safeRead('/etc/resolv.conf'));
-    const upstreams = this.config.dnsUpstreams.length > 0 ? this.config.dnsUpstreams : resolv.upstreams;
-    this.supervisor = new TaskSupervisor({ stateDir: join(this.config.stateDir, 'tasks'), onStateChange: (e) => this.onTaskEvent(e), log: this.rootLog });
     const adopted = await this.supervisor.adoptOrphans();
     // After the supervisor: its state-dir lock makes any api.sock found here a dead agent's.
     this.apiServer = await openAgentApi({ ...this.config, node: this.config.nodeName, etcdTls: this.storeOptions.etcd?.tls, supervisor: this.supervisor, log: this.rootLog });
@@ -161,17 +176,6 @@ export class Agent {
       sendJson(res, answer.status, answer.body);
     });
     // Each task gets the resolver at a port of its own behind NAT from 127.0.0.11:53, so tasks may serve :53.
-    // The resolver's sockets outlive the agent in a keeper process: a restart serves the same sockets, and the
-    // queries that came meanwhile waited in them instead of meeting a closed port.
-    this.socketKeeper = new ResolverSocketKeeper({ dir: this.config.stateDir, log: this.rootLog });
-    const dns: DnsService = new DnsService({
-      upstreams,
-      workers: this.config.dnsWorkers,
-      log: this.rootLog,
-      held: this.socketKeeper.adopt(),
-      onSocketsChanged: () => this.socketKeeper?.schedule(() => dns.heldSockets()),
-    });
-    this.dns = dns;
     this.health = new HealthServers(this.config.hostNetns);
     const netnsDir = new NetnsDir(this.config.netnsDir);
     this.reconciler = new NodeReconciler(
@@ -298,7 +302,7 @@ export class Agent {
     const report = await this.reconciler.apply(plan, { resync, deep, ...(round > 0 ? { round } : {}) });
     // The first pass attached every namespace this node serves: an earlier agent's sockets left unclaimed
     // belong to namespaces gone meanwhile.
-    if (round === 0) this.dns.releaseUnclaimed();
+    if (round === 0) await this.dns.releaseUnclaimed();
     this.vtep?.follow(vtepProbeTarget(plan, this.config.netnsDir, snapshot.nodes, endpoints, this.config.nodeName));
     if (this.mirror.connected) {
       // Readiness of a task already found listening is re-read on the first pass, then on each task's own

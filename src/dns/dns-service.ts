@@ -13,7 +13,7 @@ import { stableResolverPort } from './resolver-port.js';
 import { tcpLimits, type TcpLimits } from './tcp-session.js';
 import type { SocketFds, WorkerMessage, WorkerReply, WorkerRequest, WorkerSettings } from './worker-protocol.js';
 import { closeFd, dupFd } from '../runtime/process-fds.js';
-import type { HeldSockets } from './socket-keeper.js';
+import type { HeldSockets, KeptSockets } from './socket-keeper.js';
 
 /** Options of the resolver service. */
 export interface DnsServiceOptions {
@@ -42,8 +42,11 @@ export interface DnsServiceOptions {
    * of such a namespace serves them instead of binding, so queries that waited in them are answered.
    */
   held?: ReadonlyMap<string, HeldSockets>;
-  /** Called when the set of sockets the service holds changes (ResolverSocketKeeper.schedule). */
-  onSocketsChanged?: () => void;
+  /**
+   * Called when the set of sockets the service holds changes, or the names one serves (ResolverSocketKeeper.schedule):
+   * the keeper holds the sockets, and records the names for the next agent to answer with at once.
+   */
+  onSocketsChanged?: (what: 'sockets' | 'views') => void;
 }
 
 /** Options of one attach. */
@@ -86,6 +89,8 @@ interface Served {
   port: number | null;
   /** This thread's copies of the namespace's sockets once bound: a restarted worker serves these same sockets. */
   fds: SocketFds | null;
+  /** Served from an earlier agent's sockets with the names it last served, until an attach hands the current ones. */
+  early: boolean;
   detached: boolean;
   ready: Promise<number>;
   resolve: (port: number) => void;
@@ -123,7 +128,7 @@ export class DnsService {
   private readonly retired = emptyDnsCounters();
   /** Sockets of an earlier agent that no attach has claimed yet. */
   private readonly held: Map<string, HeldSockets>;
-  private readonly onSocketsChanged: () => void;
+  private readonly onSocketsChanged: (what: 'sockets' | 'views') => void;
 
   constructor(opts: DnsServiceOptions) {
     const ttl = opts.ttlSeconds ?? DEFAULT_TTL_SECONDS;
@@ -300,7 +305,7 @@ export class DnsService {
       closeFd(entry.fds.tcp);
     }
     entry.fds = fds;
-    if (fresh) this.onSocketsChanged();
+    if (fresh) this.onSocketsChanged('sockets');
   }
 
   private dropFds(entry: Served): void {
@@ -308,7 +313,7 @@ export class DnsService {
     closeFd(entry.fds.udp);
     closeFd(entry.fds.tcp);
     entry.fds = null;
-    this.onSocketsChanged();
+    this.onSocketsChanged('sockets');
   }
 
   /**
@@ -321,7 +326,19 @@ export class DnsService {
     if (this.closed) throw new DnsServiceClosedError('closed');
     const valid = validateNameView(view);
     const wanted = validPort(opts.port ?? this.defaultPort, 'port');
-    if (this.owner.has(netnsPath)) throw new DnsNamespaceStateError(netnsPath, 'attached');
+    const served = this.owner.get(netnsPath);
+    if (served?.early) {
+      // Answering since start from an earlier agent's sockets and names: from now on with these names.
+      served.early = false;
+      this.update(netnsPath, valid);
+      try {
+        return { port: await served.ready };
+      } catch (err) {
+        if (err instanceof DnsServiceClosedError) throw err;
+        throw new DnsAttachError(netnsPath, (err as Error).message);
+      }
+    }
+    if (served) throw new DnsNamespaceStateError(netnsPath, 'attached');
     // Registered before the first await, so update() and detach() right after attach() work.
     let resolve!: (port: number) => void;
     let reject!: (err: Error) => void;
@@ -329,7 +346,7 @@ export class DnsService {
       resolve = res;
       reject = rej;
     });
-    const entry: Served = { slot: null, latest: valid, wanted, port: null, fds: null, detached: false, ready, resolve, reject };
+    const entry: Served = { slot: null, latest: valid, wanted, port: null, fds: null, early: false, detached: false, ready, resolve, reject };
     // An earlier agent's sockets for this namespace: served as they are, on their port, unless another port is asked for.
     const held = this.held.get(netnsPath);
     if (held) {
@@ -340,7 +357,7 @@ export class DnsService {
       } else {
         closeFd(held.fds.udp);
         closeFd(held.fds.tcp);
-        this.onSocketsChanged();
+        this.onSocketsChanged('sockets');
       }
     }
     this.owner.set(netnsPath, entry);
@@ -376,6 +393,7 @@ export class DnsService {
     entry.latest = valid;
     // Not yet sent to a worker, or the worker is down: the (re)attach will carry this view.
     entry.slot?.worker?.postMessage({ op: 'update', path: netnsPath, view: valid } satisfies WorkerRequest);
+    this.onSocketsChanged('views');
     return true;
   }
 
@@ -407,23 +425,56 @@ export class DnsService {
     this.held.delete(netnsPath);
     closeFd(held.fds.udp);
     closeFd(held.fds.tcp);
-    this.onSocketsChanged();
+    this.onSocketsChanged('sockets');
   }
 
   /**
-   * Closes every earlier agent's socket no attach has claimed: called once the first pass has attached every
-   * namespace this node serves, so that a namespace gone while no agent ran lets go of its sockets.
+   * Starts answering at once in every namespace whose earlier sockets came with the names last served there,
+   * before the store is even open: queries that waited through the restart are answered with those names, and
+   * the first pass's attach switches each to the current ones. Resolves to how many namespaces it serves.
    */
-  releaseUnclaimed(): number {
-    const paths = [...this.held.keys()];
-    for (const p of paths) this.releaseHeld(p);
-    return paths.length;
+  async serveHeld(): Promise<number> {
+    if (this.closed) throw new DnsServiceClosedError('closed');
+    const slots = await this.start();
+    let served = 0;
+    for (const [path, held] of [...this.held]) {
+      if (!held.view || this.owner.has(path)) continue;
+      this.held.delete(path);
+      let resolve!: (port: number) => void;
+      let reject!: (err: Error) => void;
+      const ready = new Promise<number>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      // Nobody may await it (no attach comes for a namespace gone meanwhile): a failure is logged, not thrown.
+      ready.catch((err: Error) => this.log.warn({ event: 'dns.early_serve_failed', netns: path, error: err.message }));
+      const slot = [...slots].sort((a, b) => a.namespaces - b.namespaces)[0]!;
+      const entry: Served = { slot, latest: held.view, wanted: 0, port: held.port, fds: held.fds, early: true, detached: false, ready, resolve, reject };
+      this.owner.set(path, entry);
+      slot.namespaces++;
+      this.sendAttach(slot, path, entry);
+      served++;
+    }
+    return served;
   }
 
-  /** Every socket the service holds (served, or an earlier agent's not yet claimed), for the keeper. */
-  heldSockets(): (HeldSockets & { path: string })[] {
+  /**
+   * Closes every earlier agent's socket no attach has claimed, served early or not: called once the first pass
+   * has attached every namespace this node serves, so that a namespace gone while no agent ran lets go of its
+   * sockets. Resolves to how many it let go.
+   */
+  async releaseUnclaimed(): Promise<number> {
+    const paths = [...this.held.keys()];
+    for (const p of paths) this.releaseHeld(p);
+    const early = [...this.owner].filter(([, e]) => e.early).map(([p]) => p);
+    for (const p of early) await this.detach(p);
+    return paths.length + early.length;
+  }
+
+  /** Every socket the service holds (served, or an earlier agent's not yet claimed) and its names, for the keeper. */
+  heldSockets(): KeptSockets {
     const out: (HeldSockets & { path: string })[] = [];
-    for (const [path, e] of this.owner) if (e.fds && e.port !== null) out.push({ path, port: e.port, fds: e.fds });
+    for (const [path, e] of this.owner) if (e.fds && e.port !== null) out.push({ path, port: e.port, fds: e.fds, view: e.latest });
     for (const [path, h] of this.held) out.push({ path, ...h });
     return out;
   }

@@ -13,13 +13,21 @@ import type { Logger } from '../log/logger.js';
 import { closeFd, closeOnExecAll, takeFds } from '../runtime/process-fds.js';
 import { noteProcessSpawned } from '../sandbox/exec.js';
 import { readCmdline, readProcStat } from '../tasks/proc-stat.js';
+import { validateNameView, type NameView } from './name-view.js';
 import type { SocketFds } from './worker-protocol.js';
 
-/** A namespace's resolver sockets, as descriptors this process owns, with the port they are bound to. */
+/**
+ * A namespace's resolver sockets, as descriptors this process owns, with the port they are bound to and the
+ * names last served there: a restarted agent answers with those until its first pass hands it the current ones.
+ */
 export interface HeldSockets {
   port: number;
   fds: SocketFds;
+  view?: NameView;
 }
+
+/** What the keeper is given to hold: every namespace's sockets, by path. */
+export type KeptSockets = readonly (HeldSockets & { path: string })[];
 
 /** The keeper's argv[0], so that it is told apart from any other sleep. */
 export const KEEPER_NAME = 'meshnet-dns-keeper';
@@ -33,13 +41,43 @@ const ManifestSchema = z.object({
   version: z.literal(1),
   pid: z.number().int().positive(),
   startTime: z.number().int().nonnegative(),
-  sockets: z.array(z.object({ path: z.string().min(1), port: z.number().int().min(1).max(65535), udp: z.number().int().min(FIRST_FD), tcp: z.number().int().min(FIRST_FD) })),
+  sockets: z.array(
+    z.object({
+      path: z.string().min(1),
+      port: z.number().int().min(1).max(65535),
+      udp: z.number().int().min(FIRST_FD),
+      tcp: z.number().int().min(FIRST_FD),
+      /** Index into `views`. */
+      view: z.number().int().nonnegative().optional(),
+    }),
+  ),
+  /** The name views served, each once (namespaces on the same networks share one); checked at adopt. */
+  views: z.array(z.unknown()).default([]),
 });
 type Manifest = z.infer<typeof ManifestSchema>;
 
 /** The descriptor numbers the keeper will hold `sockets` at, in order. */
 export function keeperLayout(sockets: readonly { path: string; port: number }[]): Manifest['sockets'] {
   return sockets.map((s, i) => ({ path: s.path, port: s.port, udp: FIRST_FD + 2 * i, tcp: FIRST_FD + 2 * i + 1 }));
+}
+
+/** `layout` with each namespace's view from `views` (by path), every distinct view stored once. */
+export function withViews(layout: Manifest['sockets'], views: ReadonlyMap<string, NameView>): Pick<Manifest, 'sockets' | 'views'> {
+  const index = new Map<string, number>();
+  const stored: unknown[] = [];
+  const sockets = layout.map(({ view: _old, ...s }) => {
+    const v = views.get(s.path);
+    if (v === undefined) return s;
+    const key = JSON.stringify(v);
+    let i = index.get(key);
+    if (i === undefined) {
+      i = stored.length;
+      stored.push(v);
+      index.set(key, i);
+    }
+    return { ...s, view: i };
+  });
+  return { sockets, views: stored };
 }
 
 /** Options of the keeper. */
@@ -56,6 +94,10 @@ export class ResolverSocketKeeper {
   private readonly log: Logger;
   private timer: NodeJS.Timeout | null = null;
   private current: { pid: number; startTime: number } | null = null;
+  /** Where the current keeper holds each namespace's sockets. */
+  private layout: Manifest['sockets'] = [];
+  /** The next replacement must start a new keeper (the sockets changed), not only record new views. */
+  private respawn = false;
   private closed = false;
 
   constructor(private readonly opts: SocketKeeperOptions) {
@@ -86,6 +128,7 @@ export class ResolverSocketKeeper {
       return out;
     }
     this.current = { pid: manifest.pid, startTime: manifest.startTime };
+    this.layout = manifest.sockets.map(({ view: _v, ...s }) => s);
     this.killStrays(manifest.pid);
     let taken: (number | null)[];
     try {
@@ -94,10 +137,19 @@ export class ResolverSocketKeeper {
       this.log.warn({ event: 'dns.keeper_unreadable', pid: manifest.pid, error: (err as Error).message });
       return out;
     }
+    const views = manifest.views.map((v) => {
+      try {
+        return validateNameView(v as NameView);
+      } catch {
+        // A view this version cannot read: those namespaces wait for the first pass's names.
+        return undefined;
+      }
+    });
     manifest.sockets.forEach((s, i) => {
       const udp = taken[2 * i] ?? null;
       const tcp = taken[2 * i + 1] ?? null;
-      if (udp !== null && tcp !== null) out.set(s.path, { port: s.port, fds: { udp, tcp } });
+      const view = s.view === undefined ? undefined : views[s.view];
+      if (udp !== null && tcp !== null) out.set(s.path, { port: s.port, fds: { udp, tcp }, ...(view ? { view } : {}) });
       else {
         if (udp !== null) closeFd(udp);
         if (tcp !== null) closeFd(tcp);
@@ -107,18 +159,45 @@ export class ResolverSocketKeeper {
     return out;
   }
 
-  /** Replaces the keeper with one holding `sockets()` after a short delay (changes that follow share it). */
-  schedule(sockets: () => readonly (HeldSockets & { path: string })[]): void {
+  /**
+   * After a short delay (changes that follow share it): replaces the keeper with one holding `sockets()` when
+   * the sockets changed, or records the views they serve now when only those changed.
+   */
+  schedule(sockets: () => KeptSockets, what: 'sockets' | 'views' = 'sockets'): void {
+    if (what === 'sockets') this.respawn = true;
     if (this.closed || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (!this.closed) this.keep(sockets());
+      if (this.closed) return;
+      if (this.respawn || this.current === null) this.keep(sockets());
+      else this.recordViews(sockets());
     }, this.opts.delayMs ?? 1000);
     this.timer.unref();
   }
 
+  /** Rewrites the manifest of the running keeper with the views `sockets` carry; its descriptors stay. */
+  private recordViews(sockets: KeptSockets): void {
+    if (!this.current) return;
+    const views = new Map<string, NameView>();
+    for (const s of sockets) if (s.view) views.set(s.path, s.view);
+    this.writeManifest({ version: 1, ...this.current, ...withViews(this.layout, views) });
+  }
+
+  private writeManifest(manifest: Manifest | null): void {
+    try {
+      if (manifest) {
+        const tmp = `${this.manifestPath}.tmp`;
+        writeFileSync(tmp, JSON.stringify(manifest), { mode: 0o600 });
+        renameSync(tmp, this.manifestPath);
+      } else rmSync(this.manifestPath, { force: true });
+    } catch (err) {
+      this.log.warn({ event: 'dns.keeper_failed', error: (err as Error).message });
+    }
+  }
+
   /** Starts a keeper holding `sockets`, records it, then ends the one before. */
-  keep(sockets: readonly (HeldSockets & { path: string })[]): void {
+  keep(sockets: KeptSockets): void {
+    this.respawn = false;
     const previous = this.current;
     const layout = keeperLayout(sockets);
     let manifest: Manifest | null = null;
@@ -146,18 +225,13 @@ export class ResolverSocketKeeper {
         this.log.warn({ event: 'dns.keeper_failed', error: 'the keeper did not start' });
         return;
       }
-      manifest = { version: 1, pid: stat.pid, startTime: stat.startTime, sockets: layout };
+      const views = new Map<string, NameView>();
+      for (const s of sockets) if (s.view) views.set(s.path, s.view);
+      manifest = { version: 1, pid: stat.pid, startTime: stat.startTime, ...withViews(layout, views) };
     }
-    try {
-      if (manifest) {
-        const tmp = `${this.manifestPath}.tmp`;
-        writeFileSync(tmp, JSON.stringify(manifest), { mode: 0o600 });
-        renameSync(tmp, this.manifestPath);
-      } else rmSync(this.manifestPath, { force: true });
-    } catch (err) {
-      this.log.warn({ event: 'dns.keeper_failed', error: (err as Error).message });
-    }
+    this.writeManifest(manifest);
     this.current = manifest ? { pid: manifest.pid, startTime: manifest.startTime } : null;
+    this.layout = manifest ? layout : [];
     if (previous && this.isKeeper(previous.pid, previous.startTime)) process.kill(previous.pid, 'SIGKILL');
     this.log.debug({ event: 'dns.keeper_replaced', pid: manifest?.pid ?? null, sockets: sockets.length });
   }

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Lab } from '../lab/lab.js';
 import { ClusterLab, ECHO_HTTP, ECHO_UDP } from '../../src/lab/cluster-lab.js';
 import { execIn } from '../../src/sandbox/exec.js';
 import type { TaskRecord } from '../../src/model/records.js';
+import { taskNetnsName } from '../../src/agent/node-plan.js';
 
 // Issue 3 as a user meets it: agents on 3 hosts, an overlay network, a 3-replica service;
 // tasks reach each other; an agent restarts without disturbing anything; a dead node's replicas move.
@@ -146,11 +147,14 @@ describe('agents on three hosts', () => {
   it('an agent restart adopts tasks and kernel state without recreating anything', async () => {
     const t = tasks.find((x) => x.node === 'host-b')!;
     const pid = pidOf(t);
+    // The keeper takes the resolver's sockets a moment after they are bound.
+    const kept = () => existsSync(`${lab.root}/host-b/state/resolver-sockets.json`) && readFileSync(`${lab.root}/host-b/state/resolver-sockets.json`, 'utf8').includes(`/${taskNetnsName(t.id)}"`);
+    for (const since = Date.now(); !kept(); await new Promise((r) => setTimeout(r, 50))) expect(Date.now() - since, 'no keeper holds the resolver sockets').toBeLessThan(10_000);
     await cl.stopAgent('host-b', 'SIGTERM');
     const logBefore = readFileSync(`${lab.root}/host-b/agent.log`, 'utf8').length;
-    // A lookup while no agent runs (a stub resolver's 5 s timeout): it waits in the resolver's socket,
+    // A lookup while no agent runs (a timeout longer than the restart takes on a loaded machine): it waits in the resolver's socket,
     // which the keeper holds, and the next agent answers it.
-    const lookup = inTask(t, ['dig', '+time=5', '+tries=1', '+short', '@127.0.0.11', 'api']);
+    const lookup = inTask(t, ['dig', '+time=15', '+tries=1', '+short', '@127.0.0.11', 'api']);
     const queued = async () => (await inTask(t, ['cat', '/proc/net/udp'])).stdout.split('\n').some((l) => {
       const f = l.trim().split(/\s+/);
       return f[1]?.startsWith('0B00007F:') === true && parseInt(f[4]?.split(':')[1] ?? '0', 16) > 0;
