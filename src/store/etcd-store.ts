@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { circuitBreaker, ConsecutiveBreaker, handleWhen, isBrokenCircuitError, noop } from 'cockatiel';
-import { Etcd3, EtcdLeaseInvalidError, GRPCDeadlineExceededError, isRecoverableError } from 'etcd3';
+import { Etcd3, EtcdLeaseInvalidError, GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } from 'etcd3';
 import type { ICompare, IDuplexStream, IKeyValue, IRequestOp, IWatchRequest, IWatchResponse, IOptions } from 'etcd3';
 import type {
   Compare,
@@ -216,7 +216,12 @@ export class EtcdKvStore implements KvStore {
       if (err instanceof GRPCDeadlineExceededError || (err as { code?: unknown }).code === grpcStatus.DEADLINE_EXCEEDED) {
         throw new StoreTimeoutError(operation, this.callTimeoutMs);
       }
-      throw tlsFailure(err) ?? err;
+      const tls = tlsFailure(err);
+      if (tls) throw tls;
+      // No endpoint took the connection (etcd down, or not up yet), and not for TLS: transient, as an open
+      // breaker is. An agent starting meanwhile waits for it (retryTransient) instead of exiting.
+      if (err instanceof GRPCUnavailableError) throw new StoreUnavailableError(operation, err.message);
+      throw err;
     }
   }
 

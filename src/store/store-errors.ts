@@ -78,8 +78,17 @@ export class StoreTimeoutError extends StoreError {
 
 /** Every etcd endpoint failed its recent calls and is being skipped for a moment. */
 export class StoreUnavailableError extends StoreError {
-  constructor(readonly operation: string) {
-    super('STORE_UNAVAILABLE', `store call ${operation} was not sent: every etcd endpoint failed its recent calls; check the etcd members' health, the call is retried after a second`);
+  /** `unreachable`: etcd's own words when no endpoint took the connection; without it, the breakers were open. */
+  constructor(
+    readonly operation: string,
+    unreachable?: string,
+  ) {
+    super(
+      'STORE_UNAVAILABLE',
+      unreachable === undefined
+        ? `store call ${operation} was not sent: every etcd endpoint failed its recent calls; check the etcd members' health, the call is retried after a second`
+        : `store call ${operation} failed: no etcd endpoint could be reached (${unreachable}); check that etcd runs and listens at the --store address`,
+    );
   }
 }
 

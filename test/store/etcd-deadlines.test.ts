@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Cluster } from '../../src/model/cluster.js';
 import { EtcdKvStore } from '../../src/store/etcd-store.js';
-import { StoreTimeoutError } from '../../src/store/store-errors.js';
+import { StoreTimeoutError, StoreUnavailableError } from '../../src/store/store-errors.js';
+import { isTransientStoreError } from '../../src/agent/start-retry.js';
 import { waitFor } from './backends.js';
-import { EtcdTestServer } from './etcd-server.js';
+import { EtcdTestServer, freePort } from './etcd-server.js';
 
 // A frozen etcd (SIGSTOP) keeps its connections open and answers nothing: the case a deadline exists for.
 // Every call must fail with StoreTimeoutError instead of hanging, and work again once etcd runs again.
@@ -75,6 +76,23 @@ describe('etcd calls under a hung server', () => {
       await waitFor('the node record', async () => (await cluster.getNode('n1').catch(() => undefined))?.lease === lease, 15_000);
     } finally {
       await reg.close();
+    }
+  });
+});
+
+describe('etcd calls when no etcd listens', () => {
+  test('fail with StoreUnavailableError, which an agent starting meanwhile waits through instead of exiting', async () => {
+    const store = new EtcdKvStore({ endpoints: [`127.0.0.1:${await freePort()}`], callTimeoutMs: 2000 });
+    try {
+      const err = await store.get('/down/k').then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as Error).message).toMatch(/no etcd endpoint could be reached .*check that etcd runs/);
+      expect(isTransientStoreError(err)).toBe(true);
+    } finally {
+      await store.close();
     }
   });
 });
