@@ -1,9 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { AF_INET, socket } from '../sandbox/libc-sockets.js';
-import { close } from '../sandbox/libc.js';
-import { closeFd, closeOnExecAll, dupFd, takeFds } from './process-fds.js';
+import { close, fcntl } from '../sandbox/libc.js';
+import { closeFd, closeOnExecAll, dupFd, markSocketCloseOnExec, takeFds } from './process-fds.js';
 
 const SOCK_DGRAM = 2;
 
@@ -25,6 +25,27 @@ describe('process descriptors', () => {
       expect(closeOnExecAll()).toBe(0);
     } finally {
       close(fd);
+    }
+  });
+
+  it('markSocketCloseOnExec marks one socket that lacks it, and nothing else', () => {
+    const fd = socket(AF_INET, SOCK_DGRAM, 0);
+    const opened = openSync('/dev/null', 'r');
+    // F_DUPFD (0): a copy without close-on-exec, as a C library's open file would be.
+    const file = fcntl(opened, 0, 0);
+    closeSync(opened);
+    try {
+      expect(childFds()).toContain(fd);
+      expect(markSocketCloseOnExec(fd)).toBe(true);
+      expect(childFds()).not.toContain(fd);
+      // Marked already, not a socket, or no descriptor at all: the caller falls back to closeOnExecAll.
+      expect(markSocketCloseOnExec(fd)).toBe(false);
+      expect(childFds()).toContain(file);
+      expect(markSocketCloseOnExec(file)).toBe(false);
+      expect(markSocketCloseOnExec(1 << 20)).toBe(false);
+    } finally {
+      close(fd);
+      close(file);
     }
   });
 

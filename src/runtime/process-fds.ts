@@ -2,7 +2,7 @@
  * File descriptors beyond what node's API reaches: duplicating one, closing one, and taking copies of
  * another process's (pidfd_getfd, Linux 5.6). The resolver's sockets outlive an agent restart this way.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { close, fcntl, syscall3 } from '../sandbox/libc.js';
 
 /** x86_64 and aarch64 share these numbers (the generic syscall table numbers them alike since 5.1). */
@@ -65,4 +65,16 @@ export function closeOnExecAll(): number {
     if (fcntl(fd, F_SETFD, flags | FD_CLOEXEC) === 0) changed++;
   }
   return changed;
+}
+
+/** Sets close-on-exec on `fd` when it is a socket without it; false when it is not (closed, no socket, or marked already). */
+export function markSocketCloseOnExec(fd: number): boolean {
+  const flags = fcntl(fd, F_GETFD, 0);
+  if (flags < 0 || (flags & FD_CLOEXEC) !== 0) return false;
+  try {
+    if (!readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) return false;
+  } catch {
+    return false;
+  }
+  return fcntl(fd, F_SETFD, flags | FD_CLOEXEC) === 0;
 }
