@@ -1,10 +1,12 @@
+import { createSocket } from 'node:dgram';
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../log/logger.js';
-import { classifyError, judgeAnswer, type ProbeAttempt, type ProbeReport } from './probe-outcome.js';
+import { classifyError, judgeAnswer, judgeDnsAnswer, resolverProbeQuery, type ProbeAttempt, type ProbeReport } from './probe-outcome.js';
 
 // The reliability probe: a NEW TCP connection every --interval-ms to --target, one HTTP request each,
-// one record per attempt. Attempts start on a fixed schedule, not one after another, so a hanging
+// one record per attempt (with --dns: a new connected UDP socket and one DNS query each, as a stub
+// resolver asks, so that a closed port fails at once with ECONNREFUSED as it does for glibc). Attempts start on a fixed schedule, not one after another, so a hanging
 // attempt does not lower the rate. It stops by itself after --max-ms or --max-attempts, or on SIGTERM
 // (finishing the attempts in flight), and prints its ProbeReport as one JSON document on stdout.
 // Progress goes to stderr once a second so the runner can wait for traffic before injecting a fault.
@@ -12,7 +14,7 @@ import { classifyError, judgeAnswer, type ProbeAttempt, type ProbeReport } from 
 const log = createLogger({ component: 'probe' });
 
 function usage(message: string): never {
-  log.error({ event: 'probe.bad_arguments', error: `${message}; usage: probe-main --target HOST:PORT --max-ms N [--interval-ms 20] [--timeout-ms 1000] [--max-attempts N]` });
+  log.error({ event: 'probe.bad_arguments', error: `${message}; usage: probe-main --target HOST:PORT --max-ms N [--dns] [--interval-ms 20] [--timeout-ms 1000] [--max-attempts N]` });
   process.exit(2);
 }
 
@@ -21,6 +23,29 @@ function positive(name: string, text: string | undefined, fallback: number): num
   const n = Number(text);
   if (!Number.isInteger(n) || n <= 0) usage(`--${name} must be a positive integer, got ${JSON.stringify(text)}`);
   return n;
+}
+
+let nextQueryId = 1;
+
+/** One DNS query on a UDP socket of its own, connected to the target; ended by `timeoutMs` at the latest. */
+function attemptDns(host: string, port: number, timeoutMs: number): Promise<ProbeAttempt> {
+  const t = Date.now();
+  const id = nextQueryId++ & 0xffff;
+  return new Promise((resolve) => {
+    const sock = createSocket('udp4');
+    let settled = false;
+    const finish = (r: Omit<ProbeAttempt, 't' | 'ms'>): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.close();
+      resolve({ t, ms: Date.now() - t, ...r });
+    };
+    const timer = setTimeout(() => finish({ outcome: 'timeout', detail: `no answer within ${timeoutMs} ms` }), timeoutMs);
+    sock.on('error', (err: NodeJS.ErrnoException) => finish(classifyError(err, false)));
+    sock.on('message', (msg) => finish(judgeDnsAnswer(id, msg)));
+    sock.connect(port, host, () => sock.send(resolverProbeQuery(id)));
+  });
 }
 
 /** One request on a connection of its own (`agent: false`), ended by `timeoutMs` at the latest. */
@@ -62,6 +87,7 @@ async function main(): Promise<void> {
       'timeout-ms': { type: 'string' },
       'max-ms': { type: 'string' },
       'max-attempts': { type: 'string' },
+      dns: { type: 'boolean' },
     },
   });
   const m = /^([^:]+):(\d{1,5})$/.exec(values.target ?? '');
@@ -90,7 +116,7 @@ async function main(): Promise<void> {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     // A stalled event loop skips the missed slots instead of firing a burst that would load the target.
     next = Math.max(next, Date.now()) + intervalMs;
-    const p: Promise<void> = attempt(host, port, timeoutMs).then((a) => {
+    const p: Promise<void> = (values.dns ? attemptDns : attempt)(host, port, timeoutMs).then((a) => {
       attempts.push(a);
       inFlight.delete(p);
     });

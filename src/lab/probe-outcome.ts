@@ -50,3 +50,27 @@ export function classifyError(err: { code?: string; message?: string }, timedOut
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return { outcome: 'reset', detail };
   return { outcome: 'error', detail };
 }
+
+/**
+ * A DNS query the resolver answers itself, never forwarding it (class CHAOS, TXT "probe.meshnet."): what the
+ * probe's --dns mode sends, so that an answer measures the resolver and not an upstream.
+ */
+export function resolverProbeQuery(id: number): Buffer {
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(id & 0xffff, 0);
+  header.writeUInt16BE(0x0100, 2); // RD
+  header.writeUInt16BE(1, 4); // one question
+  const name = Buffer.from([5, ...Buffer.from('probe'), 7, ...Buffer.from('meshnet'), 0]);
+  const tail = Buffer.alloc(4);
+  tail.writeUInt16BE(16, 0); // TXT
+  tail.writeUInt16BE(3, 2); // CHAOS
+  return Buffer.concat([header, name, tail]);
+}
+
+/** Judges a datagram as the answer to query `id`: any response carrying that id counts, whatever its rcode. */
+export function judgeDnsAnswer(id: number, msg: Buffer): Pick<ProbeAttempt, 'outcome' | 'detail'> {
+  if (msg.length < 12) return { outcome: 'wrong', detail: `a ${msg.length}-byte datagram is no DNS message` };
+  if (msg.readUInt16BE(0) !== (id & 0xffff)) return { outcome: 'wrong', detail: `answer to query ${msg.readUInt16BE(0)}, not ${id & 0xffff}` };
+  if ((msg[2]! & 0x80) === 0) return { outcome: 'wrong', detail: 'a query, not a response' };
+  return { outcome: 'ok' };
+}

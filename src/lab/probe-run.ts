@@ -14,6 +14,8 @@ export interface ProbeOptions {
   maxMs: number;
   intervalMs?: number;
   timeoutMs?: number;
+  /** One DNS query on a new UDP socket per attempt instead of an HTTP request on a new connection. */
+  dns?: boolean;
 }
 
 /** A probe program running in a lab namespace (the lab kills it at teardown). */
@@ -89,5 +91,6 @@ export function startProbe(lab: Lab, netns: string, opts: ProbeOptions): ProbeRu
   const argv = [process.execPath, PROBE_PATH, '--target', opts.target, '--max-ms', String(opts.maxMs)];
   if (opts.intervalMs !== undefined) argv.push('--interval-ms', String(opts.intervalMs));
   if (opts.timeoutMs !== undefined) argv.push('--timeout-ms', String(opts.timeoutMs));
+  if (opts.dns) argv.push('--dns');
   return new ProbeRun(lab.spawn(netns, argv));
 }

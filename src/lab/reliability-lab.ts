@@ -5,6 +5,7 @@ import { Rtnl } from '../sandbox/rtnl.js';
 import { ClusterLab, ECHO_HTTP } from './cluster-lab.js';
 import { killProcessesIn, Lab, type LabHost } from './lab.js';
 import { startProbe, type ProbeRun } from './probe-run.js';
+import { taskNetnsName } from '../agent/node-plan.js';
 import type { TaskFingerprint } from './task-fingerprint.js';
 import { digestAgentLog, formatDigest } from './agent-log-digest.js';
 
@@ -88,6 +89,14 @@ export class ReliabilityLab {
   /** Starts a probe from the client through `port` published on host-a; it ends by itself after `maxMs`. */
   probe(port: number, maxMs: number): ProbeRun {
     return startProbe(this.lab, this.client, { target: `${this.lab.hosts[0]!.underlayIp}:${port}`, maxMs, intervalMs: 20, timeoutMs: 1000 });
+  }
+
+  /**
+   * Starts a probe of the resolver inside the namespace of task `id` on `node` (127.0.0.11:53, a new UDP socket a
+   * query, a stub resolver's 5 s timeout); it ends by itself after `maxMs`.
+   */
+  dnsProbe(node: string, id: string, maxMs: number): ProbeRun {
+    return startProbe(this.lab, `${this.host(node).dir.dir}/${taskNetnsName(id)}`, { target: '127.0.0.11:53', maxMs, intervalMs: 20, timeoutMs: 5000, dns: true });
   }
 
   /** The tasks of `services` as they run now: store record plus the pid the agent keeps for each. */

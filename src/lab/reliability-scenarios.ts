@@ -108,7 +108,7 @@ async function measure(rl: ReliabilityLab, spec: MeasureSpec, fault: () => Promi
   return result;
 }
 
-/** An agent restart on host-a; probing goes on until the old lease's TTL + 5 s. */
+/** An agent restart on host-a; the probes (the published port, and names inside a task of host-a) go on until the old lease's TTL + 5 s. */
 function restart(name: 'graceful_restart' | 'crash_restart', signal: NodeJS.Signals): Scenario {
   const title = signal === 'SIGTERM' ? 'graceful agent restart (SIGTERM, start again)' : 'crash restart (SIGKILL, start again)';
   return {
@@ -119,28 +119,47 @@ function restart(name: 'graceful_restart' | 'crash_restart', signal: NodeJS.Sign
       const ttlMs = rl.leaseTtlSeconds * 1000;
       return measure(rl, { name, title, bound: { kind: 'none' }, baseline: [LAB_SERVICES.web], probed: LAB_SERVICES.web, maxProbeMs: ttlMs + 40_000 }, async () => {
         const before = await rl.fingerprints(['web']);
-        const marks = rl.logMarks();
-        const faultAt = Date.now();
-        await rl.restartAgent('host-a', signal);
-        const restartedAt = Date.now();
-        const started = await rl.waitForLogEvent('host-a', 'agent.started', marks, 30_000);
-        const startedAt = Date.now();
-        // Past the old lease's expiry the store drops whatever the old agent held under it, unless the new one took it over.
-        const probeUntil = restartedAt + ttlMs + 5000;
-        await sleepUntil(probeUntil);
-        const changes = taskChanges(before, await rl.fingerprints(['web']));
-        const registered = (await rl.nodeLease('host-a')) !== undefined;
-        const violations = [
-          ...(started ? [] : ['the new agent on host-a did not log agent.started within 30 s']),
-          ...(rl.agentAlive('host-a') ? [] : ['the new agent on host-a exited']),
-          ...(registered ? [] : [`host-a is not registered ${rl.leaseTtlSeconds + 5} s after the restart`]),
-        ];
-        return {
-          faultAt,
-          probeUntil,
-          violations,
-          figures: { agentDownMs: restartedAt - faultAt, startedAfterMs: started ? startedAt - faultAt : null, taskChanges: changes.length ? changes.join('; ') : 0 },
-        };
+        // Lookups inside a task of host-a go on through the restart: they wait in the resolver's kept sockets.
+        const local = before.find((t) => t.node === 'host-a');
+        if (!local) throw new Error('web has no task on host-a to look names up from');
+        const lookups = rl.dnsProbe('host-a', local.id, ttlMs + 40_000);
+        try {
+          await lookups.waitForAttempts(20);
+          const marks = rl.logMarks();
+          const faultAt = Date.now();
+          await rl.restartAgent('host-a', signal);
+          const restartedAt = Date.now();
+          const started = await rl.waitForLogEvent('host-a', 'agent.started', marks, 30_000);
+          const startedAt = Date.now();
+          // Past the old lease's expiry the store drops whatever the old agent held under it, unless the new one took it over.
+          const probeUntil = restartedAt + ttlMs + 5000;
+          await sleepUntil(probeUntil);
+          const changes = taskChanges(before, await rl.fingerprints(['web']));
+          const registered = (await rl.nodeLease('host-a')) !== undefined;
+          const dns = (await lookups.stop()).attempts;
+          const lost = dns.filter((a) => a.outcome !== 'ok');
+          const violations = [
+            ...(lost.length === 0 ? [] : [`${lost.length} of ${dns.length} lookups inside ${local.service}.${local.slot} on host-a failed (first: ${lost[0]!.outcome} ${lost[0]!.detail ?? ''})`]),
+            ...(started ? [] : ['the new agent on host-a did not log agent.started within 30 s']),
+            ...(rl.agentAlive('host-a') ? [] : ['the new agent on host-a exited']),
+            ...(registered ? [] : [`host-a is not registered ${rl.leaseTtlSeconds + 5} s after the restart`]),
+          ];
+          return {
+            faultAt,
+            probeUntil,
+            violations,
+            figures: {
+              agentDownMs: restartedAt - faultAt,
+              startedAfterMs: started ? startedAt - faultAt : null,
+              taskChanges: changes.length ? changes.join('; ') : 0,
+              lookups: dns.length,
+              lookupsFailed: lost.length,
+              slowestLookupMs: Math.max(0, ...dns.map((a) => a.ms)),
+            },
+          };
+        } finally {
+          await lookups.stop().catch(() => undefined);
+        }
       });
     },
   };
