@@ -97,6 +97,12 @@ interface Served {
   reject: (err: Error) => void;
 }
 
+/** Closes this thread's copies of a namespace's two sockets. */
+function closePair(fds: SocketFds): void {
+  closeFd(fds.udp);
+  closeFd(fds.tcp);
+}
+
 /** A worker that stayed up this long had a healthy life: its next death restarts it at once again. */
 const HEALTHY_UPTIME_MS = 60_000;
 
@@ -294,15 +300,13 @@ export class DnsService {
   private keepFds(entry: Served, fds: SocketFds | undefined): void {
     if (!fds) return;
     if (entry.detached || this.closed) {
-      closeFd(fds.udp);
-      closeFd(fds.tcp);
+      closePair(fds);
       return;
     }
     const fresh = entry.fds === null;
     // Copies of sockets held already (a worker served them again) replace the old copies of the same sockets.
     if (entry.fds) {
-      closeFd(entry.fds.udp);
-      closeFd(entry.fds.tcp);
+      closePair(entry.fds);
     }
     entry.fds = fds;
     if (fresh) this.onSocketsChanged('sockets');
@@ -310,8 +314,7 @@ export class DnsService {
 
   private dropFds(entry: Served): void {
     if (!entry.fds) return;
-    closeFd(entry.fds.udp);
-    closeFd(entry.fds.tcp);
+    closePair(entry.fds);
     entry.fds = null;
     this.onSocketsChanged('sockets');
   }
@@ -355,8 +358,7 @@ export class DnsService {
         entry.fds = held.fds;
         entry.port = held.port;
       } else {
-        closeFd(held.fds.udp);
-        closeFd(held.fds.tcp);
+        closePair(held.fds);
         this.onSocketsChanged('sockets');
       }
     }
@@ -423,8 +425,7 @@ export class DnsService {
     const held = this.held.get(netnsPath);
     if (!held) return;
     this.held.delete(netnsPath);
-    closeFd(held.fds.udp);
-    closeFd(held.fds.tcp);
+    closePair(held.fds);
     this.onSocketsChanged('sockets');
   }
 
@@ -512,15 +513,13 @@ export class DnsService {
       entry.reject(new DnsServiceClosedError('closed'));
       // This thread's copies; a keeper's stay open, and the next agent serves them.
       if (entry.fds) {
-        closeFd(entry.fds.udp);
-        closeFd(entry.fds.tcp);
+        closePair(entry.fds);
         entry.fds = null;
       }
     }
     this.owner.clear();
     for (const h of this.held.values()) {
-      closeFd(h.fds.udp);
-      closeFd(h.fds.tcp);
+      closePair(h.fds);
     }
     this.held.clear();
     await Promise.all(slots.map((s) => s.worker?.terminate()));
