@@ -10,9 +10,9 @@ import { parseUpstreams } from './forwarder.js';
 import { validateNameView, type NameView } from './name-view.js';
 import { RESOLVER_ADDRESS } from './namespace-server.js';
 import { stableResolverPort } from './resolver-port.js';
+import { closePair, dupPair } from './sockets.js';
 import { tcpLimits, type TcpLimits } from './tcp-session.js';
 import type { SocketFds, WorkerMessage, WorkerReply, WorkerRequest, WorkerSettings } from './worker-protocol.js';
-import { closeFd, dupFd } from '../runtime/process-fds.js';
 import type { HeldSockets, KeptSockets } from './socket-keeper.js';
 
 /** Options of the resolver service. */
@@ -95,12 +95,6 @@ interface Served {
   ready: Promise<number>;
   resolve: (port: number) => void;
   reject: (err: Error) => void;
-}
-
-/** Closes this thread's copies of a namespace's two sockets. */
-function closePair(fds: SocketFds): void {
-  closeFd(fds.udp);
-  closeFd(fds.tcp);
 }
 
 /** A worker that stayed up this long had a healthy life: its next death restarts it at once again. */
@@ -250,11 +244,8 @@ export class DnsService {
     let sent: SocketFds | undefined;
     if (entry.fds) {
       try {
-        sent = { udp: dupFd(entry.fds.udp), tcp: -1 };
-        sent.tcp = dupFd(entry.fds.tcp);
+        sent = dupPair(entry.fds);
       } catch (err) {
-        if (sent) closeFd(sent.udp);
-        sent = undefined;
         this.log.warn({ event: 'dns.sockets_not_reused', netns: path, error: (err as Error).message });
         this.dropFds(entry);
       }

@@ -14,8 +14,7 @@ import { emptyDnsCounters } from './dns-counters.js';
 import type { Upstream } from './forwarder.js';
 import type { NameView } from './name-view.js';
 import { NamespaceServer } from './namespace-server.js';
-import { queryUdpSocket } from './sockets.js';
-import { closeFd, dupFd } from '../runtime/process-fds.js';
+import { closePair, dupPair, queryUdpSocket } from './sockets.js';
 import type { SocketFds, WorkerLog, WorkerMessage, WorkerRequest, WorkerSettings } from './worker-protocol.js';
 
 const settings = workerData as WorkerSettings;
@@ -55,7 +54,7 @@ function compile(view: NameView) {
 
 function attach(path: string, view: NameView, listenPort: number, prefer: number, fds: SocketFds | undefined): Promise<{ port: number; fds: SocketFds }> {
   if (servers.has(path) || attaching.has(path)) {
-    if (fds) closeHeld(fds);
+    if (fds) closePair(fds);
     return Promise.reject(new Error('already attached'));
   }
   const entry = { done: Promise.resolve(), latest: null as NameView | null };
@@ -63,11 +62,6 @@ function attach(path: string, view: NameView, listenPort: number, prefer: number
   entry.done = opened.then(() => undefined);
   attaching.set(path, entry);
   return opened;
-}
-
-function closeHeld(fds: SocketFds): void {
-  closeFd(fds.udp);
-  closeFd(fds.tcp);
 }
 
 async function openServer(path: string, view: NameView, listenPort: number, prefer: number, fds: SocketFds | undefined, entry: { latest: NameView | null }): Promise<{ port: number; fds: SocketFds }> {
@@ -95,16 +89,7 @@ async function openServer(path: string, view: NameView, listenPort: number, pref
   servers.set(path, server);
   // Duplicated here, on this thread, before the reply: the service's copies must not depend on this
   // worker living on (node closes its own descriptors when the worker ends).
-  const own = server.fds;
-  const udp = dupFd(own.udp);
-  let tcp: number;
-  try {
-    tcp = dupFd(own.tcp);
-  } catch (err) {
-    closeFd(udp);
-    throw err;
-  }
-  return { port: server.port, fds: { udp, tcp } };
+  return { port: server.port, fds: dupPair(server.fds) };
 }
 
 /** Handles one request; an attach resolves to the port it bound and copies of its sockets. */

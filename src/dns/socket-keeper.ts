@@ -80,6 +80,12 @@ export function withViews(layout: Manifest['sockets'], views: ReadonlyMap<string
   return { sockets, views: stored };
 }
 
+function viewsByPath(sockets: KeptSockets): Map<string, NameView> {
+  const views = new Map<string, NameView>();
+  for (const s of sockets) if (s.view) views.set(s.path, s.view);
+  return views;
+}
+
 /** Options of the keeper. */
 export interface SocketKeeperOptions {
   /** The agent's state directory: the manifest lives there, and it names this agent's keeper. */
@@ -178,9 +184,7 @@ export class ResolverSocketKeeper {
   /** Rewrites the manifest of the running keeper with the views `sockets` carry; its descriptors stay. */
   private recordViews(sockets: KeptSockets): void {
     if (!this.current) return;
-    const views = new Map<string, NameView>();
-    for (const s of sockets) if (s.view) views.set(s.path, s.view);
-    this.writeManifest({ version: 1, ...this.current, ...withViews(this.layout, views) });
+    this.writeManifest({ version: 1, ...this.current, ...withViews(this.layout, viewsByPath(sockets)) });
   }
 
   private writeManifest(manifest: Manifest | null): void {
@@ -225,9 +229,7 @@ export class ResolverSocketKeeper {
         this.log.warn({ event: 'dns.keeper_failed', error: 'the keeper did not start' });
         return;
       }
-      const views = new Map<string, NameView>();
-      for (const s of sockets) if (s.view) views.set(s.path, s.view);
-      manifest = { version: 1, pid: stat.pid, startTime: stat.startTime, ...withViews(layout, views) };
+      manifest = { version: 1, pid: stat.pid, startTime: stat.startTime, ...withViews(layout, viewsByPath(sockets)) };
     }
     this.writeManifest(manifest);
     this.current = manifest ? { pid: manifest.pid, startTime: manifest.startTime } : null;

@@ -5,6 +5,8 @@
 import { createSocket, type Socket as UdpSocket, type SocketOptions } from 'node:dgram';
 import { isIPv4, type Server } from 'node:net';
 import { AF_INET, bind, close, SOCK_CLOEXEC, SOCK_NONBLOCK, sockaddrIn, socket, socketErrno } from '../sandbox/libc-sockets.js';
+import { closeFd, dupFd } from '../runtime/process-fds.js';
+import type { SocketFds } from './worker-protocol.js';
 
 const SOCK_DGRAM = 2;
 const EADDRINUSE = 98;
@@ -51,6 +53,23 @@ export function boundUdpFd(address: string, port: number): number {
     throw Object.assign(new Error(`bind ${address}:${port} failed: errno ${errno}`), { code: errno === EADDRINUSE ? 'EADDRINUSE' : 'EBIND', errno });
   }
   return fd;
+}
+
+/** Copies of a namespace's two socket descriptors that stay open whatever happens to the originals (all or none). */
+export function dupPair(fds: SocketFds): SocketFds {
+  const udp = dupFd(fds.udp);
+  try {
+    return { udp, tcp: dupFd(fds.tcp) };
+  } catch (err) {
+    closeFd(udp);
+    throw err;
+  }
+}
+
+/** Closes copies made by dupPair (or taken from the keeper). */
+export function closePair(fds: SocketFds): void {
+  closeFd(fds.udp);
+  closeFd(fds.tcp);
 }
 
 /** Serves the bound UDP socket `fd` through node's dgram, which owns (and closes) it from here. */
